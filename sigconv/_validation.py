@@ -1,0 +1,116 @@
+"""Validation helpers shared by every public op: one helper per concept.
+
+The public wrappers call these once at the boundary; the kernels may then
+assume valid, contiguous arrays of a native float dtype.
+"""
+import numbers
+
+import numpy as np
+
+from .errors import ArgumentError, DTypeError, ShapeError
+
+#: dtypes the kernels compute in natively.
+NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_tuple(value, n, name, *, minimum=None):
+    """Expand an int (or a length-``n`` sequence of ints) to a tuple of ``n`` ints.
+
+    Raises :class:`ArgumentError` naming ``name`` when the value is not an
+    integer, has the wrong length, or is below ``minimum``.
+    """
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+        values = (int(value),) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise ArgumentError(
+                f"{name} must be an int or a sequence of {n} ints, got {value!r}"
+            ) from None
+        if len(values) != n:
+            raise ArgumentError(
+                f"{name} must have one value per spatial axis ({n}), got {value!r}"
+            )
+        if not all(isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
+                   for v in values):
+            raise ArgumentError(f"{name} must hold ints, got {value!r}")
+        values = tuple(int(v) for v in values)
+    if minimum is not None and any(v < minimum for v in values):
+        raise ArgumentError(f"{name} must be >= {minimum} on every axis, got {value!r}")
+    return values
+
+
+def check_choice(value, name, choices):
+    """Raise :class:`ArgumentError` listing every accepted value unless ``value`` is one."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ArgumentError(f"{name} must be one of {listed}; got {value!r}")
+    return value
+
+
+def _float_dtype_of(dtype, name):
+    """The dtype an array of ``dtype`` is computed in, or None for bool/int (undecided)."""
+    if dtype in NATIVE_DTYPES:
+        return dtype
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "biu":
+        return None
+    raise DTypeError(
+        f"{name} has dtype {dtype}; sigconv computes in float32 or float64 "
+        "(bool, integer and float16 arrays are converted; complex, object and "
+        "other dtypes are not supported)"
+    )
+
+
+def result_dtype(**arrays):
+    """The one dtype rule of sigconv, applied to named arrays (``None`` entries are skipped).
+
+    float32 and float64 are computed natively; float16 is computed in float32;
+    bool and integer arrays take the float dtype of the other operands, or
+    float64 when no operand is floating.  Two floating operands of different
+    precision raise :class:`DTypeError` (cast one of them explicitly).
+    """
+    given, chosen = {}, {}
+    for name, array in arrays.items():
+        if array is None:
+            continue
+        given[name] = np.dtype(array.dtype if hasattr(array, "dtype") else np.asarray(array).dtype)
+        dtype = _float_dtype_of(given[name], name)
+        if dtype is not None:
+            chosen[name] = dtype
+    kinds = set(chosen.values())
+    if len(kinds) > 1:
+        described = " but ".join(f"{name} is {given[name]}" for name in chosen)
+        raise DTypeError(
+            f"dtypes do not match: {described}; cast them to one float dtype "
+            "(for example with .astype(np.float32))"
+        )
+    return kinds.pop() if kinds else np.dtype(np.float64)
+
+
+def as_float_array(array, dtype, name):
+    """``array`` as a C-contiguous array of ``dtype`` (a copy only when needed)."""
+    try:
+        result = np.ascontiguousarray(array, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(f"{name} cannot be converted to {dtype}: {exc}") from None
+    return result
+
+
+def check_batch(x, name="x", *, min_spatial=1, max_spatial=3):
+    """Check ``x`` is ``(N, C, *spatial)`` with 1-3 spatial axes; return the spatial rank."""
+    ndim = np.ndim(x)
+    if ndim < 2 + min_spatial or ndim > 2 + max_spatial:
+        raise ShapeError(
+            f"{name} must have shape (N, C, *spatial) with {min_spatial} to {max_spatial} "
+            f"spatial axes, got shape {np.shape(x)} ({ndim}-d)"
+        )
+    return ndim - 2
+
+
+def check_spatial_nonempty(shape, name="x"):
+    """Raise :class:`ShapeError` if any spatial axis of ``shape`` has length 0."""
+    if any(n == 0 for n in shape[2:]):
+        raise ShapeError(f"{name} has a zero-length spatial axis: shape {tuple(shape)}")

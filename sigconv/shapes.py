@@ -1,0 +1,197 @@
+r"""Output-size and padding formulas, in one place.
+
+Notation (per spatial axis, as in Chainer's ``conv_nd`` and the chapter):
+``n`` input size, ``k`` kernel size, ``s`` stride, ``d`` dilation, ``lo`` and
+``hi`` the zeros added before and after the input.  The dilated kernel spans
+``e = (k - 1) * d + 1`` samples and the output size is
+
+.. math:: m = \lfloor (n + lo + hi - e) / s \rfloor + 1 .
+
+Padding modes (:func:`resolve_padding`):
+
+``"valid"``
+    no padding, ``m = floor((n - e) / s) + 1``.
+``"same"``
+    ``m = ceil(n / s)`` for any stride; the total padding
+    ``max((m - 1) * s + e - n, 0)`` is split with the odd sample after the
+    input (PyTorch's and TensorFlow's rule) for cross-correlation, and before
+    it for true convolution (``flip=True``), so that results equal
+    ``scipy.signal.convolve(..., mode="same")``.
+``"full"``
+    ``e - 1`` zeros on both sides: every partial overlap.
+int, tuple of ints, tuple of ``(lo, hi)`` pairs
+    explicit padding, symmetric or per side.
+"""
+import numbers
+
+import numpy as np
+
+from ._validation import as_tuple
+from .errors import ArgumentError, ShapeError
+
+PADDING_MODES = ("valid", "same", "full")
+
+__all__ = [
+    "PADDING_MODES",
+    "dilated_size",
+    "conv_output_size",
+    "conv_input_size",
+    "same_padding",
+    "resolve_padding",
+    "pool_output_size",
+]
+
+
+def dilated_size(kernel_size, dilation=1):
+    """Span of a dilated kernel, ``(k - 1) * d + 1`` (ints or tuples)."""
+    if isinstance(kernel_size, (numbers.Integral, np.integer)):
+        return (int(kernel_size) - 1) * int(dilation) + 1
+    n = len(kernel_size)
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel_size, as_tuple(dilation, n, "dilation")))
+
+
+def _per_axis(values, n):
+    return values if isinstance(values, tuple) else (values,) * n
+
+
+def same_padding(input_size, kernel_size, stride=1, dilation=1, *, flip=False):
+    """``(lo, hi)`` padding of one axis for ``"same"`` output ``ceil(n / s)``."""
+    out = -(-input_size // stride)
+    total = max((out - 1) * stride + dilated_size(kernel_size, dilation) - input_size, 0)
+    small, large = total // 2, total - total // 2
+    return (large, small) if flip else (small, large)
+
+
+def resolve_padding(padding, input_size, kernel_size, stride=1, dilation=1, *, flip=False):
+    """Turn any accepted ``padding`` into a tuple of ``(lo, hi)`` pairs, one per axis.
+
+    Parameters
+    ----------
+    padding : str, int, tuple of int or tuple of (int, int)
+        ``"valid"``, ``"same"``, ``"full"``, a symmetric int, one int per
+        axis, or one ``(lo, hi)`` pair per axis.
+    input_size, kernel_size : tuple of int
+        Spatial sizes; their length is the number of spatial axes.
+    stride, dilation : int or tuple of int
+    flip : bool
+        True convolution: ``"same"`` puts the odd sample before the input.
+
+    Returns
+    -------
+    tuple of (int, int)
+    """
+    n = len(input_size)
+    stride = as_tuple(stride, n, "stride", minimum=1)
+    dilation = as_tuple(dilation, n, "dilation", minimum=1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding == "same":
+            return tuple(same_padding(i, k, s, d, flip=flip)
+                         for i, k, s, d in zip(input_size, kernel_size, stride, dilation))
+        if padding == "full":
+            return tuple((e - 1, e - 1) for e in dilated_size(tuple(kernel_size), dilation))
+        raise ArgumentError(
+            "padding must be one of 'valid', 'same', 'full', an int, a tuple of ints "
+            f"or a tuple of (lo, hi) pairs; got {padding!r}"
+        )
+    if isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, bool):
+        pairs = ((int(padding), int(padding)),) * n
+    else:
+        try:
+            items = tuple(padding)
+        except TypeError:
+            raise ArgumentError(f"padding must be a str, an int or a tuple, got {padding!r}") from None
+        if len(items) != n:
+            raise ArgumentError(
+                f"padding must have one entry per spatial axis ({n}), got {padding!r}"
+            )
+        pairs = []
+        for item in items:
+            if isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, bool):
+                pairs.append((int(item), int(item)))
+            else:
+                pair = as_tuple(item, 2, "each (lo, hi) padding pair")
+                pairs.append(pair)
+        pairs = tuple(pairs)
+    if any(lo < 0 or hi < 0 for lo, hi in pairs):
+        raise ArgumentError(f"padding must be non-negative, got {padding!r}")
+    return pairs
+
+
+def conv_output_size(input_size, kernel_size, stride=1, padding="valid", dilation=1, *, flip=False):
+    """Spatial output size of a convolution.
+
+    Parameters
+    ----------
+    input_size, kernel_size : tuple of int
+    stride, dilation : int or tuple of int
+    padding : any value accepted by :func:`resolve_padding`
+
+    Returns
+    -------
+    tuple of int
+        May contain values < 1 when the kernel is larger than the padded
+        input; callers that need a non-empty output check that.
+    """
+    input_size, kernel_size = tuple(input_size), tuple(kernel_size)
+    n = len(input_size)
+    stride = as_tuple(stride, n, "stride", minimum=1)
+    dilation = as_tuple(dilation, n, "dilation", minimum=1)
+    pads = resolve_padding(padding, input_size, kernel_size, stride, dilation, flip=flip)
+    spans = dilated_size(kernel_size, dilation)
+    return tuple((i + lo + hi - e) // s + 1
+                 for i, (lo, hi), e, s in zip(input_size, pads, spans, stride))
+
+
+def conv_input_size(output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Inverse of :func:`conv_output_size`: the smallest input size giving ``output_size``.
+
+    Any input up to ``stride - 1`` samples longer gives the same output size.
+    ``padding`` must be explicit (int, ints or pairs): ``"same"`` and
+    ``"full"`` depend on the input size they are solving for.
+    """
+    output_size, kernel_size = tuple(output_size), tuple(kernel_size)
+    n = len(output_size)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = 0
+        else:
+            raise ArgumentError(
+                f"conv_input_size needs explicit padding, not {padding!r}; "
+                "for 'same' the input size is (output - 1) * stride + 1 up to output * stride"
+            )
+    stride = as_tuple(stride, n, "stride", minimum=1)
+    dilation = as_tuple(dilation, n, "dilation", minimum=1)
+    pads = resolve_padding(padding, output_size, kernel_size, stride, dilation)
+    spans = dilated_size(kernel_size, dilation)
+    return tuple((m - 1) * s + e - lo - hi
+                 for m, s, e, (lo, hi) in zip(output_size, stride, spans, pads))
+
+
+def pool_output_size(input_size, kernel_size, stride, padding=0, dilation=1, *, ceil_mode=False):
+    """Spatial output size of a pooling window, PyTorch's rule.
+
+    With ``ceil_mode`` the division rounds up, but the last window must start
+    inside the input or the left padding (it may not start in the right
+    padding).
+    """
+    input_size, kernel_size = tuple(input_size), tuple(kernel_size)
+    n = len(input_size)
+    stride = as_tuple(stride, n, "stride", minimum=1)
+    padding = as_tuple(padding, n, "padding", minimum=0)
+    dilation = as_tuple(dilation, n, "dilation", minimum=1)
+    sizes = []
+    for i, k, s, p, d in zip(input_size, kernel_size, stride, padding, dilation):
+        span = (k - 1) * d + 1
+        room = i + 2 * p - span
+        if room < 0:
+            raise ShapeError(
+                f"pooling window of span {span} is larger than the padded input "
+                f"(size {i} + 2 * padding {p}) on one axis"
+            )
+        m = (room + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (m - 1) * s >= i + p:
+            m -= 1
+        sizes.append(m)
+    return tuple(sizes)

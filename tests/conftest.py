@@ -1,0 +1,28 @@
+"""Shared fixtures: the real-data folder and the optional PyTorch oracle."""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+SHARED_DATA = pathlib.Path(os.environ.get(
+    "SIGCONV_SHARED_DATA", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path of ``../shared/data``; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {SHARED_DATA} (set SIGCONV_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """The PyTorch module as an oracle; skips the test when PyTorch is not installed."""
+    return pytest.importorskip("torch", reason="PyTorch is not installed; it is an optional oracle")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
