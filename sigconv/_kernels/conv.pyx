@@ -1,0 +1,359 @@
+# cython: language_level=3
+"""nogil kernels for N-d multi-channel convolution and its weight gradient.
+
+One code path for every rank: 1-D and 2-D inputs are 3-D inputs with
+length-1 leading axes.  Items are described by a table so that a dense batch
+and a batch of differently sized items run through the same loops::
+
+    items[n] = (x_offset, D, H, W, out_offset, Do, Ho, Wo, pad_d, pad_h, pad_w)
+
+``x_offset`` and ``out_offset`` index the flat input and output buffers, where
+item ``n`` is stored as a C-contiguous ``(C, D, H, W)`` block; ``pad_*`` are the
+zeros added before the input on each axis (the padding after the input is
+implied by the output size).
+
+The general operation computed here is the one XLA calls "conv general
+dilated": the input may be *input-dilated* by ``idil`` (``idil - 1`` zeros
+between samples), which turns the forward kernel into the input gradient of
+a strided convolution (the chapter's h(K, G, s)) with no second copy.
+
+Work is split into units ``(item, tile of output positions)``; OpenMP threads
+take units dynamically.  Each unit gathers its patch matrix into a
+thread-private workspace of bounded size (never an im2col buffer for the whole
+batch) and multiplies it with BLAS gemm from ``scipy.linalg.cython_blas``; the
+caller holds BLAS to one thread so that the two levels of threading do not
+oversubscribe the cores.  The direct path (``conv_forward_direct``) skips the
+patch matrix and accumulates shifted rows, for layers with few input channels
+where gemm's inner dimension would be tiny.
+"""
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset, memcpy
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cimport openmp
+import numpy as np
+
+ctypedef Py_ssize_t isize
+
+cdef enum:
+    # columns of the item table
+    X_OFF = 0
+    OUT_OFF = 4
+
+cdef struct Geometry:
+    isize k[3]       # kernel size per axis (D, H, W)
+    isize s[3]       # stride
+    isize dil[3]     # kernel dilation
+    isize idil[3]    # input dilation (1 for a forward convolution)
+    isize cin_g      # input channels per group
+    isize cout_g     # output channels per group
+    isize groups
+    isize ck         # rows of the patch matrix: cin_g * prod(k)
+
+
+cdef inline isize floor_div(isize a, isize b) noexcept nogil:
+    """Floor division for a possibly negative numerator and a positive divisor."""
+    if a >= 0:
+        return a // b
+    return -((-a + b - 1) // b)
+
+
+cdef inline void gemm(char* transa, char* transb, int m, int n, int k,
+                      floating alpha, const floating* a, int lda,
+                      const floating* b, int ldb, floating beta,
+                      floating* c, int ldc) noexcept nogil:
+    """Column-major BLAS gemm, C = alpha op(A) op(B) + beta C, for either float type."""
+    if floating is float:
+        sgemm(transa, transb, &m, &n, &k, &alpha, <float*>a, &lda, <float*>b, &ldb,
+              &beta, c, &ldc)
+    else:
+        dgemm(transa, transb, &m, &n, &k, &alpha, <double*>a, &lda, <double*>b, &ldb,
+              &beta, c, &ldc)
+
+
+cdef inline isize axis_index(isize z, isize size, isize idil) noexcept nogil:
+    """Index into an axis of ``size`` samples input-dilated by ``idil``, or -1 in a gap/padding."""
+    if z < 0:
+        return -1
+    if idil == 1:
+        return z if z < size else -1
+    if z % idil != 0:
+        return -1
+    z = z // idil
+    return z if z < size else -1
+
+
+cdef inline void row_op(floating* dst, const floating* src, isize width, isize first,
+                        isize count, isize step, isize offset, isize idil,
+                        floating alpha, bint accumulate) noexcept nogil:
+    """``dst[j] (+)= alpha * row[(first + j) * step + offset]`` for ``j < count``.
+
+    ``row`` is ``src`` (``width`` samples) input-dilated by ``idil`` and zero
+    outside; with ``accumulate`` false the values are copied (alpha unused).
+    """
+    cdef isize j, j_lo, j_hi, base, z, i
+    if idil == 1:
+        base = first * step + offset
+        # valid j: 0 <= base + j * step < width
+        j_lo = 0 if base >= 0 else (-base + step - 1) // step
+        j_hi = floor_div(width - 1 - base, step) + 1
+        if j_lo > count:
+            j_lo = count
+        if j_hi > count:
+            j_hi = count
+        if j_hi < j_lo:
+            j_hi = j_lo
+        if accumulate:
+            if step == 1:
+                for j in range(j_lo, j_hi):
+                    dst[j] += alpha * src[base + j]
+            else:
+                for j in range(j_lo, j_hi):
+                    dst[j] += alpha * src[base + j * step]
+            return
+        if j_lo > 0:
+            memset(dst, 0, j_lo * sizeof(floating))
+        if step == 1:
+            if j_hi > j_lo:
+                memcpy(dst + j_lo, src + base + j_lo, (j_hi - j_lo) * sizeof(floating))
+        else:
+            for j in range(j_lo, j_hi):
+                dst[j] = src[base + j * step]
+        if count > j_hi:
+            memset(dst + j_hi, 0, (count - j_hi) * sizeof(floating))
+        return
+    for j in range(count):
+        i = axis_index((first + j) * step + offset, width, idil)
+        if accumulate:
+            if i >= 0:
+                dst[j] += alpha * src[i]
+        else:
+            dst[j] = src[i] if i >= 0 else 0
+
+
+cdef void gather_patches(const floating* x, const isize* item, const Geometry* g,
+                         isize p0, isize p1, floating* col) noexcept nogil:
+    """Patch matrix of one group of one item for output positions ``[p0, p1)``.
+
+    ``x`` points at the group's first input channel; ``col`` receives a
+    row-major ``(cin_g * kd * kh * kw, p1 - p0)`` matrix.
+    """
+    cdef isize D = item[1], H = item[2], W = item[3]
+    cdef isize Ho = item[6], Wo = item[7]
+    cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
+    cdef isize L = p1 - p0, HW = H * W, DHW = D * H * W
+    cdef isize p = p0, od, oh, ow, rem, seg, r, ci, kd, kh, kw, id_, ih
+    cdef floating* dst
+    while p < p1:
+        od = p // (Ho * Wo)
+        rem = p - od * Ho * Wo
+        oh = rem // Wo
+        ow = rem - oh * Wo
+        seg = Wo - ow
+        if seg > p1 - p:
+            seg = p1 - p
+        r = 0
+        for ci in range(g.cin_g):
+            for kd in range(g.k[0]):
+                id_ = axis_index(od * g.s[0] - pad_d + kd * g.dil[0], D, g.idil[0])
+                for kh in range(g.k[1]):
+                    ih = axis_index(oh * g.s[1] - pad_h + kh * g.dil[1], H, g.idil[1])
+                    for kw in range(g.k[2]):
+                        dst = col + r * L + (p - p0)
+                        if id_ < 0 or ih < 0:
+                            memset(dst, 0, seg * sizeof(floating))
+                        else:
+                            row_op(dst, x + ci * DHW + id_ * HW + ih * W, W, ow, seg,
+                                   g.s[2], kw * g.dil[2] - pad_w, g.idil[2], 0, False)
+                        r += 1
+        p += seg
+
+
+cdef void direct_tile(const floating* x, const floating* w, const isize* item,
+                      const Geometry* g, isize p0, isize p1, floating* out,
+                      isize P) noexcept nogil:
+    """Accumulate one group's outputs ``[p0, p1)`` tap by tap, without a patch matrix.
+
+    ``out`` points at the group's first output channel (already zeroed or
+    holding the bias); ``w`` at the group's first filter.
+    """
+    cdef isize D = item[1], H = item[2], W = item[3]
+    cdef isize Ho = item[6], Wo = item[7]
+    cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
+    cdef isize HW = H * W, DHW = D * H * W
+    cdef isize p = p0, od, oh, ow, rem, seg, co, ci, kd, kh, kw, id_, ih, r
+    cdef const floating* wrow
+    while p < p1:
+        od = p // (Ho * Wo)
+        rem = p - od * Ho * Wo
+        oh = rem // Wo
+        ow = rem - oh * Wo
+        seg = Wo - ow
+        if seg > p1 - p:
+            seg = p1 - p
+        for co in range(g.cout_g):
+            wrow = w + co * g.ck
+            r = 0
+            for ci in range(g.cin_g):
+                for kd in range(g.k[0]):
+                    id_ = axis_index(od * g.s[0] - pad_d + kd * g.dil[0], D, g.idil[0])
+                    for kh in range(g.k[1]):
+                        ih = axis_index(oh * g.s[1] - pad_h + kh * g.dil[1], H, g.idil[1])
+                        if id_ >= 0 and ih >= 0:
+                            for kw in range(g.k[2]):
+                                row_op(out + co * P + p, x + ci * DHW + id_ * HW + ih * W,
+                                       W, ow, seg, g.s[2], kw * g.dil[2] - pad_w,
+                                       g.idil[2], wrow[r + kw], True)
+                        r += g.k[2]
+        p += seg
+
+
+cdef Geometry make_geometry(tuple kernel, tuple stride, tuple dilation, tuple idil,
+                            isize cin, isize cout, isize groups):
+    cdef Geometry g
+    cdef int a
+    for a in range(3):
+        g.k[a] = kernel[a]
+        g.s[a] = stride[a]
+        g.dil[a] = dilation[a]
+        g.idil[a] = idil[a]
+    g.groups = groups
+    g.cin_g = cin // groups
+    g.cout_g = cout // groups
+    g.ck = g.cin_g * g.k[0] * g.k[1] * g.k[2]
+    return g
+
+
+cdef tuple split_units(const isize[:, ::1] items, isize tile, int threads):
+    """Work units ``(item, p0, p1)``: tiles of at most ``tile`` output positions.
+
+    Tiles shrink when there are fewer items than threads, so both cores work.
+    """
+    cdef isize n, p, P, total = 0, largest = 0, count = 0, t
+    for n in range(items.shape[0]):
+        P = items[n, 5] * items[n, 6] * items[n, 7]
+        total += P
+        largest = max(largest, P)
+    if threads > 1 and total > 0:
+        tile = min(tile, max(64, (total + 2 * threads - 1) // (2 * threads)))
+    tile = max(tile, 1)
+    for n in range(items.shape[0]):
+        P = items[n, 5] * items[n, 6] * items[n, 7]
+        count += (P + tile - 1) // tile
+    units = np.empty((count, 3), dtype=np.intp)
+    cdef isize[:, ::1] u = units
+    t = 0
+    for n in range(items.shape[0]):
+        P = items[n, 5] * items[n, 6] * items[n, 7]
+        p = 0
+        while p < P:
+            u[t, 0] = n
+            u[t, 1] = p
+            u[t, 2] = min(p + tile, P)
+            p += tile
+            t += 1
+    return units, tile
+
+
+def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out,
+                 const isize[:, ::1] items, isize cin, isize cout, isize groups,
+                 tuple kernel, tuple stride, tuple dilation, tuple input_dilation,
+                 const floating[::1] bias, bint direct, isize workspace_bytes):
+    """out[item] = conv(x[item], w) (+ bias) for every item of the table.
+
+    ``w`` is the flat ``(cout, cin // groups, kd, kh, kw)`` filter bank; ``bias``
+    is empty or of length ``cout``; ``direct`` selects the tap-by-tap path.
+    """
+    cdef Geometry g = make_geometry(kernel, stride, dilation, input_dilation, cin, cout, groups)
+    cdef int threads = openmp.omp_get_max_threads()
+    cdef isize itemsize = sizeof(floating)
+    cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
+    units_arr, tile = split_units(items, tile, threads)
+    cdef isize[:, ::1] units = units_arr
+    cdef isize ws_size = 0 if direct else g.ck * tile
+    workspace = np.empty(max(ws_size * threads, 1), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] ws = workspace
+    cdef isize nunits = units.shape[0], u, n, p0, p1, P, grp, co, p, x_off, o_off
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef floating* col
+    cdef floating* o
+    cdef const floating* xp = &x[0] if x.shape[0] > 0 else NULL
+    cdef const floating* wp = &w[0]
+    cdef floating* op = &out[0]
+    cdef floating* wsp = &ws[0]
+    with nogil:
+        for u in prange(nunits, schedule="dynamic", chunksize=1, num_threads=threads):
+            n = units[u, 0]
+            p0 = units[u, 1]
+            p1 = units[u, 2]
+            P = items[n, 5] * items[n, 6] * items[n, 7]
+            x_off = items[n, X_OFF]
+            o_off = items[n, OUT_OFF]
+            col = wsp + threadid() * ws_size
+            for grp in range(g.groups):
+                o = op + o_off + grp * g.cout_g * P
+                if direct:
+                    for co in range(g.cout_g):
+                        for p in range(p0, p1):
+                            o[co * P + p] = bias[grp * g.cout_g + co] if has_bias else 0
+                    direct_tile(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
+                                wp + grp * g.cout_g * g.ck, &items[n, 0], &g, p0, p1, o, P)
+                else:
+                    gather_patches(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
+                                   &items[n, 0], &g, p0, p1, col)
+                    gemm("N", "N", <int>(p1 - p0), <int>g.cout_g, <int>g.ck, 1, col, <int>(p1 - p0),
+                         wp + grp * g.cout_g * g.ck, <int>g.ck, 0, o + p0, <int>P)
+                    if has_bias:
+                        for co in range(g.cout_g):
+                            for p in range(p0, p1):
+                                o[co * P + p] += bias[grp * g.cout_g + co]
+
+
+def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floating[::1] grad_w,
+                     const isize[:, ::1] items, isize cin, isize cout, isize groups,
+                     tuple kernel, tuple stride, tuple dilation, isize workspace_bytes):
+    """grad_w = sum over items and positions of grad_out x patch (the chapter's g(G, V, s)).
+
+    Each thread accumulates into a private copy of ``grad_w``; the copies are
+    summed at the end, so the result does not depend on the schedule beyond
+    floating-point summation order.
+    """
+    cdef Geometry g = make_geometry(kernel, stride, dilation, (1, 1, 1), cin, cout, groups)
+    cdef int threads = openmp.omp_get_max_threads()
+    cdef isize itemsize = sizeof(floating)
+    cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
+    units_arr, tile = split_units(items, tile, threads)
+    cdef isize[:, ::1] units = units_arr
+    cdef isize ws_size = g.ck * tile
+    cdef isize wsize = g.cout_g * g.groups * g.ck
+    dtype = np.float32 if floating is float else np.float64
+    workspace = np.empty(max(ws_size * threads, 1), dtype=dtype)
+    partial = np.zeros((threads, wsize), dtype=dtype)
+    cdef floating[::1] ws = workspace
+    cdef floating[:, ::1] acc = partial
+    cdef isize nunits = units.shape[0], u, n, p0, p1, P, grp, t, i
+    cdef floating* col
+    cdef const floating* xp = &x[0] if x.shape[0] > 0 else NULL
+    cdef const floating* gp = &grad_out[0] if grad_out.shape[0] > 0 else NULL
+    cdef floating* wsp = &ws[0]
+    cdef floating* accp = &acc[0, 0]
+    with nogil:
+        for u in prange(nunits, schedule="dynamic", chunksize=1, num_threads=threads):
+            n = units[u, 0]
+            p0 = units[u, 1]
+            p1 = units[u, 2]
+            P = items[n, 5] * items[n, 6] * items[n, 7]
+            t = threadid()
+            col = wsp + t * ws_size
+            for grp in range(g.groups):
+                gather_patches(xp + items[n, X_OFF] + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
+                               &items[n, 0], &g, p0, p1, col)
+                gemm("T", "N", <int>g.ck, <int>g.cout_g, <int>(p1 - p0), 1, col, <int>(p1 - p0),
+                     gp + items[n, OUT_OFF] + grp * g.cout_g * P + p0, <int>P, 1,
+                     accp + t * wsize + grp * g.cout_g * g.ck, <int>g.ck)
+        for i in range(wsize):
+            grad_w[i] = 0
+            for t in range(threads):
+                grad_w[i] += acc[t, i]
