@@ -170,28 +170,76 @@ def conv_input_size(output_size, kernel_size, stride=1, padding=0, dilation=1):
 
 
 def pool_output_size(input_size, kernel_size, stride, padding=0, dilation=1, *, ceil_mode=False):
-    """Spatial output size of a pooling window, PyTorch's rule.
+    r"""Spatial output size of a pooling window, PyTorch's rule.
+
+    Per axis, with span ``e = (k - 1) * d + 1`` and symmetric padding ``p``:
+
+    .. math:: m = \lfloor (n + 2p - e) / s \rfloor + 1
 
     With ``ceil_mode`` the division rounds up, but the last window must start
     inside the input or the left padding (it may not start in the right
-    padding).
+    padding), so ``m`` drops by one when ``(m - 1) s >= n + p``.
+
+    Raises
+    ------
+    ShapeError
+        When the window spans more samples than the padded input on some axis.
     """
     input_size, kernel_size = tuple(input_size), tuple(kernel_size)
     n = len(input_size)
+    kernel_size = as_tuple(kernel_size, n, "kernel_size", minimum=1)
     stride = as_tuple(stride, n, "stride", minimum=1)
     padding = as_tuple(padding, n, "padding", minimum=0)
     dilation = as_tuple(dilation, n, "dilation", minimum=1)
     sizes = []
-    for i, k, s, p, d in zip(input_size, kernel_size, stride, padding, dilation):
+    for axis, (i, k, s, p, d) in enumerate(zip(input_size, kernel_size, stride, padding, dilation)):
         span = (k - 1) * d + 1
         room = i + 2 * p - span
         if room < 0:
+            spanned = f"{span} samples (kernel_size {k}, dilation {d})" if d > 1 else f"{k} samples"
             raise ShapeError(
-                f"pooling window of span {span} is larger than the padded input "
-                f"(size {i} + 2 * padding {p}) on one axis"
+                f"kernel_size {tuple(kernel_size)} is larger than the padded input: on spatial "
+                f"axis {axis} the window spans {spanned} but the input has {i} samples plus "
+                f"2 * padding {p} = {i + 2 * p}; use a smaller kernel_size or a larger input"
             )
         m = (room + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (m - 1) * s >= i + p:
             m -= 1
         sizes.append(m)
     return tuple(sizes)
+
+
+def adaptive_pool_windows(input_size, output_size):
+    """Windows of adaptive pooling along one axis, PyTorch's rule.
+
+    Output ``i`` of ``m`` pools input samples ``[floor(i * n / m), ceil((i + 1) * n / m))``
+    of ``n``; neighbouring windows overlap by at most one sample.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(start, end)`` of each of the ``output_size`` windows.
+    """
+    n, m = int(input_size), int(output_size)
+    if n < 1 or m < 1:
+        raise ShapeError(
+            f"adaptive pooling needs input and output sizes >= 1, got input {n}, output {m}")
+    return [((i * n) // m, -(-(i + 1) * n // m)) for i in range(m)]
+
+
+def unpool_output_size(input_size, kernel_size, stride, padding=0):
+    """Default spatial output size of max unpooling, the inverse of :func:`pool_output_size`.
+
+    ``(m - 1) * s - 2 * p + k`` per axis (PyTorch's ``max_unpool`` default);
+    any size up to ``s - 1`` larger pools back to ``input_size`` as well.
+    """
+    input_size = tuple(input_size)
+    n = len(input_size)
+    kernel_size = as_tuple(kernel_size, n, "kernel_size", minimum=1)
+    stride = as_tuple(stride, n, "stride", minimum=1)
+    padding = as_tuple(padding, n, "padding", minimum=0)
+    return tuple((m - 1) * s - 2 * p + k
+                 for m, k, s, p in zip(input_size, kernel_size, stride, padding))
+
+
+__all__ += ["adaptive_pool_windows", "unpool_output_size"]
