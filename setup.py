@@ -35,7 +35,7 @@ def _extensions():
             Extension(
                 f"sigconv._kernels.{name}",
                 [path],
-                include_dirs=[numpy.get_include()],
+                include_dirs=[numpy.get_include(), os.path.join("sigconv", "_kernels")],
                 extra_compile_args=_compile_args(),
                 extra_link_args=["-fopenmp"],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

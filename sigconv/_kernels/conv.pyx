@@ -29,6 +29,7 @@ where gemm's inner dimension would be tiny.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -171,20 +172,41 @@ cdef void gather_patches(const floating* x, const isize* item, const Geometry* g
         p += seg
 
 
+cdef extern from "direct.h" nogil:
+    void sigconv_direct_f32(float* out, isize ostride, const float** src, const isize* tap,
+                            const float* w, isize wstride, int ntaps, int cob, isize n)
+    void sigconv_direct_f64(double* out, isize ostride, const double** src, const isize* tap,
+                            const double* w, isize wstride, int ntaps, int cob, isize n)
+
 cdef void direct_tile(const floating* x, const floating* w, const isize* item,
-                      const Geometry* g, isize p0, isize p1, floating* out,
-                      isize P) noexcept nogil:
+                      const Geometry* g, isize p0, isize p1, floating* out, isize P,
+                      const floating** src, isize* tap, floating* packed,
+                      floating* rows) noexcept nogil:
     """Accumulate one group's outputs ``[p0, p1)`` tap by tap, without a patch matrix.
 
     ``out`` points at the group's first output channel (already zeroed or
-    holding the bias); ``w`` at the group's first filter.
+    holding the bias), ``w`` at the group's first filter.  With unit stride
+    along W, each input row a segment needs is copied once into ``rows``
+    with its padding zeros, and the register-blocked loop of ``direct.h``
+    runs over the whole segment; otherwise :func:`row_op` accumulates one
+    tap at a time.  ``src`` and ``tap`` (``ck`` entries), ``packed``
+    (``ck * round_up(cout_g, 16)``) and ``rows`` are the caller's scratch.
     """
     cdef isize D = item[1], H = item[2], W = item[3]
     cdef isize Ho = item[6], Wo = item[7]
     cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
-    cdef isize HW = H * W, DHW = D * H * W
-    cdef isize p = p0, od, oh, ow, rem, seg, co, ci, kd, kh, kw, id_, ih, r
-    cdef const floating* wrow
+    cdef isize HW = H * W, DHW = D * H * W, Kw = g.k[2], span_w = (Kw - 1) * g.dil[2]
+    cdef isize p, od, oh, ow, rem, seg, cb, c, r, ci, kd, kh, kw, id_, ih, t, nrow
+    cdef int cob, nt
+    cdef bint vector_rows = g.s[2] == 1 and g.idil[2] == 1
+    cdef const floating* rowp
+    cdef floating* rowbuf
+    for cb in range(0, g.cout_g, 16):
+        cob = <int>min(16, g.cout_g - cb)
+        for r in range(g.ck):
+            for c in range(cob):
+                packed[cb * g.ck + r * 16 + c] = w[(cb + c) * g.ck + r]
+    p = p0
     while p < p1:
         od = p // (Ho * Wo)
         rem = p - od * Ho * Wo
@@ -193,20 +215,41 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
         seg = Wo - ow
         if seg > p1 - p:
             seg = p1 - p
-        for co in range(g.cout_g):
-            wrow = w + co * g.ck
-            r = 0
-            for ci in range(g.cin_g):
-                for kd in range(g.k[0]):
-                    id_ = axis_index(od * g.s[0] - pad_d + kd * g.dil[0], D, g.idil[0])
-                    for kh in range(g.k[1]):
-                        ih = axis_index(oh * g.s[1] - pad_h + kh * g.dil[1], H, g.idil[1])
-                        if id_ >= 0 and ih >= 0:
-                            for kw in range(g.k[2]):
-                                row_op(out + co * P + p, x + ci * DHW + id_ * HW + ih * W,
-                                       W, ow, seg, g.s[2], kw * g.dil[2] - pad_w,
-                                       g.idil[2], wrow[r + kw], True)
-                        r += g.k[2]
+        nt = 0
+        r = 0
+        nrow = 0
+        for ci in range(g.cin_g):
+            for kd in range(g.k[0]):
+                id_ = axis_index(od * g.s[0] - pad_d + kd * g.dil[0], D, g.idil[0])
+                for kh in range(g.k[1]):
+                    ih = axis_index(oh * g.s[1] - pad_h + kh * g.dil[1], H, g.idil[1])
+                    if id_ >= 0 and ih >= 0:
+                        rowp = x + ci * DHW + id_ * HW + ih * W
+                        if vector_rows:
+                            rowbuf = rows + nrow * (seg + span_w)
+                            row_op(rowbuf, rowp, W, 0, seg + span_w, 1, ow - pad_w, 1, 0, False)
+                            nrow += 1
+                        for kw in range(Kw):
+                            src[nt] = rowbuf + kw * g.dil[2] if vector_rows else rowp
+                            tap[nt] = r + kw
+                            nt += 1
+                    r += Kw
+        for cb in range(0, g.cout_g, 16):
+            cob = <int>min(16, g.cout_g - cb)
+            if vector_rows:
+                if floating is float:
+                    sigconv_direct_f32(out + cb * P + p, P, src, tap, packed + cb * g.ck, 16,
+                                       nt, cob, seg)
+                else:
+                    sigconv_direct_f64(out + cb * P + p, P, src, tap, packed + cb * g.ck, 16,
+                                       nt, cob, seg)
+            else:
+                for t in range(nt):
+                    kw = tap[t] % Kw
+                    for c in range(cob):
+                        row_op(out + (cb + c) * P + p, src[t], W, ow, seg, g.s[2],
+                               kw * g.dil[2] - pad_w, g.idil[2],
+                               packed[cb * g.ck + tap[t] * 16 + c], True)
         p += seg
 
 
@@ -279,6 +322,10 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating* col
     cdef floating* o
+    cdef const floating** src = NULL
+    cdef isize* tap = NULL
+    cdef floating* packed = NULL
+    cdef floating* rows = NULL
     cdef const floating* xp = &x[0] if x.shape[0] > 0 else NULL
     cdef const floating* wp = &w[0]
     cdef floating* op = &out[0]
@@ -292,6 +339,13 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
             x_off = items[n, X_OFF]
             o_off = items[n, OUT_OFF]
             col = wsp + threadid() * ws_size
+            if direct:
+                src = <const floating**>malloc(g.ck * sizeof(floating*))
+                tap = <isize*>malloc(g.ck * sizeof(isize))
+                packed = <floating*>malloc(g.ck * (g.cout_g + 15) // 16 * 16 * sizeof(floating))
+                rows = <floating*>malloc(g.cin_g * g.k[0] * g.k[1]
+                                         * (min(p1 - p0, items[n, 7]) + (g.k[2] - 1) * g.dil[2])
+                                         * sizeof(floating))
             for grp in range(g.groups):
                 o = op + o_off + grp * g.cout_g * P
                 if direct:
@@ -299,7 +353,8 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
                         for p in range(p0, p1):
                             o[co * P + p] = bias[grp * g.cout_g + co] if has_bias else 0
                     direct_tile(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
-                                wp + grp * g.cout_g * g.ck, &items[n, 0], &g, p0, p1, o, P)
+                                wp + grp * g.cout_g * g.ck, &items[n, 0], &g, p0, p1, o, P,
+                                src, tap, packed, rows)
                 else:
                     gather_patches(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
                                    &items[n, 0], &g, p0, p1, col)
@@ -309,6 +364,11 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
                         for co in range(g.cout_g):
                             for p in range(p0, p1):
                                 o[co * P + p] += bias[grp * g.cout_g + co]
+            if direct:
+                free(src)
+                free(tap)
+                free(packed)
+                free(rows)
 
 
 def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floating[::1] grad_w,
