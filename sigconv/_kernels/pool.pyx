@@ -169,29 +169,73 @@ cdef inline i64 _first_valid(i64 od, i64 oh, i64 ow, i64 D, i64 H, i64 W,
 
 
 # ----------------------------------------------------------------------------
+# per-plane scratch space
+#
+# Value-only max pooling and the window sums work separably: the window's
+# input rows are first reduced into one row ``tmp`` of W samples (contiguous
+# sweeps), then ``tmp`` is reduced along W with stride s.  ``tmp`` carries
+# ``pad`` samples of padding (-inf for max, 0 for sums) before and enough
+# after it that every W tap of every output is in range, so the W stage runs
+# over whole output rows with no bounds logic.
+# ----------------------------------------------------------------------------
+
+cdef inline i64 _tail(const i64* g, i64 W, i64 OW) noexcept nogil:
+    """Samples needed after the W input samples by the last window's last tap."""
+    cdef i64 t = (OW - 1) * g[5] + (g[2] - 1) * g[11] - g[8] - W + 1
+    return t if t > 0 else 0
+
+
+cdef i64 _max_col(const i64[:, ::1] tab, int col):
+    cdef i64 n, m = 1
+    for n in range(tab.shape[0]):
+        if tab[n, col] > m:
+            m = tab[n, col]
+    return m
+
+
+cdef inline void _fill(floating* a, i64 n, floating v) noexcept nogil:
+    cdef i64 i
+    for i in range(n):
+        a[i] = v
+
+
+# ----------------------------------------------------------------------------
 # max pooling
 # ----------------------------------------------------------------------------
+
+cdef inline floating _mx(floating a, floating v) noexcept nogil:
+    """The running maximum after seeing ``v``: NaN wins, otherwise the earlier value on ties."""
+    return v if ((v > a) | (v != v)) else a
+
 
 cdef inline void _max_row(floating* acc, const floating* src, i64 t, i64 lo, i64 hi,
                           i64 s) noexcept nogil:
     """acc[o] = max(acc[o], src[o*s + t]) for o in [lo, hi), NaN-propagating."""
     cdef i64 o
-    cdef floating a, v
     if s == 1:
         for o in range(lo, hi):
-            a = acc[o]
-            v = src[o + t]
-            acc[o] = v if ((v > a) | (v != v)) else a
+            acc[o] = _mx(acc[o], src[o + t])
     elif s == 2:
         for o in range(lo, hi):
-            a = acc[o]
-            v = src[2 * o + t]
-            acc[o] = v if ((v > a) | (v != v)) else a
+            acc[o] = _mx(acc[o], src[2 * o + t])
     else:
         for o in range(lo, hi):
-            a = acc[o]
-            v = src[o * s + t]
-            acc[o] = v if ((v > a) | (v != v)) else a
+            acc[o] = _mx(acc[o], src[o * s + t])
+
+
+cdef inline void _copy_row(floating* acc, const floating* src, i64 t, i64 n,
+                           i64 s) noexcept nogil:
+    """acc[o] = src[o*s + t] for o in [0, n)."""
+    cdef i64 o
+    if s == 1:
+        for o in range(n):
+            acc[o] = src[o + t]
+    elif s == 2:
+        for o in range(n):
+            acc[o] = src[2 * o + t]
+    else:
+        for o in range(n):
+            acc[o] = src[o * s + t]
 
 
 cdef inline void _max_row_idx(floating* acc, i64* idx, const floating* src, i64 t,
@@ -209,24 +253,70 @@ cdef inline void _max_row_idx(floating* acc, i64* idx, const floating* src, i64 
         idx[o] = base + q if c else idx[o]
 
 
-cdef void _max_plane(const floating* xp, floating* op, i64* ip, bint want_idx,
-                     i64 D, i64 H, i64 W, i64 OD, i64 OH, i64 OW,
-                     const i64* g) noexcept nogil:
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, t, lo, hi, r
+cdef void _max_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
+                     i64 OD, i64 OH, i64 OW, const i64* g, floating* tmp) noexcept nogil:
+    """Values only, separably (the maximum of a set does not depend on the
+    order it is taken in, NaN included; only the argmax needs scan order).
+
+    ``tmp`` has ``pW + W + _tail`` samples; the padding is set here.
+    """
+    cdef i64 od, oh, ow, kd, kh, kw, a, b, rows, i
+    cdef i64 sW = g[5], dW = g[11], pW = g[8], kW = g[2]
     cdef floating* orow
-    cdef i64* irow = NULL
+    cdef floating* row = tmp + pW
     cdef const floating* src
     cdef floating ninf = -INFINITY
+    _fill(tmp, pW, ninf)
+    _fill(row + W, _tail(g, W, OW), ninf)
+    for od in range(OD):
+        for oh in range(OH):
+            orow = op + (od * OH + oh) * OW
+            rows = 0
+            for kd in range(g[0]):
+                a = od * g[3] - g[6] + kd * g[9]
+                if a < 0 or a >= D:
+                    continue
+                for kh in range(g[1]):
+                    b = oh * g[4] - g[7] + kh * g[10]
+                    if b < 0 or b >= H:
+                        continue
+                    src = xp + (a * H + b) * W
+                    if rows == 0:
+                        for i in range(W):
+                            row[i] = src[i]
+                    else:
+                        for i in range(W):
+                            row[i] = _mx(row[i], src[i])
+                    rows += 1
+            if rows == 0:
+                _fill(row, W, ninf)
+            if kW == 2 and sW == 2 and dW == 1:
+                for ow in range(OW):
+                    orow[ow] = _mx(row[2 * ow - pW], row[2 * ow + 1 - pW])
+            else:
+                _copy_row(orow, row, -pW, OW, sW)
+                for kw in range(1, kW):
+                    _max_row(orow, row, kw * dW - pW, 0, OW, sW)
+
+
+cdef void _max_plane_idx(const floating* xp, floating* op, i64* ip, i64 D, i64 H, i64 W,
+                         i64 OD, i64 OH, i64 OW, const i64* g, i64* sp) noexcept nogil:
+    """Values and argmax, tap by tap in window scan order (the tie rule needs the order)."""
+    cdef i64 od, oh, ow, kd, kh, kw, a, b, r
+    cdef floating* orow
+    cdef i64* irow
+    cdef const floating* src
+    cdef floating ninf = -INFINITY
+    for kw in range(g[2]):
+        _span(kw * g[11] - g[8], g[5], W, OW, &sp[2 * kw], &sp[2 * kw + 1])
     for od in range(OD):
         for oh in range(OH):
             r = (od * OH + oh) * OW
             orow = op + r
+            irow = ip + r
             for ow in range(OW):
                 orow[ow] = ninf
-            if want_idx:
-                irow = ip + r
-                for ow in range(OW):
-                    irow[ow] = -1
+                irow[ow] = -1
             for kd in range(g[0]):
                 a = od * g[3] - g[6] + kd * g[9]
                 if a < 0 or a >= D:
@@ -237,25 +327,19 @@ cdef void _max_plane(const floating* xp, floating* op, i64* ip, bint want_idx,
                         continue
                     src = xp + (a * H + b) * W
                     for kw in range(g[2]):
-                        t = kw * g[11] - g[8]
-                        _span(t, g[5], W, OW, &lo, &hi)
-                        if want_idx:
-                            _max_row_idx(orow, irow, src, t, lo, hi, g[5], (a * H + b) * W)
-                        else:
-                            _max_row(orow, src, t, lo, hi, g[5])
-            if want_idx:
-                # a window whose samples are all -inf keeps its first sample
-                for ow in range(OW):
-                    if irow[ow] < 0:
-                        irow[ow] = _first_valid(od, oh, ow, D, H, W, g)
+                        _max_row_idx(orow, irow, src, kw * g[11] - g[8], sp[2 * kw],
+                                     sp[2 * kw + 1], g[5], (a * H + b) * W)
+            # a window whose samples are all -inf keeps its first sample
+            for ow in range(OW):
+                if irow[ow] < 0:
+                    irow[ow] = _first_valid(od, oh, ow, D, H, W, g)
 
 
 def max_pool_forward(const floating[::1] x, const i64[:, ::1] itab,
                      floating[::1] out, i64[::1] idx, const i64[:, ::1] otab,
                      i64 C, const i64[::1] geom, bint want_idx):
     """Max pooling of every (item, channel) plane; ``idx`` is written when ``want_idx``."""
-    cdef i64 units = itab.shape[0] * C, u, n, c
-    cdef i64 isz, osz
+    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
     cdef const floating* xp = &x[0]
@@ -264,71 +348,105 @@ def max_pool_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef const i64* it = &itab[0, 0]
     cdef const i64* ot = &otab[0, 0]
     cdef const i64* g = &geom[0]
-    for u in prange(units, nogil=True, schedule="static"):
+    cdef i64* sp
+    cdef floating* tmp
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
         osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        _max_plane(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
-                   (ip + ot[4 * n] + c * osz) if want_idx else NULL, want_idx,
-                   it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                   ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g)
+        if want_idx:
+            sp = <i64*>malloc(2 * g[2] * sizeof(i64))
+            _max_plane_idx(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
+                           ip + ot[4 * n] + c * osz,
+                           it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
+                           ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g, sp)
+            free(sp)
+        else:
+            tmp = <floating*>malloc((g[8] + it[4 * n + 3] + _tail(g, it[4 * n + 3], ot[4 * n + 3]))
+                                    * sizeof(floating))
+            _max_plane(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
+                       it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
+                       ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g, tmp)
+            free(tmp)
 
 
 # ----------------------------------------------------------------------------
 # window sums: average, weighted (Gaussian) average, Lp
+#
+# The window weights are separable, w[kd, kh, kw] = wD[kd] wH[kh] wW[kw]
+# (all ones for average and Lp pooling); see "per-plane scratch space".
 # ----------------------------------------------------------------------------
 
-cdef inline void _sum_row(floating* acc, const floating* src, i64 t, i64 lo, i64 hi,
-                          i64 s, floating wt, int mode, floating p) noexcept nogil:
-    """acc[o] += wt * tr(src[o*s + t]) for o in [lo, hi)."""
-    cdef i64 o
+cdef inline void _acc_row(floating* acc, const floating* src, i64 n, floating wt,
+                          int mode, floating p, bint first) noexcept nogil:
+    """acc[i] (+)= wt * tr(src[i]) for i in [0, n); ``first`` assigns instead of adding."""
+    cdef i64 i
     cdef floating v
-    if mode == 0:
-        if s == 1:
-            for o in range(lo, hi):
-                acc[o] += wt * src[o + t]
-        elif s == 2:
-            for o in range(lo, hi):
-                acc[o] += wt * src[2 * o + t]
+    if first:
+        if mode == 0:
+            for i in range(n):
+                acc[i] = wt * src[i]
+        elif mode == 2:
+            for i in range(n):
+                v = src[i]
+                acc[i] = wt * (v * v)
         else:
-            for o in range(lo, hi):
-                acc[o] += wt * src[o * s + t]
-    elif mode == 2:
-        if s == 1:
-            for o in range(lo, hi):
-                v = src[o + t]
-                acc[o] += wt * (v * v)
-        elif s == 2:
-            for o in range(lo, hi):
-                v = src[2 * o + t]
-                acc[o] += wt * (v * v)
-        else:
-            for o in range(lo, hi):
-                v = src[o * s + t]
-                acc[o] += wt * (v * v)
+            for i in range(n):
+                acc[i] = wt * _tr(src[i], mode, p)
     else:
-        for o in range(lo, hi):
-            acc[o] += wt * _tr(src[o * s + t], mode, p)
+        if mode == 0:
+            for i in range(n):
+                acc[i] += wt * src[i]
+        elif mode == 2:
+            for i in range(n):
+                v = src[i]
+                acc[i] += wt * (v * v)
+        else:
+            for i in range(n):
+                acc[i] += wt * _tr(src[i], mode, p)
+
+
+cdef inline void _sum_row(floating* acc, const floating* src, i64 t, i64 n,
+                          i64 s, floating wt) noexcept nogil:
+    """acc[o] += wt * src[o*s + t] for o in [0, n)."""
+    cdef i64 o
+    if s == 1:
+        for o in range(n):
+            acc[o] += wt * src[o + t]
+    elif s == 2:
+        for o in range(n):
+            acc[o] += wt * src[2 * o + t]
+    else:
+        for o in range(n):
+            acc[o] += wt * src[o * s + t]
+
+
+cdef inline void _counts(floating* cw, const i64* g, i64 W, i64 OW, int divmode) noexcept nogil:
+    cdef i64 ow
+    for ow in range(OW):
+        cw[ow] = _count(ow, g[2], g[5], g[8], g[11], W, divmode)
 
 
 cdef void _sum_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
                      i64 OD, i64 OH, i64 OW, const i64* g, const floating* w,
-                     int divmode, int mode, floating p, floating* cw) noexcept nogil:
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, t, lo, hi, cd, ch
+                     int divmode, int mode, floating p, floating* tmp,
+                     floating* cw) noexcept nogil:
+    """``tmp`` has ``pW + W + _tail`` samples, ``cw`` OW."""
+    cdef i64 od, oh, ow, kd, kh, kw, a, b, cd, ch, rows
+    cdef i64 sW = g[5], dW = g[11], pW = g[8], kW = g[2]
     cdef floating* orow
-    cdef const floating* src
+    cdef floating* row = tmp + pW
     cdef floating wt = 1, f
+    _fill(tmp, pW, <floating>0)
+    _fill(row + W, _tail(g, W, OW), <floating>0)
     if divmode:
-        for ow in range(OW):
-            cw[ow] = _count(ow, g[2], g[5], g[8], g[11], W, divmode)
+        _counts(cw, g, W, OW, divmode)
     for od in range(OD):
         cd = _count(od, g[0], g[3], g[6], g[9], D, divmode) if divmode else 1
         for oh in range(OH):
             ch = _count(oh, g[1], g[4], g[7], g[10], H, divmode) if divmode else 1
-            orow = op + (od * OH + oh) * OW
-            for ow in range(OW):
-                orow[ow] = 0
+            rows = 0
             for kd in range(g[0]):
                 a = od * g[3] - g[6] + kd * g[9]
                 if a < 0 or a >= D:
@@ -337,13 +455,27 @@ cdef void _sum_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
                     b = oh * g[4] - g[7] + kh * g[10]
                     if b < 0 or b >= H:
                         continue
-                    src = xp + (a * H + b) * W
-                    for kw in range(g[2]):
-                        if w != NULL:
-                            wt = w[(kd * g[1] + kh) * g[2] + kw]
-                        t = kw * g[11] - g[8]
-                        _span(t, g[5], W, OW, &lo, &hi)
-                        _sum_row(orow, src, t, lo, hi, g[5], wt, mode, p)
+                    if w != NULL:
+                        wt = w[kd] * w[g[0] + kh]
+                    _acc_row(row, xp + (a * H + b) * W, W, wt, mode, p, rows == 0)
+                    rows += 1
+            if rows == 0:
+                _fill(row, W, <floating>0)
+            orow = op + (od * OH + oh) * OW
+            if w == NULL and kW == 2 and sW == 2 and dW == 1:
+                for ow in range(OW):
+                    orow[ow] = row[2 * ow - pW] + row[2 * ow + 1 - pW]
+            else:
+                if w != NULL:
+                    wt = w[g[0] + g[1]]
+                _copy_row(orow, row, -pW, OW, sW)
+                if wt != 1:
+                    for ow in range(OW):
+                        orow[ow] = wt * orow[ow]
+                for kw in range(1, kW):
+                    if w != NULL:
+                        wt = w[g[0] + g[1] + kw]
+                    _sum_row(orow, row, kw * dW - pW, OW, sW, wt)
             if divmode:
                 f = <floating>(cd * ch)
                 for ow in range(OW):
@@ -362,11 +494,12 @@ def window_sum_forward(const floating[::1] x, const i64[:, ::1] itab,
                        int divmode, int mode, double p):
     """``out = finish(scale * sum_taps w[tap] * tr(x))`` over every window.
 
-    ``weights`` has one value per tap (kD*kH*kW) or is empty for all ones;
-    ``divmode`` 0 (no divisor), 1 (count_include_pad), 2 (exclude pad);
-    ``mode`` 0 identity, 1 |x|, 2 x^2 and square root, 3 |x|^p and p-th root.
+    ``weights`` holds the separable window weights ``wD, wH, wW`` one after
+    the other (kD + kH + kW values), or is empty for all ones; ``divmode`` 0
+    (no divisor), 1 (count_include_pad), 2 (exclude pad); ``mode`` 0 identity,
+    1 |x|, 2 x^2 and square root, 3 |x|^p and p-th root.
     """
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, maxw = 1
+    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
     if units == 0:
         return
     cdef const floating* xp = &x[0]
@@ -376,50 +509,53 @@ def window_sum_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef const i64* ot = &otab[0, 0]
     cdef const i64* g = &geom[0]
     cdef floating pp = <floating>p
-    cdef floating* cw
-    for n in range(otab.shape[0]):
-        if otab[n, 3] > maxw:
-            maxw = otab[n, 3]
-    for u in prange(units, nogil=True, schedule="static"):
+    cdef floating* buf
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
         osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        cw = <floating*>malloc(maxw * sizeof(floating))
+        W = it[4 * n + 3]
+        OW = ot[4 * n + 3]
+        Wp = g[8] + W + _tail(g, W, OW)
+        buf = <floating*>malloc((Wp + OW) * sizeof(floating))
         _sum_plane(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
-                   it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                   ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g, wp,
-                   divmode, mode, pp, cw)
-        free(cw)
+                   it[4 * n + 1], it[4 * n + 2], W, ot[4 * n + 1], ot[4 * n + 2], OW,
+                   g, wp, divmode, mode, pp, buf, buf + Wp)
+        free(buf)
 
 
-cdef inline void _scatter_row(floating* dst, const floating* c, i64 t, i64 lo, i64 hi,
+cdef inline void _scatter_row(floating* dst, const floating* c, i64 t, i64 n,
                               i64 s, floating wt) noexcept nogil:
-    """dst[o*s + t] += wt * c[o] for o in [lo, hi)."""
+    """dst[o*s + t] += wt * c[o] for o in [0, n)."""
     cdef i64 o
     if s == 1:
-        for o in range(lo, hi):
+        for o in range(n):
             dst[o + t] += wt * c[o]
     elif s == 2:
-        for o in range(lo, hi):
+        for o in range(n):
             dst[2 * o + t] += wt * c[o]
     else:
-        for o in range(lo, hi):
+        for o in range(n):
             dst[o * s + t] += wt * c[o]
 
 
 cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating* xp,
                               const floating* op, i64 D, i64 H, i64 W,
                               i64 OD, i64 OH, i64 OW, const i64* g, const floating* w,
-                              int divmode, int mode, floating p, floating* cw,
-                              floating* crow) noexcept nogil:
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, t, lo, hi, cd, ch, r, i
+                              int divmode, int mode, floating p, floating* tmp,
+                              floating* cw, floating* crow) noexcept nogil:
+    """The transpose of :func:`_sum_plane`: spread along W into ``tmp``, then onto the rows."""
+    cdef i64 od, oh, ow, kd, kh, kw, a, b, cd, ch, r, i, Wp
+    cdef i64 sW = g[5], dW = g[11], pW = g[8]
     cdef const floating* grow
+    cdef floating* dst
+    cdef floating* row = tmp + pW
     cdef floating wt = 1, f
+    Wp = pW + W + _tail(g, W, OW)
     memset(gip, 0, D * H * W * sizeof(floating))
     if divmode:
-        for ow in range(OW):
-            cw[ow] = _count(ow, g[2], g[5], g[8], g[11], W, divmode)
+        _counts(cw, g, W, OW, divmode)
     for od in range(OD):
         cd = _count(od, g[0], g[3], g[6], g[9], D, divmode) if divmode else 1
         for oh in range(OH):
@@ -436,6 +572,11 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
             else:
                 for ow in range(OW):
                     crow[ow] = grow[ow] * _dfinish(op[r + ow], mode, p)
+            _fill(tmp, Wp, <floating>0)
+            for kw in range(g[2]):
+                if w != NULL:
+                    wt = w[g[0] + g[1] + kw]
+                _scatter_row(row, crow, kw * dW - pW, OW, sW, wt)
             for kd in range(g[0]):
                 a = od * g[3] - g[6] + kd * g[9]
                 if a < 0 or a >= D:
@@ -444,12 +585,10 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
                     b = oh * g[4] - g[7] + kh * g[10]
                     if b < 0 or b >= H:
                         continue
-                    for kw in range(g[2]):
-                        if w != NULL:
-                            wt = w[(kd * g[1] + kh) * g[2] + kw]
-                        t = kw * g[11] - g[8]
-                        _span(t, g[5], W, OW, &lo, &hi)
-                        _scatter_row(gip + (a * H + b) * W, crow, t, lo, hi, g[5], wt)
+                    wt = w[kd] * w[g[0] + kh] if w != NULL else 1
+                    dst = gip + (a * H + b) * W
+                    for i in range(W):
+                        dst[i] += wt * row[i]
     if mode != 0:
         for i in range(D * H * W):
             gip[i] = gip[i] * _dtr(xp[i], mode, p)
@@ -465,7 +604,7 @@ def window_sum_backward(const floating[::1] gout, const i64[:, ::1] otab,
     ``x`` and ``out`` (the forward input and output) are read only for the
     Lp modes (1-3); pass empty arrays otherwise.
     """
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, maxw = 1
+    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
     if units == 0:
         return
     cdef const floating* gp = &gout[0]
@@ -478,21 +617,20 @@ def window_sum_backward(const floating[::1] gout, const i64[:, ::1] otab,
     cdef const i64* g = &geom[0]
     cdef floating pp = <floating>p
     cdef floating* buf
-    for n in range(otab.shape[0]):
-        if otab[n, 3] > maxw:
-            maxw = otab[n, 3]
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
         osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        buf = <floating*>malloc(2 * maxw * sizeof(floating))
+        W = it[4 * n + 3]
+        OW = ot[4 * n + 3]
+        Wp = g[8] + W + _tail(g, W, OW)
+        buf = <floating*>malloc((Wp + 2 * OW) * sizeof(floating))
         _sum_plane_backward(gp + ot[4 * n] + c * osz, gip + it[4 * n] + c * isz,
                             (xp + it[4 * n] + c * isz) if mode != 0 else NULL,
                             (op + ot[4 * n] + c * osz) if mode != 0 else NULL,
-                            it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                            ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g, wp,
-                            divmode, mode, pp, buf, buf + maxw)
+                            it[4 * n + 1], it[4 * n + 2], W, ot[4 * n + 1], ot[4 * n + 2], OW,
+                            g, wp, divmode, mode, pp, buf, buf + Wp, buf + Wp + OW)
         free(buf)
 
 
@@ -563,7 +701,7 @@ def adaptive_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef const i64* it = &itab[0, 0]
     cdef const i64* ot = &otab[0, 0]
     cdef floating pp = <floating>p
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -623,7 +761,7 @@ def adaptive_backward(const floating[::1] gout, const i64[:, ::1] otab,
     cdef const i64* it = &itab[0, 0]
     cdef const i64* ot = &otab[0, 0]
     cdef floating pp = <floating>p
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -659,7 +797,7 @@ def index_scatter(const floating[::1] src, const i64[::1] idx, const i64[:, ::1]
     cdef const floating* s
     cdef const i64* ii
     cdef floating* d
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         ssz = st[4 * n + 1] * st[4 * n + 2] * st[4 * n + 3]
@@ -694,7 +832,7 @@ def index_gather(const floating[::1] src, const i64[:, ::1] stab, const i64[::1]
     cdef const floating* s
     cdef const i64* ii
     cdef floating* d
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // C
         c = u % C
         ssz = st[4 * n + 1] * st[4 * n + 2] * st[4 * n + 3]
@@ -724,7 +862,7 @@ def maxout_forward(const floating[::1] x, const i64[:, ::1] itab, floating[::1] 
     cdef const floating* s
     cdef floating* d
     cdef floating a, v
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // G
         gi = u % G
         S = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -754,7 +892,7 @@ def maxout_backward(const floating[::1] gout, const floating[::1] x,
     cdef const floating* s
     cdef floating* d
     cdef floating m, v
-    for u in prange(units, nogil=True, schedule="static"):
+    for u in prange(units, nogil=True, schedule="dynamic"):
         n = u // G
         gi = u % G
         S = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]

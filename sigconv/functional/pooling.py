@@ -395,6 +395,22 @@ def lp_pool_backward(grad_output, x, p, kernel_size, *, stride=None, ceil_mode=F
     return gin
 
 
+def _gaussian_axis_weights(k, sigma):
+    """One normalised 1-D weight vector per axis; their outer product is the window weight."""
+    vectors = []
+    for kk, sg in zip(k, _sigma(sigma, len(k))):
+        j = np.arange(kk) - (kk - 1) / 2
+        v = np.exp(-j * j / (2 * sg * sg))
+        vectors.append(v / v.sum())
+    return vectors
+
+
+def _gaussian_kernel_weights(k, sigma, dtype):
+    """The separable weights as the kernels take them: wD, wH, wW concatenated (3-D lifted)."""
+    vectors = [np.ones(1)] * (3 - len(k)) + _gaussian_axis_weights(k, sigma)
+    return np.concatenate(vectors).astype(dtype)
+
+
 def gaussian_pool_weights(kernel_size, sigma):
     """The window weights of :func:`gaussian_pool`.
 
@@ -413,13 +429,15 @@ def gaussian_pool_weights(kernel_size, sigma):
     """
     if isinstance(kernel_size, (numbers.Integral, np.integer)) and not isinstance(kernel_size, bool):
         kernel_size = (int(kernel_size),)
-    k = as_tuple(kernel_size, len(tuple(kernel_size)), "kernel_size", minimum=1)
-    sig = _sigma(sigma, len(k))
+    try:
+        n = len(tuple(kernel_size))
+    except TypeError:
+        raise ArgumentError(f"kernel_size must be an int or a tuple of ints, got {kernel_size!r}") from None
+    k = as_tuple(kernel_size, n, "kernel_size", minimum=1)
     w = np.ones(())
-    for kk, sg in zip(k, sig):
-        j = np.arange(kk) - (kk - 1) / 2
-        w = np.multiply.outer(w, np.exp(-j * j / (2 * sg * sg)))
-    return w / w.sum()
+    for v in _gaussian_axis_weights(k, sigma):
+        w = np.multiply.outer(w, v)
+    return w
 
 
 def _sigma(sigma, nd):
@@ -456,7 +474,7 @@ def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
     """
     x, nd = _input(x)
     k, s, p, d, osp = _window(x.shape, nd, kernel_size, stride, padding, 1, False)
-    w = _flat(gaussian_pool_weights(k, sigma)).astype(x.dtype)
+    w = _gaussian_kernel_weights(k, sigma, x.dtype)
     out = np.empty(x.shape[:2] + osp, x.dtype)
     _k.window_sum_forward(_flat(x), _table(x.shape), _flat(out), _table(out.shape), x.shape[1],
                           _geom(k, s, p, d), w, 0, 0, 1.0)
@@ -476,7 +494,7 @@ def gaussian_pool_backward(grad_output, input_shape, kernel_size, *, sigma, stri
     k, s, p, d, osp = _window(input_shape, len(input_shape) - 2, kernel_size, stride, padding,
                               1, False)
     _check_grad_shape(g, input_shape[:2] + osp)
-    w = _flat(gaussian_pool_weights(k, sigma)).astype(g.dtype)
+    w = _gaussian_kernel_weights(k, sigma, g.dtype)
     gin = np.empty(input_shape, g.dtype)
     _k.window_sum_backward(_flat(g), _table(g.shape), _flat(gin), _table(input_shape),
                            g.shape[1], _geom(k, s, p, d), w, 0, 0, 1.0,
