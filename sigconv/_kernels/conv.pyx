@@ -393,7 +393,7 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
     partial = np.zeros((threads, wsize), dtype=dtype)
     cdef floating[::1] ws = workspace
     cdef floating[:, ::1] acc = partial
-    cdef isize nunits = units.shape[0], u, n, p0, p1, P, grp, t, i
+    cdef isize nunits = units.shape[0], u, n, p0, p1, P, grp, t, i, co, r
     cdef floating* col
     cdef const floating* xp = &x[0] if x.shape[0] > 0 else NULL
     cdef const floating* gp = &grad_out[0] if grad_out.shape[0] > 0 else NULL
@@ -410,10 +410,17 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
             for grp in range(g.groups):
                 gather_patches(xp + items[n, X_OFF] + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
                                &items[n, 0], &g, p0, p1, col)
-                gemm("T", "N", <int>g.ck, <int>g.cout_g, <int>(p1 - p0), 1, col, <int>(p1 - p0),
-                     gp + items[n, OUT_OFF] + grp * g.cout_g * P + p0, <int>P, 1,
-                     accp + t * wsize + grp * g.cout_g * g.ck, <int>g.ck)
-        for i in range(wsize):
-            grad_w[i] = 0
-            for t in range(threads):
-                grad_w[i] += acc[t, i]
+                # acc (ck, cout_g) row-major += patches (ck x L) @ G_tile^T (L x cout_g);
+                # as column-major BLAS: (cout_g x ck) += G_tile (cout_g x L) @ patches^T
+                gemm("T", "N", <int>g.cout_g, <int>g.ck, <int>(p1 - p0), 1,
+                     gp + items[n, OUT_OFF] + grp * g.cout_g * P + p0, <int>P,
+                     col, <int>(p1 - p0), 1, accp + t * wsize + grp * g.cout_g * g.ck,
+                     <int>g.cout_g)
+        # sum the threads' copies, transposing each group's (ck, cout_g) block
+        for grp in range(g.groups):
+            for co in range(g.cout_g):
+                for r in range(g.ck):
+                    i = grp * g.cout_g * g.ck + co * g.ck + r
+                    grad_w[i] = 0
+                    for t in range(threads):
+                        grad_w[i] += acc[t, grp * g.cout_g * g.ck + r * g.cout_g + co]
