@@ -39,6 +39,8 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+cimport openmp
+
 ctypedef int64_t i64
 
 # window-sum transform modes: 0 identity (average), 1 |x| (L1), 2 x^2 then square
@@ -48,6 +50,19 @@ ctypedef int64_t i64
 # ----------------------------------------------------------------------------
 # small helpers
 # ----------------------------------------------------------------------------
+
+#: jobs touching fewer samples than this run on one thread: a parallel region
+#: costs more than it saves there, and on a busy machine waiting for the
+#: second thread to be scheduled can cost a whole time slice.
+PARALLEL_MIN_WORK = 1 << 15
+
+
+cdef int _nthreads(i64 units, i64 work) noexcept:
+    cdef int n = openmp.omp_get_max_threads()
+    if work < PARALLEL_MIN_WORK or units < 2:
+        return 1
+    return n if n < units else <int>units
+
 
 cdef inline void _span(i64 t, i64 s, i64 n, i64 m, i64* lo, i64* hi) noexcept nogil:
     """Outputs ``o`` in ``[lo, hi)`` with ``0 <= o * s + t < n`` and ``o < m``."""
@@ -342,6 +357,7 @@ def max_pool_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
+    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
     cdef i64* ip = &idx[0] if want_idx else NULL
@@ -350,7 +366,7 @@ def max_pool_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef const i64* g = &geom[0]
     cdef i64* sp
     cdef floating* tmp
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -502,6 +518,7 @@ def window_sum_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
     if units == 0:
         return
+    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
     cdef const floating* wp = &weights[0] if weights.shape[0] > 0 else NULL
@@ -510,7 +527,7 @@ def window_sum_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef const i64* g = &geom[0]
     cdef floating pp = <floating>p
     cdef floating* buf
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -607,6 +624,7 @@ def window_sum_backward(const floating[::1] gout, const i64[:, ::1] otab,
     cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
     if units == 0:
         return
+    cdef int nt = _nthreads(units, gout.shape[0] + gin.shape[0])
     cdef const floating* gp = &gout[0]
     cdef floating* gip = &gin[0]
     cdef const floating* xp = &x[0] if mode != 0 else NULL
@@ -617,7 +635,7 @@ def window_sum_backward(const floating[::1] gout, const i64[:, ::1] otab,
     cdef const i64* g = &geom[0]
     cdef floating pp = <floating>p
     cdef floating* buf
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -695,13 +713,14 @@ def adaptive_forward(const floating[::1] x, const i64[:, ::1] itab,
     cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
+    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
     cdef i64* ip = &idx[0] if want_idx else NULL
     cdef const i64* it = &itab[0, 0]
     cdef const i64* ot = &otab[0, 0]
     cdef floating pp = <floating>p
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -754,6 +773,7 @@ def adaptive_backward(const floating[::1] gout, const i64[:, ::1] otab,
     cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
+    cdef int nt = _nthreads(units, gout.shape[0] + gin.shape[0])
     cdef const floating* gp = &gout[0]
     cdef floating* gip = &gin[0]
     cdef const floating* xp = &x[0] if kind != 0 else NULL
@@ -761,7 +781,7 @@ def adaptive_backward(const floating[::1] gout, const i64[:, ::1] otab,
     cdef const i64* it = &itab[0, 0]
     cdef const i64* ot = &otab[0, 0]
     cdef floating pp = <floating>p
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -789,6 +809,7 @@ def index_scatter(const floating[::1] src, const i64[::1] idx, const i64[:, ::1]
     cdef i64 units = stab.shape[0] * C, u, n, c, ssz, dsz, j, q
     if units == 0:
         return
+    cdef int nt = _nthreads(units, src.shape[0] + dst.shape[0])
     cdef const floating* sp = &src[0]
     cdef const i64* ip = &idx[0]
     cdef floating* dp = &dst[0]
@@ -797,7 +818,7 @@ def index_scatter(const floating[::1] src, const i64[::1] idx, const i64[:, ::1]
     cdef const floating* s
     cdef const i64* ii
     cdef floating* d
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         ssz = st[4 * n + 1] * st[4 * n + 2] * st[4 * n + 3]
@@ -824,6 +845,7 @@ def index_gather(const floating[::1] src, const i64[:, ::1] stab, const i64[::1]
     cdef i64 units = dtab.shape[0] * C, u, n, c, ssz, dsz, j, q
     if units == 0:
         return
+    cdef int nt = _nthreads(units, src.shape[0] + dst.shape[0])
     cdef const floating* sp = &src[0]
     cdef const i64* ip = &idx[0]
     cdef floating* dp = &dst[0]
@@ -832,7 +854,7 @@ def index_gather(const floating[::1] src, const i64[:, ::1] stab, const i64[::1]
     cdef const floating* s
     cdef const i64* ii
     cdef floating* d
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
         ssz = st[4 * n + 1] * st[4 * n + 2] * st[4 * n + 3]
@@ -855,6 +877,7 @@ def maxout_forward(const floating[::1] x, const i64[:, ::1] itab, floating[::1] 
     cdef i64 units = itab.shape[0] * G, u, n, gi, S, q, j
     if units == 0:
         return
+    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
     cdef const i64* it = &itab[0, 0]
@@ -862,7 +885,7 @@ def maxout_forward(const floating[::1] x, const i64[:, ::1] itab, floating[::1] 
     cdef const floating* s
     cdef floating* d
     cdef floating a, v
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // G
         gi = u % G
         S = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
@@ -884,6 +907,7 @@ def maxout_backward(const floating[::1] gout, const floating[::1] x,
     cdef i64 units = itab.shape[0] * G, u, n, gi, S, q, j, best
     if units == 0:
         return
+    cdef int nt = _nthreads(units, x.shape[0] + gin.shape[0])
     cdef const floating* gp = &gout[0]
     cdef const floating* xp = &x[0]
     cdef floating* gip = &gin[0]
@@ -892,7 +916,7 @@ def maxout_backward(const floating[::1] gout, const floating[::1] x,
     cdef const floating* s
     cdef floating* d
     cdef floating m, v
-    for u in prange(units, nogil=True, schedule="dynamic"):
+    for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // G
         gi = u % G
         S = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
