@@ -29,7 +29,6 @@ where gemm's inner dimension would be tiny.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -315,10 +314,23 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
     units_arr, tile = split_units(items, tile, threads)
     cdef isize[:, ::1] units = units_arr
-    cdef isize ws_size = 0 if direct else g.ck * tile
+    cdef isize n, longest_row = 0
+    for n in range(items.shape[0]):
+        longest_row = max(longest_row, items[n, 7])
+    # per-thread scratch: the patch tile (gemm), or packed weights and padded
+    # input rows plus tap pointers (direct); allocated here so that running
+    # out of memory raises MemoryError instead of failing inside the loop
+    cdef isize packed_size = g.ck * ((g.cout_g + 15) // 16 * 16)
+    cdef isize rows_size = (g.cin_g * g.k[0] * g.k[1]
+                            * (min(tile, longest_row) + (g.k[2] - 1) * g.dil[2]))
+    cdef isize ws_size = packed_size + rows_size if direct else g.ck * tile
     workspace = np.empty(max(ws_size * threads, 1), dtype=np.float32 if floating is float else np.float64)
+    pointers = np.empty(max(2 * g.ck * threads, 1) if direct else 1, dtype=np.intp)
     cdef floating[::1] ws = workspace
-    cdef isize nunits = units.shape[0], u, n, p0, p1, P, grp, co, p, x_off, o_off
+    cdef isize[::1] ptrs = pointers
+    cdef isize* ptrp = &ptrs[0]
+    cdef int tid
+    cdef isize nunits = units.shape[0], u, p0, p1, P, grp, co, p, x_off, o_off
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating* col
     cdef floating* o
@@ -338,14 +350,12 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
             P = items[n, 5] * items[n, 6] * items[n, 7]
             x_off = items[n, X_OFF]
             o_off = items[n, OUT_OFF]
-            col = wsp + threadid() * ws_size
-            if direct:
-                src = <const floating**>malloc(g.ck * sizeof(floating*))
-                tap = <isize*>malloc(g.ck * sizeof(isize))
-                packed = <floating*>malloc(g.ck * (g.cout_g + 15) // 16 * 16 * sizeof(floating))
-                rows = <floating*>malloc(g.cin_g * g.k[0] * g.k[1]
-                                         * (min(p1 - p0, items[n, 7]) + (g.k[2] - 1) * g.dil[2])
-                                         * sizeof(floating))
+            tid = threadid()
+            col = wsp + tid * ws_size
+            packed = col
+            rows = col + packed_size
+            src = <const floating**>(ptrp + tid * 2 * g.ck)
+            tap = ptrp + tid * 2 * g.ck + g.ck
             for grp in range(g.groups):
                 o = op + o_off + grp * g.cout_g * P
                 if direct:
@@ -364,11 +374,6 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
                         for co in range(g.cout_g):
                             for p in range(p0, p1):
                                 o[co * P + p] += bias[grp * g.cout_g + co]
-            if direct:
-                free(src)
-                free(tap)
-                free(packed)
-                free(rows)
 
 
 def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floating[::1] grad_w,

@@ -34,6 +34,9 @@ CONV_METHODS = ("auto", "gemm", "direct")
 #: Bytes of patch matrix each thread gathers at once (fits in a 2 MiB L2 cache).
 WORKSPACE_BYTES = 1 << 20
 
+#: Largest matrix dimension the 32-bit BLAS interface of scipy accepts.
+_BLAS_INT_MAX = 2**31 - 1
+
 _blas_controller = None
 
 
@@ -111,6 +114,11 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
         raise ShapeError(
             f"kernel is larger than the padded input: {x_name} spatial shape {spatial} with "
             f"padding {pads}, dilated kernel span {spans}; pad the input or use a smaller kernel")
+    largest = max(int(np.prod(spatial)), int(np.prod(out_spatial)), c_in_g * int(np.prod(kernel)))
+    if largest > _BLAS_INT_MAX:
+        raise ShapeError(
+            f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape} has {largest} "
+            f"positions or taps per item; BLAS indexes at most {_BLAS_INT_MAX}: split the item")
     return ConvGeometry(x_shape, weight_shape, (n, c_out) + out_spatial, stride, dilation,
                         pads, groups)
 

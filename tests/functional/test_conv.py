@@ -6,6 +6,7 @@ against scipy.signal), scipy.signal.correlate/convolve, finite differences in
 float64, and PyTorch when it is installed.  Only the public API is used.
 """
 import itertools
+import os
 import re
 from dataclasses import dataclass
 
@@ -21,10 +22,18 @@ from sigconv.errors import ArgumentError, DTypeError, ShapeError
 
 from . import conv_reference as R
 
-HYPOTHESIS = settings(max_examples=60, deadline=None,
-                      suppress_health_check=[HealthCheck.too_slow])
-HYPOTHESIS_FD = settings(max_examples=25, deadline=None,
-                         suppress_health_check=[HealthCheck.too_slow])
+# SIGCONV_HYPOTHESIS_SCALE=10 runs ten times as many examples (a deeper search)
+SCALE = float(os.environ.get("SIGCONV_HYPOTHESIS_SCALE", "1"))
+
+
+def _settings(n):
+    return settings(max_examples=max(1, int(n * SCALE)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+HYPOTHESIS = _settings(60)
+HYPOTHESIS_FD = _settings(25)
+HYPOTHESIS_MEDIUM = _settings(30)
 
 METHODS = ("auto", "gemm", "direct")
 
@@ -352,6 +361,41 @@ def test_conv_medium_sizes(case, method, dtype):
     got = F.conv(x, w, b, method=method, **case.options)
     assert got.dtype == np.dtype(dtype)
     assert_close(got, reference(case, x, w, b), dtype, repr(case))
+
+
+@st.composite
+def medium_cases(draw):
+    """Larger random shapes: more channels and positions than any tile or block."""
+    nd = draw(st.sampled_from([1, 2, 3]))
+    groups = draw(st.sampled_from([1, 1, 1, 2, 4]))
+    cin_g, cout_g = draw(st.integers(1, 24 // groups)), draw(st.integers(1, 24 // groups))
+    kmax, nmax = {1: (15, 3000), 2: (5, 70), 3: (3, 18)}[nd]
+    kernel = tuple(draw(st.integers(1, kmax)) for _ in range(nd))
+    stride = per_axis(draw, nd, 1, 3)
+    dilation = per_axis(draw, nd, 1, 2)
+    padding = draw(st.one_of(st.sampled_from(["valid", "same", "full"]), st.integers(0, 4),
+                             st.tuples(*[st.tuples(st.integers(0, 4), st.integers(0, 4))] * nd)))
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, R.as_tuple(dilation, nd))]
+    spatial = tuple(draw(st.integers(e, max(e, nmax))) for e in spans)
+    return Case(n_items=draw(st.integers(1, 3)), c_in=groups * cin_g, c_out=groups * cout_g,
+                spatial=spatial, kernel=kernel, stride=stride, padding=padding,
+                dilation=dilation, groups=groups, bias=draw(st.booleans()),
+                flip=draw(st.booleans()), dtype=draw(st.sampled_from([np.float32, np.float64])),
+                method=draw(st.sampled_from(METHODS)), seed=draw(st.integers(0, 2**32 - 1)))
+
+
+@given(medium_cases())
+@HYPOTHESIS_MEDIUM
+def test_conv_and_gradients_medium_random(case):
+    x, w, b, gy = case.arrays()
+    assert_close(F.conv(x, w, b, method=case.method, **case.options), reference(case, x, w, b),
+                 case.dtype, "forward " + repr(case))
+    assert_close(F.conv_grad_input(gy, w, x.shape, **case.options),
+                 R.conv_grad_input(gy, w, x.shape, **case.options), case.dtype,
+                 "grad_input " + repr(case))
+    assert_close(F.conv_grad_weight(x, gy, w.shape, **case.options),
+                 R.conv_grad_weight(x, gy, w.shape, **case.options), case.dtype,
+                 "grad_weight " + repr(case))
 
 
 # ----------------------------------------------------------------------------
