@@ -10,7 +10,10 @@ the table gives median times, effective bandwidth (bytes of input read plus
 output written, divided by the median time) and the ratio of sigconv's speed
 to PyTorch's (``> 1`` means sigconv is faster).  Without PyTorch the script
 prints sigconv's figures alone.  Threads: both libraries use all cores
-(OpenMP for sigconv, ``torch.get_num_threads()`` for PyTorch).
+(OpenMP for sigconv, ``torch.get_num_threads()`` for PyTorch) unless
+``--threads N`` is given.  Run it on an otherwise idle machine: when another
+process keeps a core busy, every parallel region of either library waits for
+its second thread to be scheduled, and the figures of both become noise.
 """
 import argparse
 import pathlib
@@ -76,7 +79,14 @@ def median_times(ours, x, theirs, t, repeat, warm=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both libraries (default: all cores)")
     args = parser.parse_args()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads, user_api="openmp")
+        if torch is not None:
+            torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     if torch is not None:
         print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -234,7 +234,9 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     indices : int64 array, shape of ``out`` (only with ``return_indices``)
 
     Ties go to the first maximum in window scan order; a NaN in the window
-    makes the output NaN (its index is the last NaN in scan order).
+    makes the output NaN (its index is the last NaN in scan order).  A window
+    of ``-inf`` points at its first sample; a window that dilation leaves with
+    no input sample at all gives ``-inf`` and index ``-1``.
     """
     x, nd = _input(x)
     k, s, p, d, osp = _window(x.shape, nd, kernel_size, stride, padding, dilation, ceil_mode)

@@ -58,7 +58,7 @@ def ref_max_pool(x, k, s=None, p=0, d=1, ceil_mode=False):
     for n, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
         for o, taps in ref_windows(sp, k, s, p, d, ceil_mode):
             valid = [t for t in taps if _inside(t, sp)]
-            best, where = -np.inf, np.ravel_multi_index(valid[0], sp)
+            best, where = -np.inf, (np.ravel_multi_index(valid[0], sp) if valid else -1)
             for t in valid:
                 v = x[(n, c) + t]
                 if v > best or np.isnan(v):  # first maximum wins; NaN wins (the last NaN)
@@ -284,6 +284,14 @@ def test_all_minus_inf_window_points_at_its_first_sample():
     out, idx = F.max_pool(x, 3, stride=3, padding=1, return_indices=True)
     np.testing.assert_array_equal(out, -np.inf)
     np.testing.assert_array_equal(idx[0, 0], [0, 2])
+    # dilation can leave a window with no input sample: -inf and index -1, which
+    # the backward and max_unpool skip
+    x = np.array([[[1.0, 2.0]]])
+    out, idx = F.max_pool(x, 2, padding=1, dilation=3, return_indices=True)
+    assert out[0, 0, 0] == -np.inf and idx[0, 0, 0] == -1
+    assert F.max_pool(x, 2, padding=1, dilation=3)[0, 0, 0] == -np.inf
+    np.testing.assert_array_equal(F.max_pool_backward(np.ones((1, 1, 1)), idx, x.shape), 0)
+    np.testing.assert_array_equal(F.max_unpool(out, idx, 2, output_size=(2,)), 0)
 
 
 def test_nan_propagates_through_max_pooling_and_backward_runs():
@@ -581,21 +589,28 @@ def pool_cases(draw):
     k = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     s = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     p = tuple(draw(st.integers(0, kk // 2)) for kk in k)
-    spatial = tuple(draw(st.integers(max(1, kk - 2 * pp), 6)) for kk, pp in zip(k, p))
+    d = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    spatial = tuple(draw(st.integers(max(1, (kk - 1) * dd + 1 - 2 * pp), 7))
+                    for kk, pp, dd in zip(k, p, d))
     ceil_mode = draw(st.booleans())
     seed = draw(st.integers(0, 2 ** 16))
-    return nd, k, s, p, spatial, ceil_mode, seed
+    return nd, k, s, p, d, spatial, ceil_mode, seed
 
 
 @settings(max_examples=40, deadline=None)
 @given(pool_cases())
 def test_property_max_and_avg_match_references(case):
-    nd, k, s, p, spatial, ceil_mode, seed = case
+    nd, k, s, p, d, spatial, ceil_mode, seed = case
     x = np.random.default_rng(seed).standard_normal((1, 2) + spatial)
-    out, idx = F.max_pool(x, k, stride=s, padding=p, ceil_mode=ceil_mode, return_indices=True)
-    ref, ridx = ref_max_pool(x, k, s, p, 1, ceil_mode)
+    x[x > 1.5] = np.nan  # a few NaNs
+    opts = dict(stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+    out, idx = F.max_pool(x, k, return_indices=True, **opts)
+    ref, ridx = ref_max_pool(x, k, s, p, d, ceil_mode)
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(F.max_pool(x, k, **opts), out)
+    x = np.nan_to_num(x)
+    out = F.max_pool(x, k, stride=s, padding=p, ceil_mode=ceil_mode)
     avg = F.avg_pool(x, k, stride=s, padding=p, ceil_mode=ceil_mode)
     np.testing.assert_allclose(avg, ref_avg_pool(x, k, s, p, ceil_mode), rtol=1e-12, atol=1e-15)
     assert np.all(out >= avg - 1e-12) or any(pp > 0 for pp in p)
@@ -605,14 +620,15 @@ def test_property_max_and_avg_match_references(case):
 @given(pool_cases())
 def test_property_backward_is_the_adjoint(case):
     """<avg_pool(x), v> == <x, avg_pool_backward(v)>, and likewise for max at fixed indices."""
-    nd, k, s, p, spatial, ceil_mode, seed = case
+    nd, k, s, p, d, spatial, ceil_mode, seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((1, 2) + spatial)
     opts = dict(stride=s, padding=p, ceil_mode=ceil_mode)
     out = F.avg_pool(x, k, **opts)
     v = rng.standard_normal(out.shape)
     assert np.isclose(np.sum(out * v), np.sum(x * F.avg_pool_backward(v, x.shape, k, **opts)))
-    out, idx = F.max_pool(x, k, return_indices=True, **opts)
+    out, idx = F.max_pool(x, k, return_indices=True, dilation=d, **opts)
+    v = rng.standard_normal(out.shape)
     g = F.max_pool_backward(v, idx, x.shape)
     assert np.isclose(np.sum(out * v), np.sum(x * g))
 
