@@ -589,6 +589,47 @@ def test_layouts_give_the_contiguous_result(case, dtype):
                                    err_msg="grad_weight gy " + name, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_native_byte_order_gives_the_native_result(dtype):
+    """Big-endian floats (common in NIfTI/Analyze and FITS files) are still float32/float64."""
+    case = PROPERTY_CASES[1]
+    x, w, b, gy = Case(**{**case.__dict__, "dtype": dtype}).arrays()
+    swapped = np.dtype(dtype).newbyteorder()
+    y = F.conv(x, w, b, **case.options)
+    got = F.conv(x.astype(swapped), w.astype(swapped), b.astype(swapped), **case.options)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, y)
+    np.testing.assert_array_equal(
+        F.conv_grad_input(gy.astype(swapped), w, x.shape, **case.options),
+        F.conv_grad_input(gy, w, x.shape, **case.options))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_and_inf_reach_exactly_the_windows_that_read_them(method, bad):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 9, 10))
+    x[1, 2, 4, 7] = bad
+    w = rng.uniform(0.5, 1.5, (4, 3, 3, 2))  # no zero taps: 0 * inf would be nan anyway
+    y = F.conv(x, w, padding="same", method=method)
+    hit = R.conv(np.isnan(x) | np.isinf(x), np.ones_like(w), padding="same") > 0
+    assert np.all(~np.isfinite(y[hit])) and np.all(np.isfinite(y[~hit]))
+    gy = np.zeros(y.shape)
+    gy[0, 1, 3, 3] = bad
+    gx = F.conv_grad_input(gy, w, x.shape, padding="same")
+    assert np.all(np.isfinite(gx[1])) and not np.all(np.isfinite(gx[0]))
+
+
+def test_numpy_integer_options():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, 2, 11))
+    w = rng.standard_normal((3, 2, 3))
+    got = F.conv(x, w, stride=np.int64(2), padding=np.int32(1), dilation=np.int8(2),
+                 groups=np.int64(1))
+    np.testing.assert_allclose(got, R.conv(x, w, stride=2, padding=1, dilation=2),
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("case", PROPERTY_CASES + MEDIUM_CASES[:3], ids=repr)
 def test_float32_close_to_float64(case):
     x, w, b, gy = Case(**{**case.__dict__, "dtype": np.float64}).arrays()
