@@ -50,7 +50,13 @@ def check_choice(value, name, choices):
 
 
 def _float_dtype_of(dtype, name):
-    """The dtype an array of ``dtype`` is computed in, or None for bool/int (undecided)."""
+    """The dtype an array of ``dtype`` is computed in, or None for bool/int (undecided).
+
+    Byte order is a memory layout, not a dtype: big-endian floats (common in
+    NIfTI and Analyze files) are computed like native ones.
+    """
+    if dtype.kind in "fiub" and dtype.byteorder not in ("=", "|"):
+        dtype = dtype.newbyteorder("=")
     if dtype in NATIVE_DTYPES:
         return dtype
     if dtype == np.float16:

@@ -37,6 +37,8 @@ WORKSPACE_BYTES = 1 << 20
 #: Largest matrix dimension the 32-bit BLAS interface of scipy accepts.
 _BLAS_INT_MAX = 2**31 - 1
 
+_WEIGHT_LAYOUT = "(C_out, C_in // groups, *kernel)"
+
 _blas_controller = None
 
 
@@ -81,7 +83,7 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
         raise ShapeError(
             f"{x_name} must have shape (N, C_in, *spatial) with 1 to 3 spatial axes, "
             f"got shape {x_shape} ({len(x_shape)}-d)")
-    if len(weight_shape) != len(x_shape):
+    if not 3 <= len(weight_shape) <= 5 or len(weight_shape) != len(x_shape):
         raise ShapeError(
             f"{weight_name} must have shape (C_out, C_in // groups, *kernel) with as many "
             f"spatial axes as {x_name}: {x_name} has shape {x_shape}, "
@@ -165,11 +167,11 @@ def _check_bias(bias, c_out):
                          f"got shape {np.shape(bias)}")
 
 
-def _check_array(value, name):
-    """A numpy view of ``value`` with a clear error for 0-d and non-array input."""
-    array = np.asarray(value) if not isinstance(value, np.ndarray) else value
+def _check_array(value, name, layout="(N, C, *spatial)"):
+    """A numpy view of ``value``, with a clear error for a 0-d value."""
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
     if array.ndim == 0:
-        raise ShapeError(f"{name} must have shape (N, C, *spatial), got a 0-d value {value!r}")
+        raise ShapeError(f"{name} must have shape {layout}, got a 0-d value {value!r}")
     return array
 
 
@@ -226,7 +228,7 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
     ndarray, shape (N, C_out, *out_spatial)
         In the input's float dtype (see :func:`sigconv._validation.result_dtype`).
     """
-    x, weight = _check_array(x, "x"), _check_array(weight, "weight")
+    x, weight = _check_array(x, "x"), _check_array(weight, "weight", _WEIGHT_LAYOUT)
     dtype = result_dtype(x=x, weight=weight, bias=bias)
     geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, flip=flip)
@@ -258,7 +260,8 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
     -------
     ndarray, shape input_shape
     """
-    grad_output, weight = _check_array(grad_output, "grad_output"), _check_array(weight, "weight")
+    grad_output = _check_array(grad_output, "grad_output")
+    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
     input_shape = _shape_of(input_shape, "input_shape")
     dtype = result_dtype(grad_output=grad_output, weight=weight)
     geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
