@@ -15,6 +15,7 @@ kernel offsets ``m``; samples outside the input are the zeros of the padding.
 
 Output sizes and padding modes are defined once, in :mod:`sigconv.shapes`.
 """
+import contextlib
 import numbers
 from dataclasses import dataclass
 
@@ -189,7 +190,7 @@ def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dila
     table = _item_table(x.shape[0], cin, x.shape[2:], cout, out_shape[2:], pad_lo)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
     path = _resolve_method(method, stride, input_dilation)
-    with _blas_single_thread():
+    with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
         _kernel.conv_forward(x.reshape(-1), weight.reshape(-1), out.reshape(-1), table,
                              cin, cout, groups, _to_3d(weight.shape[2:], 1), _to_3d(stride, 1),
                              _to_3d(dilation, 1), _to_3d(input_dilation, 1),
