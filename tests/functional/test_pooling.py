@@ -630,7 +630,8 @@ def test_property_backward_is_the_adjoint(case):
     out, idx = F.max_pool(x, k, return_indices=True, dilation=d, **opts)
     v = rng.standard_normal(out.shape)
     g = F.max_pool_backward(v, idx, x.shape)
-    assert np.isclose(np.sum(out * v), np.sum(x * g))
+    has_sample = idx >= 0  # dilation can leave a window with no input sample (-inf, index -1)
+    assert np.isclose(np.sum((out * v)[has_sample]), np.sum(x * g))
 
 
 # ---------------------------------------------------------------------------
