@@ -664,11 +664,65 @@ cdef inline i64 _aend(i64 i, i64 n, i64 m) noexcept nogil:
     return ((i + 1) * n + m - 1) // m
 
 
+cdef inline double _sum_span(const floating* a, i64 n, int mode, floating p) noexcept nogil:
+    """sum tr(a[i]) over [0, n) in double, with eight partial sums (vectorised)."""
+    cdef double part[8]
+    cdef double s = 0
+    cdef i64 i = 0, j
+    for j in range(8):
+        part[j] = 0
+    if mode == 0:
+        while i + 8 <= n:
+            for j in range(8):
+                part[j] += a[i + j]
+            i += 8
+    elif mode == 2:
+        while i + 8 <= n:
+            for j in range(8):
+                part[j] += <double>a[i + j] * <double>a[i + j]
+            i += 8
+    else:
+        while i + 8 <= n:
+            for j in range(8):
+                part[j] += _tr(a[i + j], mode, p)
+            i += 8
+    for j in range(8):
+        s += part[j]
+    while i < n:
+        s += _tr(a[i], mode, p)
+        i += 1
+    return s
+
+
+cdef inline floating _max_span(const floating* a, i64 n, floating m) noexcept nogil:
+    """The running maximum ``m`` after a[0:n], NaN-propagating (value only), vectorised."""
+    cdef floating part[8]
+    cdef i64 i = 0, j
+    if n >= 8:
+        for j in range(8):
+            part[j] = a[j]
+        i = 8
+        while i + 8 <= n:
+            for j in range(8):
+                part[j] = _mx(part[j], a[i + j])
+            i += 8
+        for j in range(8):
+            m = _mx(m, part[j])
+    while i < n:
+        m = _mx(m, a[i])
+        i += 1
+    return m
+
+
 cdef void _adaptive_plane(const floating* xp, floating* op, i64* ip, bint want_idx,
                           i64 D, i64 H, i64 W, i64 OD, i64 OH, i64 OW,
                           int kind, int mode, floating p) noexcept nogil:
-    """kind 0: average, 1: maximum, 2: Lp (``mode`` as in the window sums)."""
-    cdef i64 od, oh, ow, d0, d1, h0, h1, w0, w1, a, b, q, mi, r
+    """kind 0: average, 1: maximum, 2: Lp (``mode`` as in the window sums).
+
+    A window is swept as contiguous spans: one per (depth, row), or one per
+    depth when it covers whole rows (as global pooling does).
+    """
+    cdef i64 od, oh, ow, d0, d1, h0, h1, w0, w1, a, b, q, mi, r, nb, span
     cdef floating m, v
     cdef double s
     for od in range(OD):
@@ -681,7 +735,14 @@ cdef void _adaptive_plane(const floating* xp, floating* op, i64* ip, bint want_i
             for ow in range(OW):
                 w0 = _astart(ow, W, OW)
                 w1 = _aend(ow, W, OW)
-                if kind == 1:
+                # rows h0..h1 of one depth form one span when the window covers whole rows
+                if w0 == 0 and w1 == W:
+                    nb = 1
+                    span = (h1 - h0) * W
+                else:
+                    nb = h1 - h0
+                    span = w1 - w0
+                if kind == 1 and want_idx:
                     m = -INFINITY
                     mi = (d0 * H + h0) * W + w0
                     for a in range(d0, d1):
@@ -692,14 +753,18 @@ cdef void _adaptive_plane(const floating* xp, floating* op, i64* ip, bint want_i
                                     m = v
                                     mi = q
                     op[r + ow] = m
-                    if want_idx:
-                        ip[r + ow] = mi
+                    ip[r + ow] = mi
+                elif kind == 1:
+                    m = -INFINITY
+                    for a in range(d0, d1):
+                        for b in range(nb):
+                            m = _max_span(xp + (a * H + h0 + b) * W + w0, span, m)
+                    op[r + ow] = m
                 else:
                     s = 0
                     for a in range(d0, d1):
-                        for b in range(h0, h1):
-                            for q in range((a * H + b) * W + w0, (a * H + b) * W + w1):
-                                s = s + _tr(xp[q], mode, p)
+                        for b in range(nb):
+                            s = s + _sum_span(xp + (a * H + h0 + b) * W + w0, span, mode, p)
                     if kind == 0:
                         op[r + ow] = <floating>(s / ((d1 - d0) * (h1 - h0) * (w1 - w0)))
                     else:
