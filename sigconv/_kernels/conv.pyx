@@ -172,39 +172,63 @@ cdef void gather_patches(const floating* x, const isize* item, const Geometry* g
 
 
 cdef extern from "direct.h" nogil:
-    void sigconv_direct_f32(float* out, isize ostride, const float** src, const isize* tap,
-                            const float* w, isize wstride, int ntaps, int cob, isize n)
-    void sigconv_direct_f64(double* out, isize ostride, const double** src, const isize* tap,
-                            const double* w, isize wstride, int ntaps, int cob, isize n)
+    void sigconv_direct_f32(float* out, isize ostride, const float* x, isize base,
+                            const isize* off, const isize* tap, const float* w, isize wstride,
+                            const float* bias, int ntaps, int cob, isize n)
+    void sigconv_direct_f64(double* out, isize ostride, const double* x, isize base,
+                            const isize* off, const isize* tap, const double* w, isize wstride,
+                            const double* bias, int ntaps, int cob, isize n)
 
 cdef void direct_tile(const floating* x, const floating* w, const isize* item,
                       const Geometry* g, isize p0, isize p1, floating* out, isize P,
-                      const floating** src, isize* tap, floating* packed,
+                      const floating* bias, isize* scratch, floating* packed,
                       floating* rows) noexcept nogil:
-    """Accumulate one group's outputs ``[p0, p1)`` tap by tap, without a patch matrix.
+    """One group's outputs ``[p0, p1)``, tap by tap, without a patch matrix.
 
-    ``out`` points at the group's first output channel (already zeroed or
-    holding the bias), ``w`` at the group's first filter.  With unit stride
-    along W, each input row a segment needs is copied once into ``rows``
-    with its padding zeros, and the register-blocked loop of ``direct.h``
-    runs over the whole segment; otherwise :func:`row_op` accumulates one
-    tap at a time.  ``src`` and ``tap`` (``ck`` entries), ``packed``
-    (``ck * round_up(cout_g, 16)``) and ``rows`` are the caller's scratch.
+    ``out`` points at the group's first output channel, ``w`` at its first
+    filter, ``bias`` at its first bias (or NULL).  With unit stride along W
+    the register-blocked loop of ``direct.h`` runs over each row segment,
+    reading the input in place through a list of tap offsets: one list built
+    once for rows whose taps all lie inside the input, and a filtered list for
+    rows that touch the padding along D or H.  A segment that reaches into the
+    padding along W reads copies of its rows with their zeros (``rows``); the
+    Python wrapper pads W beforehand so that this is rare.  Other strides
+    accumulate one tap at a time with :func:`row_op`.  ``scratch`` holds
+    ``4 * ck`` offsets and tap indices, ``packed`` ``ck * round_up(cout_g, 16)``
+    weights.
     """
     cdef isize D = item[1], H = item[2], W = item[3]
     cdef isize Ho = item[6], Wo = item[7]
     cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
-    cdef isize HW = H * W, DHW = D * H * W, Kw = g.k[2], span_w = (Kw - 1) * g.dil[2]
+    cdef isize HW = H * W, DHW = D * H * W, Kw = g.k[2]
+    cdef isize span_d = (g.k[0] - 1) * g.dil[0], span_h = (g.k[1] - 1) * g.dil[1]
+    cdef isize span_w = (Kw - 1) * g.dil[2]
     cdef isize p, od, oh, ow, rem, seg, cb, c, r, ci, kd, kh, kw, id_, ih, t, nrow
+    cdef isize zd, zh, base, row
     cdef int cob, nt
-    cdef bint vector_rows = g.s[2] == 1 and g.idil[2] == 1
-    cdef const floating* rowp
-    cdef floating* rowbuf
+    cdef bint vector_rows = g.s[2] == 1 and g.idil[2] == 1, copy_rows, inside
+    cdef isize* off_all = scratch
+    cdef isize* tap_all = scratch + g.ck
+    cdef isize* off = scratch + 2 * g.ck
+    cdef isize* tap = scratch + 3 * g.ck
+    cdef const floating* src
+    if not vector_rows:
+        for c in range(g.cout_g):
+            for p in range(p0, p1):
+                out[c * P + p] = bias[c] if bias != NULL else 0
     for cb in range(0, g.cout_g, 16):
         cob = <int>min(16, g.cout_g - cb)
         for r in range(g.ck):
             for c in range(cob):
                 packed[cb * g.ck + r * 16 + c] = w[(cb + c) * g.ck + r]
+    r = 0
+    for ci in range(g.cin_g):
+        for kd in range(g.k[0]):
+            for kh in range(g.k[1]):
+                for kw in range(Kw):
+                    off_all[r] = ci * DHW + kd * g.dil[0] * HW + kh * g.dil[1] * W + kw * g.dil[2]
+                    tap_all[r] = r
+                    r += 1
     p = p0
     while p < p1:
         od = p // (Ho * Wo)
@@ -214,22 +238,48 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
         seg = Wo - ow
         if seg > p1 - p:
             seg = p1 - p
+        zd = od * g.s[0] - pad_d
+        zh = oh * g.s[1] - pad_h
+        copy_rows = vector_rows and (ow - pad_w < 0 or ow + seg + span_w - pad_w > W)
+        inside = (vector_rows and not copy_rows and g.idil[0] == 1 and g.idil[1] == 1
+                  and zd >= 0 and zd + span_d < D and zh >= 0 and zh + span_h < H)
+        if inside:
+            src = x
+            base = zd * HW + zh * W + ow - pad_w
+            nt = <int>g.ck
+            for cb in range(0, g.cout_g, 16):
+                if floating is float:
+                    sigconv_direct_f32(out + cb * P + p, P, src, base, off_all, tap_all,
+                                       packed + cb * g.ck, 16,
+                                       bias + cb if bias != NULL else NULL, nt,
+                                       <int>min(16, g.cout_g - cb), seg)
+                else:
+                    sigconv_direct_f64(out + cb * P + p, P, src, base, off_all, tap_all,
+                                       packed + cb * g.ck, 16,
+                                       bias + cb if bias != NULL else NULL, nt,
+                                       <int>min(16, g.cout_g - cb), seg)
+            p += seg
+            continue
+        # filtered list: rows of the padding along D or H contribute nothing
         nt = 0
         r = 0
         nrow = 0
+        src = rows if copy_rows else x
+        base = 0 if copy_rows else ow - pad_w
         for ci in range(g.cin_g):
             for kd in range(g.k[0]):
-                id_ = axis_index(od * g.s[0] - pad_d + kd * g.dil[0], D, g.idil[0])
+                id_ = axis_index(zd + kd * g.dil[0], D, g.idil[0])
                 for kh in range(g.k[1]):
-                    ih = axis_index(oh * g.s[1] - pad_h + kh * g.dil[1], H, g.idil[1])
+                    ih = axis_index(zh + kh * g.dil[1], H, g.idil[1])
                     if id_ >= 0 and ih >= 0:
-                        rowp = x + ci * DHW + id_ * HW + ih * W
-                        if vector_rows:
-                            rowbuf = rows + nrow * (seg + span_w)
-                            row_op(rowbuf, rowp, W, 0, seg + span_w, 1, ow - pad_w, 1, 0, False)
+                        row = ci * DHW + id_ * HW + ih * W
+                        if copy_rows:
+                            row_op(rows + nrow * (seg + span_w), x + row, W, 0, seg + span_w, 1,
+                                   ow - pad_w, 1, 0, False)
+                            row = nrow * (seg + span_w)
                             nrow += 1
                         for kw in range(Kw):
-                            src[nt] = rowbuf + kw * g.dil[2] if vector_rows else rowp
+                            off[nt] = row + kw * g.dil[2] if vector_rows else row
                             tap[nt] = r + kw
                             nt += 1
                     r += Kw
@@ -237,16 +287,18 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
             cob = <int>min(16, g.cout_g - cb)
             if vector_rows:
                 if floating is float:
-                    sigconv_direct_f32(out + cb * P + p, P, src, tap, packed + cb * g.ck, 16,
-                                       nt, cob, seg)
+                    sigconv_direct_f32(out + cb * P + p, P, src, base, off, tap,
+                                       packed + cb * g.ck, 16,
+                                       bias + cb if bias != NULL else NULL, nt, cob, seg)
                 else:
-                    sigconv_direct_f64(out + cb * P + p, P, src, tap, packed + cb * g.ck, 16,
-                                       nt, cob, seg)
+                    sigconv_direct_f64(out + cb * P + p, P, src, base, off, tap,
+                                       packed + cb * g.ck, 16,
+                                       bias + cb if bias != NULL else NULL, nt, cob, seg)
             else:
                 for t in range(nt):
                     kw = tap[t] % Kw
                     for c in range(cob):
-                        row_op(out + (cb + c) * P + p, src[t], W, ow, seg, g.s[2],
+                        row_op(out + (cb + c) * P + p, x + off[t], W, ow, seg, g.s[2],
                                kw * g.dil[2] - pad_w, g.idil[2],
                                packed[cb * g.ck + tap[t] * 16 + c], True)
         p += seg
@@ -318,14 +370,14 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     for n in range(items.shape[0]):
         longest_row = max(longest_row, items[n, 7])
     # per-thread scratch: the patch tile (gemm), or packed weights and padded
-    # input rows plus tap pointers (direct); allocated here so that running
+    # input rows plus tap offsets (direct); allocated here so that running
     # out of memory raises MemoryError instead of failing inside the loop
     cdef isize packed_size = g.ck * ((g.cout_g + 15) // 16 * 16)
     cdef isize rows_size = (g.cin_g * g.k[0] * g.k[1]
                             * (min(tile, longest_row) + (g.k[2] - 1) * g.dil[2]))
     cdef isize ws_size = packed_size + rows_size if direct else g.ck * tile
     workspace = np.empty(max(ws_size * threads, 1), dtype=np.float32 if floating is float else np.float64)
-    pointers = np.empty(max(2 * g.ck * threads, 1) if direct else 1, dtype=np.intp)
+    pointers = np.empty(max(4 * g.ck * threads, 1) if direct else 1, dtype=np.intp)
     cdef floating[::1] ws = workspace
     cdef isize[::1] ptrs = pointers
     cdef isize* ptrp = &ptrs[0]
@@ -334,12 +386,12 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating* col
     cdef floating* o
-    cdef const floating** src = NULL
-    cdef isize* tap = NULL
+    cdef isize* scratch = NULL
     cdef floating* packed = NULL
     cdef floating* rows = NULL
     cdef const floating* xp = &x[0] if x.shape[0] > 0 else NULL
     cdef const floating* wp = &w[0]
+    cdef const floating* bp = &bias[0] if has_bias else NULL
     cdef floating* op = &out[0]
     cdef floating* wsp = &ws[0]
     with nogil:
@@ -354,17 +406,14 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
             col = wsp + tid * ws_size
             packed = col
             rows = col + packed_size
-            src = <const floating**>(ptrp + tid * 2 * g.ck)
-            tap = ptrp + tid * 2 * g.ck + g.ck
+            scratch = ptrp + tid * 4 * g.ck
             for grp in range(g.groups):
                 o = op + o_off + grp * g.cout_g * P
                 if direct:
-                    for co in range(g.cout_g):
-                        for p in range(p0, p1):
-                            o[co * P + p] = bias[grp * g.cout_g + co] if has_bias else 0
                     direct_tile(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
                                 wp + grp * g.cout_g * g.ck, &items[n, 0], &g, p0, p1, o, P,
-                                src, tap, packed, rows)
+                                bp + grp * g.cout_g if has_bias else NULL,
+                                scratch, packed, rows)
                 else:
                     gather_patches(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
                                    &items[n, 0], &g, p0, p1, col)

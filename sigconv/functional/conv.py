@@ -176,6 +176,23 @@ def _check_array(value, name, layout="(N, C, *spatial)"):
     return array
 
 
+def _pad_last_axis(x, out_width, kernel_width, dilation, pad_lo):
+    """Zero-pad the last axis so that every unit-stride window lies inside it.
+
+    The direct kernel then reads input rows in place instead of copying each
+    row with its padding for every output row.  Costs one copy of ``x``.
+    Returns the padded array and the remaining (non-positive) padding.
+    """
+    lo = pad_lo[-1]
+    left = max(lo, 0)
+    right = max(out_width + (kernel_width - 1) * dilation - lo - x.shape[-1], 0)
+    if left == 0 and right == 0:
+        return x, pad_lo
+    padded = np.zeros(x.shape[:-1] + (x.shape[-1] + left + right,), dtype=x.dtype)
+    padded[..., left:left + x.shape[-1]] = x
+    return padded, tuple(pad_lo[:-1]) + (lo - left,)
+
+
 def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dilation,
              pad_lo, method):
     """Run the forward kernel on contiguous float arrays; return the output array.
@@ -186,10 +203,12 @@ def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dila
     out = np.empty(out_shape, dtype=x.dtype)
     if out.size == 0:
         return out
+    path = _resolve_method(method, stride, input_dilation)
+    if path == "direct" and stride[-1] == 1 and input_dilation[-1] == 1:
+        x, pad_lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
     cin, cout = x.shape[1], out_shape[1]
     table = _item_table(x.shape[0], cin, x.shape[2:], cout, out_shape[2:], pad_lo)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
-    path = _resolve_method(method, stride, input_dilation)
     with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
         _kernel.conv_forward(x.reshape(-1), weight.reshape(-1), out.reshape(-1), table,
                              cin, cout, groups, _to_3d(weight.shape[2:], 1), _to_3d(stride, 1),
