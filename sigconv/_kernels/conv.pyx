@@ -264,7 +264,9 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
         nt = 0
         r = 0
         nrow = 0
-        src = rows if copy_rows else x
+        src = x
+        if copy_rows:
+            src = rows
         base = 0 if copy_rows else ow - pad_w
         for ci in range(g.cin_g):
             for kd in range(g.k[0]):
