@@ -39,6 +39,8 @@ __all__ = [
     "same_padding",
     "resolve_padding",
     "pool_output_size",
+    "adaptive_pool_windows",
+    "unpool_output_size",
 ]
 
 
@@ -241,5 +243,3 @@ def unpool_output_size(input_size, kernel_size, stride, padding=0):
     return tuple((m - 1) * s - 2 * p + k
                  for m, k, s, p in zip(input_size, kernel_size, stride, padding))
 
-
-__all__ += ["adaptive_pool_windows", "unpool_output_size"]
