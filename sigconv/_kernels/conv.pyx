@@ -133,6 +133,22 @@ cdef inline void row_op(floating* dst, const floating* src, isize width, isize f
             dst[j] = src[i] if i >= 0 else 0
 
 
+cdef inline isize row_segment(isize p, isize p1, isize Ho, isize Wo,
+                              isize* od, isize* oh, isize* ow) noexcept nogil:
+    """Output coordinates of flat position ``p`` and the length of its run along W.
+
+    The run ends at the end of the output row or at ``p1``, whichever comes
+    first: the loops below walk a tile of positions one row segment at a time.
+    """
+    cdef isize rem, seg
+    od[0] = p // (Ho * Wo)
+    rem = p - od[0] * Ho * Wo
+    oh[0] = rem // Wo
+    ow[0] = rem - oh[0] * Wo
+    seg = Wo - ow[0]
+    return seg if seg < p1 - p else p1 - p
+
+
 cdef void gather_patches(const floating* x, const isize* item, const Geometry* g,
                          isize p0, isize p1, floating* col) noexcept nogil:
     """Patch matrix of one group of one item for output positions ``[p0, p1)``.
@@ -144,16 +160,10 @@ cdef void gather_patches(const floating* x, const isize* item, const Geometry* g
     cdef isize Ho = item[6], Wo = item[7]
     cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
     cdef isize L = p1 - p0, HW = H * W, DHW = D * H * W
-    cdef isize p = p0, od, oh, ow, rem, seg, r, ci, kd, kh, kw, id_, ih
+    cdef isize p = p0, od, oh, ow, seg, r, ci, kd, kh, kw, id_, ih
     cdef floating* dst
     while p < p1:
-        od = p // (Ho * Wo)
-        rem = p - od * Ho * Wo
-        oh = rem // Wo
-        ow = rem - oh * Wo
-        seg = Wo - ow
-        if seg > p1 - p:
-            seg = p1 - p
+        seg = row_segment(p, p1, Ho, Wo, &od, &oh, &ow)
         r = 0
         for ci in range(g.cin_g):
             for kd in range(g.k[0]):
@@ -203,7 +213,7 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
     cdef isize HW = H * W, DHW = D * H * W, Kw = g.k[2]
     cdef isize span_d = (g.k[0] - 1) * g.dil[0], span_h = (g.k[1] - 1) * g.dil[1]
     cdef isize span_w = (Kw - 1) * g.dil[2]
-    cdef isize p, od, oh, ow, rem, seg, cb, c, r, ci, kd, kh, kw, id_, ih, t, nrow
+    cdef isize p, od, oh, ow, seg, cb, c, r, ci, kd, kh, kw, id_, ih, t, nrow
     cdef isize zd, zh, base, row
     cdef int cob, nt
     cdef bint vector_rows = g.s[2] == 1 and g.idil[2] == 1, copy_rows, inside
@@ -231,13 +241,7 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
                     r += 1
     p = p0
     while p < p1:
-        od = p // (Ho * Wo)
-        rem = p - od * Ho * Wo
-        oh = rem // Wo
-        ow = rem - oh * Wo
-        seg = Wo - ow
-        if seg > p1 - p:
-            seg = p1 - p
+        seg = row_segment(p, p1, Ho, Wo, &od, &oh, &ow)
         zd = od * g.s[0] - pad_d
         zh = oh * g.s[1] - pad_h
         copy_rows = vector_rows and (ow - pad_w < 0 or ow + seg + span_w - pad_w > W)
