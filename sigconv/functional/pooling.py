@@ -65,6 +65,7 @@ from .._kernels import pool as _k
 from .._validation import (as_float_array, as_tuple, check_batch, check_choice,
                            check_spatial_nonempty, result_dtype)
 from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ragged import item_table, lift3
 from ..shapes import pool_output_size, unpool_output_size
 
 __all__ = [
@@ -129,27 +130,13 @@ def _flag(value, name):
     return bool(value)
 
 
-def _lift(values, fill):
-    """Per-axis values of 1-3 spatial axes as 3 values (1-D and 2-D are 3-D with length-1 axes)."""
-    values = tuple(values)
-    return (fill,) * (3 - len(values)) + values
-
-
 def _table(shape):
-    """Per-item table ``(N, 4)`` of a dense batch: element offset and (D, H, W) of each item.
-
-    A ragged batch would pass its own table with a different shape per row.
-    """
-    n, c = shape[0], shape[1]
-    spatial = _lift(shape[2:], 1)
-    table = np.empty((n, 4), np.int64)
-    table[:, 0] = np.arange(n, dtype=np.int64) * (c * math.prod(spatial))
-    table[:, 1:] = spatial
-    return table
+    """The kernels' per-item table of a dense batch ``(N, C, *spatial)``."""
+    return item_table(shape[1], [shape[2:]] * shape[0])
 
 
 def _geom(k, s, p, d):
-    return np.array(_lift(k, 1) + _lift(s, 1) + _lift(p, 0) + _lift(d, 1), np.int64)
+    return np.array(lift3(k, 1) + lift3(s, 1) + lift3(p, 0) + lift3(d, 1), np.int64)
 
 
 def _flat(a):

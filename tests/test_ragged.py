@@ -1,0 +1,79 @@
+"""The Ragged container: items back to back, their table, padded round trips."""
+import numpy as np
+import pytest
+
+from sigconv import ArgumentError, DTypeError, ShapeError
+from sigconv.ragged import Ragged, item_table, lift3
+
+
+def _items(rng, channels=2, shapes=((5,), (9,), (1,))):
+    return [rng.standard_normal((channels,) + s) for s in shapes]
+
+
+def test_items_round_trip(rng):
+    items = _items(rng)
+    batch = Ragged.from_list(items)
+    assert len(batch) == 3 and batch.channels == 2 and batch.ndim == 1
+    assert batch.dtype == np.float64
+    for got, want in zip(batch, items):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(batch[-1], items[-1])
+    assert "3 items" in repr(batch)
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (5, 2), (1, 1)), ((2, 3, 4), (4, 1, 2))])
+def test_padded_round_trip_and_mask(rng, shapes):
+    items = _items(rng, 3, shapes)
+    batch = Ragged.from_list(items)
+    padded, mask = batch.to_padded(value=-7.0)
+    assert padded.shape == (len(items), 3) + tuple(np.max(shapes, axis=0))
+    for i, item in enumerate(items):
+        region = tuple(slice(0, n) for n in item.shape[1:])
+        np.testing.assert_array_equal(padded[(i, slice(None)) + region], item)
+        assert mask[i].sum() == np.prod(item.shape[1:])
+        assert (padded[i][:, ~mask[i]] == -7.0).all()
+    back = Ragged.from_padded(padded, batch.shapes)
+    np.testing.assert_array_equal(back.data, batch.data)
+
+
+def test_table_describes_each_item(rng):
+    batch = Ragged.from_list(_items(rng, 2, ((3, 4), (5, 2))))
+    table = batch.table()
+    np.testing.assert_array_equal(table, [[0, 1, 3, 4], [24, 1, 5, 2]])
+    np.testing.assert_array_equal(item_table(2, [(3, 4)] * 2), [[0, 1, 3, 4], [24, 1, 3, 4]])
+    assert item_table(1, np.zeros((0, 2), int)).shape == (0, 4)
+    assert lift3((5,), 1) == (1, 1, 5)
+
+
+def test_dtype_rule_applies(rng):
+    batch = Ragged.from_list([np.ones((1, 3), np.float32), np.ones((1, 2), np.int16)])
+    assert batch.dtype == np.float32
+    with pytest.raises(DTypeError, match="do not match"):
+        Ragged.from_list([np.ones((1, 3), np.float32), np.ones((1, 2), np.float64)])
+
+
+@pytest.mark.parametrize("items, regex", [
+    ([], "at least one item"),
+    ([np.ones((2, 3)), np.ones((3, 3))], "same number of channels"),
+    ([np.ones((2, 3)), np.ones((2, 3, 3))], "1 to 3 spatial axes"),
+    ([np.ones(3)], "1 to 3 spatial axes"),
+])
+def test_bad_items(items, regex):
+    with pytest.raises(ShapeError, match=regex):
+        Ragged.from_list(items)
+
+
+def test_bad_construction():
+    with pytest.raises(ShapeError, match="needs? 6"):
+        Ragged(np.zeros(5), [[3]], 2)
+    with pytest.raises(ShapeError, match=">= 1"):
+        Ragged(np.zeros(0), [[0]], 1)
+    with pytest.raises(ArgumentError, match="positive int"):
+        Ragged(np.zeros(3), [[3]], 0)
+    batch = Ragged(np.zeros(6), [[3]], 2)
+    with pytest.raises(IndexError, match="item 1"):
+        batch[1]
+    with pytest.raises(ArgumentError, match="indexed by an int"):
+        batch[0:1]
+    with pytest.raises(ShapeError, match="exceed"):
+        Ragged.from_padded(np.zeros((1, 1, 4)), [[5]])
