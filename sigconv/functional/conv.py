@@ -26,6 +26,7 @@ from .. import shapes
 from .._kernels import conv as _kernel
 from .._validation import as_float_array, as_tuple, check_choice, result_dtype
 from ..errors import ArgumentError, ShapeError
+from ..ragged import Ragged, item_table, lift3
 
 __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
 
@@ -126,21 +127,24 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
                         pads, groups)
 
 
-def _to_3d(values, fill):
-    """Prefix per-axis values with ``fill`` up to three spatial axes (1-D, 2-D are 3-D)."""
-    return (fill,) * (3 - len(values)) + tuple(values)
+def _conv_table(in_table, out_table, pad_lo):
+    """The forward kernel's ``(N, 11)`` table: each item's input and output rows and padding.
 
-
-def _item_table(n, in_channels, in_spatial, out_channels, out_spatial, pad_lo):
-    """The kernel's per-item description of a dense batch (all items the same shape)."""
-    in_size, out_size = int(np.prod(in_spatial)), int(np.prod(out_spatial))
-    table = np.empty((n, 11), dtype=np.intp)
-    table[:, 0] = np.arange(n) * in_channels * in_size
-    table[:, 1:4] = _to_3d(in_spatial, 1)
-    table[:, 4] = np.arange(n) * out_channels * out_size
-    table[:, 5:8] = _to_3d(out_spatial, 1)
-    table[:, 8:11] = _to_3d(pad_lo, 0)
+    ``in_table`` and ``out_table`` are :func:`sigconv.ragged.item_table`
+    rows ``(offset, D, H, W)``; ``pad_lo`` the zeros before the input on
+    (D, H, W), one triple for all items or one per item.
+    """
+    table = np.empty((len(in_table), 11), dtype=np.intp)
+    table[:, 0:4] = in_table
+    table[:, 4:8] = out_table
+    table[:, 8:11] = pad_lo
     return table
+
+
+def _dense_tables(x_shape, out_shape):
+    """Item tables of a dense input and output batch."""
+    n = x_shape[0]
+    return item_table(x_shape[1], [x_shape[2:]] * n), item_table(out_shape[1], [out_shape[2:]] * n)
 
 
 def _flip_spatial(weight):
@@ -193,28 +197,160 @@ def _pad_last_axis(x, out_width, kernel_width, dilation, pad_lo):
     return padded, tuple(pad_lo[:-1]) + (lo - left,)
 
 
-def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dilation,
-             pad_lo, method):
-    """Run the forward kernel on contiguous float arrays; return the output array.
+def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input_dilation,
+                 method):
+    """Call the forward kernel on the flat buffers of ``x`` and ``out`` described by ``table``.
 
     ``input_dilation`` inserts ``d - 1`` zeros between input samples (the
-    input gradient of a strided convolution); ``pad_lo`` may be negative.
+    input gradient of a strided convolution); the table's padding may be
+    negative.
     """
-    out = np.empty(out_shape, dtype=x.dtype)
-    if out.size == 0:
-        return out
     path = _resolve_method(method, stride, input_dilation)
-    if path == "direct" and stride[-1] == 1 and input_dilation[-1] == 1:
-        x, pad_lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
-    cin, cout = x.shape[1], out_shape[1]
-    table = _item_table(x.shape[0], cin, x.shape[2:], cout, out_shape[2:], pad_lo)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
     with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
         _kernel.conv_forward(x.reshape(-1), weight.reshape(-1), out.reshape(-1), table,
-                             cin, cout, groups, _to_3d(weight.shape[2:], 1), _to_3d(stride, 1),
-                             _to_3d(dilation, 1), _to_3d(input_dilation, 1),
-                             bias, path == "direct", WORKSPACE_BYTES)
+                             weight.shape[1] * groups, weight.shape[0], groups,
+                             lift3(weight.shape[2:], 1), lift3(stride, 1), lift3(dilation, 1),
+                             lift3(input_dilation, 1), bias, path == "direct", WORKSPACE_BYTES)
+
+
+def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dilation):
+    """Call the weight-gradient kernel on flat buffers described by ``table``."""
+    grad_weight = np.zeros(weight_shape, dtype=x.dtype)
+    if len(table) == 0 or grad_weight.size == 0:
+        return grad_weight
+    with _blas_single_thread():
+        _kernel.conv_weight_grad(x.reshape(-1), grad_output.reshape(-1), grad_weight.reshape(-1),
+                                 table, weight_shape[1] * groups, weight_shape[0], groups,
+                                 lift3(weight_shape[2:], 1), lift3(stride, 1),
+                                 lift3(dilation, 1), WORKSPACE_BYTES)
+    return grad_weight
+
+
+def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dilation,
+             pad_lo, method):
+    """The forward kernel on a dense batch; returns the ``out_shape`` output."""
+    out = np.empty(out_shape, dtype=x.dtype)
+    if out.size == 0:
+        return out
+    if (_resolve_method(method, stride, input_dilation) == "direct"
+            and stride[-1] == 1 and input_dilation[-1] == 1):
+        x, pad_lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
+    table = _conv_table(*_dense_tables(x.shape, out_shape), lift3(pad_lo, 0))
+    _run_forward(x, weight, bias, out, table, groups=groups, stride=stride, dilation=dilation,
+                 input_dilation=input_dilation, method=method)
     return out
+
+
+def _swapped_kernel(weight, groups, flip, dtype):
+    """The kernel of h(K, G, s): flipped, with its channel axes swapped within each group.
+
+    ``(C_out, C_in / g, *k)`` becomes ``(C_in, C_out / g, *k)``; a kernel
+    already flipped by ``flip=True`` is flipped back.
+    """
+    effective = np.asarray(weight if flip else _flip_spatial(weight))
+    c_out, c_in_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    swapped = (effective.reshape((groups, c_out // groups, c_in_g) + kernel)
+               .swapaxes(1, 2).reshape((c_in_g * groups, c_out // groups) + kernel))
+    return as_float_array(swapped, dtype, "weight")
+
+
+def _grad_input_pad_lo(geometry, kernel):
+    """Padding before G in h(K, G, s): the dilated span minus one, minus the forward's."""
+    spans = shapes.dilated_size(tuple(kernel), geometry.dilation)
+    return tuple(e - 1 - lo for e, (lo, _) in zip(spans, geometry.padding))
+
+
+def _check_grad_output(grad_output, expected):
+    if grad_output.shape != expected:
+        raise ShapeError(f"grad_output must have the forward output's shape {expected}, "
+                         f"got shape {grad_output.shape}")
+
+
+# -- ragged batches: one geometry per item, one kernel call for the batch -----
+
+def _ragged_geometries(shapes_, channels, weight_shape, options, *, x_name="x",
+                       weight_name="weight"):
+    """Validate every item of a ragged batch; one :class:`ConvGeometry` per item."""
+    return [_geometry((1, channels) + tuple(int(v) for v in shape), weight_shape,
+                      x_name=f"{x_name} item {i}", weight_name=weight_name, **options)
+            for i, shape in enumerate(shapes_)]
+
+
+def _ragged_like(geometries, channels, dtype):
+    """An uninitialised Ragged batch of the items' output shapes."""
+    out_shapes = [g.out_shape[2:] for g in geometries]
+    total = channels * int(sum(np.prod(shape) for shape in out_shapes))
+    return Ragged(np.empty(total, dtype=dtype), out_shapes, channels)
+
+
+def _ragged_shapes(value, name):
+    """Spatial shapes of a Ragged batch, or an ``(N, nd)`` shapes array, as given for input_shape."""
+    if isinstance(value, Ragged):
+        return value.shapes
+    shapes_ = np.asarray(value)
+    if shapes_.ndim != 2 or shapes_.dtype.kind not in "iu":
+        raise ShapeError(f"{name} for a Ragged grad_output must be the forward input (a Ragged) "
+                         f"or its (N, nd) spatial shapes, got {value!r}")
+    return shapes_
+
+
+def _check_ragged_grad(grad_output, geometries, c_out):
+    expected = [g.out_shape[2:] for g in geometries]
+    if (len(grad_output) != len(expected) or grad_output.channels != c_out
+            or grad_output.ndim != len(expected[0])
+            or [tuple(int(v) for v in s) for s in grad_output.shapes] != expected):
+        raise ShapeError(f"grad_output must be a Ragged of {c_out} channels and item shapes "
+                         f"{expected}, got {grad_output!r}")
+
+
+def _conv_ragged(x, weight, bias, options, method):
+    dtype = result_dtype(x=x.data, weight=weight, bias=bias)
+    geometries = _ragged_geometries(x.shapes, x.channels, weight.shape, options)
+    flip, groups = options["flip"], geometries[0].groups
+    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+    bias = None if bias is None else as_float_array(bias, dtype, "bias")
+    out = _ragged_like(geometries, weight.shape[0], dtype)
+    pad_lo = [lift3([lo for lo, _ in g.padding], 0) for g in geometries]
+    table = _conv_table(x.table(), out.table(), pad_lo)
+    _run_forward(as_float_array(x.data, dtype, "x"), weight, bias, out.data, table,
+                 groups=groups, stride=geometries[0].stride, dilation=geometries[0].dilation,
+                 input_dilation=(1,) * x.ndim, method=method)
+    return out
+
+
+def _grad_input_ragged(grad_output, weight, input_shape, options, method):
+    dtype = result_dtype(grad_output=grad_output.data, weight=weight)
+    channels = weight.shape[1] * options["groups"]
+    geometries = _ragged_geometries(_ragged_shapes(input_shape, "input_shape"), channels,
+                                    weight.shape, options, x_name="input_shape")
+    _check_ragged_grad(grad_output, geometries, weight.shape[0])
+    g = geometries[0]
+    swapped = _swapped_kernel(weight, g.groups, options["flip"], dtype)
+    grad_input = Ragged(np.empty(channels * int(sum(np.prod(geom.x_shape[2:])
+                                                    for geom in geometries)), dtype=dtype),
+                        [geom.x_shape[2:] for geom in geometries], channels)
+    pad_lo = [lift3(_grad_input_pad_lo(geom, weight.shape[2:]), 0) for geom in geometries]
+    table = _conv_table(grad_output.table(), grad_input.table(), pad_lo)
+    _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, None,
+                 grad_input.data, table, groups=g.groups, stride=(1,) * g.ndim,
+                 dilation=g.dilation, input_dilation=g.stride, method=method)
+    return grad_input
+
+
+def _grad_weight_ragged(x, grad_output, weight_shape, options):
+    dtype = result_dtype(x=x.data, grad_output=grad_output.data)
+    geometries = _ragged_geometries(x.shapes, x.channels, weight_shape, options,
+                                    weight_name="weight_shape")
+    _check_ragged_grad(grad_output, geometries, weight_shape[0])
+    g = geometries[0]
+    pad_lo = [lift3([lo for lo, _ in geom.padding], 0) for geom in geometries]
+    table = _conv_table(x.table(), grad_output.table(), pad_lo)
+    grad_weight = _run_weight_grad(as_float_array(x.data, dtype, "x"),
+                                   as_float_array(grad_output.data, dtype, "grad_output"),
+                                   weight_shape, table, groups=g.groups, stride=g.stride,
+                                   dilation=g.dilation)
+    return _flip_spatial(grad_weight).copy() if options["flip"] else grad_weight
 
 
 def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
@@ -248,12 +384,16 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
     ndarray, shape (N, C_out, *out_spatial)
         In the input's float dtype (see :func:`sigconv._validation.result_dtype`).
     """
-    x, weight = _check_array(x, "x"), _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    _check_bias(bias, weight.shape[0])
+    check_choice(method, "method", CONV_METHODS)
+    if isinstance(x, Ragged):
+        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
+        return _conv_ragged(x, weight, bias, options, method)
+    x = _check_array(x, "x")
     dtype = result_dtype(x=x, weight=weight, bias=bias)
     geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, flip=flip)
-    _check_bias(bias, weight.shape[0])
-    check_choice(method, "method", CONV_METHODS)
     x = as_float_array(x, dtype, "x")
     weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
@@ -280,30 +420,24 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
     -------
     ndarray, shape input_shape
     """
-    grad_output = _check_array(grad_output, "grad_output")
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    check_choice(method, "method", CONV_METHODS)
+    if isinstance(grad_output, Ragged):
+        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
+        return _grad_input_ragged(grad_output, weight, input_shape, options, method)
+    grad_output = _check_array(grad_output, "grad_output")
     input_shape = _shape_of(input_shape, "input_shape")
     dtype = result_dtype(grad_output=grad_output, weight=weight)
     geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape}, "
-                         f"got shape {grad_output.shape}")
-    check_choice(method, "method", CONV_METHODS)
+    _check_grad_output(grad_output, geometry.out_shape)
     grad_output = as_float_array(grad_output, dtype, "grad_output")
     # h(K, G, s) is a convolution of G, input-dilated by the stride, with the
     # kernel flipped and its channel axes swapped within each group.
-    effective = weight if flip else _flip_spatial(weight)
-    c_out, c_in_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    g = geometry.groups
-    swapped = (np.asarray(effective).reshape((g, c_out // g, c_in_g) + kernel)
-               .swapaxes(1, 2).reshape((c_in_g * g, c_out // g) + kernel))
-    swapped = as_float_array(swapped, dtype, "weight")
-    spans = shapes.dilated_size(kernel, geometry.dilation)
-    pad_lo = tuple(e - 1 - lo for e, (lo, _) in zip(spans, geometry.padding))
-    return _forward(grad_output, swapped, None, input_shape, groups=geometry.groups,
-                    stride=(1,) * geometry.ndim, dilation=geometry.dilation,
-                    input_dilation=geometry.stride, pad_lo=pad_lo, method=method)
+    return _forward(grad_output, _swapped_kernel(weight, geometry.groups, flip, dtype), None,
+                    input_shape, groups=geometry.groups, stride=(1,) * geometry.ndim,
+                    dilation=geometry.dilation, input_dilation=geometry.stride,
+                    pad_lo=_grad_input_pad_lo(geometry, weight.shape[2:]), method=method)
 
 
 def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
@@ -324,26 +458,20 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
     -------
     ndarray, shape weight_shape
     """
-    x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
     weight_shape = _shape_of(weight_shape, "weight_shape")
+    check_choice(method, "method", CONV_METHODS)
+    if isinstance(x, Ragged):
+        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
+        return _grad_weight_ragged(x, grad_output, weight_shape, options)
+    x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
     dtype = result_dtype(x=x, grad_output=grad_output)
     geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, flip=flip, weight_name="weight_shape")
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape}, "
-                         f"got shape {grad_output.shape}")
-    check_choice(method, "method", CONV_METHODS)
+    _check_grad_output(grad_output, geometry.out_shape)
     x = as_float_array(x, dtype, "x")
     grad_output = as_float_array(grad_output, dtype, "grad_output")
-    grad_weight = np.empty(weight_shape, dtype=dtype)
-    if x.shape[0] == 0 or grad_weight.size == 0:
-        grad_weight[...] = 0
-        return grad_weight
-    table = _item_table(x.shape[0], x.shape[1], x.shape[2:], weight_shape[0],
-                        geometry.out_shape[2:], tuple(lo for lo, _ in geometry.padding))
-    with _blas_single_thread():
-        _kernel.conv_weight_grad(x.reshape(-1), grad_output.reshape(-1), grad_weight.reshape(-1),
-                                 table, x.shape[1], weight_shape[0], geometry.groups,
-                                 _to_3d(weight_shape[2:], 1), _to_3d(geometry.stride, 1),
-                                 _to_3d(geometry.dilation, 1), WORKSPACE_BYTES)
+    table = _conv_table(*_dense_tables(x.shape, grad_output.shape),
+                        lift3([lo for lo, _ in geometry.padding], 0))
+    grad_weight = _run_weight_grad(x, grad_output, weight_shape, table, groups=geometry.groups,
+                                   stride=geometry.stride, dilation=geometry.dilation)
     return _flip_spatial(grad_weight).copy() if flip else grad_weight
