@@ -359,8 +359,10 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-        A batch with 1, 2 or 3 spatial axes.
+    x : array_like, shape (N, C_in, *spatial), or Ragged
+        A batch with 1, 2 or 3 spatial axes.  A :class:`sigconv.Ragged`
+        batch of differently sized items runs in one kernel call and gives a
+        Ragged result whose item ``i`` equals ``conv(x[i][None], ...)[0]``.
     weight : array_like, shape (C_out, C_in // groups, *kernel)
     bias : array_like, shape (C_out,), optional
     stride, dilation : int or tuple of int
@@ -409,10 +411,11 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
 
     Parameters
     ----------
-    grad_output : array_like, shape (N, C_out, *out_spatial)
+    grad_output : array_like, shape (N, C_out, *out_spatial), or Ragged
     weight : array_like, shape (C_out, C_in // groups, *kernel)
     input_shape : tuple of int
-        ``(N, C_in, *spatial)``, the shape of the forward input.
+        ``(N, C_in, *spatial)``, the shape of the forward input; for a Ragged
+        ``grad_output``, the forward input itself (or its ``(N, nd)`` shapes).
     stride, padding, dilation, groups, flip, method
         As given to :func:`conv`.
 
@@ -446,8 +449,8 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-    grad_output : array_like, shape (N, C_out, *out_spatial)
+    x : array_like, shape (N, C_in, *spatial), or Ragged
+    grad_output : array_like, shape (N, C_out, *out_spatial), or Ragged like ``conv(x)``
     weight_shape : tuple of int
         ``(C_out, C_in // groups, *kernel)``.
     stride, padding, dilation, groups, flip, method
