@@ -1,0 +1,586 @@
+"""Define-by-run automatic differentiation on numpy arrays: the tape.
+
+How it works
+------------
+A :class:`Tensor` holds a numpy array (``.data``), a flag ``requires_grad``
+and, after :meth:`Tensor.backward`, its gradient ``.grad`` (a numpy array of
+the same shape).  Every differentiable operation is a :class:`Function`
+subclass with ``forward`` (numpy arrays in, one numpy array out) and
+``backward`` (the gradient of the output in, one gradient per positional
+input out) written side by side.  ``Function.apply`` runs ``forward`` and,
+when gradients are enabled and an input requires them, records the Function
+instance on the output tensor; that instance keeps its inputs, so the
+records form the graph (the "tape") of the computation that was actually
+run.  ``backward`` sorts the graph topologically, visits each Function once,
+in reverse order, with the sum of the gradients that reached its output, and
+adds the gradients of leaf tensors into their ``.grad`` (gradients
+accumulate across calls until reset to ``None``).  A Function learns from
+``self.needs_input_grad`` which input gradients are wanted and computes only
+those; the tape checks that every gradient has its input's shape.
+
+Layers of sigconv build on this file and on :mod:`sigconv.nn.functional`,
+which wraps every op of :mod:`sigconv.functional` with its kernels' own
+gradients.  :func:`gradcheck` compares any of them with finite differences.
+"""
+import contextlib
+import numbers
+import threading
+
+import numpy as np
+
+from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
+
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
+           "GradcheckError", "as_tensor", "cat"]
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    """Whether operations are currently recorded for :meth:`Tensor.backward`."""
+    return getattr(_state, "enabled", True)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    _mode = True
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _state.enabled = self._mode
+
+    def __exit__(self, *exc):
+        _state.enabled = self._previous
+        return False
+
+
+class no_grad(_GradMode):
+    """Context manager (or decorator) that records nothing: for evaluation and updates."""
+    _mode = False
+
+
+class enable_grad(_GradMode):
+    """Context manager (or decorator) that turns recording back on inside :class:`no_grad`."""
+    _mode = True
+
+
+# ---------------------------------------------------------------------------
+# Tensor
+# ---------------------------------------------------------------------------
+
+class Tensor:
+    """A numpy array that remembers how it was computed.
+
+    Parameters
+    ----------
+    data : array_like
+        Stored as a numpy array (not copied when already one).
+    requires_grad : bool
+        Gradients are computed for this tensor (float dtypes only).
+    dtype : numpy dtype, optional
+    """
+
+    __array_ufunc__ = None  # numpy defers to the reflected operators below
+
+    def __init__(self, data, *, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        data = np.asarray(data, dtype=dtype)
+        if requires_grad and data.dtype.kind != "f":
+            raise DTypeError(f"only float tensors can require gradients, got dtype {data.dtype}")
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None  # the Function that produced this tensor, if recorded
+
+    # --- array-like properties ---
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._ctx is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, threshold=20)}, dtype={self.dtype}{flag})"
+
+    def numpy(self):
+        """The data array (not a copy)."""
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def astype(self, dtype):
+        """A copy in ``dtype``, differentiable."""
+        return _Cast.apply(self, dtype=np.dtype(dtype))
+
+    # --- backward ---
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        ``grad`` (the gradient of some scalar with respect to this tensor)
+        may be omitted for a tensor with one element.
+        """
+        if not self.requires_grad:
+            raise ArgumentError("backward() called on a tensor that does not require grad: no "
+                                "input of its computation had requires_grad=True (or it ran "
+                                "under no_grad())")
+        if grad is None:
+            if self.size != 1:
+                raise ShapeError(f"backward() without grad needs a one-element tensor, this one "
+                                 f"has shape {self.shape}; pass grad= of that shape")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ShapeError(f"grad has shape {grad.shape}, the tensor has shape {self.shape}")
+        grads = {id(self): grad}
+        for tensor in _topological_order(self):
+            g = grads.pop(id(tensor), None)
+            if g is None:
+                continue
+            fn = tensor._ctx
+            if fn is None:  # a leaf: accumulate
+                tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+                continue
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(fn.inputs):
+                raise SigconvError(f"{type(fn).__name__}.backward returned {len(input_grads)} "
+                                   f"gradients for {len(fn.inputs)} inputs")
+            for i, (parent, need, pg) in enumerate(zip(fn.inputs, fn.needs_input_grad,
+                                                       input_grads)):
+                if not need or pg is None:
+                    continue
+                pg = np.asarray(pg)
+                if pg.shape != parent.shape:
+                    raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
+                                     f"{pg.shape} for input {i} of shape {parent.shape}")
+                if pg.dtype != parent.dtype:
+                    pg = pg.astype(parent.dtype)
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+
+    # --- operators ---
+    def __add__(self, other): return Add.apply(self, other)
+    def __radd__(self, other): return Add.apply(other, self)
+    def __sub__(self, other): return Sub.apply(self, other)
+    def __rsub__(self, other): return Sub.apply(other, self)
+    def __mul__(self, other): return Mul.apply(self, other)
+    def __rmul__(self, other): return Mul.apply(other, self)
+    def __truediv__(self, other): return Div.apply(self, other)
+    def __rtruediv__(self, other): return Div.apply(other, self)
+    def __neg__(self): return Neg.apply(self)
+    def __matmul__(self, other): return MatMul.apply(self, other)
+    def __rmatmul__(self, other): return MatMul.apply(other, self)
+    def __getitem__(self, index): return GetItem.apply(self, index=index)
+
+    def __pow__(self, exponent):
+        if not isinstance(exponent, numbers.Real):
+            raise ArgumentError(f"Tensor ** takes a real number exponent, got {exponent!r}")
+        return Pow.apply(self, exponent=float(exponent))
+
+    def sum(self, axis=None, keepdims=False):
+        return Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        axes = _axes(axis, self.ndim)
+        count = int(np.prod([self.shape[a] for a in axes]))
+        return self.sum(axes, keepdims) * (1.0 / max(count, 1))
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Reshape.apply(self, shape=tuple(shape))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return Transpose.apply(self, axes=tuple(axes) if axes else None)
+
+    T = property(lambda self: self.transpose())
+
+    def exp(self): return Exp.apply(self)
+    def log(self): return Log.apply(self)
+    def relu(self): return ReLU.apply(self)
+    def tanh(self): return Tanh.apply(self)
+    def sigmoid(self): return Sigmoid.apply(self)
+    def log_softmax(self, axis=1): return LogSoftmax.apply(self, axis=axis)
+    def softmax(self, axis=1): return self.log_softmax(axis).exp()
+
+
+def as_tensor(value):
+    """``value`` if it is a Tensor, else a constant Tensor wrapping it."""
+    return value if isinstance(value, Tensor) else Tensor(value)
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    return tuple(sorted(int(a) % ndim for a in axes))
+
+
+def _topological_order(root):
+    """Tensors of the graph below ``root`` that require grad, each after every consumer."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor._ctx is not None:
+            stack.extend((p, False) for p in tensor._ctx.inputs
+                         if p is not None and p.requires_grad and id(p) not in seen)
+    return order[::-1]
+
+
+# ---------------------------------------------------------------------------
+# Function
+# ---------------------------------------------------------------------------
+
+class Function:
+    """One differentiable operation: subclass and write ``forward`` and ``backward``.
+
+    ``forward(self, *arrays, **options)`` receives the positional inputs as
+    numpy arrays (``None`` stays ``None``) and the keyword options as given;
+    it returns one array and may save on ``self`` what ``backward`` needs,
+    consulting ``self.needs_input_grad`` (one bool per positional input) to
+    save only that.  ``backward(self, grad_output)`` returns one gradient per
+    positional input, ``None`` for those not needed.  Call ``apply``.
+    """
+
+    needs_input_grad = ()
+    inputs = ()
+
+    def forward(self, *arrays, **options):
+        raise NotImplementedError
+
+    def backward(self, grad_output):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        """Run ``forward`` on the inputs' data; record the step when a gradient is needed."""
+        tensors = tuple(None if x is None else as_tensor(x) for x in inputs)
+        recording = is_grad_enabled()
+        fn = cls()
+        fn.needs_input_grad = tuple(recording and t is not None and t.requires_grad
+                                    for t in tensors)
+        out = fn.forward(*(None if t is None else t.data for t in tensors), **options)
+        result = Tensor(out)
+        if any(fn.needs_input_grad):
+            result.requires_grad = True
+            fn.inputs = tensors
+            result._ctx = fn
+        return result
+
+
+def _unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes numpy broadcasting added or stretched to reach it."""
+    if grad.shape == shape:
+        return grad
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+
+
+class _Cast(Function):
+    def forward(self, x, *, dtype):
+        self.dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.dtype),)
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return _unbroadcast(g, self.shapes[0]), _unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return _unbroadcast(g, self.shapes[0]), _unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        ga = _unbroadcast(g * self.b, self.a.shape) if self.needs_input_grad[0] else None
+        gb = _unbroadcast(g * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        ga = _unbroadcast(g / self.b, self.a.shape) if self.needs_input_grad[0] else None
+        gb = (_unbroadcast(-g * self.a / (self.b * self.b), self.b.shape)
+              if self.needs_input_grad[1] else None)
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Pow(Function):
+    def forward(self, a, *, exponent):
+        self.a, self.exponent = a, exponent
+        return a ** exponent
+
+    def backward(self, g):
+        return (g * self.exponent * self.a ** (self.exponent - 1),)
+
+
+class MatMul(Function):
+    """Product of two 2-D arrays."""
+
+    def forward(self, a, b):
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            raise ShapeError(f"matmul needs (m, k) @ (k, n), got shapes {a.shape} and {b.shape}")
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        ga = g @ self.b.T if self.needs_input_grad[0] else None
+        gb = self.a.T @ g if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Sum(Function):
+    def forward(self, a, *, axis, keepdims):
+        self.shape, self.axis = a.shape, axis
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        g = np.expand_dims(g, self.axis) if g.ndim != len(self.shape) else g
+        return (np.broadcast_to(g, self.shape).copy(),)
+
+
+class Reshape(Function):
+    def forward(self, a, *, shape):
+        self.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ShapeError(f"cannot reshape a tensor of shape {a.shape} to {shape}") from None
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+class Transpose(Function):
+    def forward(self, a, *, axes):
+        self.axes = axes
+        return a.transpose(axes)
+
+    def backward(self, g):
+        return (g.transpose(None if self.axes is None else np.argsort(self.axes)),)
+
+
+class GetItem(Function):
+    def forward(self, a, *, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return np.array(a[index])
+
+    def backward(self, g):
+        out = np.zeros(self.shape, self.dtype)
+        np.add.at(out, self.index, g)
+        return (out,)
+
+
+class Concat(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.bounds = np.cumsum([0] + [a.shape[axis] for a in arrays])
+        try:
+            return np.concatenate(arrays, axis=axis)
+        except ValueError as exc:
+            raise ShapeError(f"cannot concatenate shapes {[a.shape for a in arrays]} along "
+                             f"axis {axis}: {exc}") from None
+
+    def backward(self, g):
+        index = [slice(None)] * g.ndim
+        pieces = []
+        for lo, hi, need in zip(self.bounds[:-1], self.bounds[1:], self.needs_input_grad):
+            index[self.axis] = slice(lo, hi)
+            pieces.append(g[tuple(index)] if need else None)
+        return tuple(pieces)
+
+
+def cat(tensors, axis=0):
+    """Concatenate tensors along ``axis`` (differentiable ``np.concatenate``)."""
+    return Concat.apply(*tensors, axis=axis)
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return (g / self.a,)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        self.positive = a > 0
+        return np.where(self.positive, a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return (g * self.positive,)
+
+
+class LeakyReLU(Function):
+    def forward(self, a, *, slope):
+        self.scale = np.where(a > 0, 1, slope).astype(a.dtype, copy=False)
+        return a * self.scale
+
+    def backward(self, g):
+        return (g * self.scale,)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        # exp of a non-positive number only: no overflow for large |a|
+        e = np.exp(-np.abs(a))
+        self.out = np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out * (1 - self.out),)
+
+
+class LogSoftmax(Function):
+    def forward(self, a, *, axis):
+        shifted = a - a.max(axis=axis, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.axis = axis
+        return self.out
+
+    def backward(self, g):
+        return (g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
+
+
+# ---------------------------------------------------------------------------
+# gradcheck
+# ---------------------------------------------------------------------------
+
+class GradcheckError(SigconvError, AssertionError):
+    """The analytic gradient of a function disagrees with its finite differences."""
+
+
+def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Compare the tape's gradients of ``fn`` with central finite differences.
+
+    The output is projected on a fixed random direction ``r``; the gradient
+    of ``sum(fn(*inputs) * r)`` with respect to every input tensor that
+    requires grad is computed by :meth:`Tensor.backward` and by central
+    differences ``(f(x + eps) - f(x - eps)) / (2 eps)``, one element at a
+    time.  Tensors that ``fn`` reads without taking them as arguments (a
+    layer's parameters) may be listed in ``inputs`` too; ``fn`` is called
+    with all of ``inputs`` as positional arguments.
+
+    Parameters
+    ----------
+    fn : callable returning a Tensor
+    inputs : sequence of Tensor
+        float64 (finite differences in float32 are too coarse to check).
+    eps, atol, rtol : float
+        Step and tolerances of ``np.allclose(analytic, numeric)``.
+    seed : int
+        Seed of the projection direction.
+
+    Returns
+    -------
+    True
+        Or raises :class:`GradcheckError` naming the input and the worst element.
+    """
+    inputs = list(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise ArgumentError(f"gradcheck inputs must be Tensors; input {i} is {type(t).__name__}")
+        if t.requires_grad and t.dtype != np.float64:
+            raise DTypeError(f"gradcheck needs float64 tensors; input {i} has dtype {t.dtype}")
+    checked = [t for t in inputs if t.requires_grad]
+    if not checked:
+        raise ArgumentError("gradcheck: no input has requires_grad=True")
+    saved = [t.grad for t in checked]
+    try:
+        for t in checked:
+            t.grad = None
+        out = fn(*inputs)
+        r = np.random.default_rng(seed).standard_normal(out.shape)
+        out.backward(r.astype(out.dtype))
+        analytic = [np.zeros(t.shape) if t.grad is None else t.grad.copy() for t in checked]
+        with no_grad():
+            for number, (t, grad) in enumerate(zip(checked, analytic)):
+                numeric = np.empty(t.shape)
+                for idx in np.ndindex(t.shape):
+                    original = t.data[idx]
+                    t.data[idx] = original + eps
+                    plus = float(np.sum(fn(*inputs).data * r))
+                    t.data[idx] = original - eps
+                    minus = float(np.sum(fn(*inputs).data * r))
+                    t.data[idx] = original
+                    numeric[idx] = (plus - minus) / (2 * eps)
+                if not np.allclose(grad, numeric, atol=atol, rtol=rtol):
+                    err = np.abs(grad - numeric)
+                    worst = np.unravel_index(np.argmax(err), err.shape)
+                    raise GradcheckError(
+                        f"gradient of input {inputs.index(t)} (checked tensor {number}, shape "
+                        f"{t.shape}) differs from finite differences: max abs error "
+                        f"{err.max():.3g} at {tuple(int(i) for i in worst)}, analytic "
+                        f"{grad[worst]:.6g}, numeric {numeric[worst]:.6g}")
+    finally:
+        for t, g in zip(checked, saved):
+            t.grad = g
+    return True

@@ -1,0 +1,6 @@
+"""Ready-made models, each written once for 1-D, 2-D and 3-D data (``ndim``)."""
+from .classifier import Classifier, conv_block
+from .encoder_decoder import EncoderDecoder
+from .labeller import StructuredLabeller
+
+__all__ = ["Classifier", "EncoderDecoder", "StructuredLabeller", "conv_block"]

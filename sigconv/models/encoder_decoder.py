@@ -1,0 +1,63 @@
+"""A fully convolutional encoder-decoder for dense outputs (one value per sample, pixel or voxel)."""
+import numpy as np
+
+from .. import nn
+from ..autograd import cat
+from ..nn import functional as F
+from ..nn._checks import layer_input, positive_int, spatial_ndim
+from .classifier import conv_block
+
+__all__ = ["EncoderDecoder"]
+
+
+class EncoderDecoder(nn.Module):
+    """U-Net-style encoder-decoder: outputs have the input's spatial size, for any size.
+
+    The encoder applies ``conv_block``s of ``widths`` channels, max pooling
+    by 2 (rounding up) between them; the decoder resizes back to each
+    encoder stage (nearest neighbour), concatenates that stage's features
+    (skip connection) and applies a block; a 1x1 convolution gives
+    ``out_channels`` values per position.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    ndim : {1, 2, 3}
+    widths : sequence of int, one per scale
+    kernel_size, convs : kernel size and convolutions per block
+    batch_norm : bool
+    dtype, rng : parameter dtype and seed
+
+    Input ``(N, in_channels, *spatial)``, output ``(N, out_channels, *spatial)``.
+    """
+
+    def __init__(self, in_channels, out_channels, *, ndim, widths=(16, 32, 64), kernel_size=3,
+                 convs=2, batch_norm=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.ndim = spatial_ndim(ndim)
+        self.in_channels = positive_int(in_channels, "in_channels")
+        widths = [positive_int(w, "widths") for w in widths]
+        rng = np.random.default_rng(rng)
+        options = dict(ndim=ndim, kernel_size=kernel_size, batch_norm=batch_norm, convs=convs,
+                       dtype=dtype, rng=rng)
+        self.encoders = nn.ModuleList(
+            conv_block(c_in, c_out, **options)
+            for c_in, c_out in zip([in_channels] + widths[:-1], widths))
+        self.decoders = nn.ModuleList(
+            conv_block(widths[i + 1] + widths[i], widths[i], **options)
+            for i in reversed(range(len(widths) - 1)))
+        self.head = nn.Conv(widths[0], positive_int(out_channels, "out_channels"), 1, ndim=ndim,
+                            dtype=dtype, rng=rng)
+
+    def forward(self, x):
+        h = layer_input(self, x, self.ndim, self.in_channels)
+        skips = []
+        for i, encoder in enumerate(self.encoders):
+            if i:
+                h = F.max_pool(h, 2, ceil_mode=True) if min(h.shape[2:]) >= 2 else h
+            h = encoder(h)
+            skips.append(h)
+        for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
+            h = F.interpolate(h, skip.shape[2:])
+            h = decoder(cat([h, skip], axis=1))
+        return self.head(h)

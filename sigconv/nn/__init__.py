@@ -1,0 +1,24 @@
+"""Layers, losses and initialisation: a model is written once and runs on 1-D, 2-D or 3-D data.
+
+Names follow ``torch.nn``; layers with kernels take ``ndim`` (spatial axes),
+every other layer works for any rank.  See ``docs/nn.md``.
+"""
+from . import functional, init
+from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .conv import Conv
+from .linear import Dropout, Flatten, Identity, Linear, Upsample
+from .losses import CrossEntropyLoss, DiceLoss, MSELoss
+from .module import Module, ModuleList, Parameter, Sequential
+from .normalization import BatchNorm
+from .pooling import AdaptivePool, AvgPool, GaussianPool, GlobalPool, LPPool, Maxout, MaxPool
+
+__all__ = [
+    "functional", "init",
+    "Module", "Parameter", "Sequential", "ModuleList",
+    "Conv",
+    "MaxPool", "AvgPool", "LPPool", "GaussianPool", "GlobalPool", "AdaptivePool", "Maxout",
+    "BatchNorm",
+    "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax",
+    "Linear", "Flatten", "Dropout", "Upsample", "Identity",
+    "CrossEntropyLoss", "MSELoss", "DiceLoss",
+]

@@ -1,0 +1,40 @@
+"""Argument checks shared by the layers (one helper per concept)."""
+import numbers
+
+import numpy as np
+
+from ..autograd import as_tensor
+from ..errors import ArgumentError, DTypeError, ShapeError
+
+_AXES = {1: "(N, C, W)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def positive_int(value, name):
+    if not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ArgumentError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def spatial_ndim(ndim):
+    if ndim not in (1, 2, 3) or isinstance(ndim, bool):
+        raise ArgumentError(f"ndim must be 1, 2 or 3 (spatial axes of the input), got {ndim!r}")
+    return int(ndim)
+
+
+def float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise DTypeError(f"parameters are float32 or float64, got dtype {dtype}")
+    return dtype
+
+
+def layer_input(layer, x, ndim, channels):
+    """``x`` as a Tensor, checked to be ``(N, channels, *spatial)`` with ``ndim`` spatial axes."""
+    x = as_tensor(x)
+    if x.ndim != ndim + 2:
+        raise ShapeError(f"{type(layer).__name__} with ndim={ndim} expects input {_AXES[ndim]}, "
+                         f"got shape {x.shape}")
+    if x.shape[1] != channels:
+        raise ShapeError(f"{type(layer).__name__} expects {channels} input channels, got input "
+                         f"of shape {x.shape} ({x.shape[1]} channels)")
+    return x

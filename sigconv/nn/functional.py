@@ -1,0 +1,367 @@
+"""Differentiable versions of sigconv's functional ops, on :class:`~sigconv.Tensor`.
+
+Each op is a :class:`~sigconv.autograd.Function` whose ``forward`` calls the
+validated op of :mod:`sigconv.functional` and whose ``backward`` calls that
+op's own gradient (``conv_grad_input``, ``max_pool_backward``, ...), so the
+Cython kernels do the work in both directions.  Arguments may be Tensors or
+numpy arrays (arrays are constants); options keep the names and defaults of
+:mod:`sigconv.functional`.  Layers in :mod:`sigconv.nn` call these.
+"""
+import numpy as np
+
+from .. import functional as _F
+from .._validation import as_tuple, result_dtype
+from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, Tensor,
+                        as_tensor, cat)
+from ..errors import ArgumentError, ShapeError
+
+__all__ = [
+    "conv", "max_pool", "avg_pool", "lp_pool", "gaussian_pool", "global_pool",
+    "adaptive_pool", "maxout", "max_unpool", "batch_norm", "linear", "dropout",
+    "relu", "leaky_relu", "tanh", "sigmoid", "log_softmax", "softmax", "flatten",
+    "interpolate", "cat",
+]
+
+
+def _spatial_axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+class _Conv(Function):
+    def forward(self, x, weight, bias, **options):
+        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.x = x if self.needs_input_grad[1] else None
+        self.weight = weight if self.needs_input_grad[0] else None
+        return _F.conv(x, weight, bias, **options)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        gx = _F.conv_grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
+        gw = _F.conv_grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
+        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        return gx, gw, gb
+
+
+def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
+         flip=False, method="auto"):
+    """Differentiable :func:`sigconv.functional.conv` (same arguments)."""
+    return _Conv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                       groups=groups, flip=flip, method=method)
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+class _MaxPool(Function):
+    def forward(self, x, **options):
+        self.shape = x.shape
+        if not self.needs_input_grad[0]:
+            return _F.max_pool(x, **options)
+        out, self.indices = _F.max_pool(x, return_indices=True, **options)
+        return out
+
+    def backward(self, g):
+        return (_F.max_pool_backward(g, self.indices, self.shape),)
+
+
+def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Differentiable :func:`sigconv.functional.max_pool` (values only)."""
+    return _MaxPool.apply(x, kernel_size=kernel_size, stride=stride, padding=padding,
+                          dilation=dilation, ceil_mode=ceil_mode)
+
+
+class _AvgPool(Function):
+    def forward(self, x, **options):
+        self.shape, self.options = x.shape, options
+        return _F.avg_pool(x, **options)
+
+    def backward(self, g):
+        return (_F.avg_pool_backward(g, self.shape, **self.options),)
+
+
+def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Differentiable :func:`sigconv.functional.avg_pool`."""
+    return _AvgPool.apply(x, kernel_size=kernel_size, stride=stride, padding=padding,
+                          ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+
+
+class _LpPool(Function):
+    def forward(self, x, *, p, **options):
+        self.p, self.options = p, options
+        self.x = x
+        self.out = _F.lp_pool(x, p, **options)
+        return self.out
+
+    def backward(self, g):
+        return (_F.lp_pool_backward(g, self.x, self.p, output=self.out, **self.options),)
+
+
+def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
+    """Differentiable :func:`sigconv.functional.lp_pool`."""
+    return _LpPool.apply(x, p=p, kernel_size=kernel_size, stride=stride, ceil_mode=ceil_mode)
+
+
+class _GaussianPool(Function):
+    def forward(self, x, **options):
+        self.shape, self.options = x.shape, options
+        return _F.gaussian_pool(x, **options)
+
+    def backward(self, g):
+        return (_F.gaussian_pool_backward(g, self.shape, **self.options),)
+
+
+def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
+    """Differentiable :func:`sigconv.functional.gaussian_pool`."""
+    return _GaussianPool.apply(x, kernel_size=kernel_size, sigma=sigma, stride=stride,
+                               padding=padding)
+
+
+class _AdaptivePool(Function):
+    def forward(self, x, *, output_size, kind, p):
+        self.x, self.kind, self.p = x, kind, p
+        self.indices = self.out = None
+        if kind == "max" and self.needs_input_grad[0]:
+            out, self.indices = _F.adaptive_pool(x, output_size, kind, return_indices=True)
+        else:
+            out = _F.adaptive_pool(x, output_size, kind, p=p)
+        self.out = out if kind == "lp" else None
+        return out
+
+    def backward(self, g):
+        return (_F.adaptive_pool_backward(g, self.x, self.kind, p=self.p, indices=self.indices,
+                                          output=self.out),)
+
+
+def adaptive_pool(x, output_size, kind="avg", *, p=2):
+    """Differentiable :func:`sigconv.functional.adaptive_pool` (values only)."""
+    return _AdaptivePool.apply(x, output_size=output_size, kind=kind, p=p)
+
+
+def global_pool(x, kind="avg", *, p=2):
+    """Differentiable :func:`sigconv.functional.global_pool`: ``(N, C, *spatial) -> (N, C)``."""
+    x = as_tensor(x)
+    if not 3 <= x.ndim <= 5:
+        raise ShapeError(f"x must have shape (N, C, *spatial) with 1 to 3 spatial axes, got "
+                         f"shape {x.shape} ({x.ndim}-d)")
+    out = adaptive_pool(x, (1,) * (x.ndim - 2), kind, p=p)
+    return out.reshape(out.shape[:2])
+
+
+class _Maxout(Function):
+    def forward(self, x, *, pieces):
+        self.x, self.pieces = x, pieces
+        return _F.maxout(x, pieces)
+
+    def backward(self, g):
+        return (_F.maxout_backward(g, self.x, self.pieces),)
+
+
+def maxout(x, pieces):
+    """Differentiable :func:`sigconv.functional.maxout` (cross-channel max)."""
+    return _Maxout.apply(x, pieces=pieces)
+
+
+class _MaxUnpool(Function):
+    def forward(self, x, *, indices, **options):
+        self.indices = indices
+        return _F.max_unpool(x, indices, **options)
+
+    def backward(self, g):
+        return (_F.max_unpool_backward(g, self.indices),)
+
+
+def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None):
+    """Differentiable :func:`sigconv.functional.max_unpool` (with respect to ``x``)."""
+    return _MaxUnpool.apply(x, indices=np.asarray(indices), kernel_size=kernel_size,
+                            stride=stride, padding=padding, output_size=output_size)
+
+
+# ---------------------------------------------------------------------------
+# normalisation, linear, dropout, activations, resizing
+# ---------------------------------------------------------------------------
+
+class _BatchNorm(Function):
+    """Batch normalisation over every axis but the channel axis 1.
+
+    ``training``: normalise with the batch mean and biased variance, and
+    update ``running_mean``/``running_var`` in place (with the unbiased
+    variance, as PyTorch); otherwise normalise with the running statistics.
+    """
+
+    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+        axes = _spatial_axes(x)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        if training:
+            count = x.size // x.shape[1]
+            if count < 2:
+                raise ShapeError(f"batch normalisation in training needs more than one value per "
+                                 f"channel, got input of shape {x.shape}")
+            mean = x.mean(axis=axes)
+            var = x.var(axis=axes)
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean.astype(running_mean.dtype)
+                running_var *= 1 - momentum
+                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+        else:
+            mean, var = running_mean, running_var
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        self.xhat, self.invstd, self.weight, self.training = xhat, invstd, weight, training
+        self.axes, self.shape = axes, shape
+        out = xhat if weight is None else xhat * weight.reshape(shape)
+        return out if bias is None else out + bias.reshape(shape)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        gw = (g * self.xhat).sum(axis=self.axes) if need_w else None
+        gb = g.sum(axis=self.axes) if need_b else None
+        gx = None
+        if need_x:
+            gxhat = g if self.weight is None else g * self.weight.reshape(self.shape)
+            scale = self.invstd.reshape(self.shape)
+            if self.training:
+                # d/dx of (x - mean) / std with mean and std of the batch itself
+                gx = scale * (gxhat - gxhat.mean(axis=self.axes, keepdims=True)
+                              - self.xhat * (gxhat * self.xhat).mean(axis=self.axes,
+                                                                     keepdims=True))
+            else:
+                gx = gxhat * scale
+        return gx, gw, gb
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation (``torch.nn.functional.batch_norm``'s arguments).
+
+    ``running_mean`` and ``running_var`` are numpy arrays updated in place
+    when ``training``; they may be ``None`` when ``training``.
+    """
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ShapeError(f"batch_norm needs input (N, C, *spatial), got shape {x.shape}")
+    if not training and running_mean is None:
+        raise ArgumentError("batch_norm with training=False needs running_mean and running_var")
+    return _BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                            training=bool(training), momentum=momentum, eps=eps)
+
+
+class _Linear(Function):
+    def forward(self, x, weight, bias):
+        self.x, self.weight = x, weight
+        out = x @ weight.T  # (*, in) @ (in, out) -> (*, out)
+        return out if bias is None else out + bias
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        gx = g @ self.weight if need_x else None
+        gw = (g.reshape(-1, g.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])
+              if need_w else None)
+        gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if need_b else None
+        return gx, gw, gb
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` with ``weight`` of shape ``(out_features, in_features)``."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: input has shape {x.shape}, expected (*, {weight.shape[1]}) "
+                         f"for weight of shape {weight.shape}")
+    dtype = result_dtype(x=x.data, weight=weight.data)
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    return _Linear.apply(x, weight, bias)
+
+
+def dropout(x, p=0.5, *, training=True, rng=None):
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``."""
+    if not 0 <= p < 1:
+        raise ArgumentError(f"dropout probability p must be in [0, 1), got {p!r}")
+    x = as_tensor(x)
+    if not training or p == 0:
+        return x
+    rng = np.random.default_rng() if rng is None else rng
+    mask = (rng.random(x.shape) >= p).astype(x.dtype) / np.asarray(1 - p, x.dtype)
+    return x * mask
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU.apply(x, slope=negative_slope)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def log_softmax(x, axis=1):
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def softmax(x, axis=1):
+    return log_softmax(x, axis).exp()
+
+
+def flatten(x, start_axis=1):
+    """Merge the axes from ``start_axis`` on: ``(N, C, *spatial) -> (N, C * prod(spatial))``."""
+    x = as_tensor(x)
+    return x.reshape(x.shape[:start_axis] + (-1,))
+
+
+class _Nearest(Function):
+    """Nearest-neighbour resize: output ``i`` of ``m`` reads input ``floor(i * n / m)``."""
+
+    def forward(self, x, *, size):
+        self.shape, self.maps = x.shape, []
+        out = x
+        for axis, (n, m) in enumerate(zip(x.shape[2:], size), start=2):
+            index = (np.arange(m) * n) // m
+            self.maps.append((axis, index))
+            out = out.take(index, axis=axis)
+        return out
+
+    def backward(self, g):
+        for axis, index in reversed(self.maps):
+            moved = np.moveaxis(g, axis, 0)  # (m, ...) -> sum rows with the same source
+            summed = np.zeros((self.shape[axis],) + moved.shape[1:], g.dtype)
+            np.add.at(summed, index, moved)
+            g = np.moveaxis(summed, 0, axis)
+        return (g,)
+
+
+def interpolate(x, size=None, *, scale_factor=None):
+    """Nearest-neighbour resize of the spatial axes (``torch``'s ``mode="nearest"``).
+
+    Give either ``size`` (int or one int per spatial axis) or an integer
+    ``scale_factor``.
+    """
+    x = as_tensor(x)
+    nd = x.ndim - 2
+    if nd < 1:
+        raise ShapeError(f"interpolate needs input (N, C, *spatial), got shape {x.shape}")
+    if (size is None) == (scale_factor is None):
+        raise ArgumentError("interpolate: give exactly one of size and scale_factor")
+    if size is None:
+        factor = as_tuple(scale_factor, nd, "scale_factor", minimum=1)
+        size = tuple(n * f for n, f in zip(x.shape[2:], factor))
+    else:
+        size = as_tuple(size, nd, "size", minimum=1)
+    return _Nearest.apply(x, size=size)
+
+
+# Losses live in losses.py; re-exported here as torch.nn.functional has them.
+from .losses import cross_entropy, dice_loss, mse_loss  # noqa: E402
+
+__all__ += ["cross_entropy", "mse_loss", "dice_loss"]

@@ -1,0 +1,203 @@
+"""Losses: cross-entropy on logits, mean squared error and the soft Dice loss.
+
+Each is a function (also in :mod:`sigconv.nn.functional`) and a
+:class:`~sigconv.nn.Module` holding its options.  Names, arguments and
+results follow ``torch.nn.functional`` (cross-entropy's class weights, label
+smoothing, ``ignore_index`` and reductions give PyTorch's numbers).  Dense
+outputs ``(N, C, *spatial)`` with targets ``(N, *spatial)`` work like
+classification outputs ``(N, C)`` with targets ``(N,)``.
+"""
+import numpy as np
+
+from .._validation import check_choice
+from ..autograd import Function, Tensor, as_tensor
+from ..errors import ArgumentError, DTypeError, ShapeError
+from .module import Module
+
+__all__ = ["cross_entropy", "mse_loss", "dice_loss", "CrossEntropyLoss", "MSELoss", "DiceLoss"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _labels(target, logits_shape, name="target"):
+    """Integer class labels ``(N, *spatial)`` matching logits ``(N, C, *spatial)``."""
+    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if target.dtype.kind not in "iu":
+        raise DTypeError(f"{name} must hold integer class indices, got dtype {target.dtype}")
+    expected = (logits_shape[0],) + tuple(logits_shape[2:])
+    if target.shape != expected:
+        raise ShapeError(f"{name} must have shape (N, *spatial) = {expected} for logits of shape "
+                         f"{logits_shape}, got {target.shape}")
+    return target
+
+
+class _CrossEntropy(Function):
+    r"""Softmax cross-entropy on logits, fused: ``loss_i = -sum_c A_ic log p_ic``.
+
+    With class weights ``w``, smoothing ``e`` and ``C`` classes, the target
+    coefficients are ``A_ic = (1 - e) w_y [c = y_i] + (e / C) w_c`` (0 for an
+    ignored sample), and ``"mean"`` divides the sum by ``sum_i w_{y_i}``
+    (PyTorch's rule).  The gradient is ``(p_i * sum_c A_ic - A_i) / D``.
+    """
+
+    def forward(self, logits, *, target, weight, smoothing, ignore_index, reduction):
+        c = logits.shape[1]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        valid = target != ignore_index
+        labels = np.where(valid, target, 0)
+        if labels.size and (labels.min() < 0 or labels.max() >= c):
+            bad = labels[(labels < 0) | (labels >= c)][0]
+            raise ArgumentError(f"target holds class {bad}, outside 0..{c - 1} for logits with "
+                                f"{c} classes (ignore_index={ignore_index})")
+        w = np.ones(c, logits.dtype) if weight is None else weight.astype(logits.dtype)
+        wy = w[labels] * valid  # (N, *spatial)
+        bshape = (1, c) + (1,) * (logits.ndim - 2)
+        coef = (smoothing / c) * w.reshape(bshape) * valid[:, None]
+        onehot = np.expand_dims(labels, 1) == np.arange(c).reshape(bshape)
+        coef = coef + (1 - smoothing) * onehot * wy[:, None]  # A, (N, C, *spatial)
+        losses = -(coef * logp).sum(axis=1)
+        self.logp, self.coef, self.reduction = logp, coef, reduction
+        if reduction == "none":
+            return losses.astype(logits.dtype)
+        self.denominator = wy.sum() if reduction == "mean" else 1.0
+        return np.asarray(losses.sum() / self.denominator, logits.dtype)
+
+    def backward(self, g):
+        grad = np.exp(self.logp) * self.coef.sum(axis=1, keepdims=True) - self.coef
+        if self.reduction == "none":
+            return (grad * g[:, None],)
+        return (grad * (g / self.denominator),)
+
+
+def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_index=-100,
+                  reduction="mean"):
+    """Softmax cross-entropy between logits and integer class labels.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (N, C) or (N, C, *spatial)
+        Unnormalised scores.
+    target : int array, shape (N,) or (N, *spatial)
+    weight : array, shape (C,), optional
+        Per-class weights.
+    label_smoothing : float in [0, 1]
+        Mix the one-hot target with the uniform distribution.
+    ignore_index : int
+        Samples with this label contribute nothing.
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    Tensor, scalar (or shape (N, *spatial) for ``"none"``)
+    """
+    logits = as_tensor(logits)
+    if logits.ndim < 2:
+        raise ShapeError(f"logits must have shape (N, C) or (N, C, *spatial), got {logits.shape}")
+    if logits.dtype.kind != "f":
+        raise DTypeError(f"logits must be float, got dtype {logits.dtype}")
+    target = _labels(target, logits.shape)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if not 0 <= label_smoothing <= 1:
+        raise ArgumentError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if weight is not None:
+        weight = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if weight.shape != (logits.shape[1],):
+            raise ShapeError(f"weight must have one value per class, shape ({logits.shape[1]},), "
+                             f"got {weight.shape}")
+    return _CrossEntropy.apply(logits, target=target, weight=weight, smoothing=label_smoothing,
+                               ignore_index=ignore_index, reduction=reduction)
+
+
+def mse_loss(input, target, *, reduction="mean"):
+    """Mean squared error ``mean((input - target) ** 2)`` (shapes must match)."""
+    input, target = as_tensor(input), as_tensor(target)
+    if input.shape != target.shape:
+        raise ShapeError(f"mse_loss: input has shape {input.shape} but target has shape "
+                         f"{target.shape}; they must match")
+    check_choice(reduction, "reduction", REDUCTIONS)
+    squared = (input - target) ** 2
+    return squared.mean() if reduction == "mean" else squared.sum() if reduction == "sum" \
+        else squared
+
+
+def dice_loss(logits, target, *, smooth=1.0):
+    r"""Soft Dice loss for segmentation, ``1 - mean_c dice_c``.
+
+    ``dice_c = (2 sum p_c t_c + smooth) / (sum p_c + sum t_c + smooth)``, sums
+    over the batch and every position, ``p = softmax(logits)`` over channels
+    (``sigmoid`` when there is one channel: binary segmentation).
+
+    Parameters
+    ----------
+    logits : Tensor, shape (N, C, *spatial)
+    target : int labels, shape (N, *spatial), or float array of the logits' shape
+        (one-hot or soft masks).
+    smooth : float > 0
+        Keeps the ratio defined for classes absent from both.
+
+    Returns
+    -------
+    Tensor, scalar
+    """
+    logits = as_tensor(logits)
+    if logits.ndim < 3:
+        raise ShapeError(f"dice_loss needs logits (N, C, *spatial), got shape {logits.shape}")
+    if not smooth > 0:
+        raise ArgumentError(f"smooth must be > 0, got {smooth!r}")
+    c = logits.shape[1]
+    raw = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if raw.shape == logits.shape:
+        t = raw.astype(logits.dtype)
+    else:
+        labels = _labels(raw, logits.shape)
+        classes = max(c, 2)
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ArgumentError(f"target holds labels outside 0..{classes - 1}")
+        if c == 1:
+            t = labels[:, None].astype(logits.dtype)
+        else:
+            t = (labels[:, None] == np.arange(c).reshape((1, c) + (1,) * (labels.ndim - 1)))
+            t = t.astype(logits.dtype)
+    p = logits.sigmoid() if c == 1 else logits.softmax(axis=1)
+    axes = (0,) + tuple(range(2, logits.ndim))
+    intersection = (p * t).sum(axes)
+    dice = (intersection * 2 + smooth) / (p.sum(axes) + t.sum(axes) + smooth)
+    return 1 - dice.mean()
+
+
+class CrossEntropyLoss(Module):
+    """:func:`cross_entropy` as a module: ``CrossEntropyLoss(weight=w)(logits, target)``."""
+
+    def __init__(self, *, weight=None, label_smoothing=0.0, ignore_index=-100, reduction="mean"):
+        super().__init__()
+        self.weight = None if weight is None else np.asarray(weight)
+        self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+
+    def forward(self, logits, target):
+        return cross_entropy(logits, target, weight=self.weight,
+                             label_smoothing=self.label_smoothing,
+                             ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class MSELoss(Module):
+    """:func:`mse_loss` as a module."""
+
+    def __init__(self, *, reduction="mean"):
+        super().__init__()
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+
+    def forward(self, input, target):
+        return mse_loss(input, target, reduction=self.reduction)
+
+
+class DiceLoss(Module):
+    """:func:`dice_loss` as a module."""
+
+    def __init__(self, *, smooth=1.0):
+        super().__init__()
+        self.smooth = smooth
+
+    def forward(self, logits, target):
+        return dice_loss(logits, target, smooth=self.smooth)
