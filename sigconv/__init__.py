@@ -6,7 +6,10 @@ loops), :mod:`sigconv.shapes` (every size formula), :mod:`sigconv.functional`
 """
 from . import functional, shapes
 from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
+from .autograd import Tensor, gradcheck, no_grad
+from . import checkpoint, models, nn, optim
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "shapes", "SigconvError", "ShapeError", "DTypeError", "ArgumentError"]
+__all__ = ["functional", "shapes", "SigconvError", "ShapeError", "DTypeError", "ArgumentError",
+           "Tensor", "no_grad", "gradcheck", "nn", "optim", "models", "checkpoint"]
