@@ -65,7 +65,7 @@ from .._kernels import pool as _k
 from .._validation import (as_float_array, as_tuple, check_batch, check_choice,
                            check_spatial_nonempty, result_dtype)
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..ragged import item_table, lift3
+from ..ragged import Ragged, item_table, lift3
 from ..shapes import pool_output_size, unpool_output_size
 
 __all__ = [
@@ -90,30 +90,104 @@ _KIND_CODE = {"avg": 0, "max": 1, "lp": 2}
 # validation and kernel plumbing
 # ---------------------------------------------------------------------------
 
-def _input(x, name="x", *, min_spatial=1):
-    """Validate a batch: float dtype, (N, C, *spatial), non-empty axes; contiguous copy if needed."""
-    dtype = result_dtype(**{name: x})
-    nd = check_batch(x, name, min_spatial=min_spatial)
+class _Items:
+    """A batch as the kernels read it: one flat buffer and the table of its items.
+
+    A dense ``(N, C, *spatial)`` array is the case where every item has the
+    same shape; a :class:`sigconv.Ragged` batch gives each item its own.
+    Every op below makes one kernel call on either, and :meth:`result`
+    returns the caller's kind of batch.
+    """
+
+    def __init__(self, flat, channels, shapes, dense_shape=None):
+        self.flat = flat
+        self.channels = channels
+        self.shapes = [tuple(int(v) for v in shape) for shape in shapes]
+        self.dense_shape = dense_shape  # (N, C, *spatial) of a dense batch, None if ragged
+        self.table = item_table(channels, self.shapes) if self.shapes else np.zeros((0, 4), np.int64)
+
+    @classmethod
+    def dense(cls, array):
+        return cls(array.reshape(-1), array.shape[1], [array.shape[2:]] * array.shape[0],
+                   array.shape)
+
+    @property
+    def ragged(self):
+        return self.dense_shape is None
+
+    @property
+    def dtype(self):
+        return self.flat.dtype
+
+    @property
+    def ndim(self):
+        """Number of spatial axes."""
+        return len(self.dense_shape) - 2 if not self.ragged else len(self.shapes[0])
+
+    def describe(self):
+        if self.ragged:
+            return f"Ragged of {self.channels} channels and item shapes {self.shapes}"
+        return f"shape {tuple(self.dense_shape)}"
+
+    def mapped(self, spatial, channels=None, dtype=None, name="x"):
+        """An empty batch of ``spatial(item shape)`` items: the output of a window op."""
+        channels = self.channels if channels is None else channels
+        dtype = self.dtype if dtype is None else dtype
+        if not self.ragged:
+            n = self.dense_shape[0]
+            return _Items.dense(np.empty((n, channels) + tuple(spatial(self.dense_shape[2:])), dtype))
+        cache, shapes = {}, []
+        for i, shape in enumerate(self.shapes):
+            if shape not in cache:
+                try:
+                    cache[shape] = tuple(spatial(shape))
+                except ShapeError as exc:
+                    raise ShapeError(f"{name} item {i}: {exc}") from None
+            shapes.append(cache[shape])
+        size = channels * sum(math.prod(shape) for shape in shapes)
+        return _Items(np.empty(size, dtype), channels, shapes)
+
+    def result(self):
+        """The batch as the caller gave it: an array, or a Ragged."""
+        if self.ragged:
+            return Ragged(self.flat, np.array(self.shapes, dtype=np.int64), self.channels)
+        return self.flat.reshape(self.dense_shape)
+
+    def same_layout(self, other):
+        return self.channels == other.channels and self.shapes == other.shapes and (
+            self.ragged == other.ragged)
+
+
+def _input(x, name="x", *, min_spatial=1, dtype=None):
+    """Validate a batch (an array or a Ragged) and return it as :class:`_Items` of a float dtype."""
+    if isinstance(x, Ragged):
+        if x.ndim < min_spatial:
+            raise ShapeError(f"{name} items need at least {min_spatial} spatial axes")
+        dtype = result_dtype(**{name: x.data}) if dtype is None else dtype
+        return _Items(as_float_array(x.data, dtype, name), x.channels, x.shapes)
+    dtype = result_dtype(**{name: x}) if dtype is None else dtype
+    check_batch(x, name, min_spatial=min_spatial)
     check_spatial_nonempty(np.shape(x), name)
-    return as_float_array(x, dtype, name), nd
+    return _Items.dense(as_float_array(x, dtype, name))
 
 
 def _pair(grad_output, x, *, min_spatial=1):
-    """Validate a gradient and the forward input, which must share one float dtype."""
-    dtype = result_dtype(grad_output=grad_output, x=x)
-    g_nd = check_batch(grad_output, "grad_output", min_spatial=min_spatial)
-    x_nd = check_batch(x, "x", min_spatial=min_spatial)
-    check_spatial_nonempty(np.shape(x), "x")
-    if g_nd != x_nd:
+    """Validate a gradient and the forward input, which must share one float dtype and kind."""
+    dtype = result_dtype(grad_output=getattr(grad_output, "data", grad_output),
+                         x=getattr(x, "data", x))
+    g = _input(grad_output, "grad_output", min_spatial=min_spatial, dtype=dtype)
+    x = _input(x, "x", min_spatial=min_spatial, dtype=dtype)
+    if g.ndim != x.ndim or g.ragged != x.ragged:
         raise ShapeError(
-            f"grad_output has {g_nd} spatial axes but x has {x_nd}: shapes "
-            f"{np.shape(grad_output)} and {np.shape(x)}")
-    return (as_float_array(grad_output, dtype, "grad_output"),
-            as_float_array(x, dtype, "x"), x_nd)
+            f"grad_output ({g.describe()}) does not match x ({x.describe()}) in its number "
+            "of spatial axes or in being a Ragged batch")
+    return g, x
 
 
 def _shape_arg(shape, name="input_shape"):
-    """A forward input shape ``(N, C, *spatial)`` given to a backward function."""
+    """A forward input given to a backward function: a shape ``(N, C, *spatial)``, or a Ragged."""
+    if isinstance(shape, Ragged):
+        return shape
     try:
         shape = tuple(int(v) for v in shape)
     except (TypeError, ValueError):
@@ -124,27 +198,25 @@ def _shape_arg(shape, name="input_shape"):
     return shape
 
 
+def _empty_items(shape, dtype):
+    """Uninitialised :class:`_Items` for a forward input given as a shape or a Ragged."""
+    if isinstance(shape, Ragged):
+        return _Items(np.empty(shape.data.size, dtype), shape.channels, shape.shapes)
+    return _Items.dense(np.empty(shape, dtype))
+
+
 def _flag(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise ArgumentError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
-def _table(shape):
-    """The kernels' per-item table of a dense batch ``(N, C, *spatial)``."""
-    return item_table(shape[1], [shape[2:]] * shape[0])
-
-
 def _geom(k, s, p, d):
     return np.array(lift3(k, 1) + lift3(s, 1) + lift3(p, 0) + lift3(d, 1), np.int64)
 
 
-def _flat(a):
-    return a.reshape(-1)
-
-
-def _window(x_shape, nd, kernel_size, stride, padding, dilation, ceil_mode):
-    """Resolve and check the window options; return ``k, s, p, d, output spatial size``."""
+def _window(nd, kernel_size, stride, padding, dilation, ceil_mode):
+    """Resolve and check the window options; return ``k, s, p, d`` and the output-size function."""
     k = as_tuple(kernel_size, nd, "kernel_size", minimum=1)
     s = k if stride is None else as_tuple(stride, nd, "stride", minimum=1)
     p = as_tuple(padding, nd, "padding", minimum=0)
@@ -156,15 +228,16 @@ def _window(x_shape, nd, kernel_size, stride, padding, dilation, ceil_mode):
                 f"padding {p} is more than half of kernel_size {k} on spatial axis {axis}: "
                 f"pooling needs padding <= kernel_size // 2 (PyTorch's rule), so that "
                 f"every window overlaps the input")
-    out = pool_output_size(x_shape[2:], k, s, p, d, ceil_mode=ceil_mode)
-    return k, s, p, d, out
+    return k, s, p, d, lambda spatial: pool_output_size(spatial, k, s, p, d, ceil_mode=ceil_mode)
 
 
 def _check_grad_shape(grad_output, expected):
-    if tuple(grad_output.shape) != tuple(expected):
+    """``grad_output`` (:class:`_Items`) must be laid out like the forward output."""
+    if not grad_output.same_layout(expected) or (
+            not expected.ragged and grad_output.dense_shape != expected.dense_shape):
         raise ShapeError(
-            f"grad_output has shape {tuple(grad_output.shape)} but the forward output "
-            f"has shape {tuple(expected)}")
+            f"grad_output has {grad_output.describe()} but the forward output "
+            f"has {expected.describe()}")
 
 
 def _check_p(p):
@@ -175,19 +248,34 @@ def _check_p(p):
     return p, (1 if p == 1 else 2 if p == 2 else 3)
 
 
-def _indices(indices, shape, plane, name="indices"):
-    """Validate integer indices of shape ``shape`` into planes of ``plane`` samples."""
-    arr = np.asarray(indices)
+def _indices(indices, like, planes, name="indices"):
+    """Validate integer indices laid out like ``like`` (:class:`_Items`) into planes of ``planes``.
+
+    ``planes`` is the number of samples of each item's ``(n, c)`` plane the
+    indices point into (one int, or one per item).  Returns a flat int64 array.
+    """
+    ragged = isinstance(indices, Ragged)
+    arr = indices.data if ragged else np.asarray(indices)
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
-    if arr.shape != tuple(shape):
-        raise ShapeError(f"{name} has shape {arr.shape}, expected {tuple(shape)}")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    if arr.size and (arr.min() < -1 or arr.max() >= plane):
-        raise ArgumentError(
-            f"{name} must be flat indices into each (n, c) plane of {plane} samples "
-            f"(0 to {plane - 1}, or -1 for none); got values from {arr.min()} to {arr.max()}")
-    return arr
+    if ragged != like.ragged or (ragged and [tuple(s) for s in indices.shapes] != like.shapes) or (
+            not ragged and arr.shape != tuple(like.dense_shape)):
+        got = f"item shapes {[tuple(int(v) for v in s) for s in indices.shapes]}" if ragged \
+            else f"shape {arr.shape}"
+        want = like.describe() if like.ragged else tuple(like.dense_shape)
+        raise ShapeError(f"{name} has {got}, expected {want}")
+    flat = np.ascontiguousarray(arr, dtype=np.int64).reshape(-1)
+    if flat.size:
+        sizes = like.channels * np.array([math.prod(s) for s in like.shapes], dtype=np.int64)
+        limit = np.repeat(np.broadcast_to(np.asarray(planes, dtype=np.int64), sizes.shape), sizes)
+        if flat.min() < -1 or (flat >= limit).any():
+            distinct = sorted(set(np.atleast_1d(planes).tolist()))
+            plane = distinct[0] if len(distinct) == 1 else f"each item's ({distinct})"
+            raise ArgumentError(
+                f"{name} must be flat indices into each (n, c) plane of {plane} samples "
+                f"(0 to the plane size - 1, or -1 for none); got values from {flat.min()} "
+                f"to {flat.max()}")
+    return flat
 
 
 def _empty(dtype):
@@ -225,14 +313,14 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     of ``-inf`` points at its first sample; a window that dilation leaves with
     no input sample at all gives ``-inf`` and index ``-1``.
     """
-    x, nd = _input(x)
-    k, s, p, d, osp = _window(x.shape, nd, kernel_size, stride, padding, dilation, ceil_mode)
+    x = _input(x)
+    k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, dilation, ceil_mode)
     want = _flag(return_indices, "return_indices")
-    out = np.empty(x.shape[:2] + osp, x.dtype)
-    idx = np.empty(out.shape, np.int64) if want else np.empty(0, np.int64)
-    _k.max_pool_forward(_flat(x), _table(x.shape), _flat(out), _flat(idx), _table(out.shape),
-                        x.shape[1], _geom(k, s, p, d), want)
-    return (out, idx) if want else out
+    out = x.mapped(size)
+    idx = out.mapped(lambda spatial: spatial, dtype=np.int64) if want else None
+    _k.max_pool_forward(x.flat, x.table, out.flat, idx.flat if want else np.empty(0, np.int64),
+                        out.table, x.channels, _geom(k, s, p, d), want)
+    return (out.result(), idx.result()) if want else out.result()
 
 
 def max_pool_backward(grad_output, indices, input_shape):
@@ -253,16 +341,16 @@ def max_pool_backward(grad_output, indices, input_shape):
         argmax add up).
     """
     input_shape = _shape_arg(input_shape)
-    g, nd = _input(grad_output, "grad_output")
-    if len(input_shape) != g.ndim or g.shape[:2] != input_shape[:2]:
+    g = _input(grad_output, "grad_output")
+    gin = _empty_items(input_shape, g.dtype)
+    if (gin.ragged != g.ragged or len(gin.shapes) != len(g.shapes) or gin.ndim != g.ndim
+            or gin.channels != g.channels):
         raise ShapeError(
-            f"grad_output has shape {g.shape}, which does not match input_shape {input_shape} "
-            "in rank, batch size or channels")
-    idx = _indices(indices, g.shape, math.prod(input_shape[2:]))
-    gin = np.empty(input_shape, g.dtype)
-    _k.index_scatter(_flat(g), _flat(idx), _table(g.shape), _flat(gin), _table(input_shape),
-                     g.shape[1], True)
-    return gin
+            f"grad_output has {g.describe()}, which does not match input_shape "
+            f"({gin.describe()}) in rank, batch size or channels")
+    idx = _indices(indices, g, [math.prod(shape) for shape in gin.shapes] or 1)
+    _k.index_scatter(g.flat, idx, g.table, gin.flat, gin.table, g.channels, True)
+    return gin.result()
 
 
 # ---------------------------------------------------------------------------
@@ -286,13 +374,13 @@ def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_i
     -------
     array, shape (N, C, *out_spatial)
     """
-    x, nd = _input(x)
-    k, s, p, d, osp = _window(x.shape, nd, kernel_size, stride, padding, 1, ceil_mode)
+    x = _input(x)
+    k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, 1, ceil_mode)
     divmode = 1 if _flag(count_include_pad, "count_include_pad") else 2
-    out = np.empty(x.shape[:2] + osp, x.dtype)
-    _k.window_sum_forward(_flat(x), _table(x.shape), _flat(out), _table(out.shape), x.shape[1],
+    out = x.mapped(size)
+    _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
                           _geom(k, s, p, d), _empty(x.dtype), divmode, 0, 1.0)
-    return out
+    return out.result()
 
 
 def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, padding=0,
@@ -309,16 +397,14 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, pad
     array, shape ``input_shape``
     """
     input_shape = _shape_arg(input_shape)
-    g, nd = _input(grad_output, "grad_output")
-    k, s, p, d, osp = _window(input_shape, len(input_shape) - 2, kernel_size, stride, padding,
-                              1, ceil_mode)
-    _check_grad_shape(g, input_shape[:2] + osp)
+    g = _input(grad_output, "grad_output")
+    gin = _empty_items(input_shape, g.dtype)
+    k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, ceil_mode)
+    _check_grad_shape(g, gin.mapped(size, name="input_shape"))
     divmode = 1 if _flag(count_include_pad, "count_include_pad") else 2
-    gin = np.empty(input_shape, g.dtype)
-    _k.window_sum_backward(_flat(g), _table(g.shape), _flat(gin), _table(input_shape),
-                           g.shape[1], _geom(k, s, p, d), _empty(g.dtype), divmode, 0, 1.0,
-                           _empty(g.dtype), _empty(g.dtype))
-    return gin
+    _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
+                           _empty(g.dtype), divmode, 0, 1.0, _empty(g.dtype), _empty(g.dtype))
+    return gin.result()
 
 
 def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
@@ -339,13 +425,13 @@ def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
     -------
     array, shape (N, C, *out_spatial)
     """
-    x, nd = _input(x)
+    x = _input(x)
     p, mode = _check_p(p)
-    k, s, pad, d, osp = _window(x.shape, nd, kernel_size, stride, 0, 1, ceil_mode)
-    out = np.empty(x.shape[:2] + osp, x.dtype)
-    _k.window_sum_forward(_flat(x), _table(x.shape), _flat(out), _table(out.shape), x.shape[1],
+    k, s, pad, d, size = _window(x.ndim, kernel_size, stride, 0, 1, ceil_mode)
+    out = x.mapped(size)
+    _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
                           _geom(k, s, pad, d), _empty(x.dtype), 0, mode, p)
-    return out
+    return out.result()
 
 
 def lp_pool_backward(grad_output, x, p, kernel_size, *, stride=None, ceil_mode=False,
@@ -367,21 +453,19 @@ def lp_pool_backward(grad_output, x, p, kernel_size, *, stride=None, ceil_mode=F
     -------
     array, shape of ``x``
     """
-    g, x, nd = _pair(grad_output, x)
+    g, x = _pair(grad_output, x)
     p, mode = _check_p(p)
-    k, s, pad, d, osp = _window(x.shape, nd, kernel_size, stride, 0, 1, ceil_mode)
-    _check_grad_shape(g, x.shape[:2] + osp)
+    k, s, pad, d, size = _window(x.ndim, kernel_size, stride, 0, 1, ceil_mode)
+    _check_grad_shape(g, x.mapped(size))
     if output is None:
-        output = lp_pool(x, p, kernel_size, stride=stride, ceil_mode=ceil_mode)
-    else:
-        output = as_float_array(output, x.dtype, "output")
-        if output.shape != g.shape:
-            raise ShapeError(f"output has shape {output.shape}, expected {g.shape}")
-    gin = np.empty(x.shape, x.dtype)
-    _k.window_sum_backward(_flat(g), _table(g.shape), _flat(gin), _table(x.shape), x.shape[1],
-                           _geom(k, s, pad, d), _empty(x.dtype), 0, mode, p,
-                           _flat(x), _flat(output))
-    return gin
+        output = lp_pool(x.result(), p, kernel_size, stride=stride, ceil_mode=ceil_mode)
+    output = _input(output, "output", dtype=x.dtype)
+    if not output.same_layout(g) or output.dense_shape != g.dense_shape:
+        raise ShapeError(f"output has {output.describe()}, expected {g.describe()}")
+    gin = x.mapped(lambda spatial: spatial)
+    _k.window_sum_backward(g.flat, g.table, gin.flat, x.table, x.channels,
+                           _geom(k, s, pad, d), _empty(x.dtype), 0, mode, p, x.flat, output.flat)
+    return gin.result()
 
 
 def _gaussian_axis_weights(k, sigma):
@@ -461,13 +545,13 @@ def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
     array, shape (N, C, *out_spatial)
         ``sum_window w * x`` with ``w = gaussian_pool_weights(kernel_size, sigma)``.
     """
-    x, nd = _input(x)
-    k, s, p, d, osp = _window(x.shape, nd, kernel_size, stride, padding, 1, False)
+    x = _input(x)
+    k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, 1, False)
     w = _gaussian_kernel_weights(k, sigma, x.dtype)
-    out = np.empty(x.shape[:2] + osp, x.dtype)
-    _k.window_sum_forward(_flat(x), _table(x.shape), _flat(out), _table(out.shape), x.shape[1],
+    out = x.mapped(size)
+    _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
                           _geom(k, s, p, d), w, 0, 0, 1.0)
-    return out
+    return out.result()
 
 
 def gaussian_pool_backward(grad_output, input_shape, kernel_size, *, sigma, stride=None,
@@ -479,16 +563,14 @@ def gaussian_pool_backward(grad_output, input_shape, kernel_size, *, sigma, stri
     array, shape ``input_shape``
     """
     input_shape = _shape_arg(input_shape)
-    g, nd = _input(grad_output, "grad_output")
-    k, s, p, d, osp = _window(input_shape, len(input_shape) - 2, kernel_size, stride, padding,
-                              1, False)
-    _check_grad_shape(g, input_shape[:2] + osp)
+    g = _input(grad_output, "grad_output")
+    gin = _empty_items(input_shape, g.dtype)
+    k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, False)
+    _check_grad_shape(g, gin.mapped(size, name="input_shape"))
     w = _gaussian_kernel_weights(k, sigma, g.dtype)
-    gin = np.empty(input_shape, g.dtype)
-    _k.window_sum_backward(_flat(g), _table(g.shape), _flat(gin), _table(input_shape),
-                           g.shape[1], _geom(k, s, p, d), w, 0, 0, 1.0,
-                           _empty(g.dtype), _empty(g.dtype))
-    return gin
+    _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
+                           w, 0, 0, 1.0, _empty(g.dtype), _empty(g.dtype))
+    return gin.result()
 
 
 # ---------------------------------------------------------------------------
@@ -535,17 +617,20 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
         Output ``i`` of ``m`` pools input ``[floor(i n / m), ceil((i + 1) n / m))``.
     """
     kind = check_choice(kind, "kind", POOL_KINDS)
-    x, nd = _input(x)
-    osp = _adaptive_size(output_size, x.shape[2:])
+    x = _input(x)
     want = _flag(return_indices, "return_indices")
     if want and kind != "max":
         raise ArgumentError(f"return_indices=True needs kind='max', got kind={kind!r}")
     pp, mode = _check_p(p) if kind == "lp" else (1.0, 0)
-    out = np.empty(x.shape[:2] + osp, x.dtype)
-    idx = np.empty(out.shape, np.int64) if want else np.empty(0, np.int64)
-    _k.adaptive_forward(_flat(x), _table(x.shape), _flat(out), _flat(idx), _table(out.shape),
-                        x.shape[1], _KIND_CODE[kind], mode, pp, want)
-    return (out, idx) if want else out
+    out = x.mapped(lambda spatial: _adaptive_size(output_size, spatial))
+    idx = out.mapped(lambda spatial: spatial, dtype=np.int64) if want else None
+    _k.adaptive_forward(x.flat, x.table, out.flat, idx.flat if want else np.empty(0, np.int64),
+                        out.table, x.channels, _KIND_CODE[kind], mode, pp, want)
+    # every item pools to the same size, so a Ragged input gives a dense result
+    dense = (len(out.shapes), out.channels) + (out.shapes[0] if out.shapes else
+                                               tuple(out.dense_shape[2:]))
+    result = out.flat.reshape(dense)
+    return (result, idx.flat.reshape(dense)) if want else result
 
 
 def adaptive_pool_backward(grad_output, x, kind="avg", *, p=2, indices=None, output=None):
@@ -566,30 +651,35 @@ def adaptive_pool_backward(grad_output, x, kind="avg", *, p=2, indices=None, out
     array, shape of ``x``
     """
     kind = check_choice(kind, "kind", POOL_KINDS)
-    g, x, nd = _pair(grad_output, x)
-    if g.shape[:2] != x.shape[:2]:
-        raise ShapeError(f"grad_output has shape {g.shape}, which does not match x {x.shape} "
-                         "in batch size or channels")
-    check_spatial_nonempty(g.shape, "grad_output")
-    osp = g.shape[2:]
+    dtype = result_dtype(grad_output=grad_output, x=getattr(x, "data", x))
+    x = _input(x, "x", dtype=dtype)
+    g = _input(grad_output, "grad_output", dtype=dtype)
+    if g.ragged or g.ndim != x.ndim or g.channels != x.channels or len(g.shapes) != len(x.shapes):
+        raise ShapeError(f"grad_output has {g.describe()}, which does not match x "
+                         f"({x.describe()}) in rank, batch size or channels")
+    if x.ragged:  # the dense gradient, seen as a Ragged of equal items
+        g = _Items(g.flat, g.channels, g.shapes)
+    osp = g.shapes[0] if g.shapes else tuple(g.dense_shape[2:])
     if kind == "max":
         if indices is None:
-            _, indices = adaptive_pool(x, osp, "max", return_indices=True)
-        return max_pool_backward(g, indices, x.shape)
+            _, indices = adaptive_pool(x.result(), osp, "max", return_indices=True)
+        if x.ragged:
+            indices = Ragged(np.asarray(indices).reshape(-1), np.array(g.shapes), g.channels)
+        return max_pool_backward(g.result(), indices, x.result() if x.ragged else x.dense_shape)
     pp, mode = _check_p(p) if kind == "lp" else (1.0, 0)
     if kind == "lp":
         if output is None:
-            output = adaptive_pool(x, osp, "lp", p=pp)
+            output = adaptive_pool(x.result(), osp, "lp", p=pp)
         output = as_float_array(output, x.dtype, "output")
-        if output.shape != g.shape:
-            raise ShapeError(f"output has shape {output.shape}, expected {g.shape}")
+        if output.size != g.flat.size or output.shape[:2] != (len(g.shapes), g.channels):
+            raise ShapeError(f"output has shape {output.shape}, expected that of grad_output")
+        output = output.reshape(-1)
     else:
         output = _empty(x.dtype)
-    gin = np.empty(x.shape, x.dtype)
-    _k.adaptive_backward(_flat(g), _table(g.shape), _flat(gin), _table(x.shape), x.shape[1],
-                         _KIND_CODE[kind], mode, pp,
-                         _flat(x) if kind == "lp" else _empty(x.dtype), _flat(output))
-    return gin
+    gin = x.mapped(lambda spatial: spatial)
+    _k.adaptive_backward(g.flat, g.table, gin.flat, x.table, x.channels, _KIND_CODE[kind], mode,
+                         pp, x.flat if kind == "lp" else _empty(x.dtype), output)
+    return gin.result()
 
 
 def global_pool(x, kind="avg", *, p=2):
@@ -606,7 +696,7 @@ def global_pool(x, kind="avg", *, p=2):
     array, shape (N, C)
     """
     kind = check_choice(kind, "kind", POOL_KINDS)
-    nd = check_batch(x, "x")
+    nd = x.ndim if isinstance(x, Ragged) else check_batch(x, "x")
     out = adaptive_pool(x, (1,) * nd, kind, p=p)
     return out.reshape(out.shape[:2])
 
@@ -624,9 +714,13 @@ def global_pool_backward(grad_output, x, kind="avg", *, p=2):
     array, shape of ``x``
     """
     kind = check_choice(kind, "kind", POOL_KINDS)
-    nd = check_batch(x, "x")
-    if np.ndim(grad_output) != 2 or tuple(np.shape(grad_output)) != tuple(np.shape(x)[:2]):
-        raise ShapeError(f"grad_output must have shape (N, C) = {tuple(np.shape(x)[:2])}, "
+    if isinstance(x, Ragged):
+        nd, batch = x.ndim, (len(x), x.channels)
+    else:
+        nd = check_batch(x, "x")
+        batch = tuple(np.shape(x)[:2])
+    if np.ndim(grad_output) != 2 or tuple(np.shape(grad_output)) != batch:
+        raise ShapeError(f"grad_output must have shape (N, C) = {batch}, "
                          f"got {np.shape(grad_output)}")
     g = np.reshape(grad_output, np.shape(grad_output) + (1,) * nd)
     return adaptive_pool_backward(g, x, kind, p=p)
@@ -662,12 +756,12 @@ def maxout(x, pieces):
         ``out[:, g] = max(x[:, g * pieces], ..., x[:, g * pieces + pieces - 1])``;
         ties go to the first channel, NaN propagates.
     """
-    x, nd = _input(x, min_spatial=0)
-    pieces = _pieces(pieces, x.shape[1])
-    G = x.shape[1] // pieces
-    out = np.empty((x.shape[0], G) + x.shape[2:], x.dtype)
-    _k.maxout_forward(_flat(x), _table(x.shape), _flat(out), _table(out.shape), G, pieces)
-    return out
+    x = _input(x, min_spatial=0)
+    pieces = _pieces(pieces, x.channels)
+    G = x.channels // pieces
+    out = x.mapped(lambda spatial: spatial, channels=G)
+    _k.maxout_forward(x.flat, x.table, out.flat, out.table, G, pieces)
+    return out.result()
 
 
 def maxout_backward(grad_output, x, pieces):
@@ -677,13 +771,12 @@ def maxout_backward(grad_output, x, pieces):
     -------
     array, shape of ``x``
     """
-    g, x, nd = _pair(grad_output, x, min_spatial=0)
-    pieces = _pieces(pieces, x.shape[1])
-    _check_grad_shape(g, (x.shape[0], x.shape[1] // pieces) + x.shape[2:])
-    gin = np.empty(x.shape, x.dtype)
-    _k.maxout_backward(_flat(g), _flat(x), _table(x.shape), _flat(gin), _table(g.shape),
-                       g.shape[1], pieces)
-    return gin
+    g, x = _pair(grad_output, x, min_spatial=0)
+    pieces = _pieces(pieces, x.channels)
+    _check_grad_shape(g, x.mapped(lambda spatial: spatial, channels=x.channels // pieces))
+    gin = x.mapped(lambda spatial: spatial)
+    _k.maxout_backward(g.flat, x.flat, x.table, gin.flat, g.table, g.channels, pieces)
+    return gin.result()
 
 
 # ---------------------------------------------------------------------------
@@ -704,41 +797,60 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     output_size : tuple of int, optional
         Spatial size (or full shape) of the result; by default
         :func:`sigconv.shapes.unpool_output_size`, and it must lie strictly
-        within ``stride`` of that default (PyTorch's rule).
+        within ``stride`` of that default (PyTorch's rule).  For a Ragged
+        ``x``: the forward input (a Ragged) or its ``(N, nd)`` shapes.
 
     Returns
     -------
     array, shape (N, C, *output_size)
         Zeros, with ``x`` written at ``indices``.
     """
-    x, nd = _input(x)
+    x = _input(x)
+    nd = x.ndim
     k = as_tuple(kernel_size, nd, "kernel_size", minimum=1)
     s = k if stride is None else as_tuple(stride, nd, "stride", minimum=1)
     p = as_tuple(padding, nd, "padding", minimum=0)
-    default = unpool_output_size(x.shape[2:], k, s, p)
-    if output_size is None:
-        osp = default
-    else:
-        try:
-            osp = tuple(output_size)
-        except TypeError:
-            raise ArgumentError(f"output_size must be a tuple of ints, got {output_size!r}") from None
-        if len(osp) == nd + 2:
-            osp = osp[2:]
-        osp = as_tuple(osp, nd, "output_size", minimum=1)
-        for axis, (o, dft, ss) in enumerate(zip(osp, default, s)):
-            if not dft - ss < o < dft + ss:
-                raise ArgumentError(
-                    f"output_size {osp} is invalid on spatial axis {axis}: it must lie strictly "
-                    f"between {dft - ss} and {dft + ss} (default size {default})")
-    if any(o < 1 for o in osp):
-        raise ShapeError(f"max_unpool output size {osp} has an empty axis; check kernel_size, "
-                         f"stride and padding against x's shape {x.shape}")
-    idx = _indices(indices, x.shape, math.prod(osp))
-    out = np.empty(x.shape[:2] + osp, x.dtype)
-    _k.index_scatter(_flat(x), _flat(idx), _table(x.shape), _flat(out), _table(out.shape),
-                     x.shape[1], False)
-    return out
+    wanted = None
+    if output_size is not None and x.ragged:
+        wanted = (output_size.shapes if isinstance(output_size, Ragged)
+                  else np.asarray(output_size))
+        if wanted.shape != (len(x.shapes), nd) or wanted.dtype.kind not in "iu":
+            raise ArgumentError(
+                "output_size for a Ragged x must be the forward input (a Ragged) or its "
+                f"({len(x.shapes)}, {nd}) spatial shapes, got {output_size!r}")
+        wanted = {i: tuple(int(v) for v in shape) for i, shape in enumerate(wanted)}
+
+    def size(spatial, item=None):
+        default = unpool_output_size(spatial, k, s, p)
+        if output_size is None:
+            osp = default
+        else:
+            try:
+                osp = wanted[item] if wanted is not None else tuple(output_size)
+            except TypeError:
+                raise ArgumentError(f"output_size must be a tuple of ints, got {output_size!r}") from None
+            if len(osp) == nd + 2:
+                osp = osp[2:]
+            osp = as_tuple(osp, nd, "output_size", minimum=1)
+            for axis, (o, dft, ss) in enumerate(zip(osp, default, s)):
+                if not dft - ss < o < dft + ss:
+                    raise ArgumentError(
+                        f"output_size {osp} is invalid on spatial axis {axis}: it must lie "
+                        f"strictly between {dft - ss} and {dft + ss} (default size {default})")
+        if any(o < 1 for o in osp):
+            raise ShapeError(f"max_unpool output size {osp} has an empty axis; check "
+                             f"kernel_size, stride and padding against x's {x.describe()}")
+        return osp
+
+    if wanted is None:
+        out = x.mapped(size)
+    else:  # one requested size per item
+        shapes = [size(shape, i) for i, shape in enumerate(x.shapes)]
+        out = _Items(np.empty(x.channels * sum(math.prod(o) for o in shapes), x.dtype),
+                     x.channels, shapes)
+    idx = _indices(indices, x, [math.prod(shape) for shape in out.shapes] or 1)
+    _k.index_scatter(x.flat, idx, x.table, out.flat, out.table, x.channels, False)
+    return out.result()
 
 
 def max_unpool_backward(grad_output, indices):
@@ -753,14 +865,19 @@ def max_unpool_backward(grad_output, indices):
     -------
     array, shape of ``indices``
     """
-    g, nd = _input(grad_output, "grad_output")
-    ishape = np.shape(indices)
-    if len(ishape) != g.ndim or tuple(ishape[:2]) != g.shape[:2]:
-        raise ShapeError(f"indices has shape {ishape}, which does not match grad_output "
-                         f"{g.shape} in rank, batch size or channels")
-    check_spatial_nonempty(ishape, "indices")
-    idx = _indices(indices, ishape, math.prod(g.shape[2:]))
-    gin = np.empty(idx.shape, g.dtype)
-    _k.index_gather(_flat(g), _table(g.shape), _flat(idx), _flat(gin), _table(idx.shape),
-                    g.shape[1])
-    return gin
+    g = _input(grad_output, "grad_output")
+    if isinstance(indices, Ragged):
+        like = _Items(np.empty(0, g.dtype), indices.channels, indices.shapes)
+    else:
+        ishape = np.shape(indices)
+        if len(ishape) != len(g.dense_shape or ()) or tuple(ishape[:2]) != tuple(g.dense_shape[:2]):
+            raise ShapeError(f"indices has shape {ishape}, which does not match grad_output "
+                             f"({g.describe()}) in rank, batch size or channels")
+        check_spatial_nonempty(ishape, "indices")
+        like = _Items(np.empty(0, g.dtype), ishape[1], [ishape[2:]] * ishape[0], ishape)
+    if like.ragged != g.ragged or like.channels != g.channels or len(like.shapes) != len(g.shapes):
+        raise ShapeError(f"indices ({like.describe()}) do not match grad_output ({g.describe()})")
+    idx = _indices(indices, like, [math.prod(shape) for shape in g.shapes] or 1)
+    gin = like.mapped(lambda spatial: spatial, dtype=g.dtype)
+    _k.index_gather(g.flat, g.table, idx, gin.flat, gin.table, g.channels)
+    return gin.result()
