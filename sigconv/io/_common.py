@@ -1,0 +1,106 @@
+"""What every reader shares: the error classes, the file checks, the sniffing helpers."""
+import importlib
+import os
+import pathlib
+
+from ..errors import SigconvError
+
+__all__ = ["LoadError", "MissingDependencyError", "check_file", "read_head", "require"]
+
+#: bytes read from the start of a file to recognise its format.
+HEAD_SIZE = 512
+
+
+class LoadError(SigconvError, OSError):
+    """A file could not be loaded.
+
+    ``str(error)`` names the file and the cause; the attributes ``path`` and
+    ``cause`` (one of ``"missing"``, ``"empty"``, ``"truncated"``,
+    ``"corrupt"``, ``"unsupported"``, ``"wrong extension"``, ``"timeout"``,
+    ``"crashed"``, ``"unreadable"``) make it checkable by programs.  It derives
+    from :class:`OSError`, so ``except OSError`` also catches it.
+    """
+
+    def __init__(self, path, cause, detail):
+        self.path = os.fspath(path) if path is not None else None
+        self.cause = cause
+        self.detail = detail
+        super().__init__(f"cannot load {self.path!r}: {cause}: {detail}")
+
+    def __str__(self):
+        return self.args[0]
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.cause, self.detail))
+
+
+class MissingDependencyError(SigconvError, ImportError):
+    """An optional package that a function needs is not installed."""
+
+
+def require(module, extra, what):
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs the package {module!r}, which is not installed "
+            f"({exc}); install it with: pip install 'sigconv[{extra}]'") from None
+
+
+def check_file(path, *, directory_ok=False):
+    """Return ``path`` as a :class:`pathlib.Path` after checking it exists and is not empty."""
+    try:
+        path = pathlib.Path(os.fspath(path))
+    except TypeError:
+        raise LoadError(repr(path), "unsupported", "path must be a str or os.PathLike, "
+                        f"got {type(path).__name__}") from None
+    if not path.exists():
+        raise LoadError(path, "missing", "no such file or directory")
+    if path.is_dir():
+        if directory_ok:
+            return path
+        raise LoadError(path, "unsupported", "is a directory, not a file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:  # pragma: no cover - permissions races
+        raise LoadError(path, "unreadable", str(exc)) from None
+    if size == 0:
+        raise LoadError(path, "empty", "the file has 0 bytes")
+    return path
+
+
+def read_head(path, size=HEAD_SIZE):
+    """The first ``size`` bytes of a file (``b""`` for a directory)."""
+    if path.is_dir():
+        return b""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as exc:
+        raise LoadError(path, "unreadable", str(exc)) from None
+
+
+def extension(path):
+    """Lower-case suffix of ``path`` including compound ones like ``.nii.gz``."""
+    name = path.name.lower()
+    for compound in (".nii.gz", ".hdr.gz", ".img.gz"):
+        if name.endswith(compound):
+            return compound
+    return path.suffix.lower()
+
+
+def wrong_extension_or(path, kind, expected, detail):
+    """A LoadError for a file a reader could not read.
+
+    When the file's content says it is another format than its extension
+    claims (sniffed by :func:`sigconv.io.detect`), the cause is "wrong
+    extension"; otherwise ``detail`` is reported as corrupt.
+    """
+    from .loaders import sniff_content
+
+    actual = sniff_content(path)
+    if actual is not None and actual != kind:
+        return LoadError(path, "wrong extension",
+                         f"read as {kind} ({expected}) but the content looks like a {actual} file")
+    return LoadError(path, "corrupt", detail)

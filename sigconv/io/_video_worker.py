@@ -1,0 +1,150 @@
+"""Video decoding, run in-process or as the child process of :mod:`sigconv.io.video`.
+
+As a script (``python _video_worker.py OPTIONS_JSON``) it decodes frames into
+a shared ring buffer; it imports only numpy and av so that it starts fast.
+
+Protocol (little endian).  To the parent on stdout: a uint32 length and a
+JSON header (stream information plus ``out_channels``, ``out_height``,
+``out_width``), after which the shared file (``shared_fd``) is sized to
+``slots`` frames of C x H x W uint8; then, per frame, an int64 pair (index,
+slot) once the frame is in that slot; finally (-1, -1).  From the parent on
+stdin: one byte per slot it has finished with.  Failures are reported as one
+JSON line {"cause", "detail"} on stderr and exit code 3.
+"""
+import json
+import mmap
+import os
+import struct
+import sys
+
+import numpy as np
+
+
+def _open(path, timeout):
+    import av
+
+    container = av.open(str(path), timeout=timeout)
+    if not container.streams.video:
+        container.close()
+        raise ValueError("the file has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _info(container, stream):
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else None
+    frames = int(stream.frames or 0)
+    if not frames and stream.duration and stream.time_base and fps:
+        frames = int(round(float(stream.duration * stream.time_base) * fps))
+    if not frames and container.duration and fps:
+        frames = int(round(container.duration / 1e6 * fps))
+    return {"width": stream.codec_context.width, "height": stream.codec_context.height,
+            "frames": frames or None, "frame_rate": fps, "codec": stream.codec_context.name,
+            "pixel_format": stream.codec_context.pix_fmt, "container": container.format.name}
+
+
+def decode_frames(path, start, stop, step, size, mode, timeout, header=None):
+    """Yield (index, [planes]) of the frames asked for; planes are uint8 (H, W) arrays.
+
+    Frames are converted to planar RGB (or grey) and resized by FFmpeg's
+    swscale.  ``header`` is called once with the stream information before
+    any frame.  The planes are views of the decoder's buffer: copy them
+    before the next frame.
+    """
+    import av
+
+    container, stream = _open(path, timeout)
+    with container:
+        info = _info(container, stream)
+        if header is not None:
+            header(info)
+        fps = info["frame_rate"] or 1.0
+        base = stream.start_time or 0
+        if start > 0 and stream.time_base:
+            target = int(start / fps / float(stream.time_base)) + base
+            try:
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                container.seek(0, stream=stream)
+        fmt = "gray" if mode == "L" else "gbrp"
+        kwargs = {"format": fmt}
+        if size is not None:
+            kwargs.update(height=size[0], width=size[1], interpolation="AREA")
+        counter = None
+        for frame in container.decode(stream):
+            if frame.pts is not None and stream.time_base:
+                index = int(round(float((frame.pts - base) * stream.time_base) * fps))
+            else:
+                counter = start if counter is None else counter + 1
+                index = counter
+            if index < start:
+                continue
+            if stop is not None and index >= stop:
+                break
+            if (index - start) % step:
+                continue
+            frame = frame.reformat(**kwargs)
+            planes = []
+            for plane in frame.planes:
+                array = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                planes.append(array[:, :plane.width])
+            if fmt == "gbrp":
+                planes = [planes[2], planes[0], planes[1]]
+            yield index, planes
+
+
+def main(argv):
+    options = json.loads(argv[1])
+    out = sys.stdout.buffer
+    back = sys.stdin.buffer
+    try:
+        info = {}
+        slots = options["slots"]
+        state = {"ring": None, "free": list(range(slots))}
+
+        def start_ring(channels, height, width):
+            raw = json.dumps(dict(info, out_channels=channels, out_height=height,
+                                  out_width=width)).encode()
+            size = slots * channels * height * width
+            if size:
+                os.ftruncate(options["shared_fd"], size)
+                mapping = mmap.mmap(options["shared_fd"], size)
+                state["ring"] = np.frombuffer(mapping, np.uint8).reshape(
+                    slots, channels, height, width)
+            out.write(struct.pack("<I", len(raw)) + raw)
+
+        size = options["size"]
+        for index, planes in decode_frames(options["path"], options["start"], options["stop"],
+                                           options["step"], size, options["mode"],
+                                           options["timeout"], info.update):
+            if state["ring"] is None:
+                start_ring(len(planes), *planes[0].shape)
+            if not state["free"]:
+                byte = back.read(1)
+                if not byte:
+                    return 0  # the parent went away
+                state["free"].append(byte[0])
+            slot = state["free"].pop()
+            frame = state["ring"][slot]
+            for c, plane in enumerate(planes):
+                frame[c] = plane
+            out.write(struct.pack("<qq", index, slot))
+        if state["ring"] is None:
+            start_ring(0, *(size or (info.get("height") or 0, info.get("width") or 0)))
+        out.write(struct.pack("<qq", -1, -1))
+        out.flush()
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # reported to the parent, which raises LoadError
+        cause = "unsupported" if "no video stream" in str(exc) else "corrupt"
+        sys.stderr.write("\n" + json.dumps({"cause": cause,
+                                            "detail": f"{type(exc).__name__}: {exc}"}) + "\n")
+        sys.stderr.flush()
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

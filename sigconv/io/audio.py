@@ -1,0 +1,200 @@
+"""Audio waveforms: soundfile (libsndfile) first, PyAV for what libsndfile cannot decode.
+
+libsndfile reads WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF and more, straight
+into a float32 buffer, seeking to ``offset`` without decoding what precedes it.
+Formats it does not know (AAC/M4A, WMA, audio tracks of video files) are
+decoded with PyAV, which is already a dependency for video.  Resampling uses
+soxr.
+"""
+import numbers
+import struct
+
+import numpy as np
+
+from ..errors import ArgumentError
+from ._common import LoadError, check_file, extension, read_head, wrong_extension_or
+from .signal import Signal
+
+__all__ = ["load_audio", "resample_waveform", "EXTENSIONS"]
+
+EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
+              ".aifc", ".au", ".snd", ".caf", ".w64", ".m4a", ".aac", ".wma")
+
+
+def sniff(head):
+    """True when the first bytes are those of an audio file."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return True
+    if head[:4] in (b"fLaC", b"RF64", b".snd", b"caff") or head[:3] == b"ID3":
+        return True
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return True
+    if head[:4] == b"OggS":
+        # Ogg holding Vorbis, Opus, FLAC or Speex (not Theora video)
+        return any(tag in head[:128] for tag in (b"\x01vorbis", b"OpusHead", b"\x7fFLAC", b"Speex"))
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06):
+        return True  # MPEG audio frame sync (layer bits non-zero)
+    return False
+
+
+def _check_wav_size(path, head):
+    """Raise LoadError when a RIFF/WAVE file ends before its ``data`` chunk does.
+
+    libsndfile silently reads what is there, so this is the only way to tell
+    a truncated WAV from a short one.
+    """
+    if not (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                if chunk_size in (0, 0xFFFFFFFF):
+                    return  # streamed WAV with unknown length
+                if pos + 8 + chunk_size > size:
+                    raise LoadError(path, "truncated",
+                                    f"WAV data chunk declares {chunk_size} bytes but only "
+                                    f"{size - pos - 8} follow")
+                return
+            pos += 8 + chunk_size + (chunk_size & 1)
+    raise LoadError(path, "truncated", "WAV file ends before its data chunk")
+
+
+def resample_waveform(data, rate, new_rate, *, quality="HQ"):
+    """Resample ``data`` (C, T) from ``rate`` to ``new_rate`` with soxr; returns (C, T')."""
+    import soxr
+
+    if rate == new_rate:
+        return data
+    dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float32
+    out = soxr.resample(np.ascontiguousarray(data.T, dtype=dtype), rate, new_rate, quality=quality)
+    return np.ascontiguousarray(out.T.reshape(data.shape[0], -1))
+
+
+def _read_soundfile(path, offset, duration):
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            total = f.frames
+            start = int(round(offset * rate))
+            if start > total:
+                raise LoadError(path, "unsupported", f"offset {offset} s is past the end "
+                                f"({total / rate:.3f} s)")
+            count = total - start if duration is None else min(int(round(duration * rate)),
+                                                                 total - start)
+            if start and f.seekable():
+                f.seek(start)
+            elif start:
+                f.read(start, dtype="float32")
+            data = f.read(count, dtype="float32", always_2d=True)
+            meta = {"format": f.format, "subtype": f.subtype, "channels_in_file": f.channels,
+                    "frames_in_file": total}
+    except sf.LibsndfileError as exc:
+        return None, exc
+    except RuntimeError as exc:  # soundfile < 0.12
+        return None, exc
+    if data.shape[0] < count:
+        raise LoadError(path, "truncated", f"the header promises {count} frames from offset "
+                        f"{offset} s but only {data.shape[0]} could be decoded")
+    return (data.T, rate, meta), None
+
+
+def _read_pyav(path, offset, duration, timeout):
+    """Decode the first audio stream with PyAV (in-process; audio decoders are robust)."""
+    import av
+
+    try:
+        container = av.open(str(path), timeout=timeout)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        return None, exc
+    with container:
+        if not container.streams.audio:
+            raise LoadError(path, "unsupported", "the file has no audio stream")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                array = frame.to_ndarray()
+                if not frame.format.is_planar:
+                    array = array.reshape(-1, frame.layout.nb_channels).T
+                chunks.append(array.astype(np.float32) if array.dtype.kind == "f"
+                              else _int_to_float(array))
+        except av.error.FFmpegError as exc:
+            raise LoadError(path, "corrupt", f"PyAV could not decode the audio: {exc}") from None
+    if not chunks:
+        raise LoadError(path, "corrupt", "no audio frames could be decoded")
+    data = np.concatenate(chunks, axis=1)
+    start = int(round(offset * rate))
+    stop = None if duration is None else start + int(round(duration * rate))
+    return (data[:, start:stop], rate, {"format": container.format.name,
+                                        "codec": stream.codec_context.name}), None
+
+
+def _int_to_float(array):
+    info = np.iinfo(array.dtype)
+    return (array.astype(np.float32) / float(-info.min if info.min < 0 else info.max))
+
+
+def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
+               dtype=np.float32, quality="HQ", timeout=30.0):
+    """Load an audio file as a waveform :class:`Signal`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        WAV, FLAC, OGG (Vorbis/Opus), MP3, AIFF, ... (libsndfile); M4A/AAC and
+        other FFmpeg formats through PyAV.
+    sample_rate : float, optional
+        Resample to this rate with soxr; default keeps the file's own rate.
+    mono : bool
+        Mix all channels down to one (their mean); ``False`` keeps them.
+    offset, duration : float
+        Start reading ``offset`` seconds in, and read at most ``duration``
+        seconds (default: to the end).
+    dtype : float32 or float64
+    quality : str
+        soxr quality when resampling ("QQ", "LQ", "MQ", "HQ", "VHQ").
+
+    Returns
+    -------
+    Signal
+        ``data`` shape (C, T) in [-1, 1], axes ("channel", "time"),
+        ``sample_rate``, ``start_time`` (= ``offset``).
+    """
+    path = check_file(path)
+    if not (isinstance(offset, numbers.Real) and offset >= 0):
+        raise ArgumentError(f"offset must be a number of seconds >= 0, got {offset!r}")
+    if duration is not None and not (isinstance(duration, numbers.Real) and duration > 0):
+        raise ArgumentError(f"duration must be a number of seconds > 0 or None, got {duration!r}")
+    if sample_rate is not None and not (isinstance(sample_rate, numbers.Real) and sample_rate > 0):
+        raise ArgumentError(f"sample_rate must be a positive number or None, got {sample_rate!r}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")
+    head = read_head(path)
+    _check_wav_size(path, head)
+    result, sf_error = _read_soundfile(path, offset, duration)
+    if result is None:
+        result, av_error = _read_pyav(path, offset, duration, timeout)
+        if result is None:
+            if sniff(head) or extension(path) in EXTENSIONS:
+                raise wrong_extension_or(path, "waveform", "audio",
+                                         f"neither libsndfile ({sf_error}) nor FFmpeg ({av_error}) "
+                                         "could read it")
+            raise LoadError(path, "unsupported", f"not an audio file libsndfile or FFmpeg "
+                            f"can read ({sf_error})")
+    data, rate, meta = result
+    if mono and data.shape[0] > 1:
+        data = data.mean(axis=0, keepdims=True)
+    if sample_rate is not None and sample_rate != rate:
+        data = resample_waveform(data, rate, sample_rate, quality=quality)
+        rate = sample_rate
+    data = np.ascontiguousarray(data, dtype=dtype)
+    return Signal(data, "waveform", sample_rate=rate, start_time=float(offset), path=str(path),
+                  **meta)

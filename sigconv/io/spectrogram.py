@@ -1,0 +1,101 @@
+"""Spectrograms of waveforms, computed by librosa (an optional extra: ``sigconv[audio]``)."""
+import numbers
+
+import numpy as np
+
+from ..errors import ArgumentError
+from .._validation import check_choice
+from ._common import require
+from .signal import Signal
+
+__all__ = ["spectrogram", "load_spectrogram", "SPECTROGRAM_KINDS"]
+
+SPECTROGRAM_KINDS = ("power", "magnitude", "mel", "log-mel", "mfcc")
+
+
+def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="hann",
+                center=True, kind="power", n_mels=64, n_mfcc=20, fmin=0.0, fmax=None,
+                top_db=80.0, sample_rate=None, dtype=np.float32):
+    """Time-frequency image of a waveform.
+
+    Parameters
+    ----------
+    signal : Signal (waveform) or ndarray, shape (C, T) or (T,)
+        An array needs ``sample_rate``.
+    n_fft : int
+        Frame (FFT) length in samples.
+    hop_length : int, optional
+        Samples between columns; default ``n_fft // 4``.
+    kind : {"power", "magnitude", "mel", "log-mel", "mfcc"}
+        |STFT|**2, |STFT|, mel-filtered power, mel power in dB (``top_db``
+        below the peak, reference the maximum), or ``n_mfcc`` MFCCs.
+    n_mels, fmin, fmax : mel filter bank (``mel``, ``log-mel``, ``mfcc``).
+    center : bool
+        Frames are centred on ``t * hop_length`` (librosa's default): column
+        ``t`` is at ``t * hop_length / sample_rate`` seconds (see
+        :meth:`Signal.times`).
+
+    Returns
+    -------
+    Signal
+        ``data`` shape (C, F, T'), kind "spectrogram", axes ("channel",
+        "freq", "time"); ``frequencies`` (Hz of each row; ``None`` for MFCC,
+        whose rows are cepstral coefficients), ``sample_rate``, ``n_fft``,
+        ``hop_length``.
+    """
+    librosa = require("librosa", "audio", "sigconv.io.spectrogram")
+    check_choice(kind, "kind", SPECTROGRAM_KINDS)
+    if isinstance(signal, Signal):
+        if signal.kind != "waveform":
+            raise ArgumentError(f"spectrogram needs a waveform signal, got a {signal.kind}")
+        y = signal.data
+        sample_rate = signal.sample_rate if sample_rate is None else sample_rate
+        path, start_time = signal.path, signal.start_time
+    else:
+        y = np.asarray(signal)
+        if y.ndim == 1:
+            y = y[None]
+        if y.ndim != 2:
+            raise ArgumentError(f"spectrogram needs a (C, T) or (T,) array, got shape {y.shape}")
+        path, start_time = None, None
+    if not (isinstance(sample_rate, numbers.Real) and sample_rate > 0):
+        raise ArgumentError(f"sample_rate must be a positive number, got {sample_rate!r}")
+    for name, value in (("n_fft", n_fft), ("n_mels", n_mels), ("n_mfcc", n_mfcc)):
+        if not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
+            raise ArgumentError(f"{name} must be an int >= 1, got {value!r}")
+    hop_length = n_fft // 4 if hop_length is None else hop_length
+    if not isinstance(hop_length, (numbers.Integral, np.integer)) or hop_length < 1:
+        raise ArgumentError(f"hop_length must be an int >= 1, got {hop_length!r}")
+    y = np.ascontiguousarray(y, dtype=np.float32 if y.dtype != np.float64 else np.float64)
+    if y.shape[-1] < (n_fft if not center else 1):
+        raise ArgumentError(f"the waveform has {y.shape[-1]} samples, fewer than n_fft={n_fft}")
+    stft = dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+                center=center)
+    sr = float(sample_rate)
+    if kind in ("power", "magnitude"):
+        mag = np.abs(librosa.stft(y, **stft))
+        data = mag ** 2 if kind == "power" else mag
+        frequencies = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    else:
+        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=n_mels, fmin=fmin, fmax=fmax,
+                                             power=2.0, **stft)
+        frequencies = librosa.mel_frequencies(n_mels=n_mels, fmin=fmin,
+                                              fmax=sr / 2 if fmax is None else fmax)
+        if kind == "mel":
+            data = mel
+        else:
+            data = librosa.power_to_db(mel, ref=np.max, top_db=top_db)
+            if kind == "mfcc":
+                data = librosa.feature.mfcc(S=data, n_mfcc=n_mfcc)
+                frequencies = None
+    return Signal(np.ascontiguousarray(data, dtype=dtype), "spectrogram", sample_rate=sr,
+                  n_fft=int(n_fft), hop_length=int(hop_length), frequencies=frequencies,
+                  start_time=start_time, path=path, spectrogram_kind=kind, center=center)
+
+
+def load_spectrogram(path, *, sample_rate=None, mono=True, offset=0.0, duration=None, **options):
+    """:func:`load_audio` then :func:`spectrogram` (``options`` go to the latter)."""
+    from .audio import load_audio
+
+    wave = load_audio(path, sample_rate=sample_rate, mono=mono, offset=offset, duration=duration)
+    return spectrogram(wave, **options)

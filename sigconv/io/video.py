@@ -1,0 +1,348 @@
+"""Colour video through PyAV (FFmpeg), decoded in a watched subprocess.
+
+A damaged video can make FFmpeg's decoders loop forever or crash the whole
+process (PyAV issue #2344).  By default the frames are therefore decoded in a
+child process (``python sigconv/io/_video_worker.py``, which imports
+only numpy and av) that streams planar
+RGB frames through a pipe; the caller converts them to float while the child
+decodes the next ones (two cores work at once).  If the child stops making
+progress for ``timeout`` seconds it is killed and :class:`LoadError` (cause
+"timeout") is raised; if it dies, LoadError (cause "crashed") names the
+signal.  ``isolate=False`` decodes in-process (no start-up cost of about
+0.2 s, but no protection).
+
+Memory: ``start``, ``stop``, ``step`` and ``size`` are applied while
+decoding, so only the frames asked for, at the size asked for, are ever
+held; :func:`iter_video` yields chunks of frames so a long video never has
+to fit in memory at all.
+"""
+import json
+import numbers
+import os
+import select
+import signal as _signal
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from ..errors import ArgumentError
+from .._validation import check_choice
+from ._common import LoadError, check_file, extension, read_head, wrong_extension_or
+from ._video_worker import decode_frames as _decode
+from .signal import Signal
+
+__all__ = ["load_video", "iter_video", "probe_video", "EXTENSIONS"]
+
+EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".ogv",
+              ".flv", ".wmv", ".3gp")
+
+
+def sniff(head):
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return brand not in (b"M4A ", b"M4B ", b"M4P ", b"F4A ")  # audio-only MP4 brands
+    return (head[:4] == b"\x1aE\xdf\xa3"                       # Matroska / WebM
+            or (head[:4] == b"RIFF" and head[8:11] == b"AVI")
+            or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")  # MPEG-PS
+            or head[:3] == b"FLV"
+            or (head[:4] == b"OggS" and b"\x80theora" in head[:128])
+            or head[4:8] in (b"moov", b"mdat", b"wide", b"free"))
+
+
+# -- decoding: _video_worker.decode_frames (in the child, or in-process) ------------
+
+
+# -- the isolated reader ---------------------------------------------------------
+#: the child runs this file as a script: it imports only numpy and av, not sigconv.
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_video_worker.py")
+
+#: frames in flight between the child and the caller.
+SLOTS = 4
+
+
+class _Worker:
+    """A child process decoding frames into a shared ring of ``SLOTS`` frame buffers.
+
+    The child sends (index, slot) pairs through its stdout pipe once a frame
+    is in the slot; the caller copies or converts the frame out of the slot
+    and hands the slot back with one byte on the child's stdin.  Frames thus
+    cross between the processes through shared memory, not through the pipe.
+    """
+
+    def __init__(self, path, options, timeout):
+        self.path = path
+        self.timeout = timeout
+        self.mapping = None
+        # shared memory the child sizes once it knows the frame size
+        if hasattr(os, "memfd_create"):
+            self.shared = None
+            self.shared_fd = os.memfd_create("sigconv-video")
+        else:  # pragma: no cover - non-Linux POSIX
+            self.shared = tempfile.TemporaryFile()
+            self.shared_fd = self.shared.fileno()
+        # stderr goes to a file: FFmpeg's log could otherwise fill a pipe and stall the child
+        self.errors = tempfile.TemporaryFile()
+        options = dict(options, shared_fd=self.shared_fd, slots=SLOTS)
+        self.proc = subprocess.Popen(
+            [sys.executable, _WORKER, json.dumps(options)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+            bufsize=0, pass_fds=(self.shared_fd,))
+        self.fd = self.proc.stdout.fileno()
+
+    def readinto(self, view):
+        """Fill ``view`` (a writable byte memoryview) or raise LoadError."""
+        done, total = 0, len(view)
+        while done < total:
+            ready, _, _ = select.select([self.fd], [], [], self.timeout)
+            if not ready:
+                self.close()
+                raise LoadError(self.path, "timeout", f"the decoder made no progress for "
+                                f"{self.timeout:g} s (damaged video?); it was stopped")
+            n = self.proc.stdout.readinto(view[done:])
+            if not n:
+                self._died()
+            done += n
+
+    def _died(self):
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+        self.errors.seek(0)
+        error = self.errors.read().decode("utf-8", "replace").strip()
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            try:
+                name = _signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            raise LoadError(self.path, "crashed", f"the video decoder died with {name} "
+                            "(damaged video?); your process is unaffected")
+        try:
+            message = json.loads(error.splitlines()[-1])
+        except (ValueError, IndexError):
+            message = {"cause": "corrupt", "detail": error or f"decoder exited with {code}"}
+        raise LoadError(self.path, message.get("cause", "corrupt"), message.get("detail", error))
+
+    def header(self):
+        length = np.zeros(1, dtype="<u4")
+        self.readinto(memoryview(length).cast("B"))
+        raw = bytearray(int(length[0]))
+        self.readinto(memoryview(raw))
+        info = json.loads(raw.decode())
+        shape = (SLOTS, info["out_channels"], info["out_height"], info["out_width"])
+        if all(shape):
+            import mmap
+
+            self.mapping = mmap.mmap(self.shared_fd, int(np.prod(shape)))
+            self.ring = np.frombuffer(self.mapping, np.uint8).reshape(shape)
+        return info
+
+    def release(self, slot):
+        try:
+            self.proc.stdin.write(bytes((slot,)))
+        except BrokenPipeError:
+            pass
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stdin, self.errors):
+            stream.close()
+        self.ring = None
+        if self.mapping is not None:
+            try:
+                self.mapping.close()
+            except BufferError:  # a caller still holds a frame view; the GC will unmap it
+                pass
+        if self.shared is None:
+            os.close(self.shared_fd)
+        else:  # pragma: no cover
+            self.shared.close()
+
+
+def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header):
+    options = {"path": str(path), "start": start, "stop": stop, "step": step,
+               "size": size, "mode": mode, "timeout": timeout}
+    worker = _Worker(path, options, timeout)
+    try:
+        on_header(worker.header())
+        message = np.zeros(2, dtype="<i8")
+        while True:
+            worker.readinto(memoryview(message).cast("B"))
+            index, slot = int(message[0]), int(message[1])
+            if index < 0:
+                break
+            yield index, worker.ring[slot]
+            worker.release(slot)
+        worker.proc.wait(timeout=timeout)
+    finally:
+        worker.close()
+
+
+def _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header):
+    import av
+
+    try:
+        for index, planes in _decode(path, start, stop, step, size, mode, timeout, on_header):
+            yield index, planes
+    except av.error.FFmpegError as exc:
+        raise LoadError(path, "corrupt", f"FFmpeg: {exc}") from None
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise LoadError(path, "corrupt", str(exc)) from None
+
+
+# -- public API -----------------------------------------------------------------
+def _check_options(start, stop, step, size, mode, chunk=None):
+    for name, value, minimum in (("start", start, 0), ("step", step, 1)):
+        if not isinstance(value, (numbers.Integral, np.integer)) or value < minimum:
+            raise ArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if stop is not None and (not isinstance(stop, (numbers.Integral, np.integer)) or stop <= start):
+        raise ArgumentError(f"stop must be None or an int > start ({start}), got {stop!r}")
+    if size is not None:
+        try:
+            size = tuple(int(s) for s in size)
+        except TypeError:
+            raise ArgumentError(f"size must be (height, width), got {size!r}") from None
+        if len(size) != 2 or min(size) < 1:
+            raise ArgumentError(f"size must be (height, width) with both >= 1, got {size!r}")
+    check_choice(mode, "mode", ("RGB", "L"))
+    if chunk is not None and (not isinstance(chunk, (numbers.Integral, np.integer)) or chunk < 1):
+        raise ArgumentError(f"chunk must be an int >= 1, got {chunk!r}")
+    return (int(start), None if stop is None else int(stop), int(step), size)
+
+
+def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header):
+    head = read_head(path)
+    if not sniff(head) and extension(path) not in EXTENSIONS:
+        raise LoadError(path, "unsupported", "not a video container (MP4, MOV, MKV, WebM, AVI, "
+                        "MPEG, OGV) by content or extension")
+    reader = _frames_isolated if isolate else _frames_inprocess
+    try:
+        yield from reader(path, start, stop, step, size, mode, timeout, on_header)
+    except LoadError as exc:
+        if exc.cause == "corrupt" and not sniff(head):
+            raise wrong_extension_or(path, "video", "video", exc.detail) from None
+        raise
+
+
+def _scale(planes, out, dtype):
+    """Copy planar uint8 frames into ``out`` (C, H, W), scaling to [0, 1] for floats."""
+    if dtype == np.uint8:
+        for c, plane in enumerate(planes):
+            out[c] = plane
+    else:
+        for c, plane in enumerate(planes):
+            np.multiply(plane, dtype.type(1.0 / 255.0), out=out[c], dtype=dtype)
+
+
+def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="RGB",
+               dtype=np.float32, isolate=True, timeout=20.0):
+    """Yield the video as chunks: Signals of at most ``chunk`` frames, (C, t, H, W) each.
+
+    Each chunk's ``start_time`` is the time of its first frame and its
+    ``meta["first_frame"]`` that frame's index, so chunks can be placed back
+    on the video's time line.  Options as in :func:`load_video`.
+    """
+    path = check_file(path)
+    start, stop, step, size = _check_options(start, stop, step, size, mode, chunk)
+    dtype = np.dtype(dtype)
+    info = {}
+    buffer, first, filled = None, None, 0
+
+    def emit(n):
+        rate = info["frame_rate"]
+        return Signal(buffer[:, :n].copy(), "video", frame_rate=None if not rate else rate / step,
+                      start_time=None if not rate else first / rate, path=str(path),
+                      first_frame=first, **{k: info[k] for k in ("codec", "container")})
+
+    for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
+                                 info.update):
+        if buffer is None:
+            buffer = np.empty((len(planes), chunk) + planes[0].shape, dtype)
+        if filled == 0:
+            first = index
+        _scale(planes, buffer[:, filled], dtype)
+        filled += 1
+        if filled == chunk:
+            yield emit(filled)
+            filled = 0
+    if filled:
+        yield emit(filled)
+    elif buffer is None:
+        raise LoadError(path, "corrupt" if start == 0 else "unsupported",
+                        "no frames could be decoded" + (f" from frame {start} on" if start else ""))
+
+
+def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype=np.float32,
+               isolate=True, timeout=20.0):
+    """Load a video file as a video :class:`Signal`.
+
+    Parameters
+    ----------
+    start, stop, step : int
+        Frame indices: frames ``start, start + step, ...`` before ``stop``.
+        Decoding seeks to the key frame before ``start``.
+    size : (height, width), optional
+        Resize every frame while decoding (FFmpeg's area filter).
+    mode : {"RGB", "L"}
+        Three colour channels or one luma channel.
+    dtype : float32, float64 or uint8
+        Floats are scaled to [0, 1]; uint8 keeps the decoded bytes.
+    isolate : bool
+        Decode in a watched child process (default; see the module docstring).
+    timeout : float
+        Seconds without a decoded frame after which decoding is abandoned.
+
+    Returns
+    -------
+    Signal
+        ``data`` shape (C, T, H, W), axes ("channel", "time", "height",
+        "width"), ``frame_rate`` (of the returned frames: the file's rate
+        divided by ``step``), ``start_time``, ``meta["frames_in_file"]``.
+    """
+    path = check_file(path)
+    start, stop, step, size = _check_options(start, stop, step, size, mode)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64, np.uint8):
+        raise ArgumentError(f"dtype must be float32, float64 or uint8, got {dtype}")
+    info = {}
+    out, chunks, t, first = None, [], 0, None
+    for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
+                                 info.update):
+        if out is None:
+            first = index
+            total = info.get("frames")
+            end = total if stop is None or total is None else min(stop, total)
+            expected = max(0, -(-(end - start) // step)) if end is not None else 0
+            out = np.empty((len(planes), max(expected, 1)) + planes[0].shape, dtype)
+        if t == out.shape[1]:  # more frames than the header said: grow
+            chunks.append(out)
+            out = np.empty((out.shape[0], max(16, t)) + out.shape[2:], dtype)
+            t = 0
+        _scale(planes, out[:, t], dtype)
+        t += 1
+    if out is None:
+        raise LoadError(path, "corrupt" if start == 0 else "unsupported",
+                        "no frames could be decoded" + (f" from frame {start} on" if start else ""))
+    if chunks:
+        data = np.concatenate(chunks + [out[:, :t]], axis=1)
+    else:
+        data = out if t == out.shape[1] else np.ascontiguousarray(out[:, :t])
+    rate = info.get("frame_rate")
+    return Signal(data, "video", frame_rate=None if not rate else rate / step,
+                  start_time=None if not rate else first / rate, path=str(path),
+                  first_frame=first, frames_in_file=info.get("frames"), codec=info.get("codec"),
+                  container=info.get("container"), pixel_format=info.get("pixel_format"))
+
+
+def probe_video(path, *, timeout=20.0):
+    """Stream information (size, frame count, rate, codec) without decoding, in a child process."""
+    path = check_file(path)
+    info = {}
+    for _ in _frames(path, 0, 1, 1, None, "RGB", True, timeout, info.update):
+        break
+    return info
