@@ -272,7 +272,12 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         """Run ``forward`` on the inputs' data; record the step when a gradient is needed."""
-        tensors = tuple(None if x is None else as_tensor(x) for x in inputs)
+        # Python numbers are weakly typed, as in numpy: they take the tensors' float dtype
+        like = next((x.dtype for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"),
+                    None)
+        tensors = tuple(None if x is None else
+                        Tensor(x, dtype=like) if isinstance(x, numbers.Number) and like else
+                        as_tensor(x) for x in inputs)
         recording = is_grad_enabled()
         fn = cls()
         fn.needs_input_grad = tuple(recording and t is not None and t.requires_grad
