@@ -30,8 +30,10 @@ from ..ragged import Ragged, item_table, lift3
 
 __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
 
-#: Accepted values of ``method``.
-CONV_METHODS = ("auto", "gemm", "direct")
+#: Accepted values of ``method``.  "fft" and "separable" live in
+#: :mod:`sigconv.functional.fft` and :mod:`sigconv.functional.separable`;
+#: "auto" asks the cost model of :mod:`sigconv.functional.choose`.
+CONV_METHODS = ("auto", "gemm", "direct", "fft", "separable")
 
 #: Bytes of patch matrix each thread gathers at once (fits in a 2 MiB L2 cache).
 WORKSPACE_BYTES = 1 << 20
@@ -153,17 +155,33 @@ def _flip_spatial(weight):
 
 
 def _resolve_method(method, stride, input_dilation):
-    """The kernel path for ``method``.
+    """The kernel path ("direct" or "gemm") for ``method``.
 
     ``"auto"`` takes the direct path whenever its vector loop applies (unit
     stride and no input dilation along the last axis): it measured faster
     than gemm on every layer of the benchmark, from 1 to 32 input channels.
-    Strided layers take the gemm path.
+    Strided layers take the gemm path.  The choice of the FFT or separable
+    paths is made before this, in :func:`conv` (dense batches only: Ragged
+    batches given "fft" or "separable" take this rule).
     """
     check_choice(method, "method", CONV_METHODS)
-    if method == "auto":
+    if method not in ("gemm", "direct"):
         return "direct" if stride[-1] == 1 and input_dilation[-1] == 1 else "gemm"
     return method
+
+
+def _separable_weight_factors(weight, geometry, method):
+    """Per-channel factors of a depthwise weight for the separable path (``method`` named it)."""
+    from .choose import _depthwise
+    from .separable import separable_factors
+    factors = separable_factors(weight[:, 0], per_channel=True) if _depthwise(geometry) else None
+    if factors is None:
+        raise ArgumentError(
+            f"method={method!r} needs a depthwise weight (C, 1, *kernel) with groups=C "
+            "(or one channel) whose kernels are separable (rank 1 within the dtype's "
+            f"tolerance); weight has shape {geometry.weight_shape} with groups={geometry.groups}: "
+            "use method='auto', 'direct', 'gemm' or 'fft'")
+    return factors
 
 
 def _check_bias(bias, c_out):
@@ -375,11 +393,18 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
         convolutions.
     flip : bool
         True convolution (kernel flipped), as ``scipy.signal.convolve``.
-    method : {"auto", "gemm", "direct"}
+    method : {"auto", "gemm", "direct", "fft", "separable"}
         ``"gemm"`` gathers bounded tiles of patches and multiplies them with
-        BLAS; ``"direct"`` accumulates shifted rows in registers; ``"auto"``
-        takes the direct path when the stride along the last axis is 1.
-        All give the same result.
+        BLAS; ``"direct"`` accumulates shifted rows in registers; ``"fft"``
+        is :func:`~sigconv.functional.fft_conv`; ``"separable"`` factors a
+        depthwise (or single-channel) kernel into one 1-D kernel per axis
+        (:func:`~sigconv.functional.separable_conv`; raises ``ArgumentError``
+        if the kernel is not separable).  ``"auto"`` asks the cost model of
+        :func:`~sigconv.functional.choose_conv_method`: the direct path when
+        the stride along the last axis is 1, else gemm, unless FFT (large
+        kernels, finite inputs) or separable (a separable kernel) is
+        estimated faster.  All give the same result within float tolerance.
+        Ragged batches take direct or gemm.
 
     Returns
     -------
@@ -399,6 +424,23 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
     x = as_float_array(x, dtype, "x")
     weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
+    factors = None
+    if method == "auto" and x.size:
+        from .choose import _auto_choice
+        method, factors = _auto_choice(geometry, x, weight, dtype)
+    if method == "fft":
+        from .fft import _fft_forward
+        return _fft_forward(x, weight, bias, geometry)
+    if method == "separable":
+        from .separable import _pass_order, _passes
+        if factors is None:
+            factors = _separable_weight_factors(weight, geometry, method)
+        if x.shape[0] == 0:
+            return np.zeros(geometry.out_shape, dtype=dtype)
+        out = _passes(x, factors, geometry, _pass_order(geometry))[-1]
+        if bias is not None:
+            out += bias.reshape((1, -1) + (1,) * geometry.ndim)
+        return out
     pad_lo = tuple(lo for lo, _ in geometry.padding)
     return _forward(x, weight, bias, geometry.out_shape, groups=geometry.groups,
                     stride=geometry.stride, dilation=geometry.dilation,
@@ -417,7 +459,9 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
         ``(N, C_in, *spatial)``, the shape of the forward input; for a Ragged
         ``grad_output``, the forward input itself (or its ``(N, nd)`` shapes).
     stride, padding, dilation, groups, flip, method
-        As given to :func:`conv`.
+        As given to :func:`conv`; ``"fft"`` and ``"separable"`` (a separable
+        depthwise kernel) compute the adjoint of those paths, and ``"auto"``
+        follows the choice :func:`conv` makes for the same problem.
 
     Returns
     -------
@@ -435,6 +479,22 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
                          dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
     _check_grad_output(grad_output, geometry.out_shape)
     grad_output = as_float_array(grad_output, dtype, "grad_output")
+    if method in ("auto", "fft", "separable") and grad_output.size:
+        flipped = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+        factors = None
+        if method == "auto":
+            from .choose import _auto_choice
+            method, factors = _auto_choice(geometry, grad_output, flipped, dtype)
+        if method == "fft":
+            from .fft import _fft_grad_input
+            return _fft_grad_input(grad_output, flipped, geometry)
+        if method == "separable":
+            from .separable import _adjoint_passes, _pass_order, _stage_shapes
+            if factors is None:
+                factors = _separable_weight_factors(flipped, geometry, method)
+            axes = _pass_order(geometry)
+            return _adjoint_passes(grad_output, factors, geometry, axes,
+                                   _stage_shapes(geometry, axes))
     # h(K, G, s) is a convolution of G, input-dilated by the stride, with the
     # kernel flipped and its channel axes swapped within each group.
     return _forward(grad_output, _swapped_kernel(weight, geometry.groups, flip, dtype), None,
@@ -454,8 +514,12 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
     weight_shape : tuple of int
         ``(C_out, C_in // groups, *kernel)``.
     stride, padding, dilation, groups, flip, method
-        As given to :func:`conv` (``method`` is accepted for symmetry; the
-        weight gradient always uses gemm).
+        As given to :func:`conv`.  ``"fft"`` correlates ``x`` with
+        ``grad_output`` through the FFT
+        (:func:`~sigconv.functional.fft_conv_grad_weight`); ``"auto"`` does so
+        when :func:`conv` would take the FFT or separable path and the FFT is
+        estimated faster than gemm (the gradient of a separable kernel is a
+        full kernel); every other choice uses gemm.
 
     Returns
     -------
@@ -473,6 +537,17 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
     _check_grad_output(grad_output, geometry.out_shape)
     x = as_float_array(x, dtype, "x")
     grad_output = as_float_array(grad_output, dtype, "grad_output")
+    if method in ("auto", "fft") and x.size and grad_output.size:
+        use_fft = method == "fft"
+        if method == "auto":
+            from .choose import _estimate, _finite
+            times = _estimate(geometry, dtype)
+            use_fft = (min(times, key=times.get) in ("fft", "separable")
+                       and times["fft"] < times["gemm"] and _finite(x, grad_output))
+        if use_fft:
+            from .fft import _fft_grad_weight
+            grad_weight = _fft_grad_weight(x, grad_output, geometry)
+            return np.ascontiguousarray(_flip_spatial(grad_weight)) if flip else grad_weight
     table = _conv_table(*_dense_tables(x.shape, grad_output.shape),
                         lift3([lo for lo, _ in geometry.padding], 0))
     grad_weight = _run_weight_grad(x, grad_output, weight_shape, table, groups=geometry.groups,
