@@ -34,6 +34,73 @@ def _edges(args):
     return 0
 
 
+def _load_for_cli(args, command):
+    import numpy as np
+
+    from .errors import SigconvError
+    from .io import LoadError, detect, load, probe_video, spectrogram
+
+    try:
+        kind = "waveform" if args.spectrogram else args.kind
+        if kind is None:
+            kind = detect(args.file)
+        options = {}
+        if kind == "video":
+            # frames as bytes (a quarter of float32's memory); `show` decodes only 8 of them
+            options["dtype"] = np.uint8
+            if args.stop is not None:
+                options["stop"] = args.stop
+            if command == "show":
+                frames = probe_video(args.file).get("frames") or 8
+                options["step"] = max(1, min(frames, args.stop or frames) // 8)
+        signal = load(args.file, kind=kind, **options)
+        if args.spectrogram:
+            signal = spectrogram(signal, n_fft=args.n_fft, kind=args.spectrogram)
+        return signal
+    except (LoadError, SigconvError) as exc:
+        print(f"sigconv {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _info(args):
+    from .io.show import describe
+
+    signal = _load_for_cli(args, "info")
+    if signal is None:
+        return 2
+    print(args.file)
+    for line in describe(signal):
+        print("  " + line)
+    return 0
+
+
+def _show(args):
+    from .io.show import show
+    from .errors import SigconvError
+
+    signal = _load_for_cli(args, "show")
+    if signal is None:
+        return 2
+    try:
+        show(signal, args.out)
+    except (SigconvError, OSError, ValueError) as exc:
+        print(f"sigconv show: cannot draw {args.file!r}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_load_options(parser):
+    parser.add_argument("file", help="waveform (WAV, FLAC, OGG, MP3, ...), BVH, image, "
+                        "volume (NIfTI, DICOM file or series folder, .npy/.npz) or video")
+    parser.add_argument("--kind", choices=("waveform", "skeleton", "image", "volume", "video"),
+                        help="read as this kind instead of recognising the file")
+    parser.add_argument("--spectrogram", choices=("power", "magnitude", "mel", "log-mel", "mfcc"),
+                        help="load audio and turn it into this kind of spectrogram")
+    parser.add_argument("--n-fft", type=int, default=512, help="spectrogram frame length")
+    parser.add_argument("--stop", type=int, help="video: read frames before this index only")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="sigconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +108,14 @@ def main(argv=None):
     edges.add_argument("image", help="a photograph (PNG, JPEG, ...), at least 280 x 320 pixels")
     edges.add_argument("--out", help="write the edge map to this image file")
     edges.set_defaults(run=_edges)
+    info = commands.add_parser("info", help="kind, shape, dtype and metadata of a data file")
+    _add_load_options(info)
+    info.set_defaults(run=_info)
+    show = commands.add_parser("show", help="draw a data file (waveform, spectrogram, "
+                               "skeleton, image, CT slices, video frames) to an image")
+    _add_load_options(show)
+    show.add_argument("-o", "--out", required=True, help="image file to write (PNG, PDF, SVG)")
+    show.set_defaults(run=_show)
     args = parser.parse_args(argv)
     return args.run(args)
 
