@@ -32,6 +32,10 @@ _ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I8": 1, "I16": 2, "I32": 
              "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1}
 
 
+#: metadata entry holding the saved key order
+_ORDER_KEY = "sigconv.key_order"
+
+
 class CheckpointError(SigconvError, ValueError):
     """A checkpoint file cannot be read: missing, empty, truncated or damaged."""
 
@@ -54,7 +58,7 @@ def _state_of(obj):
         if dtype not in _DTYPES:
             raise ArgumentError(f"checkpoint value {key!r} has dtype {array.dtype}, which "
                                 "safetensors cannot store")
-        arrays[key] = np.ascontiguousarray(array, dtype=dtype)
+        arrays[key] = np.asarray(array, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
     return arrays
 
 
@@ -74,7 +78,9 @@ def save(obj, path, *, metadata=None):
     if metadata is not None and not all(isinstance(k, str) and isinstance(v, str)
                                         for k, v in metadata.items()):
         raise ArgumentError("metadata must map strings to strings")
-    payload = _encode(dict(arrays), metadata=None if metadata is None else dict(metadata))
+    header_meta = dict(metadata or {})
+    header_meta[_ORDER_KEY] = json.dumps(list(arrays))  # safetensors stores by dtype, not order
+    payload = _encode(dict(arrays), metadata=header_meta)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -166,12 +172,15 @@ def load(path, *, with_metadata=False):
         arrays = _decode(payload)
     except Exception as exc:  # noqa: BLE001 - the library's own error, reported with the path
         raise CheckpointError(f"checkpoint {path!r} cannot be decoded: {exc}") from None
-    names = sorted((k for k in header if k != "__metadata__"),
-                   key=lambda k: header[k]["data_offsets"][0])
+    meta = dict(header.get("__metadata__") or {})
+    try:
+        names = json.loads(meta.pop(_ORDER_KEY))
+        if sorted(names) != sorted(arrays):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):  # written by another program: file order
+        names = sorted(arrays, key=lambda k: header[k]["data_offsets"][0])
     state = OrderedDict((name, arrays[name]) for name in names)
-    if with_metadata:
-        return state, dict(header.get("__metadata__") or {})
-    return state
+    return (state, meta) if with_metadata else state
 
 
 def load_into(model, path, *, strict=True):
