@@ -1,0 +1,253 @@
+"""Resumable preparation of a store from source files, locally or on a Dask cluster.
+
+:func:`prepare` turns a list of :class:`Source` files into a
+:class:`~sigconv.data.store.Store`.  It survives being killed at any moment:
+
+- each item is written atomically (temporary file, fsync, ``os.replace``),
+  then its record is appended to ``manifest.jsonl`` and fsynced; a record is
+  never written before its item;
+- a rerun removes orphan temporary files, ignores (and cuts) a partial last
+  manifest line, skips sources whose record matches their size, time stamp
+  and checksum, and prepares the rest again;
+- at the end the manifest is rewritten atomically with one record per item,
+  sorted by id, and files no record names are deleted, so an interrupted and
+  resumed run ends with the same store as an uninterrupted one.
+
+A source that cannot be read or converted is skipped and recorded in
+``failures.jsonl`` with its reason; the summary says ``ok + failed == total``.
+"""
+import concurrent.futures
+import io
+import json
+import multiprocessing
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ArgumentError
+from .store import FAILURES, ITEMS, MANIFEST, atomic_write_bytes, file_sha256, read_records
+
+__all__ = ["Source", "prepare", "PrepareSummary", "convert_npy"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source file to prepare: its store ``id``, ``path`` and fields to record (label, split...)."""
+
+    id: str
+    path: str
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrepareSummary:
+    """What a :func:`prepare` run did."""
+
+    total: int
+    prepared: int
+    unchanged: int
+    failed: int
+
+    @property
+    def ok(self):
+        return self.prepared + self.unchanged
+
+    def __str__(self):
+        return (f"{self.ok} ok ({self.prepared} prepared, {self.unchanged} unchanged) + "
+                f"{self.failed} failed == {self.total} total")
+
+
+def _source_stamp(path):
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _prepare_one(source, out, convert, previous):
+    """Convert one source and write its item; return ``("ok" | "unchanged" | "failed", record)``.
+
+    Runs in a worker process: everything it needs comes in its arguments.
+    """
+    try:
+        size, mtime = _source_stamp(source.path)
+        source_sha = file_sha256(source.path)
+        item_file = os.path.join(ITEMS, f"{source.id}.npy")
+        item_path = os.path.join(out, item_file)
+        if (previous is not None and previous.get("source_sha256") == source_sha
+                and os.path.isfile(item_path) and file_sha256(item_path) == previous.get("sha256")):
+            return "unchanged", dict(previous, source_size=size, source_mtime_ns=mtime)
+        array, metadata = convert(source.path)
+        array = np.ascontiguousarray(array)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        data = buffer.getvalue()
+        atomic_write_bytes(item_path, data)
+        record = dict(source.fields)
+        record.update(metadata)
+        record.update(id=source.id, file=item_file, shape=list(array.shape),
+                      dtype=str(array.dtype), sha256=file_sha256(item_path),
+                      source=source.path, source_sha256=source_sha, source_size=size,
+                      source_mtime_ns=mtime)
+        return "ok", record
+    except Exception as exc:  # any failure of one source is recorded, never fatal
+        reason = f"{type(exc).__name__}: {exc}"
+        return "failed", dict(id=source.id, source=source.path, reason=reason.strip())
+
+
+def _append_record(handle, record):
+    handle.write(json.dumps(record, sort_keys=True) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _clean(out):
+    """Remove orphan temporary files and cut a partial last manifest line."""
+    for folder in (out, os.path.join(out, ITEMS)):
+        for name in os.listdir(folder):
+            if name.startswith(".tmp-") and name.endswith(".part"):
+                os.unlink(os.path.join(folder, name))
+    manifest = os.path.join(out, MANIFEST)
+    if os.path.exists(manifest):
+        with open(manifest, "rb+") as handle:
+            content = handle.read()
+            if content and not content.endswith(b"\n"):
+                handle.truncate(content.rfind(b"\n") + 1)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
+def _compact(out, sources, failed_ids):
+    """Rewrite the manifest with one record per current source; delete unnamed files."""
+    latest = {}
+    for record in read_records(os.path.join(out, MANIFEST)):
+        latest[record["id"]] = record
+    wanted = {s.id for s in sources} - set(failed_ids)
+    records = [latest[key] for key in sorted(latest) if key in wanted]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    atomic_write_bytes(os.path.join(out, MANIFEST), text.encode())
+    named = {os.path.basename(r["file"]) for r in records}
+    items = os.path.join(out, ITEMS)
+    for name in sorted(os.listdir(items)):
+        if name not in named:
+            os.unlink(os.path.join(items, name))
+    return len(records)
+
+
+def _run_local(tasks, workers):
+    if workers == 1:
+        for task in tasks:
+            yield _prepare_one(*task)
+        return
+    context = multiprocessing.get_context("spawn")  # fork is unsafe after OpenMP started
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_prepare_one, *task) for task in tasks]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+
+def _run_dask(tasks, client):
+    from distributed import as_completed
+
+    futures = client.map(lambda task: _prepare_one(*task), tasks, pure=False)
+    for future in as_completed(futures):
+        yield future.result()
+
+
+def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log=sys.stderr):
+    """Prepare ``sources`` into the store folder ``out``; resumable and idempotent.
+
+    Parameters
+    ----------
+    sources : list of Source
+        Ids must be unique and usable as file names.
+    out : str or os.PathLike
+        Store folder (created if needed).
+    convert : callable
+        ``convert(path) -> (array, metadata)``: the item's ``(C, *spatial)``
+        array and a JSON-serialisable dict to record.  With ``workers > 1`` or
+        a Dask ``client`` it must be picklable (a module-level function).
+    workers : int
+        Local worker processes; 1 runs in this process.
+    client : dask.distributed.Client, optional
+        Run one task per source on this Dask cluster instead of locally; the
+        workers must see ``out`` (a shared file system).
+    progress : bool
+        Show a tqdm progress bar with items/s and ETA.
+
+    Returns
+    -------
+    PrepareSummary
+    """
+    out = os.fspath(out)
+    ids = [s.id for s in sources]
+    if len(set(ids)) != len(ids):
+        raise ArgumentError("source ids must be unique")
+    bad = [i for i in ids if not i or os.sep in i or i.startswith(".")]
+    if bad:
+        raise ArgumentError(f"source ids must be plain file names, got {bad[:3]}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ArgumentError(f"workers must be a positive int, got {workers!r}")
+    os.makedirs(os.path.join(out, ITEMS), exist_ok=True)
+    _clean(out)
+    previous = {}
+    for record in read_records(os.path.join(out, MANIFEST)):
+        previous[record["id"]] = record
+    tasks, unchanged = [], 0
+    for source in sources:
+        record = previous.get(source.id)
+        try:
+            stamp = _source_stamp(source.path)
+        except OSError:
+            stamp = None
+        if (record is not None and stamp is not None
+                and (record.get("source_size"), record.get("source_mtime_ns")) == stamp
+                and record.get("source") == source.path
+                and os.path.isfile(os.path.join(out, record["file"]))):
+            unchanged += 1
+            continue
+        tasks.append((source, out, convert, record))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sources), initial=unchanged, unit="item", desc="prepare", file=log)
+    prepared, failures = 0, []
+    runner = _run_dask(tasks, client) if client is not None else _run_local(tasks, workers)
+    with open(os.path.join(out, MANIFEST), "a", encoding="utf-8") as manifest:
+        for status, record in runner:
+            if status == "failed":
+                failures.append(record)
+            else:
+                _append_record(manifest, record)
+                prepared += status == "ok"
+                unchanged += status == "unchanged"
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    failures.sort(key=lambda r: r["id"])
+    atomic_write_bytes(os.path.join(out, FAILURES),
+                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in failures).encode())
+    _compact(out, sources, [r["id"] for r in failures])
+    summary = PrepareSummary(total=len(sources), prepared=prepared, unchanged=unchanged,
+                             failed=len(failures))
+    if log is not None:
+        print(f"prepared {out}: {summary}", file=log)
+        for failure in failures[:10]:
+            print(f"  failed {failure['source']}: {failure['reason']}", file=log)
+    return summary
+
+
+def convert_npy(path):
+    """A converter for ``.npy`` sources: the array as ``(C, *spatial)`` float32, no metadata.
+
+    A 1-D array becomes one channel.
+    """
+    array = np.load(path, allow_pickle=False)
+    if array.ndim == 1:
+        array = array[None]
+    if array.dtype.kind not in "fiub":
+        raise ArgumentError(f"{path}: expected a real numeric array, got dtype {array.dtype}")
+    return array.astype(np.float32), {}
