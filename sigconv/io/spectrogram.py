@@ -27,8 +27,8 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
     hop_length : int, optional
         Samples between columns; default ``n_fft // 4``.
     kind : {"power", "magnitude", "mel", "log-mel", "mfcc"}
-        |STFT|**2, |STFT|, mel-filtered power, mel power in dB (``top_db``
-        below the peak, reference the maximum), or ``n_mfcc`` MFCCs.
+        |STFT|**2, |STFT|, mel-filtered power, mel power in dB (reference:
+        each channel's maximum; floored ``top_db`` below it), or ``n_mfcc`` MFCCs.
     n_mels, fmin, fmax : mel filter bank (``mel``, ``log-mel``, ``mfcc``).
     center : bool
         Frames are centred on ``t * hop_length`` (librosa's default): column
@@ -84,7 +84,8 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
         if kind == "mel":
             data = mel
         else:
-            data = librosa.power_to_db(mel, ref=np.max, top_db=top_db)
+            # dB below each channel's own peak: channels stay independent of each other
+            data = np.stack([librosa.power_to_db(m, ref=np.max, top_db=top_db) for m in mel])
             if kind == "mfcc":
                 data = librosa.feature.mfcc(S=data, n_mfcc=n_mfcc)
                 frequencies = None

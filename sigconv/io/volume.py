@@ -328,8 +328,10 @@ def _load_npy(path):
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
-        except ValueError as exc:
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+        except (ValueError, SyntaxError) as exc:
             raise LoadError(path, "corrupt", f"bad .npy header: {exc}") from None
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         available = path.stat().st_size - f.tell()
