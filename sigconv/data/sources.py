@@ -1,0 +1,141 @@
+"""Where preparation gets its items: source folders, and the converter built on sigconv.io."""
+import csv
+import hashlib
+import os
+
+import numpy as np
+
+from ..errors import ArgumentError
+from .prepare import Source
+
+__all__ = ["folder_sources", "load_item", "signal_metadata", "hashed_split"]
+
+_HIDDEN = (".", "_")
+
+
+def hashed_split(key, *, test=0.1, validation=0.1):
+    """A stable split for ``key``: the same key always lands in the same split.
+
+    The first 8 bytes of SHA-256 of the key, as a fraction in [0, 1), choose
+    ``"test"``, ``"validation"`` or ``"train"``.
+    """
+    fraction = int.from_bytes(hashlib.sha256(str(key).encode()).digest()[:8], "big") / 2**64
+    if fraction < test:
+        return "test"
+    if fraction < test + validation:
+        return "validation"
+    return "train"
+
+
+def _safe_id(relative):
+    stem = os.path.splitext(relative)[0]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem.replace(os.sep, "__"))
+
+
+def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0.1):
+    """Sources of a plain folder: a class per sub-folder, or a labels file.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+    labels : str or os.PathLike, optional
+        A CSV file with a header ``path,label[,split]`` (paths relative to
+        ``root``).  Without it, each sub-folder of ``root`` is a class named
+        after it, and files directly in ``root`` have no label.
+    extensions : iterable of str, optional
+        Only files with these extensions (e.g. ``{".wav", ".flac"}``).
+    test, validation : float
+        Fractions for :func:`hashed_split` when no split is given.
+
+    Returns
+    -------
+    list of Source
+        Sorted by id; ``fields`` hold ``label``, ``split`` and ``relative_path``.
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise ArgumentError(f"source folder {root!r} does not exist or is not a folder")
+    extensions = None if extensions is None else {e.lower() for e in extensions}
+    entries = []
+    if labels is not None:
+        with open(labels, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
+                raise ArgumentError(f"labels file {labels!r} needs a header with 'path' and "
+                                    f"'label' columns, got {reader.fieldnames}")
+            for row in reader:
+                entries.append((row["path"], row["label"], row.get("split") or None))
+    else:
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(_HIDDEN))
+            relative_folder = os.path.relpath(folder, root)
+            label = None if relative_folder == "." else relative_folder.split(os.sep)[0]
+            for name in sorted(files):
+                if not name.startswith(_HIDDEN):
+                    entries.append((os.path.normpath(os.path.join(relative_folder, name)),
+                                    label, None))
+    sources = []
+    for relative, label, split in entries:
+        if extensions is not None and os.path.splitext(relative)[1].lower() not in extensions:
+            continue
+        fields = {"label": label, "split": split or hashed_split(relative, test=test,
+                                                                 validation=validation),
+                  "relative_path": relative}
+        sources.append(Source(_safe_id(relative), os.path.join(root, relative), fields))
+    ids = [s.id for s in sources]
+    if len(set(ids)) != len(ids):
+        raise ArgumentError("two source files map to the same item id; rename one of them")
+    return sorted(sources, key=lambda s: s.id)
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def signal_metadata(signal):
+    """The metadata of a :class:`sigconv.io.Signal` as a JSON-serialisable dict."""
+    record = {"kind": signal.kind, "axes": list(signal.axes)}
+    for name in ("sample_rate", "frame_rate", "spacing", "affine", "channel_names",
+                 "hop_length", "n_fft", "frequencies", "start_time"):
+        value = getattr(signal, name, None)
+        if value is not None:
+            record[name] = _jsonable(value)
+    joints = getattr(signal, "joints", None)
+    if joints:
+        record["joints"] = [{"name": j.name, "parent": j.parent} for j in joints]
+    return record
+
+
+def load_item(path, *, kind=None, spectrogram=None, dtype=np.float32, **options):
+    """Converter for :func:`~sigconv.data.prepare`: load a file with :func:`sigconv.io.load`.
+
+    Parameters
+    ----------
+    path : str
+    kind : str, optional
+        The loader to use (default: recognised from the file).
+    spectrogram : dict, optional
+        Turn the loaded audio into a spectrogram with these options of
+        :func:`sigconv.io.spectrogram` (e.g. ``{"kind": "log-mel"}``).
+    dtype : dtype of the stored array.
+    **options
+        Passed to the loader.
+
+    Returns
+    -------
+    (ndarray, dict)
+        The ``(C, *spatial)`` data and :func:`signal_metadata`.  Fix the
+        options with :func:`functools.partial`: the result is picklable.
+    """
+    from .. import io
+
+    signal = io.load(path, kind=kind, **options)
+    if spectrogram is not None:
+        signal = io.spectrogram(signal, **spectrogram)
+    return np.asarray(signal.data, dtype=dtype), signal_metadata(signal)

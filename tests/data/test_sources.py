@@ -1,0 +1,91 @@
+"""Source discovery, the sigconv.io converter, and the FSDD preparation script."""
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+from sigconv import ArgumentError
+from sigconv.data import Store, prepare
+from sigconv.data.sources import folder_sources, hashed_split, load_item
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _fsdd_module():
+    spec = importlib.util.spec_from_file_location("fsdd_script", ROOT / "datasets" / "fsdd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_class_per_subfolder(tmp_path):
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            (tmp_path / label / f"{i}.npy").write_bytes(b"")
+    (tmp_path / "cat" / "notes.txt").write_text("x")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.npy").write_bytes(b"")
+    sources = folder_sources(tmp_path, extensions={".npy"})
+    assert [s.fields["label"] for s in sources] == ["cat"] * 3 + ["dog"] * 3
+    assert sources[0].id == "cat__0" and sources[0].path.endswith("cat/0.npy")
+    assert {s.fields["split"] for s in sources} <= {"train", "validation", "test"}
+
+
+def test_labels_file(tmp_path):
+    (tmp_path / "a.npy").write_bytes(b"")
+    (tmp_path / "b.npy").write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("path,label,split\na.npy,1,test\nb.npy,0,\n")
+    sources = folder_sources(tmp_path, labels=tmp_path / "labels.csv")
+    assert [(s.id, s.fields["label"], s.fields["split"]) for s in sources] == [
+        ("a", "1", "test"), ("b", "0", hashed_split("b.npy"))]
+    (tmp_path / "bad.csv").write_text("file,class\n")
+    with pytest.raises(ArgumentError, match="'path' and 'label'"):
+        folder_sources(tmp_path, labels=tmp_path / "bad.csv")
+    with pytest.raises(ArgumentError, match="does not exist"):
+        folder_sources(tmp_path / "nowhere")
+
+
+def test_hashed_split_is_stable_and_proportional():
+    splits = [hashed_split(f"item{i}") for i in range(5000)]
+    assert splits == [hashed_split(f"item{i}") for i in range(5000)]
+    assert 0.08 < splits.count("test") / 5000 < 0.12
+    assert 0.08 < splits.count("validation") / 5000 < 0.12
+
+
+def test_fsdd_prepared_equals_direct_loading(tmp_path, shared_data):
+    io = pytest.importorskip("sigconv.io")
+    fsdd = _fsdd_module()
+    sources = fsdd.fsdd_sources(shared_data / "fsdd")
+    assert len(sources) == 3000
+    assert sum(s.fields["split"] == "test" for s in sources) == 300   # takes 0-4
+    subset = sources[::100]
+    summary = prepare(subset, tmp_path / "store", fsdd.converter("waveform"), progress=False,
+                      log=None)
+    assert summary.ok == len(subset)
+    store = Store(tmp_path / "store")
+    for (array, record), source in zip(store, sorted(subset, key=lambda s: s.id)):
+        signal = io.load(source.path)
+        np.testing.assert_array_equal(array, signal.data)
+        assert record["sample_rate"] == 8000 and record["kind"] == "waveform"
+        digit, speaker, take = source.id.split("_")
+        assert (record["label"], record["speaker"], record["take"]) == (int(digit), speaker, int(take))
+        assert record["split"] == ("test" if int(take) < 5 else "train")
+
+
+def test_fsdd_log_mel_items(tmp_path, shared_data):
+    pytest.importorskip("librosa", reason="librosa is needed for spectrograms")
+    fsdd = _fsdd_module()
+    subset = fsdd.fsdd_sources(shared_data / "fsdd")[:4]
+    prepare(subset, tmp_path / "mel", fsdd.converter("log-mel"), progress=False, log=None)
+    array, record = Store(tmp_path / "mel")[0]
+    assert array.shape[:2] == (1, 40) and record["kind"] == "spectrogram"
+    assert record["hop_length"] == 64 and len(record["frequencies"]) == 40
+
+
+def test_load_item_records_metadata(shared_data):
+    pytest.importorskip("sigconv.io")
+    data, meta = load_item(str(shared_data / "volumes" / "stent.npz"))
+    assert data.dtype == np.float32 and data.ndim == 4
+    assert meta["kind"] == "volume" and len(meta["spacing"]) == 3
