@@ -8,7 +8,8 @@ import numpy as np
 from ..errors import ArgumentError
 from .prepare import Source
 
-__all__ = ["folder_sources", "load_item", "signal_metadata", "hashed_split"]
+__all__ = ["folder_sources", "load_item", "signal_metadata", "hashed_split", "prepare_folder",
+           "EXTENSIONS", "item_id"]
 
 _HIDDEN = (".", "_")
 
@@ -27,8 +28,9 @@ def hashed_split(key, *, test=0.1, validation=0.1):
     return "train"
 
 
-def _safe_id(relative):
-    stem = os.path.splitext(relative)[0]
+def item_id(relative):
+    """A store id from a path relative to the source folder: no extension, no separators."""
+    stem = os.path.splitext(os.path.normpath(relative))[0]
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem.replace(os.sep, "__"))
 
 
@@ -81,7 +83,7 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
         fields = {"label": label, "split": split or hashed_split(relative, test=test,
                                                                  validation=validation),
                   "relative_path": relative}
-        sources.append(Source(_safe_id(relative), os.path.join(root, relative), fields))
+        sources.append(Source(item_id(relative), os.path.join(root, relative), fields))
     ids = [s.id for s in sources]
     if len(set(ids)) != len(ids):
         raise ArgumentError("two source files map to the same item id; rename one of them")
@@ -139,3 +141,42 @@ def load_item(path, *, kind=None, spectrogram=None, dtype=np.float32, **options)
     if spectrogram is not None:
         signal = io.spectrogram(signal, **spectrogram)
     return np.asarray(signal.data, dtype=dtype), signal_metadata(signal)
+
+
+#: File extensions each kind of source folder holds (upper or lower case).
+EXTENSIONS = {
+    "waveform": {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"},
+    "spectrogram": {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"},
+    "skeleton": {".bvh"},
+    "image": {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"},
+    "volume": {".nii", ".gz", ".dcm", ".npy", ".npz"},
+    "video": {".mp4", ".mov", ".avi", ".mkv", ".webm"},
+}
+
+
+def prepare_folder(source, out, *, kind, labels=None, workers=1, client=None, progress=True,
+                   spectrogram=None, **load_options):
+    """Prepare a plain folder of ``kind`` files (class per sub-folder, or a labels file).
+
+    ``kind`` chooses the loader and the file extensions
+    (:data:`EXTENSIONS`); ``spectrogram`` (options of
+    :func:`sigconv.io.spectrogram`) turns audio into spectrograms, and is
+    implied by ``kind="spectrogram"``; other options go to the loader.
+    Returns the :class:`~sigconv.data.prepare.PrepareSummary`.
+    """
+    import functools
+
+    from .prepare import prepare
+
+    if kind not in EXTENSIONS:
+        raise ArgumentError(f"kind must be one of {', '.join(map(repr, EXTENSIONS))}; got {kind!r}")
+    sources = folder_sources(source, labels=labels, extensions=EXTENSIONS[kind])
+    if kind == "spectrogram":
+        spectrogram = dict(spectrogram or {})
+        spectrogram.setdefault("kind", "log-mel")
+        loader_kind = "waveform"
+    else:
+        loader_kind = kind
+    convert = functools.partial(load_item, kind=loader_kind, spectrogram=spectrogram,
+                                **load_options)
+    return prepare(sources, out, convert, workers=workers, client=client, progress=progress)

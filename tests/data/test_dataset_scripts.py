@@ -1,0 +1,52 @@
+"""The dataset preparation scripts on the real sample files."""
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+from sigconv.data import Store
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+pytest.importorskip("sigconv.io")
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "datasets" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ct_volumes(tmp_path, shared_data):
+    assert _script("ct_volumes").main(["--source", str(shared_data / "volumes"), "--out",
+                                       str(tmp_path), "--spacing", "2.0"]) == 0
+    store = Store(tmp_path)
+    stent = store.filter(lambda r: r["id"] == "stent")[0]
+    assert stent[0].shape == (1, 128, 64, 64) and stent[1]["spacing"] == [2.0, 2.0, 2.0]
+    slice_ = store.filter(lambda r: r["id"] == "ct_slice")[0][0]
+    assert slice_.min() < -500          # Hounsfield units: air is about -1000
+
+
+def test_mocap(tmp_path, shared_data):
+    assert _script("mocap").main(["--source", str(shared_data / "mocap"), "--out",
+                                  str(tmp_path)]) == 0
+    array, record = Store(tmp_path).filter(lambda r: r["id"] == "mocapbank")[0]
+    assert array.shape == (len(record["channel_names"]), 455)
+    assert record["kind"] == "skeleton" and abs(record["frame_rate"] - 30) < 0.01
+
+
+def test_image_folder(tmp_path, shared_data):
+    assert _script("image_folder").main(["--source", str(shared_data / "images"), "--out",
+                                         str(tmp_path), "--mode", "RGB"]) == 0
+    store = Store(tmp_path)
+    assert len(store) == 4 and all(a.shape[0] == 3 and 0 <= a.min() and a.max() <= 1
+                                   for a, _ in store)
+
+
+def test_video_clips(tmp_path, shared_data):
+    assert _script("video_clips").main(["--source", str(shared_data / "video"), "--out",
+                                        str(tmp_path), "--size", "36", "64", "--step", "10",
+                                        "--max-frames", "4"]) == 0
+    array, record = Store(tmp_path)[0]
+    assert array.shape == (3, 4, 36, 64) and np.isfinite(array).all()
