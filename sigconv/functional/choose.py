@@ -34,13 +34,12 @@ import math
 import time
 
 import numpy as np
-import scipy.fft as _fft
 
 from .. import shapes
 from .._validation import as_float_array, result_dtype
 from ..errors import ArgumentError
 from .conv import (_WEIGHT_LAYOUT, _check_array, _flip_spatial, _geometry, conv)
-from .fft import _overlap_add_plan
+from .fft import _overlap_add_plan, frame_size
 from .separable import separable_factors
 
 __all__ = ["choose_conv_method", "COST_CONSTANTS", "estimate_conv_times"]
@@ -89,9 +88,7 @@ def _fft_units(geometry):
             blocks = -(-spatial[0] // block)
             return (transforms * blocks * size * math.log2(size),
                     n_items * c_out * cin_g * blocks * (size // 2 + 1))
-    frame = [_fft.next_fast_len(max(n + max(lo, hi), e, (m - 1) * s + 1), real=True)
-             for n, (lo, hi), e, m, s in zip(spatial, geometry.padding, spans, out,
-                                             geometry.stride)]
+    frame = frame_size(geometry)
     size = math.prod(frame)
     freqs = size // frame[-1] * (frame[-1] // 2 + 1)
     return transforms * size * math.log2(max(size, 2)), n_items * c_out * cin_g * freqs

@@ -12,16 +12,17 @@ Notation as in :mod:`sigconv.functional.conv`.  Per spatial axis the input
 .. math:: L \ge \max(n + \max(lo, hi),\; e,\; (m - 1) s + 1)
 
 (``e`` the dilated kernel span, ``m`` the output size), rounded up to a fast
-length (:func:`scipy.fft.next_fast_len`).  The circular cross-correlation
-``c = irfft(rfft(V) * conj(rfft(K_d)))`` with the dilated kernel ``K_d`` then
-holds every output: ``Z[j] = c[(j s - lo) mod L]``.  Padding never has to be
-materialised (the frame is long enough that reads before the input wrap into
-zeros), stride is a subsampling of ``c``, and the sum over input channels is
-a small matrix product per frequency.  Both gradients are the adjoints of
-these steps in the same frame:
+length (:func:`scipy.fft.next_fast_len`), at offset ``lo``.  The circular
+cross-correlation ``c = irfft(rfft(V) * conj(rfft(K_d)))`` with the dilated
+kernel ``K_d`` then holds every output: ``Z[j] = c[j s]``.  The frame is
+long enough that reads past its end wrap into the zeros before the input, so
+only ``max(lo, hi)`` zeros are needed, not ``lo + hi``; stride is a
+subsampling of ``c``, and the sum over input channels is a small matrix
+product per frequency.  Both gradients are the adjoints of these steps in the
+same frame:
 
-* input: scatter ``G`` to ``(j s - lo) mod L``, multiply by ``rfft(K_d)``
-  (circular convolution, the adjoint of correlation), keep the first ``n``;
+* input: scatter ``G`` to ``j s``, multiply by ``rfft(K_d)`` (circular
+  convolution, the adjoint of correlation), keep the input's place;
 * weight: ``sum_N conj(rfft(G_scattered)) * rfft(V)``, read at lags ``m d``.
 
 Long 1-D signals use overlap-add instead (:data:`OVERLAP_ADD_BYTES`): blocks
@@ -67,18 +68,34 @@ def _workers():
 # the circular frame shared by forward and gradients
 # ---------------------------------------------------------------------------
 
-def _frame(geometry):
-    """Frame length per axis, spans and output sample positions of ``geometry``."""
-    spatial, kernel = geometry.x_shape[2:], geometry.weight_shape[2:]
-    out = geometry.out_shape[2:]
-    spans = shapes.dilated_size(kernel, geometry.dilation)
-    frame = tuple(
+def frame_size(geometry):
+    """Circular frame length per axis: ``max(n + max(lo, hi), e, (m - 1) s + 1)``, made fast."""
+    spans = shapes.dilated_size(geometry.weight_shape[2:], geometry.dilation)
+    return tuple(
         _fft.next_fast_len(max(n + max(lo, hi), e, (m - 1) * s + 1), real=True)
-        for n, (lo, hi), e, m, s in zip(spatial, geometry.padding, spans, out, geometry.stride))
-    # output j of each axis reads c[(j s - lo) mod L]; distinct because (m - 1) s < L
-    where = tuple((np.arange(m) * s - lo) % size
-                  for m, s, (lo, _), size in zip(out, geometry.stride, geometry.padding, frame))
-    return frame, spans, where
+        for n, (lo, hi), e, m, s in zip(geometry.x_shape[2:], geometry.padding, spans,
+                                        geometry.out_shape[2:], geometry.stride))
+
+
+def _frame(geometry):
+    """Frame length, the input's place in the frame and the output positions, per axis.
+
+    The input sits at offset ``lo`` of a zero frame (indices past the end of
+    the frame wrap into the zeros before it, because ``L >= n + hi``), so
+    output ``j`` reads ``c[j s]``: a strided slice.
+    """
+    frame = frame_size(geometry)
+    place = tuple(slice(lo, lo + n) for (lo, _), n in zip(geometry.padding, geometry.x_shape[2:]))
+    where = tuple(slice(0, (m - 1) * s + 1, s)
+                  for m, s in zip(geometry.out_shape[2:], geometry.stride))
+    return frame, place, where
+
+
+def _in_frame(x, frame, place):
+    """``x`` placed in a zero frame ``(N, C, *frame)``."""
+    framed = np.zeros(x.shape[:2] + tuple(frame), dtype=x.dtype)
+    framed[(slice(None), slice(None)) + place] = x
+    return framed
 
 
 def _dilate(weight, dilation):
@@ -93,10 +110,8 @@ def _dilate(weight, dilation):
 
 
 def _sample(c, where):
-    """``c[..., where_0, where_1, ...]`` (an outer product of per-axis indices)."""
-    if len(where) == 1:
-        return np.take(c, where[0], axis=-1)
-    return c[(Ellipsis,) + np.ix_(*where)]
+    """``c[..., where_0, where_1, ...]`` as a contiguous array."""
+    return np.ascontiguousarray(c[(Ellipsis,) + where])
 
 
 def _mix(x, k, groups):
@@ -212,9 +227,9 @@ def _fft_forward(x, weight, bias, geometry):
         if plan is not None:
             out = _forward_overlap_add(x, weight, groups, geometry, plan, workers)
             return _add_bias(out, bias)
-    frame, _, where = _frame(geometry)
+    frame, place, where = _frame(geometry)
     axes = tuple(range(2, 2 + nd))
-    spec = _fft.rfftn(x, s=frame, axes=axes, workers=workers)                 # (N, C_in, *F)
+    spec = _fft.rfftn(_in_frame(x, frame, place), axes=axes, workers=workers)  # (N, C_in, *F)
     k = np.conj(_fft.rfftn(_dilate(weight, geometry.dilation), s=frame, axes=axes,
                            workers=workers))                                  # (C_out, cin_g, *F)
     c = _fft.irfftn(_mix(spec, k, groups), s=frame, axes=axes, workers=workers)  # (N, C_out, *L)
@@ -272,13 +287,10 @@ def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, gro
     return _fft_forward(x, weight, bias, geometry)
 
 
-def _grad_output_frame(grad_output, geometry, frame, where):
+def _grad_output_frame(grad_output, frame, where):
     """``grad_output`` scattered into the circular frame at the sampled positions."""
     gc = np.zeros(grad_output.shape[:2] + frame, dtype=grad_output.dtype)
-    if len(where) == 1:
-        gc[..., where[0]] = grad_output
-    else:
-        gc[(Ellipsis,) + np.ix_(*where)] = grad_output
+    gc[(Ellipsis,) + where] = grad_output
     return gc
 
 
@@ -305,18 +317,17 @@ def fft_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="
 
 def _fft_grad_input(grad_output, weight, geometry):
     workers = _workers()
-    frame, _, where = _frame(geometry)
+    frame, place, where = _frame(geometry)
     axes = tuple(range(2, 2 + geometry.ndim))
     if grad_output.shape[0] == 0:
         return np.zeros(geometry.x_shape, dtype=grad_output.dtype)
-    spec = _fft.rfftn(_grad_output_frame(grad_output, geometry, frame, where), s=frame,
+    spec = _fft.rfftn(_grad_output_frame(grad_output, frame, where),
                       axes=axes, workers=workers)                              # (N, C_out, *F)
     k = _fft.rfftn(_dilate(weight, geometry.dilation), s=frame, axes=axes,
                    workers=workers)                                            # (C_out, cin_g, *F)
     gx = _fft.irfftn(_mix(spec, _swap_groups(k, geometry.groups), geometry.groups),
                      s=frame, axes=axes, workers=workers)                      # (N, C_in, *L)
-    crop = (slice(None), slice(None)) + tuple(slice(0, n) for n in geometry.x_shape[2:])
-    return np.ascontiguousarray(gx[crop])
+    return np.ascontiguousarray(gx[(slice(None), slice(None)) + place])
 
 
 def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
@@ -342,15 +353,15 @@ def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="val
 
 def _fft_grad_weight(x, grad_output, geometry):
     workers = _workers()
-    frame, _, where = _frame(geometry)
+    frame, place, where = _frame(geometry)
     nd, groups = geometry.ndim, geometry.groups
     axes = tuple(range(2, 2 + nd))
     c_out, cin_g = geometry.weight_shape[:2]
     if x.shape[0] == 0:
         return np.zeros(geometry.weight_shape, dtype=x.dtype)
-    gspec = _fft.rfftn(_grad_output_frame(grad_output, geometry, frame, where), s=frame,
+    gspec = _fft.rfftn(_grad_output_frame(grad_output, frame, where),
                        axes=axes, workers=workers)                             # (N, C_out, *F)
-    xspec = _fft.rfftn(x, s=frame, axes=axes, workers=workers)                  # (N, C_in, *F)
+    xspec = _fft.rfftn(_in_frame(x, frame, place), axes=axes, workers=workers)  # (N, C_in, *F)
     n_items, tail = x.shape[0], xspec.shape[2:]
     # R[g, o, c] = sum_N conj(G[n, g, o]) X[n, g, c]: the items play the channels' role in _mix
     gt = np.conj(gspec).reshape((n_items, groups, c_out // groups) + tail)

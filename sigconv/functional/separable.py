@@ -75,6 +75,29 @@ def _rank1(kernel):
     return [vectors[0] * core, vectors[1], vectors[2]]
 
 
+def _pivot_screen(kernel):
+    """Cheap necessary test for rank 1: rebuild the kernel from the lines through its largest entry.
+
+    For a rank-1 kernel ``K = u (x) v (x) w`` the lines through any non-zero
+    entry ``K[i, j, k]`` rebuild it exactly:
+    ``K = K[:, j, k] (x) K[i, :, k] (x) K[i, j, :] / K[i, j, k]^2``.  A kernel
+    far from rank 1 (a random one) fails this at once, without an SVD.
+    """
+    if kernel.ndim == 1:
+        return True
+    pivot = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
+    value = kernel[pivot]
+    if value == 0:
+        return True                                   # all zero
+    lines = []
+    for axis in range(kernel.ndim):
+        index = list(pivot)
+        index[axis] = slice(None)
+        lines.append(kernel[tuple(index)])
+    rebuilt = _outer(lines) / value ** (kernel.ndim - 1)
+    return np.linalg.norm(kernel - rebuilt) <= 0.1 * np.linalg.norm(kernel)
+
+
 def _outer(factors):
     result = factors[0]
     for f in factors[1:]:
@@ -147,6 +170,8 @@ def separable_factors(kernel, *, rtol=None, per_channel=False):
     channels = values if per_channel else values[None]
     found = []
     for k in channels:
+        if not _pivot_screen(k):
+            return None
         factors = _balance(_rank1(k))
         norm = np.linalg.norm(k)
         if np.linalg.norm(k - _outer(factors)) > rtol * norm:
