@@ -45,13 +45,16 @@ def _info(container, stream):
             "pixel_format": stream.codec_context.pix_fmt, "container": container.format.name}
 
 
-def decode_frames(path, start, stop, step, size, mode, timeout, header=None):
+def decode_frames(path, start, stop, step, size, mode, timeout, header=None, seek=False):
     """Yield (index, [planes]) of the frames asked for; planes are uint8 (H, W) arrays.
 
     Frames are converted to planar RGB (or grey) and resized by FFmpeg's
     swscale.  ``header`` is called once with the stream information before
     any frame.  The planes are views of the decoder's buffer: copy them
-    before the next frame.
+    before the next frame.  ``seek=True`` jumps to the key frame before
+    ``start`` instead of decoding from the beginning: fast, but exact only
+    when key frames are IDR frames (closed GOPs); H.264 files with open GOPs
+    decode the frames after such a seek with visible errors.
     """
     import av
 
@@ -62,7 +65,7 @@ def decode_frames(path, start, stop, step, size, mode, timeout, header=None):
             header(info)
         fps = info["frame_rate"] or 1.0
         base = stream.start_time or 0
-        if start > 0 and stream.time_base:
+        if seek and start > 0 and stream.time_base:
             target = int(start / fps / float(stream.time_base)) + base
             try:
                 container.seek(target, stream=stream, backward=True, any_frame=False)
@@ -118,7 +121,8 @@ def main(argv):
         size = options["size"]
         for index, planes in decode_frames(options["path"], options["start"], options["stop"],
                                            options["step"], size, options["mode"],
-                                           options["timeout"], info.update):
+                                           options["timeout"], info.update,
+                                           seek=options.get("seek", False)):
             if state["ring"] is None:
                 start_ring(len(planes), *planes[0].shape)
             if not state["free"]:

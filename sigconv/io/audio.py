@@ -181,6 +181,10 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
     _check_wav_size(path, head)
     result, sf_error = _read_soundfile(path, offset, duration)
     if result is None:
+        from .loaders import sniff_content
+
+        if sniff_content(path) in ("image", "volume", "skeleton"):
+            raise wrong_extension_or(path, "waveform", "audio", str(sf_error))
         result, av_error = _read_pyav(path, offset, duration, timeout)
         if result is None:
             if sniff(head) or extension(path) in EXTENSIONS:

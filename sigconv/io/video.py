@@ -75,6 +75,7 @@ class _Worker:
         self.path = path
         self.timeout = timeout
         self.mapping = None
+        self.closed = False
         # shared memory the child sizes once it knows the frame size
         if hasattr(os, "memfd_create"):
             self.shared = None
@@ -147,6 +148,9 @@ class _Worker:
             pass
 
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -164,9 +168,9 @@ class _Worker:
             self.shared.close()
 
 
-def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header):
+def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header, seek):
     options = {"path": str(path), "start": start, "stop": stop, "step": step,
-               "size": size, "mode": mode, "timeout": timeout}
+               "size": size, "mode": mode, "timeout": timeout, "seek": seek}
     worker = _Worker(path, options, timeout)
     try:
         on_header(worker.header())
@@ -183,11 +187,12 @@ def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header):
         worker.close()
 
 
-def _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header):
+def _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header, seek):
     import av
 
     try:
-        for index, planes in _decode(path, start, stop, step, size, mode, timeout, on_header):
+        for index, planes in _decode(path, start, stop, step, size, mode, timeout, on_header,
+                                     seek=seek):
             yield index, planes
     except av.error.FFmpegError as exc:
         raise LoadError(path, "corrupt", f"FFmpeg: {exc}") from None
@@ -215,14 +220,14 @@ def _check_options(start, stop, step, size, mode, chunk=None):
     return (int(start), None if stop is None else int(stop), int(step), size)
 
 
-def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header):
+def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header, seek=False):
     head = read_head(path)
     if not sniff(head) and extension(path) not in EXTENSIONS:
         raise LoadError(path, "unsupported", "not a video container (MP4, MOV, MKV, WebM, AVI, "
                         "MPEG, OGV) by content or extension")
     reader = _frames_isolated if isolate else _frames_inprocess
     try:
-        yield from reader(path, start, stop, step, size, mode, timeout, on_header)
+        yield from reader(path, start, stop, step, size, mode, timeout, on_header, seek)
     except LoadError as exc:
         if exc.cause == "corrupt" and not sniff(head):
             raise wrong_extension_or(path, "video", "video", exc.detail) from None
@@ -240,7 +245,7 @@ def _scale(planes, out, dtype):
 
 
 def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="RGB",
-               dtype=np.float32, isolate=True, timeout=20.0):
+               dtype=np.float32, isolate=True, timeout=20.0, seek=False):
     """Yield the video as chunks: Signals of at most ``chunk`` frames, (C, t, H, W) each.
 
     Each chunk's ``start_time`` is the time of its first frame and its
@@ -260,7 +265,7 @@ def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="R
                       first_frame=first, **{k: info[k] for k in ("codec", "container")})
 
     for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
-                                 info.update):
+                                 info.update, seek):
         if buffer is None:
             buffer = np.empty((len(planes), chunk) + planes[0].shape, dtype)
         if filled == 0:
@@ -278,14 +283,19 @@ def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="R
 
 
 def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype=np.float32,
-               isolate=True, timeout=20.0):
+               isolate=True, timeout=20.0, seek=False):
     """Load a video file as a video :class:`Signal`.
 
     Parameters
     ----------
     start, stop, step : int
         Frame indices: frames ``start, start + step, ...`` before ``stop``.
-        Decoding seeks to the key frame before ``start``.
+        Frames before ``start`` are decoded and dropped (exact for every
+        stream); frames not taken are never converted or copied.
+    seek : bool
+        Jump to the key frame before ``start`` instead: fast for a late
+        ``start``, but exact only for streams whose key frames are IDR frames
+        (not for open-GOP H.264 such as the shared cockatoo clip).
     size : (height, width), optional
         Resize every frame while decoding (FFmpeg's area filter).
     mode : {"RGB", "L"}
@@ -312,7 +322,7 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
     info = {}
     out, chunks, t, first = None, [], 0, None
     for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
-                                 info.update):
+                                 info.update, seek):
         if out is None:
             first = index
             total = info.get("frames")

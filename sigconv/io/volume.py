@@ -53,8 +53,10 @@ def sniff_format(head, path):
         return "npy"
     if head[:2] == b"\x1f\x8b" and (name.endswith(".nii.gz") or name.endswith(".hdr.gz")):
         return "nifti"
-    if head[:4] == b"PK\x03\x04" and name.endswith(".npz"):
-        return "npz"
+    if head[:4] == b"PK\x03\x04":  # a zip archive whose first member is an .npy array
+        first = head[30:30 + int.from_bytes(head[26:28], "little")]
+        if name.endswith(".npz") or first.endswith(b".npy"):
+            return "npz"
     return None
 
 

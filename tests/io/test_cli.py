@@ -1,0 +1,35 @@
+"""`sigconv info` and `sigconv show` on real files."""
+import pytest
+
+from sigconv.cli import main
+
+pytest.importorskip("matplotlib")
+
+
+def test_info_prints_kind_shape_and_metadata(shared_data, capsys):
+    assert main(["info", str(shared_data / "volumes" / "ct_slice.dcm")]) == 0
+    out = capsys.readouterr().out
+    assert "kind:     volume" in out and "(1, 1, 512, 512)" in out and "float32" in out
+    assert "units:    HU" in out and "original_orientation: LPS" in out
+
+
+def test_info_of_a_bad_file_exits_2(tmp_path, capsys):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    assert main(["info", str(path)]) == 2
+    assert "empty: the file has 0 bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("relative,extra", [
+    ("fsdd/recordings/2_lucas_4.wav", []),
+    ("fsdd/recordings/2_lucas_4.wav", ["--spectrogram", "log-mel"]),
+    ("mocap/mocapbank.bvh", []),
+    ("images/astronaut.png", []),
+    ("volumes/stent.npz", []),
+    ("video/cockatoo.mp4", ["--stop", "40"]),
+])
+def test_show_writes_a_png(shared_data, tmp_path, capsys, relative, extra):
+    out = tmp_path / "out.png"
+    assert main(["show", str(shared_data / relative), "-o", str(out), *extra]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    assert f"wrote {out}" in capsys.readouterr().out
