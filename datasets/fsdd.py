@@ -11,7 +11,9 @@ are ``"test"``, takes 5-49 ``"train"``.  ``--input waveform`` stores the
 spectrogram (n_fft 256, hop 64: 8 ms columns).  The source is a local clone of
 the dataset (its ``recordings/`` folder, or a folder of the WAV files); this
 script does not download.  Interrupt it at any time and run it again: it
-resumes (see :func:`sigconv.data.prepare`).
+resumes (see :func:`sigconv.data.prepare`).  ``--workers N`` prepares with N
+local processes; ``--scheduler ADDRESS`` on a Dask cluster whose workers see
+the same file system.
 """
 import argparse
 import functools
@@ -59,10 +61,22 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="store folder to write")
     parser.add_argument("--input", choices=("waveform", "log-mel"), default="waveform")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scheduler", default=None,
+                        help="address of a Dask scheduler: run one task per clip on its cluster")
     parser.add_argument("--limit", type=int, default=None, help="only the first N recordings")
     args = parser.parse_args(argv)
     sources = fsdd_sources(args.source)[:args.limit]
-    summary = prepare(sources, args.out, converter(args.input), workers=args.workers)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    try:
+        summary = prepare(sources, args.out, converter(args.input), workers=args.workers,
+                          client=client)
+    finally:
+        if client is not None:
+            client.close()
     return 0 if summary.failed == 0 else 1
 
 
