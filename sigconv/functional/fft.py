@@ -91,6 +91,22 @@ def _frame(geometry):
     return frame, place, where
 
 
+def _kernel_spectrum(kernel, frame, workers):
+    """``rfftn`` of a small array zero-padded to ``frame``, pruned.
+
+    The real transform runs along the last axis on the kernel's own rows
+    only, and each complex transform along an earlier axis on the lines that
+    the transforms before it filled: for a 31x31 kernel in a 540x540 frame,
+    31 + 271 line transforms instead of 540 + 271.
+    """
+    nd = len(frame)
+    spec = _fft.rfft(kernel, n=frame[-1], axis=-1, workers=workers)
+    for axis in range(nd - 2, -1, -1):
+        spec = _fft.fft(spec, n=frame[axis], axis=kernel.ndim - nd + axis, workers=workers,
+                        overwrite_x=True)
+    return spec
+
+
 def _in_frame(x, frame, place):
     """``x`` placed in a zero frame ``(N, C, *frame)``."""
     framed = np.zeros(x.shape[:2] + tuple(frame), dtype=x.dtype)
@@ -230,8 +246,8 @@ def _fft_forward(x, weight, bias, geometry):
     frame, place, where = _frame(geometry)
     axes = tuple(range(2, 2 + nd))
     spec = _fft.rfftn(_in_frame(x, frame, place), axes=axes, workers=workers)  # (N, C_in, *F)
-    k = np.conj(_fft.rfftn(_dilate(weight, geometry.dilation), s=frame, axes=axes,
-                           workers=workers))                                  # (C_out, cin_g, *F)
+    k = np.conj(_kernel_spectrum(_dilate(weight, geometry.dilation), frame,
+                                 workers))                                    # (C_out, cin_g, *F)
     c = _fft.irfftn(_mix(spec, k, groups), s=frame, axes=axes, workers=workers)  # (N, C_out, *L)
     del spec
     return _add_bias(_sample(c, where), bias)
@@ -323,8 +339,8 @@ def _fft_grad_input(grad_output, weight, geometry):
         return np.zeros(geometry.x_shape, dtype=grad_output.dtype)
     spec = _fft.rfftn(_grad_output_frame(grad_output, frame, where),
                       axes=axes, workers=workers)                              # (N, C_out, *F)
-    k = _fft.rfftn(_dilate(weight, geometry.dilation), s=frame, axes=axes,
-                   workers=workers)                                            # (C_out, cin_g, *F)
+    k = _kernel_spectrum(_dilate(weight, geometry.dilation), frame,
+                         workers)                                              # (C_out, cin_g, *F)
     gx = _fft.irfftn(_mix(spec, _swap_groups(k, geometry.groups), geometry.groups),
                      s=frame, axes=axes, workers=workers)                      # (N, C_in, *L)
     return np.ascontiguousarray(gx[(slice(None), slice(None)) + place])
