@@ -2,13 +2,15 @@
 import importlib
 import os
 import pathlib
+import stat
 
 from ..errors import SigconvError
 
 __all__ = ["LoadError", "MissingDependencyError", "check_file", "read_head", "require"]
 
-#: bytes read from the start of a file to recognise its format.
-HEAD_SIZE = 512
+#: bytes read from the start of a file to recognise its format; files up to
+#: this size (most short clips) are read whole in that one read.
+HEAD_SIZE = 64 * 1024
 
 
 class LoadError(SigconvError, OSError):
@@ -48,29 +50,47 @@ def require(module, extra, what):
             f"({exc}); install it with: pip install 'sigconv[{extra}]'") from None
 
 
-def check_file(path, *, directory_ok=False):
-    """Return ``path`` as a :class:`pathlib.Path` after checking it exists and is not empty."""
+def _stat(path, directory_ok):
     try:
         path = pathlib.Path(os.fspath(path))
     except TypeError:
         raise LoadError(repr(path), "unsupported", "path must be a str or os.PathLike, "
                         f"got {type(path).__name__}") from None
-    if not path.exists():
-        raise LoadError(path, "missing", "no such file or directory")
-    if path.is_dir():
-        if directory_ok:
-            return path
-        raise LoadError(path, "unsupported", "is a directory, not a file")
     try:
-        size = path.stat().st_size
-    except OSError as exc:  # pragma: no cover - permissions races
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise LoadError(path, "missing", "no such file or directory") from None
+    except OSError as exc:
         raise LoadError(path, "unreadable", str(exc)) from None
-    if size == 0:
+    if stat.S_ISDIR(info.st_mode):
+        if directory_ok:
+            return path, None
+        raise LoadError(path, "unsupported", "is a directory, not a file")
+    if info.st_size == 0:
         raise LoadError(path, "empty", "the file has 0 bytes")
-    return path
+    return path, info.st_size
 
 
-def read_head(path, size=HEAD_SIZE):
+def check_file(path, *, directory_ok=False):
+    """Return ``path`` as a :class:`pathlib.Path` after checking it exists and is not empty."""
+    return _stat(path, directory_ok)[0]
+
+
+def inspect(path, *, directory_ok=False, head_size=HEAD_SIZE):
+    """One stat and one read: ``(Path, size, head)``; a file no longer than ``head_size``
+    is read whole (size is None and head is ``b""`` for a directory)."""
+    path, size = _stat(path, directory_ok)
+    if size is None:
+        return path, None, b""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(head_size)
+    except OSError as exc:
+        raise LoadError(path, "unreadable", str(exc)) from None
+    return path, size, head
+
+
+def read_head(path, size=512):
     """The first ``size`` bytes of a file (``b""`` for a directory)."""
     if path.is_dir():
         return b""

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 
 from ..errors import ArgumentError
-from ._common import LoadError, check_file, extension, read_head, wrong_extension_or
+from ._common import LoadError, extension, inspect, wrong_extension_or
 from .signal import Signal
 
 __all__ = ["load_audio", "resample_waveform", "EXTENSIONS"]
@@ -37,30 +37,75 @@ def sniff(head):
     return False
 
 
-def _check_wav_size(path, head):
-    """Raise LoadError when a RIFF/WAVE file ends before its ``data`` chunk does.
+def _wav_chunks(path, size, head):
+    """(fmt chunk bytes or None, data offset, data size) of a RIFF/WAVE file, or None.
 
+    Raises LoadError when the file ends before its ``data`` chunk does:
     libsndfile silently reads what is there, so this is the only way to tell
     a truncated WAV from a short one.
     """
     if not (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
-        return
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        pos = 12
+        return None
+    fmt, pos, f = None, 12, None
+    try:
         while pos + 8 <= size:
-            f.seek(pos)
-            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if pos + 8 <= len(head):
+                chunk = head[pos:pos + 8]
+            else:
+                f = f or open(path, "rb")
+                f.seek(pos)
+                chunk = f.read(8)
+            chunk_id, chunk_size = struct.unpack("<4sI", chunk)
+            if chunk_id == b"fmt " and pos + 8 + chunk_size <= len(head):
+                fmt = head[pos + 8:pos + 8 + chunk_size]
             if chunk_id == b"data":
                 if chunk_size in (0, 0xFFFFFFFF):
-                    return  # streamed WAV with unknown length
+                    return None  # streamed WAV with unknown length: libsndfile copes
                 if pos + 8 + chunk_size > size:
                     raise LoadError(path, "truncated",
                                     f"WAV data chunk declares {chunk_size} bytes but only "
                                     f"{size - pos - 8} follow")
-                return
+                return fmt, pos + 8, chunk_size
             pos += 8 + chunk_size + (chunk_size & 1)
+    finally:
+        if f is not None:
+            f.close()
     raise LoadError(path, "truncated", "WAV file ends before its data chunk")
+
+
+#: (format tag, bits) of the WAV encodings read without libsndfile, with the
+#: scale libsndfile applies when it reads them as float (x / 2**(bits-1)).
+_PCM = {(1, 16): ("<i2", 1.0 / 32768.0), (1, 32): ("<i4", 1.0 / 2147483648.0),
+        (3, 32): ("<f4", None)}
+
+
+def _read_small_wav(path, size, head, chunks, offset, duration):
+    """Decode a whole-in-memory 16/32-bit PCM or float WAV with numpy, or return None.
+
+    The values equal libsndfile's float reads bit for bit (the tests check
+    it); anything else (8/24-bit, compressed, big files) goes to libsndfile.
+    """
+    if chunks is None or len(head) < size or chunks[0] is None or len(chunks[0]) < 16:
+        return None
+    fmt, start, nbytes = chunks
+    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format's tag
+        tag = struct.unpack("<H", fmt[24:26])[0]
+    if (tag, bits) not in _PCM or channels < 1 or block != channels * bits // 8:
+        return None
+    dtype, scale = _PCM[(tag, bits)]
+    total = nbytes // block
+    first = int(round(offset * rate))
+    if first > total:
+        raise LoadError(path, "unsupported", f"offset {offset} s is past the end "
+                        f"({total / rate:.3f} s)")
+    count = total - first if duration is None else min(int(round(duration * rate)), total - first)
+    raw = np.frombuffer(head, dtype, count=count * channels, offset=start + first * block)
+    data = raw.reshape(count, channels).T.astype(np.float32)
+    if scale is not None:
+        data *= np.float32(scale)
+    return data, rate, {"format": "WAV", "subtype": "FLOAT" if tag == 3 else f"PCM_{bits}",
+                        "channels_in_file": channels, "frames_in_file": total}
 
 
 def resample_waveform(data, rate, new_rate, *, quality="HQ"):
@@ -167,7 +212,14 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
         ``data`` shape (C, T) in [-1, 1], axes ("channel", "time"),
         ``sample_rate``, ``start_time`` (= ``offset``).
     """
-    path = check_file(path)
+    path, size, head = inspect(path)
+    return _load(path, size, head, sample_rate=sample_rate, mono=mono, offset=offset,
+                 duration=duration, dtype=dtype, quality=quality, timeout=timeout)
+
+
+def _load(path, size, head, *, sample_rate=None, mono=True, offset=0.0, duration=None,
+          dtype=np.float32, quality="HQ", timeout=30.0):
+    """load_audio after the file checks (``head``: the first bytes, or all of a small file)."""
     if not (isinstance(offset, numbers.Real) and offset >= 0):
         raise ArgumentError(f"offset must be a number of seconds >= 0, got {offset!r}")
     if duration is not None and not (isinstance(duration, numbers.Real) and duration > 0):
@@ -177,9 +229,12 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")
-    head = read_head(path)
-    _check_wav_size(path, head)
-    result, sf_error = _read_soundfile(path, offset, duration)
+    chunks = _wav_chunks(path, size, head)
+    result = _read_small_wav(path, size, head, chunks, offset, duration)
+    if result is not None:
+        sf_error = None
+    else:
+        result, sf_error = _read_soundfile(path, offset, duration)
     if result is None:
         from .loaders import sniff_content
 

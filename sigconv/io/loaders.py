@@ -1,7 +1,7 @@
 """`load`: recognise a file's kind (content first, extension second) and call its reader."""
 from .._validation import check_choice
 from . import audio, image, skeleton, video, volume
-from ._common import LoadError, check_file, extension, read_head
+from ._common import LoadError, check_file, extension, inspect, read_head
 from .signal import KINDS
 
 __all__ = ["load", "detect", "sniff_content"]
@@ -77,11 +77,17 @@ def load(path, *, kind=None, **options):
     """
     from .spectrogram import load_spectrogram
 
-    path = check_file(path, directory_ok=True)
+    path, size, head = inspect(path, directory_ok=True)
     if kind is None:
-        kind = detect(path)
+        kind = _content_kind(path, head) or _extension_kind(path)
+        if kind is None:
+            raise LoadError(path, "unsupported", "cannot work out file type (the content "
+                            "matches no reader and the extension is not one of a waveform, "
+                            "skeleton, image, volume or video)")
     else:
         check_choice(kind, "kind", KINDS)
+    if kind == "waveform":
+        return audio._load(path, size, head, **options)  # no second look at a small file
     reader = {"waveform": audio.load_audio, "spectrogram": load_spectrogram,
               "skeleton": skeleton.load_skeleton, "image": image.load_image,
               "volume": volume.load_volume, "video": video.load_video}[kind]

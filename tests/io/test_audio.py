@@ -102,3 +102,18 @@ def test_bad_options(fsdd):
         sio.load_audio(path, sample_rate=0)
     with pytest.raises(sio.LoadError, match="offset 10 s is past the end"):
         sio.load_audio(path, offset=10)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_wav_encodings_equal_libsndfile_bit_for_bit(tmp_path, rng, subtype, channels):
+    """Small 16/32-bit PCM and float WAVs are decoded with numpy: same values as libsndfile."""
+    data = np.clip(rng.normal(0, 0.3, (700, channels)), -1, 1)
+    path = tmp_path / f"x_{subtype}.wav"
+    sf.write(path, data, 16000, subtype=subtype)
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    signal = sio.load(path, mono=False)
+    np.testing.assert_array_equal(signal.data, expected.T)
+    part = sio.load(path, mono=False, offset=0.01, duration=0.02)
+    np.testing.assert_array_equal(part.data, expected[160:480].T)
+    assert signal.meta["frames_in_file"] == 700
