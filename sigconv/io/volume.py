@@ -159,7 +159,16 @@ def struct_error():
 def _pixels(path, ds):
     """Rescaled float64 pixel array (frames, rows, cols) of one dataset."""
     if "PixelData" not in ds:
-        raise LoadError(path, "unsupported", "the DICOM file holds no image (no PixelData)")
+        # pydicom stops silently where a file is cut: tell a cut image from a non-image
+        sop = ds.get("SOPClassUID")
+        sop_name = getattr(sop, "name", "") if sop is not None else ""
+        if "Image Storage" in sop_name or "Rows" in ds:
+            raise LoadError(path, "truncated", f"the file ends before its pixel data ({sop_name})")
+        if sop is None:
+            raise LoadError(path, "truncated", "the file ends inside its header (no SOP class, "
+                            "no pixel data)")
+        raise LoadError(path, "unsupported", f"the DICOM file holds no image ({sop_name}, "
+                        "no PixelData)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -333,7 +342,7 @@ def _load_npy(path):
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, fortran, dtype = read_header(f)
-        except (ValueError, SyntaxError) as exc:
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError
             raise LoadError(path, "corrupt", f"bad .npy header: {exc}") from None
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         available = path.stat().st_size - f.tell()

@@ -117,7 +117,35 @@ def test_dicom_without_pixels(tmp_path, ct_small):
     ds = pydicom.dcmread(ct_small)
     del ds.PixelData
     ds.save_as(tmp_path / "header.dcm")
-    _expect(tmp_path / "header.dcm", "unsupported")
+    # a CT image without pixels reads like one cut short: pydicom stops silently at the cut
+    assert "ends before its pixel data" in str(_expect(tmp_path / "header.dcm", "truncated"))
+    del ds.Rows, ds.Columns
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"      # Basic Text SR: not an image
+    ds.save_as(tmp_path / "report.dcm")
+    assert "holds no image" in str(_expect(tmp_path / "report.dcm", "unsupported"))
+
+
+@pytest.mark.parametrize("source", ["wav", "bvh", "png", "nii", "nii.gz", "dcm", "npz"],
+                         indirect=True)
+def test_cuts_and_flipped_bytes_raise_only_loaderror(tmp_path, source):
+    """Nothing a damaged file holds may escape as another exception."""
+    rng = np.random.default_rng(3)
+    data = open(source, "rb").read()
+    name = os.path.basename(str(source))
+    ext = "nii.gz" if name.endswith(".nii.gz") else name.rsplit(".", 1)[1]
+    variants = [data[: int(len(data) * f)] for f in (0.01, 0.05, 0.2, 0.7, 0.99)]
+    for _ in range(6):
+        damaged = bytearray(data)
+        for i in rng.integers(0, len(data), 12):
+            damaged[i] = rng.integers(0, 256)
+        variants.append(bytes(damaged))
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"v{i}.{ext}"
+        path.write_bytes(variant)
+        try:
+            sio.load(path)
+        except sio.LoadError as err:
+            assert str(path) in str(err)
 
 
 def test_directory_without_dicom(tmp_path):
