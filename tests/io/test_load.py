@@ -46,3 +46,23 @@ def test_errors_derive_from_sigconv_and_oserror():
     assert str(err) == "cannot load '/x.wav': corrupt: bad"
     import pickle
     assert str(pickle.loads(pickle.dumps(err))) == str(err)
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch, fsdd):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "librosa", None)      # as if not installed
+    wave = sio.load(fsdd / "0_george_0.wav")                # loading audio never needs it
+    with pytest.raises(sio.MissingDependencyError, match=r"pip install 'sigconv\[audio\]'"):
+        sio.spectrogram(wave)
+    assert issubclass(sio.MissingDependencyError, ImportError)
+
+
+def test_importing_sigconv_io_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, sigconv.io; heavy = [m for m in ('librosa', 'matplotlib', 'av', "
+            "'nibabel', 'pydicom', 'soundfile') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
