@@ -5,7 +5,7 @@ every other layer works for any rank.  See ``docs/nn.md``.
 """
 from . import functional, init
 from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .conv import Conv
+from .conv import Conv, ConvTranspose, LocalConv, TiledConv
 from .linear import Dropout, Flatten, Identity, Linear, Upsample
 from .losses import CrossEntropyLoss, DiceLoss, MSELoss
 from .module import Module, ModuleList, Parameter, Sequential
@@ -15,7 +15,7 @@ from .pooling import AdaptivePool, AvgPool, GaussianPool, GlobalPool, LPPool, Ma
 __all__ = [
     "functional", "init",
     "Module", "Parameter", "Sequential", "ModuleList",
-    "Conv",
+    "Conv", "ConvTranspose", "LocalConv", "TiledConv",
     "MaxPool", "AvgPool", "LPPool", "GaussianPool", "GlobalPool", "AdaptivePool", "Maxout",
     "BatchNorm",
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax",

@@ -4,17 +4,20 @@
 and ``bias`` ``(C_out,)`` as ``torch.nn.Conv2d``, so state dicts move between
 the two unchanged (``ndim=1`` ~ ``Conv1d``, ``ndim=3`` ~ ``Conv3d``).
 """
+import math
+
 import numpy as np
 
 from .. import functional as _F
+from .. import shapes
 from .._validation import as_tuple, check_choice
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ShapeError
 from . import functional as F
 from . import init
 from ._checks import float_dtype, layer_input, positive_int, spatial_ndim
 from .module import Module, Parameter
 
-__all__ = ["Conv"]
+__all__ = ["Conv", "ConvTranspose", "LocalConv", "TiledConv"]
 
 
 class Conv(Module):
@@ -73,3 +76,136 @@ class Conv(Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"ndim={self.ndim}, stride={self.stride}, padding={self.padding!r}, "
                 f"dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}")
+
+
+class ConvTranspose(Module):
+    """Transposed convolution (``torch.nn.ConvTranspose1d/2d/3d``): upsampling in a decoder.
+
+    ``weight`` ``(in_channels, out_channels // groups, *kernel)`` and ``bias``
+    ``(out_channels,)``, PyTorch's layout, so state dicts move unchanged.
+    ``padding`` crops the full result as PyTorch's does (default 0); call
+    with ``output_size=`` to pick among the sizes a stride allows.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, stride=1, padding=0,
+                 output_padding=0, dilation=1, groups=1, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.ndim = spatial_ndim(ndim)
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.groups = positive_int(groups, "groups")
+        if in_channels % groups or out_channels % groups:
+            raise ArgumentError(f"groups={groups} must divide in_channels={in_channels} and "
+                                f"out_channels={out_channels}")
+        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
+        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
+        self.dilation = as_tuple(dilation, ndim, "dilation", minimum=1)
+        self.padding, self.output_padding = padding, output_padding
+        dtype = float_dtype(dtype)
+        taps = math.prod(self.kernel_size)
+        # each output sums about in/groups * taps / stride products
+        self.fan_in = max(1, (in_channels // groups) * taps // math.prod(self.stride))
+        self.fan_out = (out_channels // groups) * taps
+        self.weight = Parameter(np.zeros((in_channels, out_channels // groups) + self.kernel_size,
+                                         dtype))
+        if bias:
+            self.bias = Parameter(np.zeros(out_channels, dtype))
+        else:
+            self.register_parameter("bias", None)
+        init.he_normal_(self, rng=rng)
+
+    def forward(self, x, output_size=None):
+        x = layer_input(self, x, self.ndim, self.in_channels)
+        return F.conv_transpose(x, self.weight, self.bias, stride=self.stride,
+                                padding=self.padding, output_padding=self.output_padding,
+                                dilation=self.dilation, groups=self.groups,
+                                output_size=output_size)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"ndim={self.ndim}, stride={self.stride}, padding={self.padding!r}")
+
+
+class LocalConv(Module):
+    """Locally connected layer (unshared convolution, 9.5): its own filters at every position.
+
+    The output size must be known to create the weights, so the layer takes
+    the spatial ``input_size`` it will be applied to.  ``weight``
+    ``(out_channels, *out_spatial, in_channels, *kernel)``; ``bias``
+    ``(out_channels, *out_spatial)`` (also unshared).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, input_size, stride=1,
+                 padding="valid", bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.ndim = spatial_ndim(ndim)
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
+        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
+        self.input_size = as_tuple(input_size, ndim, "input_size", minimum=1)
+        self.padding = padding
+        self.output_size = shapes.conv_output_size(self.input_size, self.kernel_size,
+                                                   self.stride, padding)
+        if any(m < 1 for m in self.output_size):
+            raise ArgumentError(f"kernel_size {self.kernel_size} is larger than the padded "
+                                f"input_size {self.input_size}")
+        dtype = float_dtype(dtype)
+        self.fan_in = in_channels * math.prod(self.kernel_size)
+        self.fan_out = out_channels * math.prod(self.kernel_size)
+        self.weight = Parameter(np.zeros((out_channels,) + tuple(self.output_size)
+                                         + (in_channels,) + self.kernel_size, dtype))
+        if bias:
+            self.bias = Parameter(np.zeros((out_channels,) + tuple(self.output_size), dtype))
+        else:
+            self.register_parameter("bias", None)
+        init.he_normal_(self, rng=rng)
+
+    def forward(self, x):
+        x = layer_input(self, x, self.ndim, self.in_channels)
+        if tuple(x.shape[2:]) != self.input_size:
+            raise ShapeError(f"LocalConv was built for inputs of spatial size {self.input_size}, "
+                             f"got shape {x.shape}; its filters are tied to positions")
+        return F.local_conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"ndim={self.ndim}, input_size={self.input_size}, stride={self.stride}")
+
+
+class TiledConv(Module):
+    """Tiled convolution (9.5): ``prod(tile)`` kernels, output position ``j`` uses ``j % tile``.
+
+    Between a convolution (``tile`` all ones) and a locally connected layer
+    (tile as large as the output).  ``weight``
+    ``(out_channels, in_channels, *kernel, *tile)``, ``bias`` ``(out_channels,)``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, tile, stride=1,
+                 padding="same", bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.ndim = spatial_ndim(ndim)
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
+        self.tile = as_tuple(tile, ndim, "tile", minimum=1)
+        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
+        self.padding = padding
+        dtype = float_dtype(dtype)
+        self.fan_in = in_channels * math.prod(self.kernel_size)
+        self.fan_out = out_channels * math.prod(self.kernel_size)
+        self.weight = Parameter(np.zeros((out_channels, in_channels) + self.kernel_size
+                                         + self.tile, dtype))
+        if bias:
+            self.bias = Parameter(np.zeros(out_channels, dtype))
+        else:
+            self.register_parameter("bias", None)
+        init.he_normal_(self, rng=rng)
+
+    def forward(self, x):
+        x = layer_input(self, x, self.ndim, self.in_channels)
+        return F.tiled_conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"ndim={self.ndim}, tile={self.tile}, stride={self.stride}")

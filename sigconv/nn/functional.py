@@ -16,7 +16,8 @@ from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, Te
 from ..errors import ArgumentError, ShapeError
 
 __all__ = [
-    "conv", "max_pool", "avg_pool", "lp_pool", "gaussian_pool", "global_pool",
+    "conv", "conv_transpose", "local_conv", "tiled_conv", "separable_conv", "fft_conv",
+    "max_pool", "avg_pool", "lp_pool", "gaussian_pool", "global_pool",
     "adaptive_pool", "maxout", "max_unpool", "batch_norm", "linear", "dropout",
     "relu", "leaky_relu", "tanh", "sigmoid", "log_softmax", "softmax", "flatten",
     "interpolate", "cat",
@@ -51,6 +52,132 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
     """Differentiable :func:`sigconv.functional.conv` (same arguments)."""
     return _Conv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, flip=flip, method=method)
+
+
+class _ConvTranspose(Function):
+    def forward(self, x, weight, bias, **options):
+        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.x = x if self.needs_input_grad[1] else None
+        self.weight = weight if self.needs_input_grad[0] else None
+        return _F.conv_transpose(x, weight, bias, **options)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        opts = {k: v for k, v in self.options.items() if k != "method"}
+        gx = _F.conv_transpose_grad_input(g, self.weight, self.x_shape, **opts) if need_x else None
+        gw = _F.conv_transpose_grad_weight(self.x, g, self.w_shape, **opts) if need_w else None
+        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        return gx, gw, gb
+
+
+def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
+                   groups=1, output_size=None):
+    """Differentiable :func:`sigconv.functional.conv_transpose` (weight ``(C_in, C_out // groups, *k)``)."""
+    return _ConvTranspose.apply(x, weight, bias, stride=stride, padding=padding,
+                                output_padding=output_padding, dilation=dilation, groups=groups,
+                                output_size=output_size)
+
+
+def _bias_grad(g, bias_shape, tile=None):
+    """Gradient of a bias of shape (C,), (C, *out_spatial) or (C, *tile) added to ``g``."""
+    if len(bias_shape) == 1:
+        return g.sum(axis=_spatial_axes(g))
+    if tile is None:  # one value per channel and position
+        return g.sum(axis=0)
+    out = np.zeros(bias_shape, g.dtype)
+    for offset in np.ndindex(*tile):  # position j uses entry j % tile
+        index = (slice(None), slice(None)) + tuple(slice(o, None, t) for o, t in zip(offset, tile))
+        out[(slice(None),) + offset] = g[index].sum(axis=_spatial_axes(g))
+    return out
+
+
+class _Unshared(Function):
+    """Shared plumbing of local (unshared) and tiled convolution."""
+
+    op = None  # name of the op in sigconv.functional; its gradients are op + "_grad_*"
+
+    def forward(self, x, weight, bias, **options):
+        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.b_shape = None if bias is None else bias.shape
+        self.x = x if self.needs_input_grad[1] else None
+        self.weight = weight if self.needs_input_grad[0] else None
+        return getattr(_F, self.op)(x, weight, bias, **options)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        grad_input = getattr(_F, self.op + "_grad_input")
+        grad_weight = getattr(_F, self.op + "_grad_weight")
+        gx = grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
+        gw = grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
+        gb = _bias_grad(g, self.b_shape, self.tile()) if need_b else None
+        return gx, gw, gb
+
+
+class _LocalConv(_Unshared):
+    op = "local_conv"
+
+    def tile(self):
+        return None
+
+
+class _TiledConv(_Unshared):
+    op = "tiled_conv"
+
+    def tile(self):
+        return self.w_shape[2 + (len(self.w_shape) - 2) // 2:]
+
+
+def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
+    """Differentiable :func:`sigconv.functional.local_conv` (weight ``(C_out, *out, C_in, *k)``)."""
+    return _LocalConv.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
+    """Differentiable :func:`sigconv.functional.tiled_conv` (weight ``(C_out, C_in, *k, *tile)``)."""
+    return _TiledConv.apply(x, weight, bias, stride=stride, padding=padding)
+
+
+class _SeparableConv(Function):
+    def forward(self, x, bias, *factors, **options):
+        self.options, self.x_shape, self.factors = options, x.shape, factors
+        self.x = x if any(self.needs_input_grad[2:]) else None
+        return _F.separable_conv(x, list(factors), bias, **options)
+
+    def backward(self, g):
+        need_x, need_b = self.needs_input_grad[:2]
+        gx = (_F.separable_conv_grad_input(g, list(self.factors), self.x_shape, **self.options)
+              if need_x else None)
+        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        gf = (_F.separable_conv_grad_factors(self.x, g, list(self.factors), **self.options)
+              if any(self.needs_input_grad[2:]) else [None] * len(self.factors))
+        return (gx, gb) + tuple(gf)
+
+
+def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation=1, flip=False):
+    """Differentiable :func:`sigconv.functional.separable_conv` (one 1-D factor per axis)."""
+    return _SeparableConv.apply(x, bias, *factors, stride=stride, padding=padding,
+                                dilation=dilation, flip=flip)
+
+
+class _FFTConv(_Conv):
+    def forward(self, x, weight, bias, **options):
+        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.x = x if self.needs_input_grad[1] else None
+        self.weight = weight if self.needs_input_grad[0] else None
+        return _F.fft_conv(x, weight, bias, **options)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        gx = _F.fft_conv_grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
+        gw = _F.fft_conv_grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
+        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        return gx, gw, gb
+
+
+def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1, flip=False):
+    """Differentiable :func:`sigconv.functional.fft_conv` (same result as :func:`conv`)."""
+    return _FFTConv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups, flip=flip)
 
 
 # ---------------------------------------------------------------------------

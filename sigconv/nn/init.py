@@ -222,6 +222,11 @@ def _count(value, name):
 
 def _conv_geometry(layer, name):
     """``(weight array, C_in per group, kernel shape)`` of a Conv-like layer."""
+    from .conv import LocalConv, TiledConv  # their weights hold more than (C_out, C_in, *kernel)
+
+    if isinstance(layer, (LocalConv, TiledConv)):
+        raise ArgumentError(f"{name} fills Conv (or ConvTranspose) weights; {type(layer).__name__} "
+                            "weights are laid out per position or per tile")
     weight, _, _ = _target(layer)
     if weight.ndim < 3:
         raise ShapeError(f"{name} fills a convolution weight (C_out, C_in, *kernel), got shape "

@@ -147,3 +147,67 @@ def test_float32_parameters_by_default(rng):
     assert out.dtype == np.float32
     out.sum().backward()
     assert layer.weight.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("options", [dict(), dict(stride=2, padding=1, output_padding=1),
+                                     dict(groups=2, dilation=2, bias=False)])
+def test_conv_transpose(rng, ndim, options):
+    layer = nn.ConvTranspose(2, 2, 3 if ndim < 3 else 2, ndim=ndim, dtype=np.float64, rng=0,
+                             **options)
+    check_layer(layer, x_of(rng, 1, 2, *(3,) * ndim))
+
+
+def test_conv_transpose_matches_torch(torch, rng):
+    ours = nn.ConvTranspose(4, 6, 3, ndim=2, stride=2, padding=1, groups=2, rng=0)
+    theirs = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(ours(x, output_size=(10, 10)).data,
+                               theirs(torch.from_numpy(x), output_size=(10, 10)).detach().numpy(),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("options", [dict(), dict(stride=2, padding="same", bias=False)])
+def test_local_conv(rng, ndim, options):
+    size = (5 if ndim == 1 else 4 if ndim == 2 else 3,) * ndim
+    layer = nn.LocalConv(2, 2, 2, ndim=ndim, input_size=size, dtype=np.float64, rng=0, **options)
+    check_layer(layer, x_of(rng, 1, 2, *size))
+
+
+@pytest.mark.parametrize("ndim, options", [
+    (1, dict(tile=2)), (1, dict(tile=3, stride=2, padding="valid")),
+    (2, dict(tile=2)), (2, dict(tile=(1, 2), stride=2, padding="valid")),
+    (3, dict(tile=(2, 1, 1))),
+])
+def test_tiled_conv(rng, ndim, options):
+    # tiny: finite differences cost two forward calls per weight and input value
+    layer = nn.TiledConv(1, 2, 2, ndim=ndim, dtype=np.float64, rng=0, **options)
+    check_layer(layer, x_of(rng, 1, 1, *(5 if ndim == 1 else 4 if ndim == 2 else 3,) * ndim))
+
+
+def test_tiled_conv_with_unit_tile_is_conv(rng):
+    tiled = nn.TiledConv(2, 3, 3, ndim=2, tile=1, rng=0)
+    conv = nn.Conv(2, 3, 3, ndim=2)
+    conv.weight.data[...] = tiled.weight.data[..., 0, 0]
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(tiled(x).data, conv(x).data, atol=1e-5)
+
+
+def test_local_conv_input_size_is_checked():
+    layer = nn.LocalConv(1, 2, 3, ndim=2, input_size=(6, 6))
+    with pytest.raises(Exception, match=r"built for inputs of spatial size \(6, 6\)"):
+        layer(np.zeros((1, 1, 7, 6), np.float32))
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_separable_and_fft_conv_are_differentiable(rng, ndim):
+    x = x_of(rng, 1, 2, *(5,) * ndim)
+    factors = [Tensor(rng.standard_normal(shape), requires_grad=True)
+               for shape in [(2, 3), (3,)][:ndim]]  # per-channel and shared factors
+    bias = Tensor(rng.standard_normal(2), requires_grad=True)
+    assert gradcheck(lambda x, b, *f: F.separable_conv(x, f, b, padding="same"),
+                     [x, bias] + factors)
+    w = Tensor(rng.standard_normal((2, 2) + (3,) * ndim), requires_grad=True)
+    assert gradcheck(lambda x, w: F.fft_conv(x, w, padding="same"), [x, w])
