@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import functional as _F
 from .._validation import as_tuple, result_dtype
-from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, Tensor,
+from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh,
                         as_tensor, cat)
 from ..errors import ArgumentError, ShapeError
 
