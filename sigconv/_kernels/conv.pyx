@@ -357,6 +357,21 @@ cdef tuple split_units(const isize[:, ::1] items, isize tile, int threads):
     return units, tile
 
 
+cdef int team_size(int threads, isize units, const isize[:, ::1] items, isize macs_per_position):
+    """Threads worth waking: none beyond the units, and one for small jobs.
+
+    Waking a second thread costs microseconds on an idle machine and up to a
+    scheduler tick (milliseconds) on a busy one, so jobs under about a
+    million multiply-adds run on the calling thread.
+    """
+    cdef isize n, positions = 0
+    for n in range(items.shape[0]):
+        positions += items[n, 5] * items[n, 6] * items[n, 7]
+    if positions * macs_per_position < (1 << 20):
+        return 1
+    return <int>max(1, min(threads, units))
+
+
 def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out,
                  const isize[:, ::1] items, isize cin, isize cout, isize groups,
                  tuple kernel, tuple stride, tuple dilation, tuple input_dilation,
@@ -372,6 +387,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
     units_arr, tile = split_units(items, tile, threads)
     cdef isize[:, ::1] units = units_arr
+    threads = team_size(threads, units.shape[0], items, g.ck * g.cout_g * g.groups)
     cdef isize n, longest_row = 0
     for n in range(items.shape[0]):
         longest_row = max(longest_row, items[n, 7])
@@ -446,6 +462,7 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
     cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
     units_arr, tile = split_units(items, tile, threads)
     cdef isize[:, ::1] units = units_arr
+    threads = team_size(threads, units.shape[0], items, g.ck * g.cout_g * g.groups)
     cdef isize ws_size = g.ck * tile
     cdef isize wsize = g.cout_g * g.groups * g.ck
     dtype = np.float32 if floating is float else np.float64

@@ -5,7 +5,8 @@ gradient is summed by one thread in a fixed order, so one thread and two
 threads agree to the bit.  The gemm path tiles the positions differently for
 two threads, and BLAS may order a dot product differently at a tile's edge,
 so it agrees to rounding; so does the weight gradient, which adds per-thread
-partial sums.
+partial sums.  (Jobs under about a million multiply-adds run on one thread
+anyway, so the shapes here are larger than that.)
 """
 import os
 import subprocess
@@ -20,9 +21,9 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     import sigconv.functional as F
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((3, 4, 9, 23))
-    w = rng.standard_normal((6, 2, 3, 4))
-    g = rng.standard_normal((3, 6, 5, 12))
+    x = rng.standard_normal((4, 8, 40, 64))       # large enough to wake both threads
+    w = rng.standard_normal((12, 4, 3, 4))
+    g = rng.standard_normal((4, 12, 20, 32))
     options = dict(stride=(2, 2), padding="same", dilation=(1, 2), groups=2)
     for method in ("direct", "gemm"):
         y = F.conv(x, w, method=method, **options)
