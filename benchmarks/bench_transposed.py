@@ -8,8 +8,9 @@ Usage::
 
 Case 1 is issue 4's benchmark (c): float32 ``conv_transpose`` 3-D from
 2 x 16 x 24^3 to 8 channels, kernel 4, stride 2 (padding 1, the usual 2x
-upsampling layer: 48^3 outputs).  Every peer is warmed up first and the
-reported time is the median of ``--repeat`` runs.  Columns: sigconv with
+upsampling layer: 48^3 outputs).  Every peer is warmed up first; sigconv and
+PyTorch are timed in alternation, call by call, so that both see the same load
+of a shared machine; the reported time is the median of ``--repeat`` runs.  Columns: sigconv with
 ``method="auto"`` (the sub-pixel phase decomposition at stride > 1), sigconv
 with ``method="dilated"`` (one input-dilated convolution, the route that
 multiplies the inserted zeros), PyTorch's ``conv_transpose{1,2,3}d``; ratio is
@@ -21,7 +22,9 @@ input and weight gradients (sigconv: conv_transpose + conv_transpose_grad_input
 """
 import argparse
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -48,6 +51,24 @@ CASES = [
 TARGET = {1: 1.0}
 
 
+def time_alternating(fns, *, repeat, warmup=2):
+    """Median wall time of each of ``fns``, timed in alternation.
+
+    On a shared machine the load changes during a run; alternating the peers
+    call by call exposes them to the same load, so their ratio is fair.
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
+
+
 def _flops(n, c_in, c_out, spatial, kernel):
     """Useful multiply-adds of a transposed convolution: every input sample times every tap."""
     return 2.0 * n * c_in * c_out * np.prod(spatial) * np.prod(kernel)
@@ -63,16 +84,19 @@ def run(cases, repeat, backward):
         options = dict(stride=stride, padding=padding)
         flops = _flops(n, c_in, c_out, spatial, kernel)
         y = F.conv_transpose(x, w, **options)
-        t_auto, _ = time_call(lambda: F.conv_transpose(x, w, **options), repeat=repeat)
         t_dil, _ = time_call(lambda: F.conv_transpose(x, w, method="dilated", **options),
-                             repeat=max(3, repeat // 3))
+                             repeat=max(3, repeat // 4), warmup=1)
         t_torch = diff = ratio = None
-        if torch is not None:
+        if torch is None:
+            t_auto, _ = time_call(lambda: F.conv_transpose(x, w, **options), repeat=repeat)
+        else:
             fn = getattr(torch.nn.functional, f"conv_transpose{len(spatial)}d")
             tx, tw = torch.from_numpy(x), torch.from_numpy(w)
             with torch.no_grad():
                 ty = fn(tx, tw, **options)
-                t_torch, _ = time_call(lambda: fn(tx, tw, **options), repeat=repeat)
+                t_auto, t_torch = time_alternating(
+                    [lambda: F.conv_transpose(x, w, **options), lambda: fn(tx, tw, **options)],
+                    repeat=repeat)
             diff = float(np.max(np.abs(ty.numpy() - y)))
             ratio = t_torch / t_auto
         target = TARGET.get(number)
@@ -91,9 +115,10 @@ def run(cases, repeat, backward):
                 F.conv_transpose_grad_input(gy, w, x.shape, **options)
                 F.conv_transpose_grad_weight(x, gy, w.shape, **options)
 
-            t_sig, _ = time_call(sig_step, repeat=repeat)
             t_tb = None
-            if torch is not None:
+            if torch is None:
+                t_sig, _ = time_call(sig_step, repeat=repeat)
+            else:
                 tgy = torch.from_numpy(gy)
 
                 def torch_step():
@@ -101,7 +126,7 @@ def run(cases, repeat, backward):
                     aw = torch.from_numpy(w).requires_grad_()
                     fn(ax, aw, **options).backward(tgy)
 
-                t_tb, _ = time_call(torch_step, repeat=repeat)
+                t_sig, t_tb = time_alternating([sig_step, torch_step], repeat=repeat)
             back_rows.append([f"{number} {name}", f"{t_sig * 1e3:.2f}",
                               None if t_tb is None else f"{t_tb * 1e3:.2f}",
                               None if t_tb is None else f"{t_tb / t_sig:.2f}"])

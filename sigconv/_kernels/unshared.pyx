@@ -19,8 +19,8 @@ Work is split into units ``(od, oh, ow0, ow1)``: a segment of one output
 row, for every item.  OpenMP threads take units dynamically; each gathers the
 patches of its segment for a chunk of items into a thread-private workspace
 of bounded size, so that every filter row read from memory is reused for all
-items of the chunk.  The input gradient is split by ``(item, input channel)``
-so that the threads' scatter-adds never collide.
+items of the chunk.  The input gradient scatters patch gradients; it runs
+blocks of positions whose windows cannot overlap in parallel.
 """
 cimport cython
 from cython cimport floating
@@ -246,50 +246,92 @@ def local_grad_weight(const floating[::1] x, const floating[::1] gy, floating[::
 
 def local_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1] gx,
                      isize n_items, isize cin, isize cout, tuple size, tuple osize,
-                     tuple kernel, tuple stride, tuple pad):
-    """gx[n, ci] = sum over positions of the patch gradients; ``gx`` zero on entry.
+                     tuple kernel, tuple stride, tuple pad, isize workspace_bytes):
+    """gx[n] = sum over positions p of the patch gradient sum_co gy[n, co, p] w[co, p].
 
-    Units are ``(item, input channel)`` pairs: each thread owns whole input
-    planes, so the scatter-adds of overlapping windows never collide.
+    ``gx`` must be zero on entry.
+
+    The positions are cut into blocks of ``B = ceil(k / s)`` slices along the
+    first output axis longer than one; the windows of blocks two apart never
+    overlap, so the even blocks run in parallel, then the odd ones, and the
+    scatter-adds never collide.  Each filter row is read once per chunk of
+    items, as in the forward pass.
     """
     cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
     cdef int threads = openmp.omp_get_max_threads()
-    workspace = np.empty(max(g.K * threads, 1),
+    cdef int axis = 2
+    if g.osize[0] > 1:
+        axis = 0
+    elif g.osize[1] > 1:
+        axis = 1
+    cdef isize B = (g.k[axis] + g.s[axis] - 1) // g.s[axis]
+    cdef isize nblocks = (g.osize[axis] + B - 1) // B
+    cdef isize nb = chunk_items(n_items, g.CK, workspace_bytes, sizeof(floating))
+    workspace = np.empty(max(nb * g.CK * threads, 1),
                          dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] ws = workspace
     cdef floating* wsp = &ws[0]
     cdef const floating* gp = &gy[0]
     cdef const floating* wp = &w[0]
     cdef floating* gxp = &gx[0]
-    cdef isize D = g.size[0], H = g.size[1], W = g.size[2], HW = H * W
-    cdef isize nunits = n_items * cin, u, n, ci, od, oh, ow, p, co, a, b, c, t, iz, ih, iw
-    cdef floating* acc
+    cdef isize D = g.size[0], H = g.size[1], W = g.size[2], HW = H * W, DHW = D * HW
+    cdef isize colour, nunits, u, blk, n0, n1, nn, co, p, ci, a, b, c, iz, ih, iw
+    cdef isize lo0, hi0, lo1, hi1, lo2, hi2, od, oh, ow
+    cdef floating* gcol
+    cdef floating* src
     cdef floating* plane
-    with nogil:
-        for u in prange(nunits, schedule="dynamic", chunksize=1, num_threads=threads):
-            n = u // cin
-            ci = u - n * cin
-            acc = wsp + threadid() * g.K
-            plane = gxp + u * D * HW
-            for od in range(g.osize[0]):
-                for oh in range(g.osize[1]):
-                    for ow in range(g.osize[2]):
-                        p = (od * g.osize[1] + oh) * g.osize[2] + ow
-                        memset(acc, 0, g.K * sizeof(floating))
-                        for co in range(cout):
-                            axpy(acc, gp[(n * cout + co) * g.P + p],
-                                 wp + (co * g.P + p) * g.CK + ci * g.K, g.K)
-                        for a in range(g.k[0]):
-                            iz = od * g.s[0] - g.pad[0] + a
-                            for b in range(g.k[1]):
-                                ih = oh * g.s[1] - g.pad[1] + b
-                                if iz < 0 or iz >= D or ih < 0 or ih >= H:
-                                    continue
-                                t = (a * g.k[1] + b) * g.k[2]
-                                for c in range(g.k[2]):
-                                    iw = ow * g.s[2] - g.pad[2] + c
-                                    if 0 <= iw < W:
-                                        plane[iz * HW + ih * W + iw] += acc[t + c]
+    cdef const floating* wrow
+    for colour in range(2):
+        nunits = (nblocks - colour + 1) // 2
+        with nogil:
+            for u in prange(nunits, schedule="dynamic", chunksize=1, num_threads=threads):
+                blk = 2 * u + colour
+                lo0 = 0
+                hi0 = g.osize[0]
+                lo1 = 0
+                hi1 = g.osize[1]
+                lo2 = 0
+                hi2 = g.osize[2]
+                if axis == 0:
+                    lo0 = blk * B
+                    hi0 = min(lo0 + B, g.osize[0])
+                elif axis == 1:
+                    lo1 = blk * B
+                    hi1 = min(lo1 + B, g.osize[1])
+                else:
+                    lo2 = blk * B
+                    hi2 = min(lo2 + B, g.osize[2])
+                gcol = wsp + threadid() * nb * g.CK
+                for od in range(lo0, hi0):
+                    for oh in range(lo1, hi1):
+                        for ow in range(lo2, hi2):
+                            p = (od * g.osize[1] + oh) * g.osize[2] + ow
+                            n0 = 0
+                            while n0 < n_items:
+                                n1 = min(n0 + nb, n_items)
+                                memset(gcol, 0, (n1 - n0) * g.CK * sizeof(floating))
+                                for co in range(cout):
+                                    wrow = wp + (co * g.P + p) * g.CK
+                                    for nn in range(n0, n1):
+                                        axpy(gcol + (nn - n0) * g.CK,
+                                             gp[(nn * cout + co) * g.P + p], wrow, g.CK)
+                                for nn in range(n0, n1):
+                                    src = gcol + (nn - n0) * g.CK
+                                    for ci in range(cin):
+                                        plane = gxp + (nn * cin + ci) * DHW
+                                        for a in range(g.k[0]):
+                                            iz = od * g.s[0] - g.pad[0] + a
+                                            for b in range(g.k[1]):
+                                                ih = oh * g.s[1] - g.pad[1] + b
+                                                if iz < 0 or iz >= D or ih < 0 or ih >= H:
+                                                    continue
+                                                for c in range(g.k[2]):
+                                                    iw = ow * g.s[2] - g.pad[2] + c
+                                                    if 0 <= iw < W:
+                                                        plane[iz * HW + ih * W + iw] += src[
+                                                            ((ci * g.k[0] + a) * g.k[1] + b)
+                                                            * g.k[2] + c]
+                                n0 = n1
 
 
 def interleave_phases(const floating[::1] z, floating[::1] out, isize n_items, isize groups,

@@ -279,7 +279,7 @@ def local_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     weight = as_float_array(weight, dtype, "weight")
     _kernel.local_grad_input(grad_output.reshape(-1), weight.reshape(-1), grad_input.reshape(-1),
                              input_shape[0], input_shape[1], geometry.c_out,
-                             *_kernel_args(geometry))
+                             *_kernel_args(geometry), WORKSPACE_BYTES)
     return grad_input
 
 
