@@ -59,7 +59,7 @@ def sniff(head):
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_video_worker.py")
 
 #: frames in flight between the child and the caller.
-SLOTS = 4
+SLOTS = 16
 
 
 class _Worker:
@@ -133,7 +133,12 @@ class _Worker:
         raw = bytearray(int(length[0]))
         self.readinto(memoryview(raw))
         info = json.loads(raw.decode())
-        shape = (SLOTS, info["out_channels"], info["out_height"], info["out_width"])
+        if info.get("direct_frames"):
+            # the child writes every frame straight into the caller's (C, T, H, W) array
+            shape = (info["out_channels"], info["direct_frames"], info["out_height"],
+                     info["out_width"])
+        else:
+            shape = (SLOTS, info["out_channels"], info["out_height"], info["out_width"])
         if all(shape):
             import mmap
 
@@ -168,18 +173,38 @@ class _Worker:
             self.shared.close()
 
 
-def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header, seek):
+def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header, seek,
+                     direct=False):
+    """Yield (index, planes) from the child; with ``direct`` (uint8 output of a known
+    length) the child writes frames into the output array itself, handed over as
+    ``info["direct"]``, and planes is None for the frames already there."""
     options = {"path": str(path), "start": start, "stop": stop, "step": step,
-               "size": size, "mode": mode, "timeout": timeout, "seek": seek}
+               "size": size, "mode": mode, "timeout": timeout, "seek": seek,
+               "direct": direct}
     worker = _Worker(path, options, timeout)
     try:
-        on_header(worker.header())
+        info = worker.header()
+        if info.get("direct_frames") and worker.ring is not None:
+            info["direct"] = worker.ring
+        on_header(info)
         message = np.zeros(2, dtype="<i8")
+        overflow = None
         while True:
             worker.readinto(memoryview(message).cast("B"))
             index, slot = int(message[0]), int(message[1])
             if index < 0:
                 break
+            if "direct" in info:
+                if slot >= 0:
+                    yield index, None
+                    continue
+                # more frames than the header said: their bytes follow on the pipe
+                if overflow is None:
+                    overflow = np.empty(info["direct"].shape[:1] + info["direct"].shape[2:],
+                                        np.uint8)
+                worker.readinto(memoryview(overflow).cast("B"))
+                yield index, overflow
+                continue
             yield index, worker.ring[slot]
             worker.release(slot)
         worker.proc.wait(timeout=timeout)
@@ -220,14 +245,19 @@ def _check_options(start, stop, step, size, mode, chunk=None):
     return (int(start), None if stop is None else int(stop), int(step), size)
 
 
-def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header, seek=False):
+def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header, seek=False,
+            direct=False):
     head = read_head(path)
     if not sniff(head) and extension(path) not in EXTENSIONS:
         raise LoadError(path, "unsupported", "not a video container (MP4, MOV, MKV, WebM, AVI, "
                         "MPEG, OGV) by content or extension")
-    reader = _frames_isolated if isolate else _frames_inprocess
     try:
-        yield from reader(path, start, stop, step, size, mode, timeout, on_header, seek)
+        if isolate:
+            yield from _frames_isolated(path, start, stop, step, size, mode, timeout, on_header,
+                                        seek, direct)
+        else:
+            yield from _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header,
+                                         seek)
     except LoadError as exc:
         if exc.cause == "corrupt" and not sniff(head):
             raise wrong_extension_or(path, "video", "video", exc.detail) from None
@@ -321,8 +351,14 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
         raise ArgumentError(f"dtype must be float32, float64 or uint8, got {dtype}")
     info = {}
     out, chunks, t, first = None, [], 0, None
+    direct = isolate and dtype == np.uint8
     for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
-                                 info.update, seek):
+                                 info.update, seek, direct):
+        if planes is None:  # already written into info["direct"] by the child
+            if out is None:
+                out, first = info["direct"], index
+            t += 1
+            continue
         if out is None:
             first = index
             total = info.get("frames")

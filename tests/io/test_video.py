@@ -1,4 +1,5 @@
 """load_video / iter_video against imageio's own read; the decoder's time limit and crash guard."""
+import os
 import sys
 
 import numpy as np
@@ -100,3 +101,21 @@ def test_a_crashing_decoder_does_not_take_the_caller_down(cockatoo, tmp_path, mo
 def test_seek_option_is_fast_path(cockatoo):
     sought = sio.load_video(cockatoo, start=20, stop=22, dtype=np.uint8, seek=True)
     assert sought.shape == (3, 2, 720, 1280) and sought.meta["first_frame"] == 20
+
+
+@pytest.mark.parametrize("claimed", [5, 500])
+def test_header_frame_count_wrong(cockatoo, tmp_path, monkeypatch, claimed):
+    """Frames beyond (or short of) the header's count still come through, in order."""
+    real = video_module._WORKER
+    _fake_worker(tmp_path, monkeypatch, (
+        "import os, sys\n"
+        f"sys.path.insert(0, {os.path.dirname(real)!r})\n"
+        "import _video_worker as w\n"
+        "info = w._info\n"
+        f"w._info = lambda c, s: dict(info(c, s), frames={claimed})\n"
+        "sys.exit(w.main(sys.argv))\n"))
+    got = sio.load_video(cockatoo, stop=12, size=(36, 64), dtype=np.uint8)
+    monkeypatch.setattr(video_module, "_WORKER", real)
+    expected = sio.load_video(cockatoo, stop=12, size=(36, 64), dtype=np.uint8)
+    assert got.shape == expected.shape == (3, 12, 36, 64)
+    np.testing.assert_array_equal(got.data, expected.data)
