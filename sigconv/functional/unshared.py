@@ -190,15 +190,23 @@ def _check_grad_output(grad_output, geometry):
 # unshared convolution
 # ---------------------------------------------------------------------------
 
-def _units(out_spatial):
-    """Work units ``(od, oh, ow0, ow1)``: output rows, split so that every thread has work."""
+def _units(out_spatial, patch_bytes):
+    """Work units ``(od, oh, ow0, ow1)``: output rows, split so that every thread has work.
+
+    A segment's patches of one item (``patch_bytes`` per position) fit in the workspace.
+    """
     do, ho, wo = lift3(out_spatial, 1)
     rows = do * ho
     pieces = max(1, min(wo, math.ceil(4 * _threads() / rows)))
-    seg = math.ceil(wo / pieces)
+    seg = min(math.ceil(wo / pieces), max(1, WORKSPACE_BYTES // patch_bytes))
     units = [(d, h, w0, min(w0 + seg, wo))
              for d in range(do) for h in range(ho) for w0 in range(0, wo, seg)]
     return np.array(units, dtype=np.intp).reshape(-1, 4)
+
+
+def _patch_bytes(x, geometry):
+    """Bytes of one position's patch: C_in * prod(kernel) samples."""
+    return x.shape[1] * int(np.prod(geometry.kernel)) * x.itemsize
 
 
 def _kernel_args(geometry):
@@ -246,7 +254,8 @@ def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
         flat_bias = as_float_array(bias, dtype, "bias").reshape(-1)
     _kernel.local_forward(x.reshape(-1), weight.reshape(-1), out.reshape(-1), flat_bias,
                           bias_mode, x.shape[0], x.shape[1], geometry.c_out,
-                          *_kernel_args(geometry), _units(geometry.out_spatial), WORKSPACE_BYTES)
+                          *_kernel_args(geometry),
+                          _units(geometry.out_spatial, _patch_bytes(x, geometry)), WORKSPACE_BYTES)
     return out
 
 
@@ -312,7 +321,8 @@ def local_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="v
     grad_output = as_float_array(grad_output, dtype, "grad_output")
     _kernel.local_grad_weight(x.reshape(-1), grad_output.reshape(-1), grad_weight.reshape(-1),
                               x.shape[0], x.shape[1], geometry.c_out, *_kernel_args(geometry),
-                              _units(geometry.out_spatial), WORKSPACE_BYTES)
+                              _units(geometry.out_spatial, _patch_bytes(x, geometry)),
+                              WORKSPACE_BYTES)
     return grad_weight
 
 
