@@ -14,7 +14,16 @@ records form the graph (the "tape") of the computation that was actually
 run.  ``backward`` sorts the graph topologically, visits each Function once,
 in reverse order, with the sum of the gradients that reached its output, and
 adds the gradients of leaf tensors into their ``.grad`` (gradients
-accumulate across calls until reset to ``None``).  A Function learns from
+accumulate across calls until reset to ``None``).
+
+Ragged batches: ``.data`` may also be a :class:`sigconv.Ragged` (items of
+different sizes stored back to back), and then its gradient is a Ragged of
+the same item shapes.  A Function says what it does with one through its
+class attribute ``ragged``: ``"elementwise"`` Functions (arithmetic with
+scalars or with a Ragged of the same layout, activations, a full sum) run
+on the flat buffer ``Ragged.data`` and the tape wraps their results back;
+``"native"`` Functions (convolution, pooling, batch normalisation) take and
+return Ragged objects themselves; any other Function refuses one.  A Function learns from
 ``self.needs_input_grad`` which input gradients are wanted and computes only
 those; the tape checks that every gradient has its input's shape.
 
@@ -29,6 +38,7 @@ import threading
 import numpy as np
 
 from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
+from .ragged import Ragged
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
            "GradcheckError", "as_tensor", "cat"]
@@ -72,8 +82,9 @@ class Tensor:
 
     Parameters
     ----------
-    data : array_like
-        Stored as a numpy array (not copied when already one).
+    data : array_like or Ragged
+        Stored as a numpy array (not copied when already one), or as the
+        :class:`~sigconv.Ragged` batch given.
     requires_grad : bool
         Gradients are computed for this tensor (float dtypes only).
     dtype : numpy dtype, optional
@@ -84,7 +95,11 @@ class Tensor:
     def __init__(self, data, *, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        data = np.asarray(data, dtype=dtype)
+        if isinstance(data, Ragged):
+            if dtype is not None and np.dtype(dtype) != data.dtype:
+                data = data.like(data.data.astype(dtype))
+        else:
+            data = np.asarray(data, dtype=dtype)
         if requires_grad and data.dtype.kind != "f":
             raise DTypeError(f"only float tensors can require gradients, got dtype {data.dtype}")
         self.data = data
@@ -93,17 +108,30 @@ class Tensor:
         self._ctx = None  # the Function that produced this tensor, if recorded
 
     # --- array-like properties ---
-    shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._ctx is None)
+    ragged = property(lambda self: isinstance(self.data, Ragged))
+
+    @property
+    def shape(self):
+        """The array's shape; ``(N, C, None, ...)`` for a Ragged (one None per spatial axis)."""
+        if isinstance(self.data, Ragged):
+            return (len(self.data), self.data.channels) + (None,) * self.data.ndim
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        """Number of axes, counting ``N`` and ``C`` for a Ragged too."""
+        return len(self.shape)
 
     def __len__(self):
         return len(self.data)
 
     def __repr__(self):
         flag = ", requires_grad=True" if self.requires_grad else ""
+        if self.ragged:
+            return f"Tensor({self.data!r}{flag})"
         return f"Tensor({np.array2string(self.data, threshold=20)}, dtype={self.dtype}{flag})"
 
     def numpy(self):
@@ -133,14 +161,16 @@ class Tensor:
                                 "input of its computation had requires_grad=True (or it ran "
                                 "under no_grad())")
         if grad is None:
-            if self.size != 1:
+            if self.size != 1 or self.ragged:
                 raise ShapeError(f"backward() without grad needs a one-element tensor, this one "
                                  f"has shape {self.shape}; pass grad= of that shape")
             grad = np.ones_like(self.data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ShapeError(f"grad has shape {grad.shape}, the tensor has shape {self.shape}")
+            grad = grad.data if isinstance(grad, Tensor) else grad
+            if not isinstance(grad, Ragged):
+                grad = np.asarray(grad, dtype=self.dtype)
+            grad = _checked_grad(grad, self, "grad has shape {shape}, the tensor has shape "
+                                             "{expected}")
         grads = {id(self): grad}
         for tensor in _topological_order(self):
             g = grads.pop(id(tensor), None)
@@ -148,9 +178,9 @@ class Tensor:
                 continue
             fn = tensor._ctx
             if fn is None:  # a leaf: accumulate
-                tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+                tensor.grad = _copy(g) if tensor.grad is None else _added(tensor.grad, g)
                 continue
-            input_grads = fn.backward(g)
+            input_grads = fn._backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) != len(fn.inputs):
@@ -160,14 +190,10 @@ class Tensor:
                                                        input_grads)):
                 if not need or pg is None:
                     continue
-                pg = np.asarray(pg)
-                if pg.shape != parent.shape:
-                    raise ShapeError(f"{type(fn).__name__}.backward gave a gradient of shape "
-                                     f"{pg.shape} for input {i} of shape {parent.shape}")
-                if pg.dtype != parent.dtype:
-                    pg = pg.astype(parent.dtype)
+                pg = _checked_grad(pg, parent, f"{type(fn).__name__}.backward gave a gradient "
+                                       f"of shape {{shape}} for input {i} of shape {{expected}}")
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                grads[key] = pg if key not in grads else _added(grads[key], pg)
 
     # --- operators ---
     def __add__(self, other): return Add.apply(self, other)
@@ -189,9 +215,16 @@ class Tensor:
         return Pow.apply(self, exponent=float(exponent))
 
     def sum(self, axis=None, keepdims=False):
+        if self.ragged:  # only the sum of every element: a scalar
+            if axis is not None or keepdims:
+                raise ArgumentError("a Ragged tensor sums over all of its elements only (axis=None, "
+                                    "keepdims=False); pool it (GlobalPool) for per-item sums")
+            return Sum.apply(self, axis=(0,), keepdims=False)
         return Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        if self.ragged:
+            return self.sum(axis, keepdims) * (1.0 / max(self.size, 1))
         axes = _axes(axis, self.ndim)
         count = int(np.prod([self.shape[a] for a in axes]))
         return self.sum(axes, keepdims) * (1.0 / max(count, 1))
@@ -227,6 +260,38 @@ def _axes(axis, ndim):
     return tuple(sorted(int(a) % ndim for a in axes))
 
 
+def _same_layout(a, b):
+    """Whether two Ragged batches have the same channels and item shapes."""
+    return (a.channels == b.channels and a.shapes.shape == b.shapes.shape
+            and np.array_equal(a.shapes, b.shapes))
+
+
+def _checked_grad(grad, tensor, what):
+    """``grad`` in ``tensor``'s dtype, after checking it has ``tensor``'s shape (or Ragged layout).
+
+    ``what`` is the error message, with ``{shape}`` and ``{expected}`` fields.
+    """
+    if isinstance(tensor.data, Ragged):
+        if not isinstance(grad, Ragged) or not _same_layout(grad, tensor.data):
+            raise ShapeError(what.format(shape=grad if isinstance(grad, Ragged) else
+                                         np.shape(grad), expected=tensor.data))
+        return grad if grad.dtype == tensor.dtype else grad.like(grad.data.astype(tensor.dtype))
+    if isinstance(grad, Ragged):
+        raise ShapeError(what.format(shape=grad, expected=tensor.shape))
+    grad = np.asarray(grad)
+    if grad.shape != tensor.shape:
+        raise ShapeError(what.format(shape=grad.shape, expected=tensor.shape))
+    return grad if grad.dtype == tensor.dtype else grad.astype(tensor.dtype)
+
+
+def _copy(g):
+    return g.like(g.data.copy()) if isinstance(g, Ragged) else g.copy()
+
+
+def _added(a, b):
+    return a.like(a.data + b.data) if isinstance(a, Ragged) else a + b
+
+
 def _topological_order(root):
     """Tensors of the graph below ``root`` that require grad, each after every consumer."""
     order, seen, stack = [], set(), [(root, False)]
@@ -258,10 +323,17 @@ class Function:
     consulting ``self.needs_input_grad`` (one bool per positional input) to
     save only that.  ``backward(self, grad_output)`` returns one gradient per
     positional input, ``None`` for those not needed.  Call ``apply``.
+
+    ``ragged`` says how a :class:`~sigconv.Ragged` input is handled: ``None``
+    (refused with an error), ``"elementwise"`` (``forward`` and ``backward``
+    see the flat buffers; every other input must be a scalar or a Ragged of
+    the same layout) or ``"native"`` (they see the Ragged objects).
     """
 
     needs_input_grad = ()
     inputs = ()
+    ragged = None
+    layout = None  # the Ragged whose flat buffer an elementwise Function saw
 
     def forward(self, *arrays, **options):
         raise NotImplementedError
@@ -282,13 +354,50 @@ class Function:
         fn = cls()
         fn.needs_input_grad = tuple(recording and t is not None and t.requires_grad
                                     for t in tensors)
-        out = fn.forward(*(None if t is None else t.data for t in tensors), **options)
+        arrays = [None if t is None else t.data for t in tensors]
+        if any(isinstance(a, Ragged) for a in arrays):
+            arrays = fn._ragged_inputs(arrays)
+        out = fn.forward(*arrays, **options)
+        if fn.layout is not None and np.shape(out) == fn.layout.data.shape:
+            out = fn.layout.like(out)
         result = Tensor(out)
         if any(fn.needs_input_grad):
             result.requires_grad = True
             fn.inputs = tensors
             result._ctx = fn
         return result
+
+
+    def _ragged_inputs(self, arrays):
+        """Check Ragged inputs against ``ragged``; flat buffers for an elementwise Function."""
+        name = type(self).__name__.lstrip("_")
+        if self.ragged == "native":
+            return arrays
+        if self.ragged != "elementwise":
+            raise ArgumentError(f"{name} does not take Ragged batches; pool them to a dense "
+                                f"(N, C) array first (GlobalPool or AdaptivePool), or use "
+                                f"Ragged.to_padded()")
+        layout = next(a for a in arrays if isinstance(a, Ragged))
+        for i, a in enumerate(arrays):
+            if isinstance(a, Ragged) and not _same_layout(a, layout):
+                raise ShapeError(f"{name}: input {i} is {a!r}, which does not match {layout!r}; "
+                                 f"Ragged tensors combine only with the same item shapes")
+            if a is not None and not isinstance(a, Ragged) and np.ndim(a) != 0:
+                raise ShapeError(f"{name}: a Ragged tensor combines with scalars or a Ragged of "
+                                 f"the same item shapes, got input {i} of shape {np.shape(a)}")
+        self.layout = layout
+        return [a.data if isinstance(a, Ragged) else a for a in arrays]
+
+    def _backward(self, grad_output):
+        """``backward``, with flat buffers in and Ragged gradients out for an elementwise Ragged step."""
+        if self.layout is None:
+            return self.backward(grad_output)
+        if isinstance(grad_output, Ragged):
+            grad_output = grad_output.data
+        grads = self.backward(grad_output)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        return tuple(self.layout.like(g) if g is not None and t is not None and t.ragged else g
+                     for g, t in zip(grads, self.inputs))
 
 
 def _unbroadcast(grad, shape):
@@ -301,6 +410,8 @@ def _unbroadcast(grad, shape):
 
 
 class _Cast(Function):
+    ragged = "elementwise"
+
     def forward(self, x, *, dtype):
         self.dtype = x.dtype
         return x.astype(dtype)
@@ -310,6 +421,8 @@ class _Cast(Function):
 
 
 class Add(Function):
+    ragged = "elementwise"
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -319,6 +432,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    ragged = "elementwise"
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -328,6 +443,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    ragged = "elementwise"
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -339,6 +456,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    ragged = "elementwise"
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -351,6 +470,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    ragged = "elementwise"
+
     def forward(self, a):
         return -a
 
@@ -359,6 +480,8 @@ class Neg(Function):
 
 
 class Pow(Function):
+    ragged = "elementwise"
+
     def forward(self, a, *, exponent):
         self.a, self.exponent = a, exponent
         return a ** exponent
@@ -383,6 +506,8 @@ class MatMul(Function):
 
 
 class Sum(Function):
+    ragged = "elementwise"
+
     def forward(self, a, *, axis, keepdims):
         self.shape, self.axis = a.shape, axis
         return np.asarray(a.sum(axis=axis, keepdims=keepdims))
@@ -449,6 +574,8 @@ def cat(tensors, axis=0):
 
 
 class Exp(Function):
+    ragged = "elementwise"
+
     def forward(self, a):
         self.out = np.exp(a)
         return self.out
@@ -458,6 +585,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    ragged = "elementwise"
+
     def forward(self, a):
         self.a = a
         return np.log(a)
@@ -467,6 +596,8 @@ class Log(Function):
 
 
 class ReLU(Function):
+    ragged = "elementwise"
+
     def forward(self, a):
         self.positive = a > 0
         return np.where(self.positive, a, 0).astype(a.dtype, copy=False)
@@ -476,6 +607,8 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    ragged = "elementwise"
+
     def forward(self, a, *, slope):
         self.scale = np.where(a > 0, 1, slope).astype(a.dtype, copy=False)
         return a * self.scale
@@ -485,6 +618,8 @@ class LeakyReLU(Function):
 
 
 class Tanh(Function):
+    ragged = "elementwise"
+
     def forward(self, a):
         self.out = np.tanh(a)
         return self.out
@@ -494,6 +629,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    ragged = "elementwise"
+
     def forward(self, a):
         # exp of a non-positive number only: no overflow for large |a|
         e = np.exp(-np.abs(a))
@@ -518,6 +655,11 @@ class LogSoftmax(Function):
 # ---------------------------------------------------------------------------
 # gradcheck
 # ---------------------------------------------------------------------------
+
+def _values(data):
+    """The array of a Tensor's data: the flat buffer of a Ragged."""
+    return data.data if isinstance(data, Ragged) else data
+
 
 class GradcheckError(SigconvError, AssertionError):
     """The analytic gradient of a function disagrees with its finite differences."""
@@ -563,26 +705,28 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         for t in checked:
             t.grad = None
         out = fn(*inputs)
-        r = np.random.default_rng(seed).standard_normal(out.shape)
-        out.backward(r.astype(out.dtype))
-        analytic = [np.zeros(t.shape) if t.grad is None else t.grad.copy() for t in checked]
+        r = np.random.default_rng(seed).standard_normal(_values(out.data).shape)
+        out.backward(out.data.like(r.astype(out.dtype)) if out.ragged else r.astype(out.dtype))
+        analytic = [np.zeros(_values(t.data).shape) if t.grad is None else _values(t.grad).copy()
+                    for t in checked]
         with no_grad():
             for number, (t, grad) in enumerate(zip(checked, analytic)):
-                numeric = np.empty(t.shape)
-                for idx in np.ndindex(t.shape):
-                    original = t.data[idx]
-                    t.data[idx] = original + eps
-                    plus = float(np.sum(fn(*inputs).data * r))
-                    t.data[idx] = original - eps
-                    minus = float(np.sum(fn(*inputs).data * r))
-                    t.data[idx] = original
+                values = _values(t.data)  # a Ragged is perturbed through its flat buffer
+                numeric = np.empty(values.shape)
+                for idx in np.ndindex(values.shape):
+                    original = values[idx]
+                    values[idx] = original + eps
+                    plus = float(np.sum(_values(fn(*inputs).data) * r))
+                    values[idx] = original - eps
+                    minus = float(np.sum(_values(fn(*inputs).data) * r))
+                    values[idx] = original
                     numeric[idx] = (plus - minus) / (2 * eps)
                 if not np.allclose(grad, numeric, atol=atol, rtol=rtol):
                     err = np.abs(grad - numeric)
                     worst = np.unravel_index(np.argmax(err), err.shape)
                     raise GradcheckError(
                         f"gradient of input {inputs.index(t)} (checked tensor {number}, shape "
-                        f"{t.shape}) differs from finite differences: max abs error "
+                        f"{values.shape}) differs from finite differences: max abs error "
                         f"{err.max():.3g} at {tuple(int(i) for i in worst)}, analytic "
                         f"{grad[worst]:.6g}, numeric {numeric[worst]:.6g}")
     finally:
