@@ -78,7 +78,7 @@ def _fft_units(geometry):
     """``(transform units, complex multiply-adds)`` of fft_conv on ``geometry``."""
     n_items, c_in = geometry.x_shape[:2]
     c_out, cin_g = geometry.weight_shape[:2]
-    spatial, out = geometry.x_shape[2:], geometry.out_shape[2:]
+    spatial = geometry.x_shape[2:]
     spans = shapes.dilated_size(geometry.weight_shape[2:], geometry.dilation)
     transforms = n_items * c_in + c_out * cin_g + n_items * c_out
     if geometry.ndim == 1:

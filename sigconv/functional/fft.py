@@ -144,7 +144,7 @@ def _mix(x, k, groups):
     ``x``: ``(N, C_in, *T)`` spectra; ``k``: ``(C_out, C_in // groups, *T')``
     with ``T'`` broadcastable to ``T``.  Returns ``(N, C_out, *T)``.
     """
-    n, c_in, tail = x.shape[0], x.shape[1], x.shape[2:]
+    n, tail = x.shape[0], x.shape[2:]
     c_out, cin_g = k.shape[0], k.shape[1]
     cout_g = c_out // groups
     xg = x.reshape((n, groups, cin_g) + tail)                     # (N, G, cin_g, *T)

@@ -50,8 +50,8 @@ from .._kernels import unshared as _unshared_kernel
 from .._validation import as_float_array, as_tuple, check_choice, result_dtype
 from ..errors import ArgumentError, ShapeError
 from ..ragged import lift3
-from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _flip_spatial, _forward, conv,
-                   conv_grad_weight)
+from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _forward,
+                   _grad_input_pad_lo, _swapped_kernel, conv, conv_grad_weight)
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -199,14 +199,6 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, out
         input_size, stride, pads, shapes.dilated_size(kernel_size, dilation), output_padding))
 
 
-def _conv_weight(weight, groups):
-    """``(C_in, C_out/g, *k)`` -> the forward kernel's ``(C_out, C_in/g, *k)``, per group."""
-    c_in, c_out_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    # (g, C_in/g, C_out/g, *k) -> (g, C_out/g, C_in/g, *k) -> (C_out, C_in/g, *k)
-    return (weight.reshape((groups, c_in // groups, c_out_g) + kernel).swapaxes(1, 2)
-            .reshape((groups * c_out_g, c_in // groups) + kernel))
-
-
 def _phase_taps(k, s, d):
     """Per output phase ``r`` (of ``o + lo`` mod ``s``) the tap feeding each sub-kernel slot.
 
@@ -225,14 +217,12 @@ def _phase_taps(k, s, d):
 
 
 def _forward_dilated(x, weight, bias, geometry, method):
-    """One input-dilated call of the convolution kernel (the h(K, G, s) route)."""
-    effective = as_float_array(_flip_spatial(_conv_weight(weight, geometry.groups)),
-                               x.dtype, "weight")
-    spans = shapes.dilated_size(geometry.kernel, geometry.dilation)
-    pad_lo = tuple(e - 1 - lo for e, (lo, _) in zip(spans, geometry.padding))
+    """One input-dilated call of the convolution kernel: h(K, G, s) with ``weight`` as K."""
+    effective = _swapped_kernel(weight, geometry.groups, False, x.dtype)
     return _forward(x, effective, bias, geometry.out_shape, groups=geometry.groups,
-                          stride=(1,) * geometry.ndim, dilation=geometry.dilation,
-                          input_dilation=geometry.stride, pad_lo=pad_lo, method=method)
+                    stride=(1,) * geometry.ndim, dilation=geometry.dilation,
+                    input_dilation=geometry.stride,
+                    pad_lo=_grad_input_pad_lo(geometry, geometry.kernel), method=method)
 
 
 def _forward_phase(x, weight, bias, geometry, method):
