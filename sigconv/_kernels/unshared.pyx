@@ -142,6 +142,15 @@ cdef isize chunk_items(isize n_items, isize per_item, isize workspace_bytes, isi
     return nb
 
 
+cdef int job_threads(int threads, isize work):
+    """One thread for jobs under about a million operations.
+
+    Waking a second thread costs microseconds on an idle machine and up to a
+    scheduler tick on a busy one.
+    """
+    return 1 if work < (1 << 20) else threads
+
+
 def local_forward(const floating[::1] x, const floating[::1] w, floating[::1] out,
                   const floating[::1] bias, int bias_mode, isize n_items, isize cin, isize cout,
                   tuple size, tuple osize, tuple kernel, tuple stride, tuple pad,
@@ -149,6 +158,7 @@ def local_forward(const floating[::1] x, const floating[::1] w, floating[::1] ou
     """out = local_conv(x, w) (+ bias): bias_mode 0 none, 1 per channel, 2 per position."""
     cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
     cdef int threads = openmp.omp_get_max_threads()
+    threads = job_threads(threads, n_items * g.P * g.CK * g.cout)
     cdef isize seg = 1, u
     for u in range(units.shape[0]):
         seg = max(seg, units[u, 3] - units[u, 2])
@@ -204,6 +214,7 @@ def local_grad_weight(const floating[::1] x, const floating[::1] gy, floating[::
     """gw[co, p, :] = sum_n gy[n, co, p] * col(n, p); ``gw`` must be zero on entry."""
     cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
     cdef int threads = openmp.omp_get_max_threads()
+    threads = job_threads(threads, n_items * g.P * g.CK * g.cout)
     cdef isize seg = 1, u
     for u in range(units.shape[0]):
         seg = max(seg, units[u, 3] - units[u, 2])
@@ -259,6 +270,7 @@ def local_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1
     """
     cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
     cdef int threads = openmp.omp_get_max_threads()
+    threads = job_threads(threads, n_items * g.P * g.CK * g.cout)
     cdef int axis = 2
     if g.osize[0] > 1:
         axis = 0
@@ -355,6 +367,7 @@ def interleave_phases(const floating[::1] z, floating[::1] out, isize n_items, i
     cdef const floating* zp = &z[0]
     cdef floating* op = &out[0]
     cdef int threads = openmp.omp_get_max_threads()
+    threads = job_threads(threads, rows * Ow)
     with nogil:
         for row in prange(rows, schedule="static", num_threads=threads):
             oh = row % Oh

@@ -261,8 +261,9 @@ def test_non_contiguous_equals_contiguous(rng):
 
 def test_threads_equal_serial(rng):
     from threadpoolctl import threadpool_limits
-    x, w, out, _ = _local_case(rng, 2, 1, "same", c_in=3, c_out=4, size=(9, 11))
-    gy = rng.standard_normal((2, 4) + out)
+    # large enough (millions of multiply-adds) for the kernels to wake a second thread
+    x, w, out, _ = _local_case(rng, 2, 1, "same", c_in=8, c_out=16, size=(40, 44), k=(3, 3))
+    gy = rng.standard_normal((2, 16) + out)
     results = []
     for limit in (1, None):
         with threadpool_limits(limits=limit, user_api="openmp"):
