@@ -358,7 +358,7 @@ class Function:
         if any(isinstance(a, Ragged) for a in arrays):
             arrays = fn._ragged_inputs(arrays)
         out = fn.forward(*arrays, **options)
-        if fn.layout is not None and np.shape(out) == fn.layout.data.shape:
+        if fn.layout is not None and np.shape(out) == fn.layout.data.shape:  # elementwise
             out = fn.layout.like(out)
         result = Tensor(out)
         if any(fn.needs_input_grad):

@@ -163,6 +163,7 @@ class LocalConv(Module):
 
     def forward(self, x):
         x = layer_input(self, x, self.ndim, self.in_channels)
+        F._dense_only(x, "LocalConv")
         if tuple(x.shape[2:]) != self.input_size:
             raise ShapeError(f"LocalConv was built for inputs of spatial size {self.input_size}, "
                              f"got shape {x.shape}; its filters are tied to positions")

@@ -6,6 +6,13 @@ op's own gradient (``conv_grad_input``, ``max_pool_backward``, ...), so the
 Cython kernels do the work in both directions.  Arguments may be Tensors or
 numpy arrays (arrays are constants); options keep the names and defaults of
 :mod:`sigconv.functional`.  Layers in :mod:`sigconv.nn` call these.
+
+A Tensor holding a :class:`sigconv.Ragged` batch goes through ``conv``, the
+window poolings, ``maxout``, ``max_unpool``, ``batch_norm`` (statistics over
+the items' real positions), ``dropout`` and the activations, each item as if
+alone; ``global_pool`` and ``adaptive_pool`` turn it into a dense array.  The
+ops whose kernels are dense-only (transposed, local, tiled, separable and
+FFT convolution, ``interpolate``) raise an ``ArgumentError`` for one.
 """
 import numpy as np
 
@@ -14,6 +21,7 @@ from .._validation import as_tuple, result_dtype
 from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh,
                         as_tensor, cat)
 from ..errors import ArgumentError, ShapeError
+from ..ragged import Ragged
 
 __all__ = [
     "conv", "conv_transpose", "local_conv", "tiled_conv", "separable_conv", "fft_conv",
@@ -28,13 +36,53 @@ def _spatial_axes(x):
     return (0,) + tuple(range(2, x.ndim))
 
 
+def _layout(x):
+    """What a backward function needs to know of a forward input: its shape, or the Ragged itself."""
+    return x if isinstance(x, Ragged) else x.shape
+
+
+def _segment_starts(r):
+    """Flat start of every (item, channel) run of positions of a Ragged, item-major: (N * C,)."""
+    sizes = np.prod(r.shapes, axis=1)  # positions per item
+    return (r.offsets[:, None] + np.arange(r.channels) * sizes[:, None]).reshape(-1)
+
+
+def _channel_sums(r, flat=None):
+    """Sum per channel over every item and position of Ragged ``r`` (or of ``flat`` in its layout): (C,)."""
+    flat = r.data if flat is None else flat
+    if flat.size == 0:
+        return np.zeros(r.channels, flat.dtype)
+    sums = np.add.reduceat(flat, _segment_starts(r), dtype=np.float64)  # (N * C,)
+    return sums.reshape(len(r), r.channels).sum(axis=0).astype(flat.dtype)
+
+
+def _per_channel(r, values):
+    """A flat array in the layout of Ragged ``r`` holding ``values[c]`` at every position of channel c."""
+    sizes = np.prod(r.shapes, axis=1)
+    return np.repeat(np.tile(values, len(r)), np.repeat(sizes, r.channels))
+
+
+def _bias_sum(g):
+    """Gradient of a per-channel bias added to ``g`` (dense or Ragged): (C,)."""
+    return _channel_sums(g) if isinstance(g, Ragged) else g.sum(axis=_spatial_axes(g))
+
+
+def _dense_only(x, op):
+    """Refuse a Ragged batch in an op whose kernels are written for dense batches only."""
+    if isinstance(x, Ragged) or getattr(x, "ragged", False):
+        raise ArgumentError(f"{op} does not take Ragged batches yet (its kernels are dense-only); "
+                            f"run the items one at a time or pad them with Ragged.to_padded()")
+
+
 # ---------------------------------------------------------------------------
 # convolution
 # ---------------------------------------------------------------------------
 
 class _Conv(Function):
+    ragged = "native"
+
     def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
         self.x = x if self.needs_input_grad[1] else None
         self.weight = weight if self.needs_input_grad[0] else None
         return _F.conv(x, weight, bias, **options)
@@ -43,7 +91,7 @@ class _Conv(Function):
         need_x, need_w, need_b = self.needs_input_grad
         gx = _F.conv_grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
         gw = _F.conv_grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
-        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        gb = _bias_sum(g) if need_b else None
         return gx, gw, gb
 
 
@@ -73,6 +121,7 @@ class _ConvTranspose(Function):
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
                    groups=1, output_size=None):
     """Differentiable :func:`sigconv.functional.conv_transpose` (weight ``(C_in, C_out // groups, *k)``)."""
+    _dense_only(x, "conv_transpose")
     return _ConvTranspose.apply(x, weight, bias, stride=stride, padding=padding,
                                 output_padding=output_padding, dilation=dilation, groups=groups,
                                 output_size=output_size)
@@ -129,11 +178,13 @@ class _TiledConv(_Unshared):
 
 def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     """Differentiable :func:`sigconv.functional.local_conv` (weight ``(C_out, *out, C_in, *k)``)."""
+    _dense_only(x, "local_conv")
     return _LocalConv.apply(x, weight, bias, stride=stride, padding=padding)
 
 
 def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     """Differentiable :func:`sigconv.functional.tiled_conv` (weight ``(C_out, C_in, *k, *tile)``)."""
+    _dense_only(x, "tiled_conv")
     return _TiledConv.apply(x, weight, bias, stride=stride, padding=padding)
 
 
@@ -155,6 +206,7 @@ class _SeparableConv(Function):
 
 def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation=1, flip=False):
     """Differentiable :func:`sigconv.functional.separable_conv` (one 1-D factor per axis)."""
+    _dense_only(x, "separable_conv")
     return _SeparableConv.apply(x, bias, *factors, stride=stride, padding=padding,
                                 dilation=dilation, flip=flip)
 
@@ -176,6 +228,7 @@ class _FFTConv(_Conv):
 
 def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1, flip=False):
     """Differentiable :func:`sigconv.functional.fft_conv` (same result as :func:`conv`)."""
+    _dense_only(x, "fft_conv")
     return _FFTConv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                           groups=groups, flip=flip)
 
@@ -185,8 +238,10 @@ def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, gro
 # ---------------------------------------------------------------------------
 
 class _MaxPool(Function):
+    ragged = "native"
+
     def forward(self, x, **options):
-        self.shape = x.shape
+        self.shape = _layout(x)
         if not self.needs_input_grad[0]:
             return _F.max_pool(x, **options)
         out, self.indices = _F.max_pool(x, return_indices=True, **options)
@@ -203,8 +258,10 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
 
 
 class _AvgPool(Function):
+    ragged = "native"
+
     def forward(self, x, **options):
-        self.shape, self.options = x.shape, options
+        self.shape, self.options = _layout(x), options
         return _F.avg_pool(x, **options)
 
     def backward(self, g):
@@ -218,6 +275,8 @@ def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_i
 
 
 class _LpPool(Function):
+    ragged = "native"
+
     def forward(self, x, *, p, **options):
         self.p, self.options = p, options
         self.x = x
@@ -234,8 +293,10 @@ def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
 
 
 class _GaussianPool(Function):
+    ragged = "native"
+
     def forward(self, x, **options):
-        self.shape, self.options = x.shape, options
+        self.shape, self.options = _layout(x), options
         return _F.gaussian_pool(x, **options)
 
     def backward(self, g):
@@ -249,6 +310,8 @@ def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
 
 
 class _AdaptivePool(Function):
+    ragged = "native"  # a Ragged input pools to a dense (N, C, *output_size)
+
     def forward(self, x, *, output_size, kind, p):
         self.x, self.kind, self.p = x, kind, p
         self.indices = self.out = None
@@ -280,6 +343,8 @@ def global_pool(x, kind="avg", *, p=2):
 
 
 class _Maxout(Function):
+    ragged = "native"
+
     def forward(self, x, *, pieces):
         self.x, self.pieces = x, pieces
         return _F.maxout(x, pieces)
@@ -294,6 +359,8 @@ def maxout(x, pieces):
 
 
 class _MaxUnpool(Function):
+    ragged = "native"
+
     def forward(self, x, *, indices, **options):
         self.indices = indices
         return _F.max_unpool(x, indices, **options)
@@ -304,7 +371,8 @@ class _MaxUnpool(Function):
 
 def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None):
     """Differentiable :func:`sigconv.functional.max_unpool` (with respect to ``x``)."""
-    return _MaxUnpool.apply(x, indices=np.asarray(indices), kernel_size=kernel_size,
+    indices = indices if isinstance(indices, Ragged) else np.asarray(indices)
+    return _MaxUnpool.apply(x, indices=indices, kernel_size=kernel_size,
                             stride=stride, padding=padding, output_size=output_size)
 
 
@@ -318,9 +386,19 @@ class _BatchNorm(Function):
     ``training``: normalise with the batch mean and biased variance, and
     update ``running_mean``/``running_var`` in place (with the unbiased
     variance, as PyTorch); otherwise normalise with the running statistics.
+    A Ragged batch takes its statistics over every item's own positions (no
+    padding anywhere): the same formulas with per-channel sums over the
+    flat buffer (:func:`_channel_sums`) and per-channel values spread back
+    over it (:func:`_per_channel`).
     """
 
+    ragged = "native"
+
     def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+        if isinstance(x, Ragged):
+            return self._forward_ragged(x, weight, bias, running_mean, running_var, training,
+                                        momentum, eps)
+        self.ragged_x = None
         axes = _spatial_axes(x)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         if training:
@@ -344,7 +422,53 @@ class _BatchNorm(Function):
         out = xhat if weight is None else xhat * weight.reshape(shape)
         return out if bias is None else out + bias.reshape(shape)
 
+    def _forward_ragged(self, x, weight, bias, running_mean, running_var, training, momentum,
+                        eps):
+        self.ragged_x = x
+        flat, count = x.data, x.data.size // x.channels  # count: real positions per channel
+        if training:
+            if count < 2:
+                raise ShapeError(f"batch normalisation in training needs more than one value per "
+                                 f"channel, got {x!r}")
+            mean = _channel_sums(x) / count
+            centred = flat - _per_channel(x, mean)
+            var = _channel_sums(x, centred * centred) / count
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean.astype(running_mean.dtype)
+                running_var *= 1 - momentum
+                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+        else:
+            mean, var = running_mean, running_var
+            centred = flat - _per_channel(x, mean.astype(x.dtype))
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+        self.xhat = centred * _per_channel(x, invstd)  # flat, in x's layout
+        self.invstd, self.weight, self.training = invstd, weight, training
+        out = self.xhat if weight is None else self.xhat * _per_channel(x, weight)
+        return x.like(out if bias is None else out + _per_channel(x, bias))
+
+    def _backward_ragged(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        x, g = self.ragged_x, g.data
+        count = x.data.size // x.channels
+        gw = _channel_sums(x, g * self.xhat) if need_w else None
+        gb = _channel_sums(x, g) if need_b else None
+        gx = None
+        if need_x:
+            gxhat = g if self.weight is None else g * _per_channel(x, self.weight)
+            if self.training:
+                mean_g = _channel_sums(x, gxhat) / count
+                mean_gx = _channel_sums(x, gxhat * self.xhat) / count
+                gx = _per_channel(x, self.invstd) * (gxhat - _per_channel(x, mean_g)
+                                                     - self.xhat * _per_channel(x, mean_gx))
+            else:
+                gx = gxhat * _per_channel(x, self.invstd)
+            gx = x.like(gx.astype(x.dtype, copy=False))
+        return gx, gw, gb
+
     def backward(self, g):
+        if self.ragged_x is not None:
+            return self._backward_ragged(g)
         need_x, need_w, need_b = self.needs_input_grad
         gw = (g * self.xhat).sum(axis=self.axes) if need_w else None
         gb = g.sum(axis=self.axes) if need_b else None
@@ -396,6 +520,9 @@ class _Linear(Function):
 def linear(x, weight, bias=None):
     """``x @ weight.T + bias`` with ``weight`` of shape ``(out_features, in_features)``."""
     x, weight = as_tensor(x), as_tensor(weight)
+    if x.ragged:
+        raise ArgumentError(f"linear takes dense (*, features) input, got a Ragged batch "
+                            f"{x.data!r}; pool it first (GlobalPool or AdaptivePool)")
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input has shape {x.shape}, expected (*, {weight.shape[1]}) "
                          f"for weight of shape {weight.shape}")
@@ -413,8 +540,9 @@ def dropout(x, p=0.5, *, training=True, rng=None):
     if not training or p == 0:
         return x
     rng = np.random.default_rng() if rng is None else rng
-    mask = (rng.random(x.shape) >= p).astype(x.dtype) / np.asarray(1 - p, x.dtype)
-    return x * mask
+    keep = rng.random(x.data.data.shape if x.ragged else x.shape) >= p
+    mask = keep.astype(x.dtype) / np.asarray(1 - p, x.dtype)
+    return x * (x.data.like(mask) if x.ragged else mask)
 
 
 def relu(x):
@@ -475,6 +603,7 @@ def interpolate(x, size=None, *, scale_factor=None):
     ``scale_factor``.
     """
     x = as_tensor(x)
+    _dense_only(x, "interpolate")
     nd = x.ndim - 2
     if nd < 1:
         raise ShapeError(f"interpolate needs input (N, C, *spatial), got shape {x.shape}")
