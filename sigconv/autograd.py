@@ -109,7 +109,7 @@ class Tensor:
 
     # --- array-like properties ---
     dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
+    size = property(lambda self: _values(self.data).size)  # elements (all items')
     is_leaf = property(lambda self: self._ctx is None)
     ragged = property(lambda self: isinstance(self.data, Ragged))
 

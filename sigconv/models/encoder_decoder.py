@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import nn
 from ..autograd import cat
+from ..errors import ArgumentError
 from ..nn import functional as F
 from ..nn._checks import layer_input, positive_int, spatial_ndim
 from .classifier import conv_block
@@ -51,6 +52,10 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, x):
         h = layer_input(self, x, self.ndim, self.in_channels)
+        if h.ragged:  # its decoder resizes (interpolate) and concatenates: dense-only steps
+            raise ArgumentError("EncoderDecoder does not take Ragged batches yet (its resizing "
+                                "and skip concatenation are dense-only); run the items one at a "
+                                "time or pad them with Ragged.to_padded()")
         skips = []
         for i, encoder in enumerate(self.encoders):
             if i:

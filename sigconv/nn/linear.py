@@ -31,7 +31,7 @@ class Linear(Module):
 
     def forward(self, x):
         x = as_tensor(x)
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
+        if not x.ragged and (x.ndim < 1 or x.shape[-1] != self.in_features):
             raise ShapeError(f"Linear expects input (*, {self.in_features}), got shape {x.shape}")
         return F.linear(x, self.weight, self.bias)
 

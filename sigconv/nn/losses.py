@@ -10,7 +10,7 @@ classification outputs ``(N, C)`` with targets ``(N,)``.
 import numpy as np
 
 from .._validation import check_choice
-from ..autograd import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, _same_layout, as_tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
 from .module import Module
 
@@ -92,6 +92,7 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
     Tensor, scalar (or shape (N, *spatial) for ``"none"``)
     """
     logits = as_tensor(logits)
+    _no_ragged(logits, "cross_entropy")
     if logits.ndim < 2:
         raise ShapeError(f"logits must have shape (N, C) or (N, C, *spatial), got {logits.shape}")
     if logits.dtype.kind != "f":
@@ -109,10 +110,24 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
                                ignore_index=ignore_index, reduction=reduction)
 
 
+def _no_ragged(logits, name):
+    if logits.ragged:
+        raise ArgumentError(f"{name} takes dense logits; for a Ragged batch of per-position "
+                            f"outputs use mse_loss with a Ragged target, or Ragged.to_padded()")
+
+
 def mse_loss(input, target, *, reduction="mean"):
-    """Mean squared error ``mean((input - target) ** 2)`` (shapes must match)."""
+    """Mean squared error ``mean((input - target) ** 2)`` (shapes must match).
+
+    A Ragged ``input`` takes a Ragged ``target`` of the same item shapes; the
+    mean is over every element of every item, ``"none"`` returns a Ragged.
+    """
     input, target = as_tensor(input), as_tensor(target)
-    if input.shape != target.shape:
+    if input.ragged or target.ragged:
+        if not (input.ragged and target.ragged and _same_layout(input.data, target.data)):
+            raise ShapeError(f"mse_loss: a Ragged input needs a Ragged target of the same item "
+                             f"shapes, got {input.data!r} and {target.data!r}")
+    elif input.shape != target.shape:
         raise ShapeError(f"mse_loss: input has shape {input.shape} but target has shape "
                          f"{target.shape}; they must match")
     check_choice(reduction, "reduction", REDUCTIONS)
@@ -141,6 +156,7 @@ def dice_loss(logits, target, *, smooth=1.0):
     Tensor, scalar
     """
     logits = as_tensor(logits)
+    _no_ragged(logits, "dice_loss")
     if logits.ndim < 3:
         raise ShapeError(f"dice_loss needs logits (N, C, *spatial), got shape {logits.shape}")
     if not smooth > 0:

@@ -1,0 +1,297 @@
+"""Ragged batches through layers and whole models: item i of the batch equals that item alone.
+
+Forward values, the input gradient and the parameter gradients (the sum of
+the per-item gradients) of a Ragged batch are compared with running each
+item alone as a dense batch of one, in float64, within 1e-6 relative.
+BatchNorm in training couples the items through its statistics, so there
+the oracle is the masked computation over the real positions only.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sigconv import ArgumentError, ShapeError, nn
+from sigconv.autograd import Tensor, gradcheck
+from sigconv.models import Classifier, EncoderDecoder
+from sigconv.nn import functional as F
+from sigconv.ragged import Ragged
+
+
+def _close(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    assert np.abs(actual - expected).max(initial=0.0) <= 1e-6 * scale
+
+
+def _zero_grads(module):
+    for p in module.parameters():
+        p.grad = None
+
+
+def check_each_item_alone(layer, items, seed=0):
+    """Forward and all gradients of ``layer`` on a Ragged batch of ``items`` against each alone."""
+    rng = np.random.default_rng(seed)
+    params = list(layer.parameters()) if isinstance(layer, nn.Module) else []
+    x = Tensor(Ragged.from_list(items), requires_grad=True)
+    _zero_grads(layer)
+    out = layer(x)
+    if out.ragged:
+        direction = out.data.like(rng.standard_normal(out.data.data.shape))
+        pieces = list(direction)
+    else:
+        direction = rng.standard_normal(out.shape)
+        pieces = list(direction)
+    out.backward(direction)
+    batch_grads = [None if p.grad is None else p.grad.copy() for p in params]
+    _zero_grads(layer)
+    for i, item in enumerate(items):
+        alone = Tensor(item[None], requires_grad=True)
+        o = layer(alone)
+        _close(out.data[i], o.data[0])
+        o.backward(pieces[i][None])
+        _close(x.grad[i], alone.grad[0])
+    for p, g in zip(params, batch_grads):  # parameter gradient = sum over the items
+        _close(g, p.grad)
+    return out
+
+
+@st.composite
+def ragged_items(draw, *, min_size=1, max_channels=3):
+    nd = draw(st.integers(1, 3))
+    extra = 12 if nd == 1 else 4
+    shapes = [tuple(draw(st.integers(min_size, min_size + extra)) for _ in range(nd))
+              for _ in range(draw(st.integers(1, 4)))]
+    channels = draw(st.integers(1, max_channels))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    return nd, [rng.standard_normal((channels,) + s) for s in shapes]
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=ragged_items(min_size=5), out_channels=st.integers(1, 3),
+       kernel=st.integers(1, 3), stride=st.integers(1, 2), dilation=st.integers(1, 2),
+       padding=st.sampled_from(["same", "valid", "full", 1]), bias=st.booleans())
+def test_conv_each_item_alone(case, out_channels, kernel, stride, dilation, padding, bias):
+    nd, items = case
+    layer = nn.Conv(items[0].shape[0], out_channels, kernel, ndim=nd, stride=stride,
+                    padding=padding, dilation=dilation, bias=bias, dtype=np.float64, rng=1)
+    out = check_each_item_alone(layer, items)
+    assert out.ragged
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=ragged_items(min_size=3), kernel=st.integers(1, 3), stride=st.integers(1, 3),
+       ceil_mode=st.booleans())
+def test_window_pooling_each_item_alone(case, kernel, stride, ceil_mode):
+    nd, items = case
+    padding = kernel // 2
+    for layer in (nn.MaxPool(kernel, stride=stride, padding=padding, ceil_mode=ceil_mode),
+                  nn.AvgPool(kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                             count_include_pad=False),
+                  nn.LPPool(2, kernel, stride=stride, ceil_mode=ceil_mode),
+                  nn.GaussianPool(kernel, sigma=1.0, stride=stride, padding=padding)):
+        assert check_each_item_alone(layer, [np.abs(i) + 0.1 for i in items]).ragged
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=ragged_items(min_size=2), kind=st.sampled_from(["avg", "max", "lp"]),
+       size=st.integers(1, 2))
+def test_global_and_adaptive_pool_give_dense_tensors(case, kind, size):
+    nd, items = case
+    items = [np.abs(i) + 0.1 for i in items]
+    out = check_each_item_alone(nn.GlobalPool(kind), items)
+    assert not out.ragged and out.shape == (len(items), items[0].shape[0])
+    out = check_each_item_alone(nn.AdaptivePool(size, kind), items)
+    assert not out.ragged and out.shape == (len(items), items[0].shape[0]) + (size,) * nd
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=ragged_items(min_size=1, max_channels=4))
+def test_elementwise_layers_each_item_alone(case):
+    nd, items = case
+    c = items[0].shape[0]
+    for layer in (nn.ReLU(), nn.LeakyReLU(0.1), nn.Tanh(), nn.Sigmoid(), nn.Identity(),
+                  nn.Dropout(0.3).eval(), _Arithmetic()):
+        assert check_each_item_alone(layer, items).ragged
+    bn = nn.BatchNorm(c, dtype=np.float64)
+    bn.running_mean[:] = np.linspace(-1, 1, c)
+    bn.running_var[:] = np.linspace(0.5, 2, c)
+    bn.weight.data[:] = np.linspace(0.5, 1.5, c)
+    check_each_item_alone(bn.eval(), items)
+    if c % 2 == 0:
+        check_each_item_alone(nn.Maxout(2), items)
+
+
+class _Arithmetic(nn.Module):
+    """Tensor arithmetic with scalars, on a Ragged as on an array."""
+
+    def forward(self, x):
+        return ((2.0 * x - 1) / 3 + x * x) ** 2 - (-x).exp() * 0.1
+
+
+def test_dropout_in_training_acts_on_the_flat_buffer(rng):
+    x = Tensor(Ragged.from_list([rng.standard_normal((2, n)) + 5 for n in (40, 70)]),
+               requires_grad=True)
+    out = nn.Dropout(0.5, rng=0)(x)
+    assert out.ragged
+    kept = out.data.data != 0
+    np.testing.assert_allclose(out.data.data[kept], 2 * x.data.data[kept])
+    assert 0.3 < kept.mean() < 0.7
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 2.0 * kept)
+
+
+def _masked_batch_norm(batch, weight, bias, eps):
+    """Batch norm of a Ragged with statistics over the mask of its padded form (the oracle)."""
+    padded, mask = batch.to_padded(0.0)
+    m = mask[:, None]  # (N, 1, *spatial)
+    count = mask.sum()
+    axes = (0,) + tuple(range(2, padded.ndim))
+    mean = (padded * m).sum(axis=axes) / count
+    shape = (1, -1) + (1,) * (padded.ndim - 2)
+    var = (((padded - mean.reshape(shape)) ** 2) * m).sum(axis=axes) / count
+    out = (padded - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    out = out * weight.reshape(shape) + bias.reshape(shape)
+    return [out[(i, slice(None)) + tuple(slice(0, n) for n in s)]
+            for i, s in enumerate(batch.shapes)], mean, var, count
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=ragged_items(min_size=1, max_channels=3), seed=st.integers(0, 1000))
+def test_batch_norm_training_uses_real_positions_only(case, seed):
+    nd, items = case
+    rng = np.random.default_rng(seed)
+    c = items[0].shape[0]
+    batch = Ragged.from_list(items)
+    if batch.data.size // c < 2:
+        return
+    bn = nn.BatchNorm(c, momentum=0.25, dtype=np.float64)
+    bn.weight.data[:] = rng.uniform(0.5, 1.5, c)
+    bn.bias.data[:] = rng.standard_normal(c)
+    x = Tensor(batch, requires_grad=True)
+    out = bn(x)
+    expected, mean, var, count = _masked_batch_norm(batch, bn.weight.data, bn.bias.data, bn.eps)
+    for got, want in zip(out.data, expected):
+        _close(got, want)
+    _close(bn.running_mean, 0.25 * mean)
+    _close(bn.running_var, 0.75 + 0.25 * var * count / (count - 1))
+    # gradients: the same as dense batch norm of every real position laid side by side
+    direction = out.data.like(rng.standard_normal(out.data.data.shape))
+    out.backward(direction)
+    side_by_side = np.concatenate([i.reshape(c, -1) for i in items], axis=1)[None]
+    g_side = np.concatenate([g.reshape(c, -1) for g in direction], axis=1)[None]
+    dense = nn.BatchNorm(c, dtype=np.float64)
+    dense.weight.data[:], dense.bias.data[:] = bn.weight.data, bn.bias.data
+    xd = Tensor(side_by_side, requires_grad=True)
+    dense(xd).backward(g_side)
+    _close(np.concatenate([g.reshape(c, -1) for g in x.grad], axis=1), xd.grad[0])
+    _close(bn.weight.grad, dense.weight.grad)
+    _close(bn.bias.grad, dense.bias.grad)
+
+
+def test_batch_norm_ragged_gradcheck(rng):
+    batch = Ragged.from_list([rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 1, 4))])
+    x = Tensor(batch, requires_grad=True)
+    w = Tensor(rng.uniform(0.5, 1.5, 2), requires_grad=True)
+    b = Tensor(rng.standard_normal(2), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [x, w, b])
+
+
+@settings(max_examples=10, deadline=None)
+@given(nd=st.integers(1, 3), seed=st.integers(0, 1000), n=st.integers(1, 4))
+def test_classifier_in_eval_mode_each_item_alone(nd, seed, n):
+    rng = np.random.default_rng(seed)
+    sizes = (8, 24) if nd == 1 else (4, 9) if nd == 2 else (4, 6)
+    items = [rng.standard_normal((2,) + tuple(rng.integers(*sizes, size=nd))) for _ in range(n)]
+    model = Classifier(2, 3, ndim=nd, widths=(3, 4), dropout=0.2, dtype=np.float64, rng=seed)
+    _warm_up(model, items)
+    out = check_each_item_alone(model.eval(), items)
+    assert out.shape == (n, 3)
+
+
+@settings(max_examples=10, deadline=None)
+@given(nd=st.integers(1, 3), seed=st.integers(0, 1000), n=st.integers(1, 4))
+def test_fully_convolutional_model_each_item_alone(nd, seed, n):
+    rng = np.random.default_rng(seed)
+    sizes = (6, 20) if nd == 1 else (3, 8) if nd == 2 else (3, 5)
+    items = [rng.standard_normal((2,) + tuple(rng.integers(*sizes, size=nd))) for _ in range(n)]
+    model = nn.Sequential(nn.Conv(2, 4, 3, ndim=nd, dtype=np.float64, rng=seed), nn.ReLU(),
+                          nn.MaxPool(2, ceil_mode=True),
+                          nn.Conv(4, 3, 3, ndim=nd, stride=2, dtype=np.float64, rng=seed + 1),
+                          nn.Tanh(), nn.Conv(3, 1, 1, ndim=nd, dtype=np.float64, rng=seed + 2))
+    out = check_each_item_alone(model, items)
+    assert out.ragged and out.data.channels == 1
+
+
+def _warm_up(model, items):
+    """One training-mode pass so the running statistics are not the defaults."""
+    model.train()
+    model(Tensor(Ragged.from_list(items)))
+
+
+def test_classifier_training_step_on_ragged_batch(rng):
+    items = [rng.standard_normal((1, n)).astype(np.float32) for n in (30, 55, 17)]
+    model = Classifier(1, 4, ndim=1, widths=(4, 8), rng=0)
+    logits = model(Tensor(Ragged.from_list(items)))
+    loss = nn.CrossEntropyLoss()(logits, np.array([0, 3, 1]))
+    loss.backward()
+    assert logits.dtype == np.float32 and logits.shape == (3, 4)
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
+
+
+def test_mse_loss_on_ragged_outputs(rng):
+    shapes = [(2, 5), (2, 9)]
+    x = Tensor(Ragged.from_list([rng.standard_normal(s) for s in shapes]), requires_grad=True)
+    target = Ragged.from_list([rng.standard_normal(s) for s in shapes])
+    loss = nn.MSELoss()(x, Tensor(target))
+    diff = x.data.data - target.data
+    np.testing.assert_allclose(loss.data, np.mean(diff ** 2))
+    loss.backward()
+    np.testing.assert_allclose(x.grad.data, 2 * diff / diff.size)
+    per_element = F.mse_loss(x, target, reduction="none")
+    assert per_element.ragged
+    with pytest.raises(ShapeError, match="same item shapes"):
+        F.mse_loss(x, Ragged.from_list([rng.standard_normal((2, 5)), rng.standard_normal((2, 8))]))
+    with pytest.raises(ShapeError, match="Ragged input needs a Ragged target"):
+        F.mse_loss(x, np.zeros((2, 2, 9)))
+
+
+def test_what_refuses_a_ragged_batch(rng):
+    x = Tensor(Ragged.from_list([rng.standard_normal((2, 6)), rng.standard_normal((2, 9))]))
+    for layer, op in [(nn.ConvTranspose(2, 2, 3, ndim=1), "conv_transpose"),
+                      (nn.TiledConv(2, 2, 3, ndim=1, tile=2), "tiled_conv"),
+                      (nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv"),
+                      (nn.Upsample(scale_factor=2), "interpolate")]:
+        with pytest.raises(ArgumentError, match=f"{op} does not take Ragged batches"):
+            layer(x)
+    with pytest.raises(ArgumentError, match="linear takes dense"):
+        nn.Linear(2, 3)(x)
+    with pytest.raises(ArgumentError, match="Reshape does not take Ragged"):
+        nn.Flatten()(x)
+    with pytest.raises(ArgumentError, match="cross_entropy takes dense logits"):
+        F.cross_entropy(x, np.zeros(2, int))
+    with pytest.raises(ArgumentError, match="dice_loss takes dense logits"):
+        F.dice_loss(x, np.zeros(2, int))
+    with pytest.raises(ArgumentError, match="EncoderDecoder"):
+        EncoderDecoder(2, 1, ndim=1, widths=(2, 2))(x)
+    with pytest.raises(ShapeError, match="combines with scalars"):
+        x + np.ones(3)
+    with pytest.raises(ShapeError, match="expects 3 input channels"):
+        nn.Conv(3, 2, 3, ndim=1)(x)
+    with pytest.raises(ShapeError, match="with ndim=2 expects input"):
+        nn.Conv(2, 2, 3, ndim=2)(x)
+    with pytest.raises(ArgumentError, match="sums over all of its elements only"):
+        x.sum(axis=1)
+
+
+def test_ragged_gradient_layout_is_checked(rng):
+    x = Tensor(Ragged.from_list([rng.standard_normal((1, 4)), rng.standard_normal((1, 2))]),
+               requires_grad=True)
+    y = x * 2
+    with pytest.raises(ShapeError, match="grad has shape"):
+        y.backward(Ragged.from_list([np.ones((1, 4)), np.ones((1, 3))]))
+    with pytest.raises(ShapeError, match="grad has shape"):
+        y.backward(np.ones(6))
+    with pytest.raises(ShapeError, match="one-element tensor"):
+        y.backward()
