@@ -61,6 +61,9 @@ _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_video_worke
 #: frames in flight between the child and the caller.
 SLOTS = 16
 
+#: uint8 output of known length: the child writes into the caller's array itself.
+_DIRECT = True
+
 
 class _Worker:
     """A child process decoding frames into a shared ring of ``SLOTS`` frame buffers.
@@ -351,7 +354,7 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
         raise ArgumentError(f"dtype must be float32, float64 or uint8, got {dtype}")
     info = {}
     out, chunks, t, first = None, [], 0, None
-    direct = isolate and dtype == np.uint8
+    direct = _DIRECT and isolate and dtype == np.uint8
     for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
                                  info.update, seek, direct):
         if planes is None:  # already written into info["direct"] by the child
