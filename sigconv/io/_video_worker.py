@@ -1,7 +1,8 @@
 """Video decoding, run in-process or as the child process of :mod:`sigconv.io.video`.
 
 As a script (``python _video_worker.py OPTIONS_JSON``) it decodes frames into
-a shared ring buffer; it imports only numpy and av so that it starts fast.
+shared memory; it imports only av (not numpy, not sigconv) so that it starts
+fast.
 
 Protocol (little endian).  To the parent on stdout: a uint32 length and a
 JSON header (stream information plus ``out_channels``, ``out_height``,
@@ -16,8 +17,6 @@ import mmap
 import os
 import struct
 import sys
-
-import numpy as np
 
 
 def _open(path, timeout):
@@ -46,7 +45,10 @@ def _info(container, stream):
 
 
 def decode_frames(path, start, stop, step, size, mode, timeout, header=None, seek=False):
-    """Yield (index, [planes]) of the frames asked for; planes are uint8 (H, W) arrays.
+    """Yield (index, [planes]) of the frames asked for.
+
+    Each plane is ``(buffer, height, width, line_size)``: the uint8 bytes of
+    one channel, rows ``line_size`` apart (see :func:`plane_array`).
 
     Frames are converted to planar RGB (or grey) and resized by FFmpeg's
     swscale.  ``header`` is called once with the stream information before
@@ -89,13 +91,37 @@ def decode_frames(path, start, stop, step, size, mode, timeout, header=None, see
             if (index - start) % step:
                 continue
             frame = frame.reformat(**kwargs)
-            planes = []
-            for plane in frame.planes:
-                array = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                planes.append(array[:, :plane.width])
+            planes = [(memoryview(plane), plane.height, plane.width, plane.line_size)
+                      for plane in frame.planes]
             if fmt == "gbrp":
                 planes = [planes[2], planes[0], planes[1]]
             yield index, planes
+
+
+def plane_array(plane):
+    """A plane from :func:`decode_frames` as a numpy (H, W) uint8 view."""
+    import numpy as np
+
+    buffer, height, width, line = plane
+    return np.frombuffer(buffer, np.uint8, count=height * line).reshape(height, line)[:, :width]
+
+
+def _copy_plane(mapping, offset, plane):
+    """Write a plane's H x W bytes into ``mapping`` at ``offset`` (rows packed)."""
+    buffer, height, width, line = plane
+    if line == width:
+        mapping[offset:offset + height * width] = buffer[:height * width]
+    else:
+        for row in range(height):
+            start = row * line
+            mapping[offset + row * width:offset + (row + 1) * width] = buffer[start:start + width]
+
+
+def _plane_bytes(plane):
+    buffer, height, width, line = plane
+    if line == width:
+        return buffer[:height * width]
+    return b"".join(bytes(buffer[r * line:r * line + width]) for r in range(height))
 
 
 def main(argv):
@@ -119,14 +145,11 @@ def main(argv):
             direct = expected_frames() if options.get("direct") else 0
             raw = json.dumps(dict(info, out_channels=channels, out_height=height,
                                   out_width=width, direct_frames=direct)).encode()
-            shape = (channels, direct, height, width) if direct else (slots, channels, height,
-                                                                      width)
-            size = int(np.prod(shape))
+            size = channels * (direct or slots) * height * width
             if size:
                 os.ftruncate(options["shared_fd"], size)
-                mapping = mmap.mmap(options["shared_fd"], size)
-                state["ring"] = np.frombuffer(mapping, np.uint8).reshape(shape)
-            state["direct"] = direct
+                state["ring"] = mmap.mmap(options["shared_fd"], size)
+            state.update(direct=direct, channels=channels, plane=height * width)
             out.write(struct.pack("<I", len(raw)) + raw)
 
         size = options["size"]
@@ -135,17 +158,18 @@ def main(argv):
                                            options["timeout"], info.update,
                                            seek=options.get("seek", False)):
             if state["ring"] is None:
-                start_ring(len(planes), *planes[0].shape)
+                start_ring(len(planes), planes[0][1], planes[0][2])
                 count = 0
+            ring, plane_size = state["ring"], state["plane"]
             if state["direct"]:
                 if count < state["direct"]:
                     for c, plane in enumerate(planes):
-                        state["ring"][c, count] = plane
+                        _copy_plane(ring, (c * state["direct"] + count) * plane_size, plane)
                     out.write(struct.pack("<qq", index, count))
                 else:  # more frames than the header promised: send the bytes
                     out.write(struct.pack("<qq", index, -2))
                     for plane in planes:
-                        out.write(np.ascontiguousarray(plane).tobytes())
+                        out.write(_plane_bytes(plane))
                 count += 1
                 continue
             if not state["free"]:
@@ -154,9 +178,8 @@ def main(argv):
                     return 0  # the parent went away
                 state["free"].append(byte[0])
             slot = state["free"].pop()
-            frame = state["ring"][slot]
             for c, plane in enumerate(planes):
-                frame[c] = plane
+                _copy_plane(ring, (slot * state["channels"] + c) * plane_size, plane)
             out.write(struct.pack("<qq", index, slot))
         if state["ring"] is None:
             start_ring(0, *(size or (info.get("height") or 0, info.get("width") or 0)))

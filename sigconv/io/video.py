@@ -3,7 +3,7 @@
 A damaged video can make FFmpeg's decoders loop forever or crash the whole
 process (PyAV issue #2344).  By default the frames are therefore decoded in a
 child process (``python sigconv/io/_video_worker.py``, which imports
-only numpy and av) that streams planar
+only av) that streams planar
 RGB frames through a pipe; the caller converts them to float while the child
 decodes the next ones (two cores work at once).  If the child stops making
 progress for ``timeout`` seconds it is killed and :class:`LoadError` (cause
@@ -31,6 +31,7 @@ from ..errors import ArgumentError
 from .._validation import check_choice
 from ._common import LoadError, check_file, extension, read_head, wrong_extension_or
 from ._video_worker import decode_frames as _decode
+from ._video_worker import plane_array as _plane_array
 from .signal import Signal
 
 __all__ = ["load_video", "iter_video", "probe_video", "EXTENSIONS"]
@@ -221,7 +222,7 @@ def _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header, s
     try:
         for index, planes in _decode(path, start, stop, step, size, mode, timeout, on_header,
                                      seek=seek):
-            yield index, planes
+            yield index, [_plane_array(plane) for plane in planes]
     except av.error.FFmpegError as exc:
         raise LoadError(path, "corrupt", f"FFmpeg: {exc}") from None
     except (ValueError, OSError, UnicodeDecodeError) as exc:
