@@ -41,25 +41,19 @@ def _layout(x):
     return x if isinstance(x, Ragged) else x.shape
 
 
-def _segment_starts(r):
-    """Flat start of every (item, channel) run of positions of a Ragged, item-major: (N * C,)."""
-    sizes = np.prod(r.shapes, axis=1)  # positions per item
-    return (r.offsets[:, None] + np.arange(r.channels) * sizes[:, None]).reshape(-1)
+def _planes(r, flat=None):
+    """``(C, P_i)`` views of every item of Ragged ``r`` (or of ``flat``, laid out like ``r``)."""
+    flat = r.data if flat is None else flat
+    c, sizes = r.channels, np.prod(r.shapes, axis=1).tolist()  # P_i: positions of item i
+    return [flat[o:o + c * p].reshape(c, p) for o, p in zip(r.offsets.tolist(), sizes)]
 
 
 def _channel_sums(r, flat=None):
-    """Sum per channel over every item and position of Ragged ``r`` (or of ``flat`` in its layout): (C,)."""
-    flat = r.data if flat is None else flat
-    if flat.size == 0:
-        return np.zeros(r.channels, flat.dtype)
-    sums = np.add.reduceat(flat, _segment_starts(r), dtype=np.float64)  # (N * C,)
-    return sums.reshape(len(r), r.channels).sum(axis=0).astype(flat.dtype)
-
-
-def _per_channel(r, values):
-    """A flat array in the layout of Ragged ``r`` holding ``values[c]`` at every position of channel c."""
-    sizes = np.prod(r.shapes, axis=1)
-    return np.repeat(np.tile(values, len(r)), np.repeat(sizes, r.channels))
+    """Sum per channel over every item and position of Ragged ``r`` (or of ``flat``): ``(C,)``."""
+    planes = _planes(r, flat)
+    # each item's rows are summed pairwise in their dtype, the items in float64
+    sums = np.sum([p.sum(axis=1) for p in planes], axis=0, dtype=np.float64)
+    return sums.astype(planes[0].dtype)
 
 
 def _bias_sum(g):
@@ -395,9 +389,15 @@ class _BatchNorm(Function):
     ragged = "native"
 
     def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+        self.dense_shape = None
+        if not isinstance(x, Ragged) and x.ndim >= 3 and x.size:  # dense, as equal items
+            self.dense_shape = x.shape
+            x = Ragged(np.ascontiguousarray(x).reshape(-1),
+                       np.tile(np.array(x.shape[2:], np.int64), (x.shape[0], 1)), x.shape[1])
         if isinstance(x, Ragged):
-            return self._forward_ragged(x, weight, bias, running_mean, running_var, training,
-                                        momentum, eps)
+            out = self._forward_ragged(x, weight, bias, running_mean, running_var, training,
+                                       momentum, eps)
+            return out if self.dense_shape is None else out.data.reshape(self.dense_shape)
         self.ragged_x = None
         axes = _spatial_axes(x)
         shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -424,15 +424,19 @@ class _BatchNorm(Function):
 
     def _forward_ragged(self, x, weight, bias, running_mean, running_var, training, momentum,
                         eps):
-        self.ragged_x = x
-        flat, count = x.data, x.data.size // x.channels  # count: real positions per channel
+        # item by item on (C, P_i) views, with (C, 1) per-channel values: no padding and
+        # no temporary larger than one item
+        self.ragged_x, planes = x, _planes(x)
+        count = x.data.size // x.channels  # real positions per channel, all items together
+        column = lambda v: np.asarray(v, x.dtype).reshape(-1, 1)  # noqa: E731 - (C,) -> (C, 1)
         if training:
             if count < 2:
                 raise ShapeError(f"batch normalisation in training needs more than one value per "
                                  f"channel, got {x!r}")
-            mean = _channel_sums(x) / count
-            centred = flat - _per_channel(x, mean)
-            var = _channel_sums(x, centred * centred) / count
+            mean = _channel_sums(x).astype(np.float64) / count
+            m = column(mean)
+            var = np.sum([np.square(p - m).sum(axis=1) for p in planes], axis=0,
+                         dtype=np.float64) / count
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean.astype(running_mean.dtype)
@@ -440,33 +444,55 @@ class _BatchNorm(Function):
                 running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
         else:
             mean, var = running_mean, running_var
-            centred = flat - _per_channel(x, mean.astype(x.dtype))
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        self.xhat = centred * _per_channel(x, invstd)  # flat, in x's layout
-        self.invstd, self.weight, self.training = invstd, weight, training
-        out = self.xhat if weight is None else self.xhat * _per_channel(x, weight)
-        return x.like(out if bias is None else out + _per_channel(x, bias))
+        m, scale = column(mean), column(invstd)
+        xhat, out = np.empty_like(x.data), np.empty_like(x.data)
+        w = None if weight is None else column(weight)
+        b = None if bias is None else column(bias)
+        for p, h, o in zip(planes, _planes(x, xhat), _planes(x, out)):
+            np.subtract(p, m, out=h)
+            h *= scale
+            np.multiply(h, w, out=o) if w is not None else np.copyto(o, h)
+            if b is not None:
+                o += b
+        self.xhat, self.invstd, self.weight, self.training = xhat, invstd, weight, training
+        return x.like(out)
 
     def _backward_ragged(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         x, g = self.ragged_x, g.data
         count = x.data.size // x.channels
-        gw = _channel_sums(x, g * self.xhat) if need_w else None
-        gb = _channel_sums(x, g) if need_b else None
+        gp, hp = _planes(x, g), _planes(x, self.xhat)
+        # sum of g and of g * xhat per channel: the bias and weight gradients, and (times the
+        # weight) the two means in the training-mode input gradient
+        gb = np.sum([p.sum(axis=1) for p in gp], axis=0, dtype=np.float64)
+        gw = np.sum([np.einsum("cp,cp->c", p, h) for p, h in zip(gp, hp)], axis=0,
+                    dtype=np.float64) if (need_w or self.training) else None
         gx = None
         if need_x:
-            gxhat = g if self.weight is None else g * _per_channel(x, self.weight)
+            w = (np.ones(x.channels, np.float64) if self.weight is None
+                 else self.weight.astype(np.float64))
+            column = lambda v: np.asarray(v, x.dtype).reshape(-1, 1)  # noqa: E731
+            scale = column(self.invstd * w)
+            gx = np.empty_like(x.data)
             if self.training:
-                mean_g = _channel_sums(x, gxhat) / count
-                mean_gx = _channel_sums(x, gxhat * self.xhat) / count
-                gx = _per_channel(x, self.invstd) * (gxhat - _per_channel(x, mean_g)
-                                                     - self.xhat * _per_channel(x, mean_gx))
+                mean_g, mean_gx = column(gb / count), column(gw / count)
+                for p, h, o in zip(gp, hp, _planes(x, gx)):
+                    np.multiply(h, mean_gx, out=o)  # d/dx of (x - mean) / std, batch statistics
+                    o += mean_g
+                    np.subtract(p, o, out=o)
+                    o *= scale
             else:
-                gx = gxhat * _per_channel(x, self.invstd)
-            gx = x.like(gx.astype(x.dtype, copy=False))
-        return gx, gw, gb
+                for p, o in zip(gp, _planes(x, gx)):
+                    np.multiply(p, scale, out=o)
+            gx = x.like(gx)
+        return (gx, None if not need_w else gw.astype(x.dtype),
+                None if not need_b else gb.astype(x.dtype))
 
     def backward(self, g):
+        if self.dense_shape is not None:
+            gx, gw, gb = self._backward_ragged(self.ragged_x.like(np.ascontiguousarray(g).reshape(-1)))
+            return (None if gx is None else gx.data.reshape(self.dense_shape)), gw, gb
         if self.ragged_x is not None:
             return self._backward_ragged(g)
         need_x, need_w, need_b = self.needs_input_grad
