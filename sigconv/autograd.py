@@ -550,8 +550,12 @@ class GetItem(Function):
 
 
 class Concat(Function):
+    ragged = "native"  # Ragged batches of the same item shapes join along the channel axis 1
+
     def forward(self, *arrays, axis):
-        self.axis = axis
+        self.axis, self.layouts = axis, None
+        if any(isinstance(a, Ragged) for a in arrays):
+            return self._forward_ragged(arrays, axis)
         self.bounds = np.cumsum([0] + [a.shape[axis] for a in arrays])
         try:
             return np.concatenate(arrays, axis=axis)
@@ -559,7 +563,30 @@ class Concat(Function):
             raise ShapeError(f"cannot concatenate shapes {[a.shape for a in arrays]} along "
                              f"axis {axis}: {exc}") from None
 
+    def _forward_ragged(self, arrays, axis):
+        first = next(a for a in arrays if isinstance(a, Ragged))
+        if axis not in (1, -first.ndim - 2):
+            raise ArgumentError(f"Ragged batches concatenate along the channel axis 1 only, "
+                                f"got axis={axis}")
+        for i, a in enumerate(arrays):
+            if (not isinstance(a, Ragged) or a.shapes.shape != first.shapes.shape
+                    or not np.array_equal(a.shapes, first.shapes)):
+                raise ShapeError(f"cannot concatenate input {i} ({a!r}) with {first!r}: Ragged "
+                                 f"batches join along channels, with the same item shapes")
+        self.layouts = arrays
+        joined = [np.concatenate(items, axis=0) for items in zip(*arrays)]  # (sum C, *s_i) each
+        return Ragged(np.concatenate([j.reshape(-1) for j in joined]), first.shapes,
+                      sum(a.channels for a in arrays))
+
     def backward(self, g):
+        if self.layouts is not None:  # split each item's channels back
+            bounds = np.cumsum([0] + [a.channels for a in self.layouts])
+            parts = [[] for _ in self.layouts]
+            for item in g:
+                for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+                    parts[k].append(item[lo:hi].reshape(-1))
+            return tuple(a.like(np.concatenate(p)) if need else None
+                         for a, p, need in zip(self.layouts, parts, self.needs_input_grad))
         index = [slice(None)] * g.ndim
         pieces = []
         for lo, hi, need in zip(self.bounds[:-1], self.bounds[1:], self.needs_input_grad):

@@ -3,12 +3,27 @@ import numpy as np
 
 from .. import nn
 from ..autograd import cat
-from ..errors import ArgumentError
+from ..errors import ShapeError
 from ..nn import functional as F
 from ..nn._checks import layer_input, positive_int, spatial_ndim
 from .classifier import conv_block
 
 __all__ = ["EncoderDecoder"]
+
+
+def _poolable(h):
+    """Whether every axis of every item has at least 2 positions (else a stage skips pooling).
+
+    A Ragged batch must agree over its items, so that each item does what it does alone.
+    """
+    smallest = h.data.shapes.min(axis=1) if h.ragged else [min(h.shape[2:])]
+    if all(n >= 2 for n in smallest):
+        return True
+    if h.ragged and any(n >= 2 for n in smallest):
+        raise ShapeError(f"EncoderDecoder: at this depth some items are still poolable and some "
+                         f"are not ({h.data!r}); batch items of similar sizes, or use fewer "
+                         f"widths")
+    return False
 
 
 class EncoderDecoder(nn.Module):
@@ -29,7 +44,9 @@ class EncoderDecoder(nn.Module):
     batch_norm : bool
     dtype, rng : parameter dtype and seed
 
-    Input ``(N, in_channels, *spatial)``, output ``(N, out_channels, *spatial)``.
+    Input ``(N, in_channels, *spatial)``, output ``(N, out_channels, *spatial)``;
+    a Ragged batch gives a Ragged output, each item as if alone (with BatchNorm
+    in eval mode).
     """
 
     def __init__(self, in_channels, out_channels, *, ndim, widths=(16, 32, 64), kernel_size=3,
@@ -52,17 +69,13 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, x):
         h = layer_input(self, x, self.ndim, self.in_channels)
-        if h.ragged:  # its decoder resizes (interpolate) and concatenates: dense-only steps
-            raise ArgumentError("EncoderDecoder does not take Ragged batches yet (its resizing "
-                                "and skip concatenation are dense-only); run the items one at a "
-                                "time or pad them with Ragged.to_padded()")
         skips = []
         for i, encoder in enumerate(self.encoders):
-            if i:
-                h = F.max_pool(h, 2, ceil_mode=True) if min(h.shape[2:]) >= 2 else h
+            if i and _poolable(h):
+                h = F.max_pool(h, 2, ceil_mode=True)
             h = encoder(h)
             skips.append(h)
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
-            h = F.interpolate(h, skip.shape[2:])
+            h = F.interpolate(h, skip.data.shapes if skip.ragged else skip.shape[2:])
             h = decoder(cat([h, skip], axis=1))
         return self.head(h)

@@ -12,7 +12,8 @@ window poolings, ``maxout``, ``max_unpool``, ``batch_norm`` (statistics over
 the items' real positions), ``dropout`` and the activations, each item as if
 alone; ``global_pool`` and ``adaptive_pool`` turn it into a dense array.  The
 ops whose kernels are dense-only (transposed, local, tiled, separable and
-FFT convolution, ``interpolate``) raise an ``ArgumentError`` for one.
+FFT convolution) raise an ``ArgumentError`` for one.  ``interpolate`` and
+``cat`` (along channels) take Ragged batches too, item by item.
 """
 import numpy as np
 
@@ -601,40 +602,83 @@ def flatten(x, start_axis=1):
     return x.reshape(x.shape[:start_axis] + (-1,))
 
 
+def _nearest_maps(spatial, size, first_axis):
+    """Per axis, the source index of each output: output ``i`` of ``m`` reads ``floor(i * n / m)``."""
+    return [(axis, (np.arange(m) * n) // m)
+            for axis, (n, m) in enumerate(zip(spatial, size), start=first_axis)]
+
+
+def _nearest(a, maps):
+    for axis, index in maps:
+        a = a.take(index, axis=axis)
+    return a
+
+
+def _nearest_backward(g, maps, shape):
+    for axis, index in reversed(maps):
+        moved = np.moveaxis(g, axis, 0)  # (m, ...) -> sum rows with the same source
+        summed = np.zeros((shape[axis],) + moved.shape[1:], g.dtype)
+        np.add.at(summed, index, moved)
+        g = np.moveaxis(summed, 0, axis)
+    return g
+
+
 class _Nearest(Function):
-    """Nearest-neighbour resize: output ``i`` of ``m`` reads input ``floor(i * n / m)``."""
+    """Nearest-neighbour resize: output ``i`` of ``m`` reads input ``floor(i * n / m)``.
+
+    A Ragged batch is resized item by item, to one size per item (``size``
+    an ``(N, nd)`` array).
+    """
+
+    ragged = "native"
 
     def forward(self, x, *, size):
-        self.shape, self.maps = x.shape, []
-        out = x
-        for axis, (n, m) in enumerate(zip(x.shape[2:], size), start=2):
-            index = (np.arange(m) * n) // m
-            self.maps.append((axis, index))
-            out = out.take(index, axis=axis)
-        return out
+        if isinstance(x, Ragged):
+            self.ragged_x = x
+            self.maps = [_nearest_maps(item.shape[1:], s, 1) for item, s in zip(x, size)]
+            return Ragged(np.concatenate([_nearest(item, m).reshape(-1)
+                                          for item, m in zip(x, self.maps)]),
+                          np.asarray(size, np.int64), x.channels)
+        self.ragged_x, self.shape = None, x.shape
+        self.maps = _nearest_maps(x.shape[2:], size, 2)
+        return _nearest(x, self.maps)
 
     def backward(self, g):
-        for axis, index in reversed(self.maps):
-            moved = np.moveaxis(g, axis, 0)  # (m, ...) -> sum rows with the same source
-            summed = np.zeros((self.shape[axis],) + moved.shape[1:], g.dtype)
-            np.add.at(summed, index, moved)
-            g = np.moveaxis(summed, 0, axis)
-        return (g,)
+        if self.ragged_x is None:
+            return (_nearest_backward(g, self.maps, self.shape),)
+        x = self.ragged_x
+        return (x.like(np.concatenate([_nearest_backward(gi, m, item.shape).reshape(-1)
+                                       for gi, m, item in zip(g, self.maps, x)])),)
 
 
 def interpolate(x, size=None, *, scale_factor=None):
     """Nearest-neighbour resize of the spatial axes (``torch``'s ``mode="nearest"``).
 
     Give either ``size`` (int or one int per spatial axis) or an integer
-    ``scale_factor``.
+    ``scale_factor``.  A Ragged batch may also take ``size`` as an
+    ``(N, nd)`` integer array, one size per item (``other.data.shapes`` to
+    resize to another Ragged's items).
     """
     x = as_tensor(x)
-    _dense_only(x, "interpolate")
     nd = x.ndim - 2
     if nd < 1:
         raise ShapeError(f"interpolate needs input (N, C, *spatial), got shape {x.shape}")
     if (size is None) == (scale_factor is None):
         raise ArgumentError("interpolate: give exactly one of size and scale_factor")
+    if x.ragged:
+        shapes = x.data.shapes
+        if size is None:
+            factor = np.array(as_tuple(scale_factor, nd, "scale_factor", minimum=1))
+            size = shapes * factor
+        elif np.ndim(size) == 2:
+            size = np.asarray(size)
+            if size.shape != shapes.shape or size.dtype.kind not in "iu" or (size < 1).any():
+                raise ShapeError(f"interpolate: size for a Ragged of {len(shapes)} items with "
+                                 f"{nd} spatial axes must be a ({len(shapes)}, {nd}) array of "
+                                 f"positive ints, got {size!r}")
+        else:
+            size = np.tile(np.array(as_tuple(size, nd, "size", minimum=1)), (len(shapes), 1))
+        return _Nearest.apply(x, size=np.asarray(size, np.int64))
     if size is None:
         factor = as_tuple(scale_factor, nd, "scale_factor", minimum=1)
         size = tuple(n * f for n, f in zip(x.shape[2:], factor))

@@ -123,6 +123,37 @@ def test_elementwise_layers_each_item_alone(case):
         check_each_item_alone(nn.Maxout(2), items)
 
 
+class _ResizeAndJoin(nn.Module):
+    """Upsample, resize back to the input's item sizes, join with the input along channels."""
+
+    def forward(self, x):
+        up = nn.Upsample(scale_factor=2)(x * 1.5)
+        back = F.interpolate(up, x.data.shapes if x.ragged else x.shape[2:])
+        return F.cat([back.tanh(), x], axis=1)
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=ragged_items(min_size=1))
+def test_interpolate_and_cat_each_item_alone(case):
+    nd, items = case
+    out = check_each_item_alone(_ResizeAndJoin(), items)
+    assert out.ragged and out.data.channels == 2 * items[0].shape[0]
+    for item, size in zip(items, out.data.shapes):
+        assert tuple(size) == item.shape[1:]
+
+
+@settings(max_examples=8, deadline=None)
+@given(nd=st.integers(1, 3), seed=st.integers(0, 1000), n=st.integers(1, 3))
+def test_encoder_decoder_in_eval_mode_each_item_alone(nd, seed, n):
+    rng = np.random.default_rng(seed)
+    sizes = (6, 20) if nd == 1 else (4, 9) if nd == 2 else (4, 6)
+    items = [rng.standard_normal((2,) + tuple(rng.integers(*sizes, size=nd))) for _ in range(n)]
+    model = EncoderDecoder(2, 2, ndim=nd, widths=(3, 4, 5), convs=1, dtype=np.float64, rng=seed)
+    _warm_up(model, items)
+    out = check_each_item_alone(model.eval(), items)
+    assert out.ragged and [tuple(s) for s in out.data.shapes] == [i.shape[1:] for i in items]
+
+
 class _Arithmetic(nn.Module):
     """Tensor arithmetic with scalars, on a Ragged as on an array."""
 
@@ -261,8 +292,7 @@ def test_what_refuses_a_ragged_batch(rng):
     x = Tensor(Ragged.from_list([rng.standard_normal((2, 6)), rng.standard_normal((2, 9))]))
     for layer, op in [(nn.ConvTranspose(2, 2, 3, ndim=1), "conv_transpose"),
                       (nn.TiledConv(2, 2, 3, ndim=1, tile=2), "tiled_conv"),
-                      (nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv"),
-                      (nn.Upsample(scale_factor=2), "interpolate")]:
+                      (nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv")]:
         with pytest.raises(ArgumentError, match=f"{op} does not take Ragged batches"):
             layer(x)
     with pytest.raises(ArgumentError, match="linear takes dense"):
@@ -273,8 +303,17 @@ def test_what_refuses_a_ragged_batch(rng):
         F.cross_entropy(x, np.zeros(2, int))
     with pytest.raises(ArgumentError, match="dice_loss takes dense logits"):
         F.dice_loss(x, np.zeros(2, int))
-    with pytest.raises(ArgumentError, match="EncoderDecoder"):
-        EncoderDecoder(2, 1, ndim=1, widths=(2, 2))(x)
+    with pytest.raises(ArgumentError, match="fft_conv does not take Ragged"):
+        F.fft_conv(x, np.ones((2, 2, 3)))
+    with pytest.raises(ArgumentError, match="channel axis 1 only"):
+        F.cat([x, x], axis=2)
+    with pytest.raises(ShapeError, match="with the same item shapes"):
+        F.cat([x, Tensor(Ragged.from_list([np.ones((1, 6)), np.ones((1, 8))]))], axis=1)
+    with pytest.raises(ShapeError, match="size for a Ragged of 2 items"):
+        F.interpolate(x, np.array([[3], [4], [5]]))
+    mixed = Tensor(Ragged.from_list([rng.standard_normal((2, 1)), rng.standard_normal((2, 9))]))
+    with pytest.raises(ShapeError, match="some items are still poolable"):
+        EncoderDecoder(2, 1, ndim=1, widths=(2, 2), dtype=np.float64).eval()(mixed)
     with pytest.raises(ShapeError, match="combines with scalars"):
         x + np.ones(3)
     with pytest.raises(ShapeError, match="expects 3 input channels"):
