@@ -101,6 +101,32 @@ def _add_load_options(parser):
     parser.add_argument("--stop", type=int, help="video: read frames before this index only")
 
 
+def _prepare(args):
+    from .data.sources import prepare_folder
+    from .errors import SigconvError
+
+    client = None
+    try:
+        if args.scheduler:
+            try:
+                from distributed import Client
+            except ImportError:
+                print("sigconv prepare: --scheduler needs dask.distributed "
+                      "(pip install 'sigconv[dask]')", file=sys.stderr)
+                return 2
+            client = Client(args.scheduler)
+        spectrogram = {"kind": args.spectrogram, "n_fft": args.n_fft} if args.kind == "spectrogram" else None
+        summary = prepare_folder(args.source, args.out, kind=args.kind, labels=args.labels,
+                                 workers=args.workers, client=client, spectrogram=spectrogram)
+    except SigconvError as exc:
+        print(f"sigconv prepare: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
+    return 0 if summary.failed == 0 else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="sigconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +142,21 @@ def main(argv=None):
     _add_load_options(show)
     show.add_argument("-o", "--out", required=True, help="image file to write (PNG, PDF, SVG)")
     show.set_defaults(run=_show)
+    prepare = commands.add_parser(
+        "prepare", help="prepare a folder of files (a class per sub-folder, or a labels file) "
+                        "into a resumable store")
+    prepare.add_argument("source", help="folder of source files")
+    prepare.add_argument("out", help="store folder to write (resumes if it exists)")
+    prepare.add_argument("--kind", required=True, choices=("waveform", "spectrogram", "skeleton",
+                                                           "image", "volume", "video"))
+    prepare.add_argument("--labels", help="CSV with columns path,label[,split]")
+    prepare.add_argument("--workers", type=int, default=1, help="local worker processes")
+    prepare.add_argument("--scheduler", help="address of a Dask scheduler to run on instead")
+    prepare.add_argument("--spectrogram", default="log-mel",
+                         choices=("power", "magnitude", "mel", "log-mel", "mfcc"),
+                         help="with --kind spectrogram: which spectrogram")
+    prepare.add_argument("--n-fft", type=int, default=512, help="with --kind spectrogram")
+    prepare.set_defaults(run=_prepare)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -89,3 +89,24 @@ def test_load_item_records_metadata(shared_data):
     data, meta = load_item(str(shared_data / "volumes" / "stent.npz"))
     assert data.dtype == np.float32 and data.ndim == 4
     assert meta["kind"] == "volume" and len(meta["spacing"]) == 3
+
+
+def test_cli_prepare(tmp_path, shared_data, capsys):
+    pytest.importorskip("sigconv.io")
+    from sigconv.cli import main
+
+    assert main(["prepare", str(shared_data / "images"), str(tmp_path / "images"),
+                 "--kind", "image"]) == 0
+    assert len(Store(tmp_path / "images")) == 4
+    source = tmp_path / "clips"
+    (source / "yes").mkdir(parents=True)
+    for name in ("0_george_0.wav", "0_george_1.wav"):
+        (source / "yes" / name).write_bytes((shared_data / "fsdd" / "recordings" / name).read_bytes())
+    (source / "yes" / "broken.wav").write_bytes(b"RIFF not really")
+    assert main(["prepare", str(source), str(tmp_path / "clips_store"), "--kind", "waveform",
+                 "--workers", "2"]) == 1
+    store = Store(tmp_path / "clips_store")
+    assert len(store) == 2 and store[0][1]["label"] == "yes"
+    assert [f["id"] for f in store.failures()] == ["yes__broken"]
+    assert main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "x"), "--kind", "image"]) == 2
+    assert "does not exist" in capsys.readouterr().err
