@@ -215,11 +215,16 @@ class Tensor:
         return Pow.apply(self, exponent=float(exponent))
 
     def sum(self, axis=None, keepdims=False):
-        if self.ragged:  # only the sum of every element: a scalar
-            if axis is not None or keepdims:
-                raise ArgumentError("a Ragged tensor sums over all of its elements only (axis=None, "
-                                    "keepdims=False); pool it (GlobalPool) for per-item sums")
-            return Sum.apply(self, axis=(0,), keepdims=False)
+        if self.ragged:  # the sum of every element, or per channel over items and positions
+            if axis is None and not keepdims:
+                return Sum.apply(self, axis=(0,), keepdims=False)
+            if not keepdims and _axes(axis, self.ndim) == _axes((0,) + tuple(range(2, self.ndim)),
+                                                                 self.ndim):
+                return _ChannelSum.apply(self)
+            raise ArgumentError(f"a Ragged tensor sums over all of its elements (axis=None) or "
+                                f"over all but the channel axis (axis=(0, 2, ...)), without "
+                                f"keepdims; got axis={axis!r}, keepdims={keepdims}; pool it "
+                                f"(GlobalPool) for per-item sums")
         return Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
@@ -517,6 +522,30 @@ class Sum(Function):
         return (np.broadcast_to(g, self.shape).copy(),)
 
 
+def _planes(r, flat=None):
+    """``(C, P_i)`` views of every item of Ragged ``r`` (or of ``flat``, laid out like ``r``)."""
+    flat = r.data if flat is None else flat
+    c, sizes = r.channels, np.prod(r.shapes, axis=1).tolist()  # P_i: positions of item i
+    return [flat[o:o + c * p].reshape(c, p) for o, p in zip(r.offsets.tolist(), sizes)]
+
+
+class _ChannelSum(Function):
+    """Sum of a Ragged per channel over every item and position: ``(C,)``."""
+
+    ragged = "native"
+
+    def forward(self, x):
+        self.x = x
+        return np.sum([p.sum(axis=1) for p in _planes(x)], axis=0,
+                      dtype=np.float64).astype(x.dtype)
+
+    def backward(self, g):
+        out = np.empty_like(self.x.data)
+        for o in _planes(self.x, out):
+            o[...] = g[:, None]
+        return (self.x.like(out),)
+
+
 class Reshape(Function):
     def forward(self, a, *, shape):
         self.shape = a.shape
@@ -565,7 +594,7 @@ class Concat(Function):
 
     def _forward_ragged(self, arrays, axis):
         first = next(a for a in arrays if isinstance(a, Ragged))
-        if axis not in (1, -first.ndim - 2):
+        if axis not in (1, -first.ndim - 1):
             raise ArgumentError(f"Ragged batches concatenate along the channel axis 1 only, "
                                 f"got axis={axis}")
         for i, a in enumerate(arrays):
@@ -669,13 +698,32 @@ class Sigmoid(Function):
 
 
 class LogSoftmax(Function):
+    ragged = "native"  # over the channel axis of a Ragged, item by item
+
     def forward(self, a, *, axis):
+        if isinstance(a, Ragged):
+            if axis not in (1, -a.ndim - 1):
+                raise ArgumentError(f"log_softmax of a Ragged batch runs over the channel axis 1 "
+                                    f"only, got axis={axis}")
+            self.ragged_a = a
+            out = np.empty_like(a.data)
+            for p, o in zip(_planes(a), _planes(a, out)):
+                shifted = p - p.max(axis=0, keepdims=True)
+                o[...] = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+            self.out, self.axis = out, 0
+            return a.like(out)
+        self.ragged_a = None
         shifted = a - a.max(axis=axis, keepdims=True)
         self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         self.axis = axis
         return self.out
 
     def backward(self, g):
+        if self.ragged_a is not None:
+            a, gin = self.ragged_a, np.empty_like(self.out)
+            for gp, op, o in zip(_planes(a, g.data), _planes(a, self.out), _planes(a, gin)):
+                o[...] = gp - np.exp(op) * gp.sum(axis=0, keepdims=True)
+            return (a.like(gin),)
         return (g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
 
 

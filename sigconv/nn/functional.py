@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import functional as _F
 from .._validation import as_tuple, result_dtype
-from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh,
+from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, _planes,
                         as_tensor, cat)
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged
@@ -40,13 +40,6 @@ def _spatial_axes(x):
 def _layout(x):
     """What a backward function needs to know of a forward input: its shape, or the Ragged itself."""
     return x if isinstance(x, Ragged) else x.shape
-
-
-def _planes(r, flat=None):
-    """``(C, P_i)`` views of every item of Ragged ``r`` (or of ``flat``, laid out like ``r``)."""
-    flat = r.data if flat is None else flat
-    c, sizes = r.channels, np.prod(r.shapes, axis=1).tolist()  # P_i: positions of item i
-    return [flat[o:o + c * p].reshape(c, p) for o, p in zip(r.offsets.tolist(), sizes)]
 
 
 def _channel_sums(r, flat=None):

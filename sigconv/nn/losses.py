@@ -12,6 +12,7 @@ import numpy as np
 from .._validation import check_choice
 from ..autograd import Function, Tensor, _same_layout, as_tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ragged import Ragged
 from .module import Module
 
 __all__ = ["cross_entropy", "mse_loss", "dice_loss", "CrossEntropyLoss", "MSELoss", "DiceLoss"]
@@ -92,7 +93,10 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
     Tensor, scalar (or shape (N, *spatial) for ``"none"``)
     """
     logits = as_tensor(logits)
-    _no_ragged(logits, "cross_entropy")
+    if logits.ragged:
+        raise ArgumentError("cross_entropy takes dense logits; for a Ragged batch of "
+                            "per-position outputs use dice_loss or mse_loss with a Ragged "
+                            "target, or Ragged.to_padded()")
     if logits.ndim < 2:
         raise ShapeError(f"logits must have shape (N, C) or (N, C, *spatial), got {logits.shape}")
     if logits.dtype.kind != "f":
@@ -108,12 +112,6 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
                              f"got {weight.shape}")
     return _CrossEntropy.apply(logits, target=target, weight=weight, smoothing=label_smoothing,
                                ignore_index=ignore_index, reduction=reduction)
-
-
-def _no_ragged(logits, name):
-    if logits.ragged:
-        raise ArgumentError(f"{name} takes dense logits; for a Ragged batch of per-position "
-                            f"outputs use mse_loss with a Ragged target, or Ragged.to_padded()")
 
 
 def mse_loss(input, target, *, reduction="mean"):
@@ -147,7 +145,8 @@ def dice_loss(logits, target, *, smooth=1.0):
     ----------
     logits : Tensor, shape (N, C, *spatial)
     target : int labels, shape (N, *spatial), or float array of the logits' shape
-        (one-hot or soft masks).
+        (one-hot or soft masks).  Ragged logits take a Ragged target of their
+        item shapes (masks); the sums then run over every item's positions.
     smooth : float > 0
         Keeps the ratio defined for classes absent from both.
 
@@ -156,15 +155,20 @@ def dice_loss(logits, target, *, smooth=1.0):
     Tensor, scalar
     """
     logits = as_tensor(logits)
-    _no_ragged(logits, "dice_loss")
     if logits.ndim < 3:
         raise ShapeError(f"dice_loss needs logits (N, C, *spatial), got shape {logits.shape}")
     if not smooth > 0:
         raise ArgumentError(f"smooth must be > 0, got {smooth!r}")
     c = logits.shape[1]
-    raw = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if raw.shape == logits.shape:
-        t = raw.astype(logits.dtype)
+    raw = target.data if isinstance(target, Tensor) else target
+    if logits.ragged or isinstance(raw, Ragged):  # soft masks of the logits' item shapes
+        if not (logits.ragged and isinstance(raw, Ragged) and _same_layout(raw, logits.data)):
+            raise ShapeError(f"dice_loss of Ragged logits needs a Ragged target of the same "
+                             f"channels and item shapes (one-hot or soft masks), got logits "
+                             f"{logits.data!r} and target {raw!r}")
+        t = Tensor(raw.like(raw.data.astype(logits.dtype)))
+    elif np.shape(raw) == logits.shape:
+        t = np.asarray(raw).astype(logits.dtype)
     else:
         labels = _labels(raw, logits.shape)
         classes = max(c, 2)

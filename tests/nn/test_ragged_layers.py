@@ -288,6 +288,45 @@ def test_mse_loss_on_ragged_outputs(rng):
         F.mse_loss(x, np.zeros((2, 2, 9)))
 
 
+@settings(max_examples=15, deadline=None)
+@given(case=ragged_items(min_size=1, max_channels=3))
+def test_softmax_and_channel_sums_each_item_alone(case):
+    nd, items = case
+    check_each_item_alone(nn.Softmax(), items)
+    check_each_item_alone(_LogSoftmaxTimesSelf(), items)
+
+
+class _LogSoftmaxTimesSelf(nn.Module):
+    def forward(self, x):
+        return F.log_softmax(x, axis=1) * x
+
+
+def test_channel_sum_and_dice_loss_on_ragged(rng):
+    shapes = [(3, 4, 2), (3, 1, 5)]
+    logits = [rng.standard_normal(s) for s in shapes]
+    masks = [rng.uniform(size=s) for s in shapes]
+    x = Tensor(Ragged.from_list(logits), requires_grad=True)
+    sums = x.sum(axis=(0, 2, 3))
+    _close(sums.data, sum(l.reshape(3, -1).sum(axis=1) for l in logits))
+    loss = F.dice_loss(x, Ragged.from_list(masks))
+    # oracle: the items side by side as one dense (1, C, P) batch
+    side = Tensor(np.concatenate([l.reshape(3, -1) for l in logits], axis=1)[None],
+                  requires_grad=True)
+    dense = F.dice_loss(side, np.concatenate([m.reshape(3, -1) for m in masks], axis=1)[None])
+    _close(loss.data, dense.data)
+    loss.backward()
+    dense.backward()
+    _close(np.concatenate([g.reshape(3, -1) for g in x.grad], axis=1), side.grad[0])
+    assert gradcheck(lambda t: F.dice_loss(t, Ragged.from_list(masks)), [x])
+
+
+def test_structured_labeller_each_item_alone(rng):
+    from sigconv.models import StructuredLabeller
+    items = [rng.standard_normal((2, 5, 7)), rng.standard_normal((2, 9, 3))]
+    model = StructuredLabeller(2, 3, ndim=2, hidden=4, steps=2, dtype=np.float64, rng=0)
+    assert check_each_item_alone(model, items).ragged
+
+
 def test_what_refuses_a_ragged_batch(rng):
     x = Tensor(Ragged.from_list([rng.standard_normal((2, 6)), rng.standard_normal((2, 9))]))
     for layer, op in [(nn.ConvTranspose(2, 2, 3, ndim=1), "conv_transpose"),
@@ -301,8 +340,10 @@ def test_what_refuses_a_ragged_batch(rng):
         nn.Flatten()(x)
     with pytest.raises(ArgumentError, match="cross_entropy takes dense logits"):
         F.cross_entropy(x, np.zeros(2, int))
-    with pytest.raises(ArgumentError, match="dice_loss takes dense logits"):
+    with pytest.raises(ShapeError, match="dice_loss of Ragged logits needs a Ragged target"):
         F.dice_loss(x, np.zeros(2, int))
+    with pytest.raises(ArgumentError, match="channel axis 1 only"):
+        F.log_softmax(x, axis=2)
     with pytest.raises(ArgumentError, match="fft_conv does not take Ragged"):
         F.fft_conv(x, np.ones((2, 2, 3)))
     with pytest.raises(ArgumentError, match="channel axis 1 only"):
@@ -320,7 +361,7 @@ def test_what_refuses_a_ragged_batch(rng):
         nn.Conv(3, 2, 3, ndim=1)(x)
     with pytest.raises(ShapeError, match="with ndim=2 expects input"):
         nn.Conv(2, 2, 3, ndim=2)(x)
-    with pytest.raises(ArgumentError, match="sums over all of its elements only"):
+    with pytest.raises(ArgumentError, match="sums over all of its elements"):
         x.sum(axis=1)
 
 
