@@ -2,14 +2,18 @@
 
 Layers of the package, bottom to top: ``sigconv._kernels`` (nogil Cython
 loops), :mod:`sigconv.shapes` (every size formula), :mod:`sigconv.functional`
-(validated ops), and the model, loader and data layers built on them.
+(validated ops), :class:`Ragged` batches, and the model (:mod:`sigconv.nn`),
+loader (:mod:`sigconv.io`, imported on demand) and data (:mod:`sigconv.data`)
+layers built on them.
 """
 from . import functional, shapes
 from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
+from .ragged import Ragged
 from .autograd import Tensor, gradcheck, no_grad
-from . import checkpoint, models, nn, optim
+from . import checkpoint, data, models, nn, optim
 
 __version__ = "0.1.0"
 
 __all__ = ["functional", "shapes", "SigconvError", "ShapeError", "DTypeError", "ArgumentError",
-           "Tensor", "no_grad", "gradcheck", "nn", "optim", "models", "checkpoint"]
+           "Ragged", "Tensor", "no_grad", "gradcheck", "nn", "optim", "models", "checkpoint",
+           "data"]

@@ -289,10 +289,18 @@ def _check_grad_output(grad_output, expected):
 
 def _ragged_geometries(shapes_, channels, weight_shape, options, *, x_name="x",
                        weight_name="weight"):
-    """Validate every item of a ragged batch; one :class:`ConvGeometry` per item."""
-    return [_geometry((1, channels) + tuple(int(v) for v in shape), weight_shape,
-                      x_name=f"{x_name} item {i}", weight_name=weight_name, **options)
-            for i, shape in enumerate(shapes_)]
+    """Validate every item of a ragged batch; one :class:`ConvGeometry` per item.
+
+    Items of the same shape share one geometry (validated once).
+    """
+    distinct, geometries = {}, []
+    for i, shape in enumerate(map(tuple, np.asarray(shapes_).tolist())):
+        if shape not in distinct:
+            distinct[shape] = _geometry((1, channels) + shape, weight_shape,
+                                        x_name=f"{x_name} item {i}", weight_name=weight_name,
+                                        **options)
+        geometries.append(distinct[shape])
+    return geometries
 
 
 def _ragged_like(geometries, channels, dtype):
