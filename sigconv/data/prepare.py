@@ -4,8 +4,8 @@
 :class:`~sigconv.data.store.Store`.  It survives being killed at any moment:
 
 - each item is written atomically (temporary file, fsync, ``os.replace``),
-  then its record is appended to ``manifest.jsonl`` and fsynced; a record is
-  never written before its item;
+  then its record is appended to ``manifest.jsonl``; a record is never
+  written before its item;
 - a rerun removes orphan temporary files, ignores (and cuts) a partial last
   manifest line, skips sources whose record matches their size, time stamp
   and checksum, and prepares the rest again;
@@ -96,9 +96,14 @@ def _prepare_one(source, out, convert, previous):
 
 
 def _append_record(handle, record):
+    """Append one record after its item is in place.
+
+    Flushed, not fsynced: a record lost to a crash only means its item is
+    prepared again on the next run, and the final manifest is written
+    atomically with fsync.
+    """
     handle.write(json.dumps(record, sort_keys=True) + "\n")
     handle.flush()
-    os.fsync(handle.fileno())
 
 
 def _clean(out):
