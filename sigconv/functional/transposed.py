@@ -49,9 +49,9 @@ from .. import shapes
 from .._kernels import unshared as _unshared_kernel
 from .._validation import as_float_array, as_tuple, check_choice, result_dtype
 from ..errors import ArgumentError, ShapeError
-from ..ragged import lift3
-from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _forward,
-                   _grad_input_pad_lo, _swapped_kernel, conv, conv_grad_weight)
+from ..ragged import Ragged, lift3
+from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _forward, _grad_input_pad_lo,
+                   _swapped_kernel, conv, conv_grad_input, conv_grad_weight)
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -314,6 +314,11 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
         ``out = (in - 1) * stride - lo - hi + (kernel - 1) * dilation + 1
         + output_padding``, in the input's float dtype.
     """
+    check_choice(method, "method", CONV_TRANSPOSE_METHODS)
+    if isinstance(x, Ragged):
+        return _ragged_conv_transpose(x, weight, bias, stride=stride, padding=padding,
+                                      output_padding=output_padding, dilation=dilation,
+                                      groups=groups, output_size=output_size)
     x = _check_array(x, "x")
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
     dtype = result_dtype(x=x, weight=weight, bias=bias)
@@ -321,7 +326,6 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
                          output_padding=output_padding, dilation=dilation, groups=groups,
                          output_size=output_size)
     _check_bias(bias, geometry.out_shape[1])
-    check_choice(method, "method", CONV_TRANSPOSE_METHODS)
     x = as_float_array(x, dtype, "x")
     weight = as_float_array(weight, dtype, "weight")
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
@@ -372,6 +376,11 @@ def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, pad
     -------
     ndarray, shape input_shape
     """
+    if isinstance(grad_output, Ragged):
+        pairs = _ragged_pairs(input_shape, weight, stride, padding, output_padding, dilation,
+                              groups, output_size, "input_shape")
+        return conv(grad_output, weight, stride=stride, padding=pairs, dilation=dilation,
+                    groups=groups)
     grad_output = _check_array(grad_output, "grad_output")
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
     input_shape = _shape_of(input_shape, "input_shape")
@@ -410,6 +419,12 @@ def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, paddin
     -------
     ndarray, shape weight_shape
     """
+    if isinstance(x, Ragged):
+        weight_shape = _shape_of(weight_shape, "weight_shape")
+        pairs = _ragged_pairs(x, np.empty(weight_shape), stride, padding, output_padding,
+                              dilation, groups, output_size, "x")
+        return conv_grad_weight(grad_output, x, weight_shape, stride=stride, padding=pairs,
+                                dilation=dilation, groups=groups)
     x = _check_array(x, "x")
     grad_output = _check_array(grad_output, "grad_output")
     weight_shape = _shape_of(weight_shape, "weight_shape")
@@ -427,3 +442,75 @@ def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, paddin
                                   padding=pairs, dilation=geometry.dilation,
                                   groups=geometry.groups)
 
+
+# -- Ragged batches: the input gradient of conv, one kernel call for the batch --
+
+def _ragged_pairs(x, weight, stride, padding, output_padding, dilation, groups, output_size,
+                  name):
+    """Validate a transposed convolution of a Ragged ``x``; return its padding pairs.
+
+    Every item shares the options, so the first item's geometry gives the
+    ``(lo, hi)`` pairs of the equivalent convolution (its output_padding is
+    implied by each item's output size).
+    """
+    if not isinstance(x, Ragged):
+        raise ShapeError(f"{name} must be the forward input (a Ragged) when the gradient is a "
+                         f"Ragged, got {type(x).__name__}")
+    if output_size is not None:
+        raise ArgumentError("output_size is not supported for Ragged batches: each item takes "
+                            "the size its own input gives (use output_padding)")
+    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    geometry = _geometry((1, x.channels) + tuple(int(v) for v in x.shapes[0]), weight.shape,
+                         stride=stride, padding=padding, output_padding=output_padding,
+                         dilation=dilation, groups=groups, output_size=None, x_name=f"{name} item 0")
+    # the convolution whose input gradient this is maps `out` samples back to
+    # `in` when its padding after the input is hi - output_padding (>= 0)
+    pairs = []
+    for (lo, hi), op, st in zip(geometry.padding, geometry.output_padding, geometry.stride):
+        hi_conv = max(hi - op, 0)
+        if hi_conv - hi + op >= st:
+            raise ArgumentError(
+                f"output_padding {tuple(geometry.output_padding)} at least the stride "
+                f"{tuple(geometry.stride)} (allowed by a larger dilation) is not supported for "
+                "Ragged batches; run the items one at a time")
+        pairs.append((lo, hi_conv))
+    return tuple(pairs)
+
+
+def _ragged_crop(x, weight, stride, padding, output_padding, dilation, groups):
+    """The forward's ``(lo, hi)`` padding pairs (what it crops), from its validated geometry."""
+    return _geometry((1, x.channels) + tuple(int(v) for v in x.shapes[0]), np.shape(weight),
+                     stride=stride, padding=padding, output_padding=output_padding,
+                     dilation=dilation, groups=groups, output_size=None).padding
+
+
+def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, dilation, groups,
+                           output_size):
+    """conv_transpose of a Ragged batch: conv's input gradient with one item table.
+
+    Item ``i`` has the output size its own input gives; it equals the item
+    run alone (through the input-dilated route, not the phase split).
+    """
+    pairs = _ragged_pairs(x, weight, stride, padding, output_padding, dilation, groups,
+                          output_size, "x")
+    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    nd = x.ndim
+    # sizes with the forward's own padding; `pairs` is the equivalent convolution's
+    crop = _ragged_crop(x, weight, stride, padding, output_padding, dilation, groups)
+    out_shapes = [conv_transpose_output_size(tuple(int(v) for v in shape), weight.shape[2:],
+                                             stride, crop, output_padding, dilation)
+                  for shape in x.shapes]
+    for i, (shape, size) in enumerate(zip(x.shapes, out_shapes)):
+        if min(size) < 1:
+            raise ShapeError(f"x item {i} of spatial shape {tuple(int(v) for v in shape)} gives "
+                             f"an empty output {size}: padding {padding} crops more than the "
+                             "transposed convolution produces")
+    c_out = weight.shape[1] * groups
+    _check_bias(bias, c_out)
+    out = conv_grad_input(x, weight, np.array(out_shapes, dtype=np.int64).reshape(-1, nd),
+                          stride=stride, padding=pairs, dilation=dilation, groups=groups)
+    if bias is not None:
+        bias = np.asarray(bias, dtype=out.dtype)
+        for item in out:
+            item.reshape(c_out, -1)[...] += bias[:, None]
+    return out

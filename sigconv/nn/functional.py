@@ -91,8 +91,10 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
 
 
 class _ConvTranspose(Function):
+    ragged = "native"
+
     def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
         self.x = x if self.needs_input_grad[1] else None
         self.weight = weight if self.needs_input_grad[0] else None
         return _F.conv_transpose(x, weight, bias, **options)
@@ -102,14 +104,13 @@ class _ConvTranspose(Function):
         opts = {k: v for k, v in self.options.items() if k != "method"}
         gx = _F.conv_transpose_grad_input(g, self.weight, self.x_shape, **opts) if need_x else None
         gw = _F.conv_transpose_grad_weight(self.x, g, self.w_shape, **opts) if need_w else None
-        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        gb = _bias_sum(g) if need_b else None
         return gx, gw, gb
 
 
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
                    groups=1, output_size=None):
     """Differentiable :func:`sigconv.functional.conv_transpose` (weight ``(C_in, C_out // groups, *k)``)."""
-    _dense_only(x, "conv_transpose")
     return _ConvTranspose.apply(x, weight, bias, stride=stride, padding=padding,
                                 output_padding=output_padding, dilation=dilation, groups=groups,
                                 output_size=output_size)

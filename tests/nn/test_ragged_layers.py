@@ -320,6 +320,17 @@ def test_channel_sum_and_dice_loss_on_ragged(rng):
     assert gradcheck(lambda t: F.dice_loss(t, Ragged.from_list(masks)), [x])
 
 
+@pytest.mark.parametrize("ndim, stride, shapes", [
+    (1, 2, [(5,), (9,), (1,)]),
+    (2, 2, [(3, 4), (6, 2)]),
+    (3, 1, [(2, 3, 2), (3, 2, 4)]),
+])
+def test_conv_transpose_each_item_alone(rng, ndim, stride, shapes):
+    layer = nn.ConvTranspose(2, 3, 3, ndim=ndim, stride=stride, padding=1,
+                             output_padding=stride - 1, dtype=np.float64)
+    check_each_item_alone(layer, [rng.standard_normal((2,) + s) for s in shapes])
+
+
 def test_structured_labeller_each_item_alone(rng):
     from sigconv.models import StructuredLabeller
     items = [rng.standard_normal((2, 5, 7)), rng.standard_normal((2, 9, 3))]
@@ -329,8 +340,7 @@ def test_structured_labeller_each_item_alone(rng):
 
 def test_what_refuses_a_ragged_batch(rng):
     x = Tensor(Ragged.from_list([rng.standard_normal((2, 6)), rng.standard_normal((2, 9))]))
-    for layer, op in [(nn.ConvTranspose(2, 2, 3, ndim=1), "conv_transpose"),
-                      (nn.TiledConv(2, 2, 3, ndim=1, tile=2), "tiled_conv"),
+    for layer, op in [(nn.TiledConv(2, 2, 3, ndim=1, tile=2), "tiled_conv"),
                       (nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv")]:
         with pytest.raises(ArgumentError, match=f"{op} does not take Ragged batches"):
             layer(x)
