@@ -15,7 +15,7 @@ import numpy as np
 from ._validation import as_float_array, result_dtype
 from .errors import ArgumentError, ShapeError
 
-__all__ = ["Ragged", "lift3", "item_table"]
+__all__ = ["Ragged", "lift3", "item_table", "map_items", "map_grad_input", "sum_over_items"]
 
 
 def lift3(values, fill):
@@ -181,3 +181,48 @@ class Ragged:
         more = ", ..." if len(self) > 4 else ""
         return (f"Ragged({len(self)} items, {self.channels} channels, {self.dtype}, "
                 f"spatial shapes [{shown}{more}])")
+
+
+# -- item by item: for ops whose algorithm sizes its work per item (FFT lengths,
+#    separable passes, tile phases), a Ragged batch runs one item at a time ----
+
+def map_items(fn, batch, *args, **kwargs):
+    """``fn(item[None], *args, **kwargs)[0]`` for every item of ``batch``, as a Ragged."""
+    return Ragged.from_list([fn(item[None], *args, **kwargs)[0] for item in batch])
+
+
+def map_grad_input(fn, grad_output, weight, forward_input, **kwargs):
+    """An op's input gradient item by item: ``fn(g_i[None], weight, (1, *x_i.shape))``.
+
+    ``forward_input`` is the forward's Ragged input; the result is laid out
+    like it.
+    """
+    _check_pair(grad_output, forward_input, "grad_output", "the forward input")
+    pieces = [fn(g[None], weight, (1,) + item.shape, **kwargs)[0].reshape(-1)
+              for g, item in zip(grad_output, forward_input)]
+    return forward_input.like(np.concatenate(pieces))
+
+
+def sum_over_items(fn, batch, grad_output, *args, **kwargs):
+    """An op's parameter gradient: the sum over items of ``fn(x_i[None], g_i[None], ...)``.
+
+    ``fn`` may return an array or a list of arrays (one per parameter).
+    """
+    _check_pair(grad_output, batch, "grad_output", "x")
+    total = None
+    for item, g in zip(batch, grad_output):
+        part = fn(item[None], g[None], *args, **kwargs)
+        if total is None:
+            total = [np.array(p, copy=True) for p in part] if isinstance(part, list) else part.copy()
+        elif isinstance(part, list):
+            for acc, p in zip(total, part):
+                acc += p
+        else:
+            total += part
+    return total
+
+
+def _check_pair(a, b, a_name, b_name):
+    if not isinstance(a, Ragged) or not isinstance(b, Ragged) or len(a) != len(b):
+        raise ShapeError(f"{a_name} and {b_name} must be Ragged batches of the same number of "
+                         f"items, got {a!r} and {b!r}")

@@ -77,3 +77,22 @@ def test_bad_construction():
         batch[0:1]
     with pytest.raises(ShapeError, match="exceed"):
         Ragged.from_padded(np.zeros((1, 1, 4)), [[5]])
+
+
+def test_item_by_item_helpers(rng):
+    import sigconv.functional as F
+    from sigconv.ragged import map_grad_input, map_items, sum_over_items
+
+    batch = Ragged.from_list([rng.standard_normal((2, n)) for n in (6, 11)])
+    w = rng.standard_normal((3, 2, 4))
+    out = map_items(F.conv, batch, w, padding="same")
+    for got, item in zip(out, batch):
+        np.testing.assert_allclose(got, F.conv(item[None], w, padding="same")[0])
+    g = out.like(rng.standard_normal(out.data.shape))
+    np.testing.assert_allclose(map_grad_input(F.conv_grad_input, g, w, batch, padding="same").data,
+                               F.conv_grad_input(g, w, batch, padding="same").data, atol=1e-12)
+    np.testing.assert_allclose(sum_over_items(F.conv_grad_weight, batch, g, w.shape,
+                                              padding="same"),
+                               F.conv_grad_weight(batch, g, w.shape, padding="same"), atol=1e-12)
+    with pytest.raises(ShapeError, match="same number of items"):
+        sum_over_items(F.conv_grad_weight, batch, Ragged.from_list([g[0]]), w.shape)

@@ -46,6 +46,7 @@ import scipy.fft as _fft
 from .. import shapes
 from .._validation import as_float_array, result_dtype
 from ..errors import ShapeError
+from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
 from .conv import (_WEIGHT_LAYOUT, _check_array, _check_bias, _flip_spatial, _geometry,
                    _shape_of)
 
@@ -307,6 +308,9 @@ def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, gro
     kernel size.  Long 1-D signals are processed by overlap-add in bounded
     memory.  Non-finite inputs spread over their whole channel.
     """
+    if isinstance(x, Ragged):  # item by item: each item sizes its own work
+        return map_items(fft_conv, x, weight, bias, stride=stride, padding=padding,
+            dilation=dilation, groups=groups, flip=flip)
     x, weight, bias, geometry = _prepare(x, weight, bias, stride, padding, dilation, groups, flip)
     return _fft_forward(x, weight, bias, geometry)
 
@@ -325,6 +329,9 @@ def fft_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="
     Parameters and result as :func:`sigconv.functional.conv_grad_input`.
     ``conv_grad_input(..., method="fft")`` calls this function.
     """
+    if isinstance(grad_output, Ragged):  # item by item: each item sizes its own work
+        return map_grad_input(fft_conv_grad_input, grad_output, weight, input_shape, stride=stride,
+            padding=padding, dilation=dilation, groups=groups, flip=flip)
     grad_output = _check_array(grad_output, "grad_output")
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
     input_shape = _shape_of(input_shape, "input_shape")
@@ -362,6 +369,9 @@ def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="val
     Parameters and result as :func:`sigconv.functional.conv_grad_weight`.
     ``conv_grad_weight(..., method="fft")`` calls this function.
     """
+    if isinstance(x, Ragged):  # item by item: each item sizes its own work
+        return sum_over_items(fft_conv_grad_weight, x, grad_output, weight_shape, stride=stride,
+            padding=padding, dilation=dilation, groups=groups, flip=flip)
     x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
     weight_shape = _shape_of(weight_shape, "weight_shape")
     dtype = result_dtype(x=x, grad_output=grad_output)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .._validation import as_float_array, result_dtype
 from ..errors import ArgumentError, ShapeError
+from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
 from .conv import _check_array, _forward, _geometry, _shape_of, conv_grad_input, conv_grad_weight
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
@@ -304,6 +305,9 @@ def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation
         ``weight[c, 0] = outer(factors[0][c], factors[1][c], ...)``, at a cost of
         ``sum_a k_a`` instead of ``prod_a k_a`` multiply-adds per output.
     """
+    if isinstance(x, Ragged):  # item by item: each item sizes its own work
+        return map_items(separable_conv, x, factors, bias, stride=stride, padding=padding,
+            dilation=dilation, flip=flip)
     x = _check_array(x, "x")
     arrays, geometry = _setup(x.shape, factors, stride, padding, dilation, flip)
     dtype = result_dtype(x=x, bias=bias, **_named(arrays))
@@ -363,6 +367,9 @@ def separable_conv_grad_input(grad_output, factors, input_shape, *, stride=1, pa
     -------
     ndarray, shape input_shape
     """
+    if isinstance(grad_output, Ragged):  # item by item: each item sizes its own work
+        return map_grad_input(separable_conv_grad_input, grad_output, factors, input_shape,
+            stride=stride, padding=padding, dilation=dilation, flip=flip)
     grad_output = _check_array(grad_output, "grad_output")
     input_shape = _shape_of(input_shape, "input_shape")
     arrays, geometry = _setup(input_shape, factors, stride, padding, dilation, flip)
@@ -398,6 +405,9 @@ def separable_conv_grad_factors(x, grad_output, factors, *, stride=1, padding="v
         factor shared by every channel (summed over channels), ``(C, k_a)``
         for a per-channel factor.
     """
+    if isinstance(x, Ragged):  # item by item: each item sizes its own work
+        return sum_over_items(separable_conv_grad_factors, x, grad_output, factors, stride=stride,
+            padding=padding, dilation=dilation, flip=flip)
     x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
     arrays, geometry = _setup(x.shape, factors, stride, padding, dilation, flip)
     _check_grad_output(grad_output, geometry)

@@ -54,7 +54,7 @@ from .. import shapes
 from .._kernels import unshared as _kernel
 from .._validation import as_float_array, as_tuple, result_dtype
 from ..errors import ArgumentError, ShapeError
-from ..ragged import lift3
+from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
 from .conv import _check_array, conv, conv_grad_input, conv_grad_weight
 
 __all__ = ["local_conv", "local_conv_grad_input", "local_conv_grad_weight",
@@ -380,6 +380,8 @@ def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     ndarray, shape (N, C_out, *out_spatial)
         ``out_spatial`` as for :func:`conv`; in the input's float dtype.
     """
+    if isinstance(x, Ragged):  # item by item: each item sizes its own work
+        return map_items(tiled_conv, x, weight, bias, stride=stride, padding=padding)
     x = _check_array(x, "x")
     weight = _check_array(weight, "weight", _TILED_LAYOUT)
     dtype = result_dtype(x=x, weight=weight, bias=bias)
@@ -422,6 +424,9 @@ def tiled_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     -------
     ndarray, shape input_shape
     """
+    if isinstance(grad_output, Ragged):  # item by item: each item sizes its own work
+        return map_grad_input(tiled_conv_grad_input, grad_output, weight, input_shape,
+            stride=stride, padding=padding)
     grad_output = _check_array(grad_output, "grad_output")
     weight = _check_array(weight, "weight", _TILED_LAYOUT)
     input_shape = _shape_of(input_shape, "input_shape")
@@ -461,6 +466,9 @@ def tiled_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="v
     ndarray, shape weight_shape
         Kernels of the tile that no output position uses get zeros.
     """
+    if isinstance(x, Ragged):  # item by item: each item sizes its own work
+        return sum_over_items(tiled_conv_grad_weight, x, grad_output, weight_shape, stride=stride,
+            padding=padding)
     x = _check_array(x, "x")
     grad_output = _check_array(grad_output, "grad_output")
     weight_shape = _shape_of(weight_shape, "weight_shape")

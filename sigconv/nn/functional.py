@@ -135,7 +135,7 @@ class _Unshared(Function):
     op = None  # name of the op in sigconv.functional; its gradients are op + "_grad_*"
 
     def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
         self.b_shape = None if bias is None else bias.shape
         self.x = x if self.needs_input_grad[1] else None
         self.weight = weight if self.needs_input_grad[0] else None
@@ -147,7 +147,12 @@ class _Unshared(Function):
         grad_weight = getattr(_F, self.op + "_grad_weight")
         gx = grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
         gw = grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
-        gb = _bias_grad(g, self.b_shape, self.tile()) if need_b else None
+        gb = None
+        if need_b:
+            if isinstance(g, Ragged) and len(self.b_shape) != 1:
+                raise ArgumentError(f"{self.op} of a Ragged batch takes a bias of one value per "
+                                    f"channel, not shape {self.b_shape}")
+            gb = _bias_sum(g) if isinstance(g, Ragged) else _bias_grad(g, self.b_shape, self.tile())
         return gx, gw, gb
 
 
@@ -160,6 +165,7 @@ class _LocalConv(_Unshared):
 
 class _TiledConv(_Unshared):
     op = "tiled_conv"
+    ragged = "native"  # item by item (each item's tile phases start at its own origin)
 
     def tile(self):
         return self.w_shape[2 + (len(self.w_shape) - 2) // 2:]
@@ -173,13 +179,14 @@ def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
 
 def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     """Differentiable :func:`sigconv.functional.tiled_conv` (weight ``(C_out, C_in, *k, *tile)``)."""
-    _dense_only(x, "tiled_conv")
     return _TiledConv.apply(x, weight, bias, stride=stride, padding=padding)
 
 
 class _SeparableConv(Function):
+    ragged = "native"  # item by item
+
     def forward(self, x, bias, *factors, **options):
-        self.options, self.x_shape, self.factors = options, x.shape, factors
+        self.options, self.x_shape, self.factors = options, _layout(x), factors
         self.x = x if any(self.needs_input_grad[2:]) else None
         return _F.separable_conv(x, list(factors), bias, **options)
 
@@ -187,7 +194,7 @@ class _SeparableConv(Function):
         need_x, need_b = self.needs_input_grad[:2]
         gx = (_F.separable_conv_grad_input(g, list(self.factors), self.x_shape, **self.options)
               if need_x else None)
-        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        gb = _bias_sum(g) if need_b else None
         gf = (_F.separable_conv_grad_factors(self.x, g, list(self.factors), **self.options)
               if any(self.needs_input_grad[2:]) else [None] * len(self.factors))
         return (gx, gb) + tuple(gf)
@@ -195,14 +202,13 @@ class _SeparableConv(Function):
 
 def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation=1, flip=False):
     """Differentiable :func:`sigconv.functional.separable_conv` (one 1-D factor per axis)."""
-    _dense_only(x, "separable_conv")
     return _SeparableConv.apply(x, bias, *factors, stride=stride, padding=padding,
                                 dilation=dilation, flip=flip)
 
 
-class _FFTConv(_Conv):
+class _FFTConv(_Conv):  # Ragged batches item by item
     def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, x.shape, weight.shape
+        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
         self.x = x if self.needs_input_grad[1] else None
         self.weight = weight if self.needs_input_grad[0] else None
         return _F.fft_conv(x, weight, bias, **options)
@@ -211,13 +217,12 @@ class _FFTConv(_Conv):
         need_x, need_w, need_b = self.needs_input_grad
         gx = _F.fft_conv_grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
         gw = _F.fft_conv_grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
-        gb = g.sum(axis=_spatial_axes(g)) if need_b else None
+        gb = _bias_sum(g) if need_b else None
         return gx, gw, gb
 
 
 def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1, flip=False):
     """Differentiable :func:`sigconv.functional.fft_conv` (same result as :func:`conv`)."""
-    _dense_only(x, "fft_conv")
     return _FFTConv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                           groups=groups, flip=flip)
 

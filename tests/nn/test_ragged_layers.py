@@ -331,6 +331,42 @@ def test_conv_transpose_each_item_alone(rng, ndim, stride, shapes):
     check_each_item_alone(layer, [rng.standard_normal((2,) + s) for s in shapes])
 
 
+class _Weighted(nn.Module):
+    """One functional op with a learnable weight (and per-channel bias), as a layer."""
+
+    def __init__(self, op, weight, bias=None, **options):
+        super().__init__()
+        self.op, self.options = op, options
+        self.weight = nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+
+    def forward(self, x):
+        return self.op(x, self.weight, self.bias, **self.options)
+
+
+class _Separable(nn.Module):
+    def __init__(self, factors, bias, **options):
+        super().__init__()
+        self.options = options
+        self.f0, self.f1 = (nn.Parameter(f) for f in factors)
+        self.bias = nn.Parameter(bias)
+
+    def forward(self, x):
+        return F.separable_conv(x, [self.f0, self.f1], self.bias, **self.options)
+
+
+def test_tiled_fft_and_separable_each_item_alone(rng):
+    items = [rng.standard_normal((2,) + s) for s in [(7, 9), (4, 5), (10, 3)]]
+    tiled = nn.TiledConv(2, 3, 2, ndim=2, tile=2, dtype=np.float64)
+    check_each_item_alone(tiled, items)
+    fft = _Weighted(F.fft_conv, rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(4),
+                    padding="same", groups=2)
+    check_each_item_alone(fft, items)
+    separable = _Separable([rng.standard_normal((2, 3)), rng.standard_normal(3)],
+                           rng.standard_normal(2), padding="same")
+    check_each_item_alone(separable, items)
+
+
 def test_structured_labeller_each_item_alone(rng):
     from sigconv.models import StructuredLabeller
     items = [rng.standard_normal((2, 5, 7)), rng.standard_normal((2, 9, 3))]
@@ -340,8 +376,7 @@ def test_structured_labeller_each_item_alone(rng):
 
 def test_what_refuses_a_ragged_batch(rng):
     x = Tensor(Ragged.from_list([rng.standard_normal((2, 6)), rng.standard_normal((2, 9))]))
-    for layer, op in [(nn.TiledConv(2, 2, 3, ndim=1, tile=2), "tiled_conv"),
-                      (nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv")]:
+    for layer, op in [(nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv")]:
         with pytest.raises(ArgumentError, match=f"{op} does not take Ragged batches"):
             layer(x)
     with pytest.raises(ArgumentError, match="linear takes dense"):
@@ -354,8 +389,6 @@ def test_what_refuses_a_ragged_batch(rng):
         F.dice_loss(x, np.zeros(2, int))
     with pytest.raises(ArgumentError, match="channel axis 1 only"):
         F.log_softmax(x, axis=2)
-    with pytest.raises(ArgumentError, match="fft_conv does not take Ragged"):
-        F.fft_conv(x, np.ones((2, 2, 3)))
     with pytest.raises(ArgumentError, match="channel axis 1 only"):
         F.cat([x, x], axis=2)
     with pytest.raises(ShapeError, match="with the same item shapes"):
