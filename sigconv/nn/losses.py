@@ -71,15 +71,54 @@ class _CrossEntropy(Function):
         return (grad * (g / self.denominator),)
 
 
+class _RaggedPositions(Function):
+    """A Ragged batch of ``(C, *s_i)`` items as one dense ``(1, C, P)`` row of all positions."""
+
+    ragged = "native"
+
+    def forward(self, x):
+        self.items = x
+        return np.concatenate([item.reshape(x.channels, -1) for item in x], axis=1)[None]
+
+    def backward(self, g):
+        sizes = [int(np.prod(shape)) for shape in self.items.shapes]
+        pieces = np.split(g[0], np.cumsum(sizes)[:-1], axis=1)
+        return (self.items.like(np.concatenate([p.reshape(-1) for p in pieces])),)
+
+
+def _ragged_labels(target, layout):
+    """Integer labels of a Ragged batch, ``(1, P)``: a Ragged of one channel, or one array per item."""
+    items = list(target) if isinstance(target, (Ragged, list, tuple)) else None
+    if items is None or len(items) != len(layout):
+        raise ShapeError(f"the target of Ragged logits must be a Ragged (one channel) or a list "
+                         f"of {len(layout)} label arrays of the items' shapes, got {target!r}")
+    labels = []
+    for i, (item, shape) in enumerate(zip(items, layout.shapes)):
+        item = np.asarray(item)
+        if isinstance(target, Ragged):
+            item = item[0]
+        if item.shape != tuple(int(v) for v in shape):
+            raise ShapeError(f"target item {i} has shape {item.shape}, the logits' item has "
+                             f"spatial shape {tuple(int(v) for v in shape)}")
+        labels.append(item.reshape(-1))
+    labels = np.concatenate(labels)[None]
+    if labels.dtype.kind == "f" and np.array_equal(labels, np.round(labels)):
+        labels = labels.astype(np.int64)  # a Ragged stores labels as floats
+    return labels
+
+
 def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_index=-100,
                   reduction="mean"):
     """Softmax cross-entropy between logits and integer class labels.
 
     Parameters
     ----------
-    logits : Tensor, shape (N, C) or (N, C, *spatial)
-        Unnormalised scores.
+    logits : Tensor, shape (N, C) or (N, C, *spatial), or holding a Ragged
+        Unnormalised scores.  Ragged logits (dense labelling of items of
+        different sizes) count every position of every item once.
     target : int array, shape (N,) or (N, *spatial)
+        For Ragged logits: a Ragged of one channel, or a list of label
+        arrays of the items' spatial shapes.
     weight : array, shape (C,), optional
         Per-class weights.
     label_smoothing : float in [0, 1]
@@ -93,10 +132,13 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
     Tensor, scalar (or shape (N, *spatial) for ``"none"``)
     """
     logits = as_tensor(logits)
-    if logits.ragged:
-        raise ArgumentError("cross_entropy takes dense logits; for a Ragged batch of "
-                            "per-position outputs use dice_loss or mse_loss with a Ragged "
-                            "target, or Ragged.to_padded()")
+    if logits.ragged:  # every position of every item, side by side: (1, C, P) and (1, P)
+        if reduction == "none":
+            raise ArgumentError("cross_entropy of Ragged logits takes reduction 'mean' or "
+                                "'sum' (per-position losses of items of different sizes "
+                                "would be a Ragged)")
+        target = _ragged_labels(target, logits.data)
+        logits = _RaggedPositions.apply(logits)
     if logits.ndim < 2:
         raise ShapeError(f"logits must have shape (N, C) or (N, C, *spatial), got {logits.shape}")
     if logits.dtype.kind != "f":

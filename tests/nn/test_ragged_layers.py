@@ -367,6 +367,31 @@ def test_tiled_fft_and_separable_each_item_alone(rng):
     check_each_item_alone(separable, items)
 
 
+def test_cross_entropy_on_ragged_logits(rng):
+    """Every position of every item counts once: sums equal the items' sums alone."""
+    items = [rng.standard_normal((3,) + s) for s in [(4, 5), (2, 7), (1, 1)]]
+    labels = [rng.integers(0, 3, s) for s in [(4, 5), (2, 7), (1, 1)]]
+    x = Tensor(Ragged.from_list(items), requires_grad=True)
+    loss = F.cross_entropy(x, labels, reduction="sum", label_smoothing=0.1,
+                           weight=np.array([1.0, 2.0, 0.5]))
+    loss.backward()
+    total = 0.0
+    for i, (item, label) in enumerate(zip(items, labels)):
+        alone = Tensor(item[None], requires_grad=True)
+        part = F.cross_entropy(alone, label[None], reduction="sum", label_smoothing=0.1,
+                               weight=np.array([1.0, 2.0, 0.5]))
+        part.backward()
+        total += float(part.data)
+        _close(x.grad[i], alone.grad[0])
+    _close(loss.data, total)
+    as_ragged = Ragged.from_list([label[None] for label in labels])
+    mean = F.cross_entropy(Tensor(Ragged.from_list(items)), as_ragged)
+    dense = F.cross_entropy(Tensor(np.concatenate([i.reshape(3, -1) for i in items], 1)[None]),
+                            np.concatenate([label.reshape(-1) for label in labels])[None])
+    _close(mean.data, dense.data)
+    assert gradcheck(lambda t: F.cross_entropy(t, labels), [x])
+
+
 def test_structured_labeller_each_item_alone(rng):
     from sigconv.models import StructuredLabeller
     items = [rng.standard_normal((2, 5, 7)), rng.standard_normal((2, 9, 3))]
@@ -383,8 +408,10 @@ def test_what_refuses_a_ragged_batch(rng):
         nn.Linear(2, 3)(x)
     with pytest.raises(ArgumentError, match="Reshape does not take Ragged"):
         nn.Flatten()(x)
-    with pytest.raises(ArgumentError, match="cross_entropy takes dense logits"):
+    with pytest.raises(ShapeError, match="target of Ragged logits"):
         F.cross_entropy(x, np.zeros(2, int))
+    with pytest.raises(ArgumentError, match="reduction 'mean' or 'sum'"):
+        F.cross_entropy(x, [np.zeros(6, int), np.zeros(9, int)], reduction="none")
     with pytest.raises(ShapeError, match="dice_loss of Ragged logits needs a Ragged target"):
         F.dice_loss(x, np.zeros(2, int))
     with pytest.raises(ArgumentError, match="channel axis 1 only"):
