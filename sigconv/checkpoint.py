@@ -16,11 +16,11 @@ and names the key at fault: a truncated file, a damaged header, and (in
 import json
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 
 import numpy as np
 
+from ._atomic import atomic_write_bytes
 from .errors import ArgumentError, SigconvError
 
 __all__ = ["save", "load", "load_into", "to_torch", "from_torch", "CheckpointError"]
@@ -85,28 +85,7 @@ def save(obj, path, *, metadata=None):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ArgumentError(f"cannot save checkpoint {path!r}: folder {folder!r} does not exist")
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                                     suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, payload)
 
 
 def _check_file(path, payload):

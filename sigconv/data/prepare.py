@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_bytes
 from ..errors import ArgumentError
-from .store import FAILURES, ITEMS, MANIFEST, atomic_write_bytes, file_sha256, read_records
+from .store import FAILURES, ITEMS, MANIFEST, file_sha256, read_records
 
 __all__ = ["Source", "prepare", "PrepareSummary", "convert_npy"]
 
@@ -110,7 +111,7 @@ def _clean(out):
     """Remove orphan temporary files and cut a partial last manifest line."""
     for folder in (out, os.path.join(out, ITEMS)):
         for name in os.listdir(folder):
-            if name.startswith(".tmp-") and name.endswith(".part"):
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
                 os.unlink(os.path.join(folder, name))
     manifest = os.path.join(out, MANIFEST)
     if os.path.exists(manifest):

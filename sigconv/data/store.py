@@ -19,13 +19,13 @@ the preparation records (sample rate, spacing, ...).
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from .._atomic import atomic_write_bytes
 from ..errors import ArgumentError, SigconvError
 
-__all__ = ["Store", "StoreError", "atomic_write_bytes", "file_sha256", "MANIFEST", "FAILURES"]
+__all__ = ["Store", "StoreError", "file_sha256", "read_records", "MANIFEST", "FAILURES"]
 
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
@@ -43,31 +43,6 @@ def file_sha256(path, chunk=1 << 20):
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, replace.
-
-    Readers see the old file or the new one, never a partial one, even if
-    the process is killed at any moment.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def read_records(path):
