@@ -22,7 +22,6 @@ import os
 
 import numpy as np
 
-from .._atomic import atomic_write_bytes
 from ..errors import ArgumentError, SigconvError
 
 __all__ = ["Store", "StoreError", "file_sha256", "read_records", "MANIFEST", "FAILURES"]
