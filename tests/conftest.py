@@ -4,6 +4,13 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a failure there is reproducible);
+# developers' runs explore new ones.  SIGCONV_HYPOTHESIS=explore overrides.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") and os.environ.get("SIGCONV_HYPOTHESIS") != "explore":
+    settings.load_profile("ci")
 
 SHARED_DATA = pathlib.Path(os.environ.get(
     "SIGCONV_SHARED_DATA", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -256,9 +256,13 @@ def test_fully_convolutional_model_each_item_alone(nd, seed, n):
 
 
 def _warm_up(model, items):
-    """One training-mode pass so the running statistics are not the defaults."""
+    """One training-mode pass so the running statistics are not the defaults.
+
+    The items go in twice, so that even the deepest BatchNorm of a single
+    small item sees more than one value per channel (as PyTorch requires).
+    """
     model.train()
-    model(Tensor(Ragged.from_list(items)))
+    model(Tensor(Ragged.from_list(list(items) * 2)))
 
 
 def test_classifier_training_step_on_ragged_batch(rng):
