@@ -65,35 +65,61 @@ def _source_stamp(path):
     return stat.st_size, stat.st_mtime_ns
 
 
-def _prepare_one(source, out, convert, previous):
-    """Convert one source and write its item; return ``("ok" | "unchanged" | "failed", record)``.
+def _write_item(out, item_id, array):
+    """Write one item atomically; return its file name relative to ``out``."""
+    item_file = os.path.join(ITEMS, f"{item_id}.npy")
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    atomic_write_bytes(os.path.join(out, item_file), buffer.getvalue())
+    return item_file
 
-    Runs in a worker process: everything it needs comes in its arguments.
+
+def _items_of(source, converted):
+    """``[(item id, array, metadata)]`` from a converter's result: one item, or several."""
+    if isinstance(converted, tuple):
+        array, metadata = converted
+        return [(source.id, array, metadata)]
+    items = []
+    for suffix, array, metadata in converted:
+        items.append((f"{source.id}__{suffix}", array, metadata))
+    if not items:
+        raise ValueError("the converter gave no items")
+    return items
+
+
+def _prepare_one(source, out, convert, previous):
+    """Convert one source and write its items; return ``(status, records)``.
+
+    ``status`` is "ok", "unchanged" or "failed" (then ``records`` is one
+    failure record).  ``previous`` holds the source's records of an earlier
+    run.  Runs in a worker process: everything it needs comes in its
+    arguments.
     """
     try:
         size, mtime = _source_stamp(source.path)
         source_sha = file_sha256(source.path)
-        item_file = os.path.join(ITEMS, f"{source.id}.npy")
-        item_path = os.path.join(out, item_file)
-        if (previous is not None and previous.get("source_sha256") == source_sha
-                and os.path.isfile(item_path) and file_sha256(item_path) == previous.get("sha256")):
-            return "unchanged", dict(previous, source_size=size, source_mtime_ns=mtime)
-        array, metadata = convert(source.path)
-        array = np.ascontiguousarray(array)
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        data = buffer.getvalue()
-        atomic_write_bytes(item_path, data)
-        record = dict(source.fields)
-        record.update(metadata)
-        record.update(id=source.id, file=item_file, shape=list(array.shape),
-                      dtype=str(array.dtype), sha256=file_sha256(item_path),
-                      source=source.path, source_sha256=source_sha, source_size=size,
-                      source_mtime_ns=mtime)
-        return "ok", record
+        if previous and all(
+                r.get("source_sha256") == source_sha
+                and os.path.isfile(os.path.join(out, r["file"]))
+                and file_sha256(os.path.join(out, r["file"])) == r.get("sha256")
+                for r in previous):
+            return "unchanged", [dict(r, source_size=size, source_mtime_ns=mtime)
+                                 for r in previous]
+        records = []
+        for item_id, array, metadata in _items_of(source, convert(source.path)):
+            array = np.asarray(array)
+            item_file = _write_item(out, item_id, array)
+            record = dict(source.fields)
+            record.update(metadata)
+            record.update(id=item_id, source_id=source.id, file=item_file,
+                          shape=list(array.shape), dtype=str(array.dtype),
+                          sha256=file_sha256(os.path.join(out, item_file)), source=source.path,
+                          source_sha256=source_sha, source_size=size, source_mtime_ns=mtime)
+            records.append(record)
+        return "ok", records
     except Exception as exc:  # any failure of one source is recorded, never fatal
         reason = f"{type(exc).__name__}: {exc}"
-        return "failed", dict(id=source.id, source=source.path, reason=reason.strip())
+        return "failed", [dict(id=source.id, source=source.path, reason=reason.strip())]
 
 
 def _append_record(handle, record):
@@ -123,13 +149,12 @@ def _clean(out):
                 os.fsync(handle.fileno())
 
 
-def _compact(out, sources, failed_ids):
-    """Rewrite the manifest with one record per current source; delete unnamed files."""
+def _compact(out, current_ids):
+    """Rewrite the manifest with the records of ``current_ids`` only; delete unnamed files."""
     latest = {}
     for record in read_records(os.path.join(out, MANIFEST)):
         latest[record["id"]] = record
-    wanted = {s.id for s in sources} - set(failed_ids)
-    records = [latest[key] for key in sorted(latest) if key in wanted]
+    records = [latest[key] for key in sorted(latest) if key in current_ids]
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
     atomic_write_bytes(os.path.join(out, MANIFEST), text.encode())
     named = {os.path.basename(r["file"]) for r in records}
@@ -171,7 +196,9 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
         Store folder (created if needed).
     convert : callable
         ``convert(path) -> (array, metadata)``: the item's ``(C, *spatial)``
-        array and a JSON-serialisable dict to record.  With ``workers > 1`` or
+        array and a JSON-serialisable dict to record; or a list of
+        ``(suffix, array, metadata)``: several items from one source (patches
+        of a volume, say), with ids ``f"{source.id}__{suffix}"``.  With ``workers > 1`` or
         a Dask ``client`` it must be picklable (a module-level function).
     workers : int
         Local worker processes; 1 runs in this process.
@@ -196,23 +223,24 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
         raise ArgumentError(f"workers must be a positive int, got {workers!r}")
     os.makedirs(os.path.join(out, ITEMS), exist_ok=True)
     _clean(out)
-    previous = {}
+    previous = {}  # the latest records of each source
     for record in read_records(os.path.join(out, MANIFEST)):
-        previous[record["id"]] = record
-    tasks, unchanged = [], 0
+        previous.setdefault(record.get("source_id", record["id"]), {})[record["id"]] = record
+    tasks, unchanged, current_ids = [], 0, set()
     for source in sources:
-        record = previous.get(source.id)
+        records = list(previous.get(source.id, {}).values())
         try:
             stamp = _source_stamp(source.path)
         except OSError:
             stamp = None
-        if (record is not None and stamp is not None
-                and (record.get("source_size"), record.get("source_mtime_ns")) == stamp
-                and record.get("source") == source.path
-                and os.path.isfile(os.path.join(out, record["file"]))):
+        if records and stamp is not None and all(
+                (r.get("source_size"), r.get("source_mtime_ns")) == stamp
+                and r.get("source") == source.path
+                and os.path.isfile(os.path.join(out, r["file"])) for r in records):
             unchanged += 1
+            current_ids.update(r["id"] for r in records)
             continue
-        tasks.append((source, out, convert, record))
+        tasks.append((source, out, convert, records))
 
     bar = None
     if progress:
@@ -222,11 +250,13 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
     prepared, failures = 0, []
     runner = _run_dask(tasks, client) if client is not None else _run_local(tasks, workers)
     with open(os.path.join(out, MANIFEST), "a", encoding="utf-8") as manifest:
-        for status, record in runner:
+        for status, records in runner:
             if status == "failed":
-                failures.append(record)
+                failures.extend(records)
             else:
-                _append_record(manifest, record)
+                for record in records:
+                    _append_record(manifest, record)
+                    current_ids.add(record["id"])
                 prepared += status == "ok"
                 unchanged += status == "unchanged"
             if bar is not None:
@@ -236,7 +266,7 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
     failures.sort(key=lambda r: r["id"])
     atomic_write_bytes(os.path.join(out, FAILURES),
                        "".join(json.dumps(r, sort_keys=True) + "\n" for r in failures).encode())
-    _compact(out, sources, [r["id"] for r in failures])
+    _compact(out, current_ids)
     summary = PrepareSummary(total=len(sources), prepared=prepared, unchanged=unchanged,
                              failed=len(failures))
     if log is not None:

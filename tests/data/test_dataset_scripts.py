@@ -50,3 +50,18 @@ def test_video_clips(tmp_path, shared_data):
                                         "--max-frames", "4"]) == 0
     array, record = Store(tmp_path)[0]
     assert array.shape == (3, 4, 36, 64) and np.isfinite(array).all()
+
+
+def test_ct_patches(tmp_path, shared_data):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "stent.npz").write_bytes((shared_data / "volumes" / "stent.npz").read_bytes())
+    assert _script("ct_volumes").main(["--source", str(source), "--out", str(tmp_path / "out"),
+                                       "--spacing", "4.0", "--patch", "32", "32", "32"]) == 0
+    store = Store(tmp_path / "out")
+    whole = np.load(source / "stent.npz")["arr_0"]
+    assert len(store) == 2 * 1 * 1                   # (64, 32, 32) voxels in patches of 32
+    for array, record in store:
+        assert array.shape == (1, 32, 32, 32) and record["source_id"] == "stent"
+    assert [r["patch_origin"] for r in store.records] == [[0, 0, 0], [32, 0, 0]]
+    assert whole.shape == (256, 128, 128)

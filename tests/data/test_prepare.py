@@ -172,3 +172,38 @@ def test_bad_arguments_and_bad_store(tmp_path, rng):
         store.verify()
     with pytest.raises(IndexError):
         store[5]
+
+
+def convert_halves(path):
+    """A converter giving two items per source (its first and second half)."""
+    array, _ = convert_npy(path)
+    half = array.shape[-1] // 2
+    return [("a", array[..., :half], {"part": 0}), ("b", array[..., half:], {"part": 1})]
+
+
+def convert_thirds(path):
+    array, _ = convert_npy(path)
+    return [(str(k), part, {"part": k}) for k, part in enumerate(np.array_split(array, 3, -1))]
+
+
+def test_several_items_per_source(tmp_path, rng):
+    sources = _sources(tmp_path / "src", rng, n=4)
+    out = tmp_path / "store"
+    summary = prepare(sources, out, convert_halves, progress=False, log=None)
+    assert (summary.prepared, summary.total) == (4, 4)
+    store = Store(out)
+    assert len(store) == 8 and store.records[0]["id"] == "clip_000__a"
+    whole = np.load(sources[0].path)[None].astype(np.float32)
+    np.testing.assert_array_equal(np.concatenate([store[0][0], store[1][0]], -1), whole)
+    assert store[1][1]["source_id"] == "clip_000" and store[1][1]["part"] == 1
+    again = prepare(sources, out, convert_halves, progress=False, log=None)
+    assert (again.prepared, again.unchanged) == (0, 4)
+    np.save(sources[2].path, np.arange(9.0))      # a changed source with a new item count
+    for source in sources:
+        os.utime(source.path)
+    changed = prepare(sources, out, convert_thirds, progress=False, log=None)
+    assert changed.prepared == 1 and changed.unchanged == 3
+    ids = [r["id"] for r in Store(out).records]
+    assert [i for i in ids if i.startswith("clip_002")] == ["clip_002__0", "clip_002__1",
+                                                            "clip_002__2"]
+    assert sorted(os.listdir(out / "items")) == sorted(f"{i}.npy" for i in ids)
