@@ -9,8 +9,9 @@ mono 8 kHz, 6 speakers, 50 takes per digit and speaker.  Each item records
 are ``"test"``, takes 5-49 ``"train"``.  ``--input waveform`` stores the
 ``(1, T)`` waveform; ``--input log-mel`` a ``(1, 40, T')`` log-mel
 spectrogram (n_fft 256, hop 64: 8 ms columns).  The source is a local clone of
-the dataset (its ``recordings/`` folder, or a folder of the WAV files); this
-script does not download.  Interrupt it at any time and run it again: it
+the dataset (its ``recordings/`` folder, or a folder of the WAV files); without
+``--source`` the script downloads the dataset's archive once, next to the
+store.  Interrupt it at any time and run it again: it
 resumes (see :func:`sigconv.data.prepare`).  ``--workers N`` prepares with N
 local processes; ``--scheduler ADDRESS`` on a Dask cluster whose workers see
 the same file system.
@@ -19,12 +20,19 @@ import argparse
 import functools
 import os
 import re
+import shutil
 import sys
+import tempfile
+import urllib.request
+import zipfile
 
 from sigconv.data import Source, prepare
 from sigconv.data.sources import load_item
 
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+
+#: The dataset's repository as a zip archive (CC BY-SA 4.0).
+ARCHIVE = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 LOG_MEL = {"kind": "log-mel", "n_fft": 256, "hop_length": 64, "n_mels": 40}
 
 
@@ -48,6 +56,43 @@ def fsdd_sources(source):
     return sources
 
 
+def download(url, destination):
+    """Fetch the dataset's archive and unpack its recordings into ``destination``.
+
+    Returns the folder holding the WAV files.  The archive goes to a
+    temporary file and the recordings to a temporary folder that is renamed
+    into place only when complete, so an interrupted download leaves nothing
+    half-written; a second call finds the folder and does not download again.
+    """
+    target = os.path.join(destination, "recordings")
+    if os.path.isdir(target):
+        return target
+    os.makedirs(destination, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination, prefix=".tmp-download-") as work:
+        archive = os.path.join(work, "fsdd.zip")
+        print(f"fsdd: downloading {url}", file=sys.stderr)
+        try:
+            urllib.request.urlretrieve(url, archive)
+        except OSError as exc:
+            raise SystemExit(f"fsdd: cannot download {url}: {exc}; clone the dataset and pass "
+                             "--source") from None
+        unpacked = os.path.join(work, "recordings")
+        os.makedirs(unpacked)
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                for member in zipped.namelist():
+                    name = os.path.basename(member)
+                    if NAME.match(name) and "/recordings/" in "/" + member:
+                        with zipped.open(member) as src, open(os.path.join(unpacked, name), "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+        except zipfile.BadZipFile as exc:
+            raise SystemExit(f"fsdd: {url} is not a zip archive: {exc}") from None
+        if not os.listdir(unpacked):
+            raise SystemExit(f"fsdd: no recordings/*.wav in the archive from {url}")
+        os.replace(unpacked, target)
+    return target
+
+
 def converter(input_kind):
     """The picklable converter for ``--input``."""
     if input_kind == "log-mel":
@@ -57,7 +102,9 @@ def converter(input_kind):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", required=True, help="FSDD clone or its recordings/ folder")
+    parser.add_argument("--source", help="FSDD clone or its recordings/ folder; without it the "
+                        "dataset is downloaded (once) into OUT/../fsdd-source")
+    parser.add_argument("--url", default=ARCHIVE, help="archive to download without --source")
     parser.add_argument("--out", required=True, help="store folder to write")
     parser.add_argument("--input", choices=("waveform", "log-mel"), default="waveform")
     parser.add_argument("--workers", type=int, default=1)
@@ -65,7 +112,11 @@ def main(argv=None):
                         help="address of a Dask scheduler: run one task per clip on its cluster")
     parser.add_argument("--limit", type=int, default=None, help="only the first N recordings")
     args = parser.parse_args(argv)
-    sources = fsdd_sources(args.source)[:args.limit]
+    source = args.source
+    if source is None:
+        source = download(args.url, os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                                                 "fsdd-source"))
+    sources = fsdd_sources(source)[:args.limit]
     client = None
     if args.scheduler:
         from distributed import Client

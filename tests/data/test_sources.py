@@ -110,3 +110,26 @@ def test_cli_prepare(tmp_path, shared_data, capsys):
     assert [f["id"] for f in store.failures()] == ["yes__broken"]
     assert main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "x"), "--kind", "image"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_fsdd_download_from_an_archive(tmp_path, shared_data):
+    """Without --source the script fetches the archive (here a local file:// URL) once."""
+    import zipfile
+
+    pytest.importorskip("sigconv.io")
+    fsdd = _fsdd_module()
+    archive = tmp_path / "fsdd.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name in ("0_george_0.wav", "1_jackson_7.wav"):
+            zipped.write(shared_data / "fsdd" / "recordings" / name,
+                         f"free-spoken-digit-dataset-master/recordings/{name}")
+        zipped.writestr("free-spoken-digit-dataset-master/README.md", "not a recording")
+    out = tmp_path / "prepared" / "fsdd"
+    assert fsdd.main(["--out", str(out), "--url", archive.as_uri()]) == 0
+    store = Store(out)
+    assert [r["id"] for r in store.records] == ["0_george_0", "1_jackson_7"]
+    assert [r["split"] for r in store.records] == ["test", "train"]
+    archive.unlink()                                   # a second run does not download again
+    assert fsdd.main(["--out", str(out), "--url", archive.as_uri()]) == 0
+    with pytest.raises(SystemExit, match="cannot download"):
+        fsdd.main(["--out", str(tmp_path / "other" / "x"), "--url", archive.as_uri()])
