@@ -91,9 +91,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     spacing = None if args.spacing is None else (
         args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing))
+    patch = None if args.patch is None else tuple(args.patch)
+    stride = None if args.patch_stride is None else tuple(args.patch_stride)
     convert = functools.partial(convert_volume, spacing=spacing, window=args.window,
-                                patch=None if args.patch is None else tuple(args.patch),
-                                stride=None if args.patch_stride is None else tuple(args.patch_stride))
+                                patch=patch, stride=stride)
     summary = prepare(ct_sources(args.source, args.labels), args.out, convert,
                       workers=args.workers)
     return 0 if summary.failed == 0 else 1

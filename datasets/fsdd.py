@@ -83,7 +83,8 @@ def download(url, destination):
                 for member in zipped.namelist():
                     name = os.path.basename(member)
                     if NAME.match(name) and "/recordings/" in "/" + member:
-                        with zipped.open(member) as src, open(os.path.join(unpacked, name), "wb") as dst:
+                        with zipped.open(member) as src, \
+                                open(os.path.join(unpacked, name), "wb") as dst:
                             shutil.copyfileobj(src, dst)
         except zipfile.BadZipFile as exc:
             raise SystemExit(f"fsdd: {url} is not a zip archive: {exc}") from None

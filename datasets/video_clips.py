@@ -26,7 +26,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     stop = None if args.max_frames is None else args.max_frames * args.step
     summary = prepare_folder(args.source, args.out, kind="video", labels=args.labels,
-                             workers=args.workers, size=None if args.size is None else tuple(args.size),
+                             workers=args.workers,
+                             size=None if args.size is None else tuple(args.size),
                              step=args.step, stop=stop)
     return 0 if summary.failed == 0 else 1
 

@@ -35,7 +35,7 @@ __all__ = ["Source", "prepare", "PrepareSummary", "convert_npy"]
 
 @dataclass(frozen=True)
 class Source:
-    """One source file to prepare: its store ``id``, ``path`` and fields to record (label, split...)."""
+    """One source file: its store ``id``, ``path`` and ``fields`` to record (label, split...)."""
 
     id: str
     path: str

@@ -50,8 +50,8 @@ class BucketBatchSampler:
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), seed
         self.epoch = 0
         order = np.argsort(sizes, kind="stable")
-        self.buckets = [bucket for bucket in np.array_split(order, min(num_buckets, max(len(order), 1)))
-                        if len(bucket)]
+        parts = np.array_split(order, min(num_buckets, max(len(order), 1)))
+        self.buckets = [bucket for bucket in parts if len(bucket)]
 
     def set_epoch(self, epoch):
         """Use the shuffles of epoch ``epoch`` (each epoch differs; the same epoch repeats)."""

@@ -169,7 +169,8 @@ def prepare_folder(source, out, *, kind, labels=None, workers=1, client=None, pr
     from .prepare import prepare
 
     if kind not in EXTENSIONS:
-        raise ArgumentError(f"kind must be one of {', '.join(map(repr, EXTENSIONS))}; got {kind!r}")
+        listed = ", ".join(map(repr, EXTENSIONS))
+        raise ArgumentError(f"kind must be one of {listed}; got {kind!r}")
     sources = folder_sources(source, labels=labels, extensions=EXTENSIONS[kind])
     if kind == "spectrogram":
         spectrogram = dict(spectrogram or {})

@@ -126,7 +126,7 @@ class Store:
         return read_records(os.path.join(self.path, FAILURES))
 
     def verify(self):
-        """Check every item file against its manifest checksum; raise :class:`StoreError` if not."""
+        """Check every item file against its manifest checksum (:class:`StoreError` if not)."""
         for record in self.records:
             path = os.path.join(self.path, record["file"])
             if not os.path.isfile(path) or file_sha256(path) != record["sha256"]:
