@@ -453,8 +453,9 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
     """grad_w = sum over items and positions of grad_out x patch (the chapter's g(G, V, s)).
 
     Each thread accumulates into a private copy of ``grad_w``; the copies are
-    summed at the end, so the result does not depend on the schedule beyond
-    floating-point summation order.
+    summed at the end.  Units go to threads statically (thread ``t`` always
+    takes the same units), so for a given number of threads the result is
+    the same bit for bit on every run, which makes training reproducible.
     """
     cdef Geometry g = make_geometry(kernel, stride, dilation, (1, 1, 1), cin, cout, groups)
     cdef int threads = openmp.omp_get_max_threads()
@@ -477,7 +478,7 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
     cdef floating* wsp = &ws[0]
     cdef floating* accp = &acc[0, 0]
     with nogil:
-        for u in prange(nunits, schedule="dynamic", chunksize=1, num_threads=threads):
+        for u in prange(nunits, schedule="static", num_threads=threads):
             n = units[u, 0]
             p0 = units[u, 1]
             p1 = units[u, 2]

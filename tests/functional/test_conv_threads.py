@@ -50,3 +50,15 @@ def test_one_thread_equals_two_threads(tmp_path, method):
     same(load("one", "y"), load("two", "y"))
     same(load("one", "gx"), load("two", "gx"))
     np.testing.assert_allclose(load("one", "gw"), load("two", "gw"), rtol=1e-12, atol=1e-12)
+
+
+def test_weight_gradient_is_the_same_on_every_run(rng):
+    """The per-thread partial sums are assigned statically: repeated runs agree bit for bit."""
+    import sigconv.functional as F
+
+    x = rng.standard_normal((4, 8, 40, 64))
+    g = rng.standard_normal((4, 12, 40, 64))
+    first = F.conv_grad_weight(x, g, (12, 8, 3, 3), padding="same")
+    for _ in range(5):
+        np.testing.assert_array_equal(F.conv_grad_weight(x, g, (12, 8, 3, 3), padding="same"),
+                                      first)
