@@ -127,6 +127,42 @@ def _prepare(args):
     return 0 if summary.failed == 0 else 1
 
 
+def _train(args):
+    from .errors import SigconvError
+    from .train import train
+
+    try:
+        metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, seed=args.seed, resume=args.resume)
+    except SigconvError as exc:
+        print(f"sigconv train: {exc}", file=sys.stderr)
+        return 2
+    if metrics["test"]:
+        print(f"test accuracy {metrics['test']['accuracy']:.4f} "
+              f"({args.out}/metrics.json)")
+    return 0
+
+
+def _evaluate(args):
+    from .data import Store
+    from .errors import SigconvError
+    from .train import _load, evaluate, load_model
+
+    try:
+        model = load_model(args.run_dir)
+        store = Store(args.store)
+        records = [r for r in store.records if r.get("split") == args.split]
+        arrays, labels = _load(store, records)
+        index = {c: i for i, c in enumerate(model.classes)}
+        metrics = evaluate(model, arrays, [index[y] for y in labels])
+    except (SigconvError, OSError, KeyError) as exc:
+        print(f"sigconv evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.split}: {len(records)} items, accuracy {metrics['accuracy']:.4f}, "
+          f"loss {metrics['loss']:.4f}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="sigconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +193,20 @@ def main(argv=None):
                          help="with --kind spectrogram: which spectrogram")
     prepare.add_argument("--n-fft", type=int, default=512, help="with --kind spectrogram")
     prepare.set_defaults(run=_prepare)
+    train = commands.add_parser("train", help="train a classifier on a prepared store")
+    train.add_argument("store", help="a store made by `sigconv prepare` or datasets/*.py")
+    train.add_argument("--out", required=True, help="run folder (checkpoints, metrics)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.set_defaults(run=_train)
+    evaluate = commands.add_parser("evaluate", help="accuracy of a run's best model on a split")
+    evaluate.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train`")
+    evaluate.add_argument("store")
+    evaluate.add_argument("--split", default="test")
+    evaluate.set_defaults(run=_evaluate)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,0 +1,94 @@
+"""Training on a store: metrics, checkpoints, exact resume, non-finite loss, CLI."""
+import json
+
+import numpy as np
+import pytest
+
+from sigconv import checkpoint
+from sigconv.cli import main
+from sigconv.data import Source, prepare
+from sigconv.train import TrainingError, load_model, train
+
+
+def _store(tmp_path, rng):
+    """A small 1-D two-class problem of variable-length signals: a tone or noise."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    sources = []
+    for i in range(48):
+        n = int(rng.integers(300, 600))
+        label = i % 2
+        t = np.arange(n)
+        signal = np.sin(0.6 * t + rng.uniform(0, 6)) if label else rng.standard_normal(n)
+        np.save(folder / f"s{i:02d}.npy", signal + 0.1 * rng.standard_normal(n))
+        split = "test" if i < 8 else "train"
+        sources.append(Source(f"s{i:02d}", str(folder / f"s{i:02d}.npy"),
+                              {"label": label, "split": split}))
+    from sigconv.data import convert_npy
+    prepare(sources, tmp_path / "store", convert_npy, progress=False, log=None)
+    return tmp_path / "store"
+
+
+def test_train_writes_metrics_and_learns(tmp_path, rng):
+    store = _store(tmp_path, rng)
+    metrics = train(store, tmp_path / "run", epochs=4, batch_size=8, lr=3e-3, progress=False,
+                    log=None)
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["history"] == json.loads(json.dumps(metrics["history"]))
+    assert saved["test"]["accuracy"] >= 0.75                  # tone against noise
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,")
+    model = load_model(tmp_path / "run")
+    assert model.classes == [0, 1]
+
+
+def test_resume_ends_identical_to_an_uninterrupted_run(tmp_path, rng):
+    store = _store(tmp_path, rng)
+    options = dict(epochs=3, batch_size=8, progress=False, log=None)
+    whole = train(store, tmp_path / "whole", **options)
+    train(store, tmp_path / "parts", stop_after=1, **options)     # interrupted after epoch 1
+    assert json.loads((tmp_path / "parts" / "state.json").read_text())["epoch"] == 1
+    resumed = train(store, tmp_path / "parts", resume=True, **options)
+    for name in ("checkpoint.safetensors", "best.safetensors"):
+        a = checkpoint.load(tmp_path / "whole" / name)
+        b = checkpoint.load(tmp_path / "parts" / name)
+        assert list(a) == list(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    drop = ("seconds",)
+    assert [{k: v for k, v in h.items() if k not in drop} for h in whole["history"]] == \
+        [{k: v for k, v in h.items() if k not in drop} for h in resumed["history"]]
+    assert whole["test"] == resumed["test"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, rng):
+    store = _store(tmp_path, rng)
+    options = dict(epochs=3, batch_size=8, progress=False, log=None)
+    train(store, tmp_path / "run", stop_after=1, **options)
+    good = (tmp_path / "run" / "checkpoint.safetensors").read_bytes()
+    from sigconv import optim
+    real_adam = optim.Adam
+
+    def exploding(params, lr=1e-3, **kw):  # a learning rate that overflows in epoch 2
+        return real_adam(params, lr=3e38, **kw)
+
+    import sigconv.train as T
+    T.optim.Adam = exploding
+    try:
+        with pytest.raises(TrainingError, match="loss became .* epoch 2"):
+            train(store, tmp_path / "run", resume=True, **options)
+    finally:
+        T.optim.Adam = real_adam
+    assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == good
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
+
+
+def test_cli_train_and_evaluate(tmp_path, rng, capsys):
+    store = _store(tmp_path, rng)
+    assert main(["train", str(store), "--out", str(tmp_path / "run"), "--epochs", "2",
+                 "--batch-size", "8"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "run"), str(store)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main(["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
