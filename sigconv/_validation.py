@@ -120,3 +120,18 @@ def check_spatial_nonempty(shape, name="x"):
     """Raise :class:`ShapeError` if any spatial axis of ``shape`` has length 0."""
     if any(n == 0 for n in shape[2:]):
         raise ShapeError(f"{name} has a zero-length spatial axis: shape {tuple(shape)}")
+
+
+def shape_argument(value, name):
+    """A shape given as an argument (``input_shape=``, ``weight_shape=``) as a tuple of ints.
+
+    Accepts a tuple, list or 1-D integer array of non-negative ints; raises
+    :class:`ArgumentError` naming ``name`` otherwise.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) and v >= 0
+            for v in value):
+        raise ArgumentError(f"{name} must be a tuple of non-negative ints, got {value!r}")
+    return tuple(int(v) for v in value)

@@ -24,7 +24,8 @@ from threadpoolctl import ThreadpoolController
 
 from .. import shapes
 from .._kernels import conv as _kernel
-from .._validation import as_float_array, as_tuple, check_choice, result_dtype
+from .._validation import (as_float_array, as_tuple, check_choice, result_dtype,
+                           shape_argument as _shape_of)
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, item_table, lift3
 
@@ -69,14 +70,6 @@ class ConvGeometry:
     @property
     def ndim(self):
         return len(self.x_shape) - 2
-
-
-def _shape_of(value, name):
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) and v >= 0
-            for v in value):
-        raise ArgumentError(f"{name} must be a tuple of non-negative ints, got {value!r}")
-    return tuple(int(v) for v in value)
 
 
 def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,

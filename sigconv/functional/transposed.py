@@ -48,6 +48,7 @@ import numpy as np
 from .. import shapes
 from .._kernels import unshared as _unshared_kernel
 from .._validation import as_float_array, as_tuple, check_choice, result_dtype
+from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, lift3
 from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _forward, _grad_input_pad_lo,
@@ -170,16 +171,6 @@ def _geometry(x_shape, weight_shape, *, stride, padding, output_padding, dilatio
     out_shape = (n, weight_shape[1] * groups) + out_spatial
     return _Geometry(x_shape, weight_shape, out_shape, stride, dilation, pads, output_padding,
                      groups)
-
-
-def _shape_of(value, name):
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) and v >= 0
-            for v in value):
-        raise ArgumentError(f"{name} must be a tuple of non-negative ints, got {value!r}")
-    return tuple(int(v) for v in value)
 
 
 def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0,

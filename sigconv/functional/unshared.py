@@ -53,6 +53,7 @@ import numpy as np
 from .. import shapes
 from .._kernels import unshared as _kernel
 from .._validation import as_float_array, as_tuple, result_dtype
+from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
 from .conv import _check_array, conv, conv_grad_input, conv_grad_weight
@@ -168,16 +169,6 @@ def _check_bias(bias, c_out, per, what):
         return bias
     raise ShapeError(f"bias must have shape ({c_out},) (one value per output channel) or "
                      f"{(c_out,) + tuple(per)} (one per channel and {what}), got shape {shape}")
-
-
-def _shape_of(value, name):
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) and v >= 0
-            for v in value):
-        raise ArgumentError(f"{name} must be a tuple of non-negative ints, got {value!r}")
-    return tuple(int(v) for v in value)
 
 
 def _check_grad_output(grad_output, geometry):
