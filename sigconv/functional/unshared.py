@@ -45,7 +45,6 @@ The bias gradient is ``grad_output`` summed over the axes the bias is
 broadcast along.
 """
 import math
-import numbers
 import os
 
 import numpy as np
@@ -54,7 +53,7 @@ from .. import shapes
 from .._kernels import unshared as _kernel
 from .._validation import as_float_array, as_tuple, result_dtype
 from .._validation import shape_argument as _shape_of
-from ..errors import ArgumentError, ShapeError
+from ..errors import ShapeError
 from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
 from .conv import _check_array, conv, conv_grad_input, conv_grad_weight
 
