@@ -163,6 +163,20 @@ def _evaluate(args):
     return 0
 
 
+def _predict(args):
+    from .errors import SigconvError
+    from .train import predict
+
+    try:
+        results = predict(args.run_dir, args.files)
+    except (SigconvError, OSError) as exc:
+        print(f"sigconv predict: {exc}", file=sys.stderr)
+        return 2
+    for path, label, probability in results:
+        print(f"{path}\t{label}\t{probability:.3f}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="sigconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +221,10 @@ def main(argv=None):
     evaluate.add_argument("store")
     evaluate.add_argument("--split", default="test")
     evaluate.set_defaults(run=_evaluate)
+    predict = commands.add_parser("predict", help="classify files with a run's best model")
+    predict.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train`")
+    predict.add_argument("files", nargs="+", help="files of the kind the run was trained on")
+    predict.set_defaults(run=_predict)
     args = parser.parse_args(argv)
     return args.run(args)
 

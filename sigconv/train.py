@@ -40,7 +40,7 @@ from .errors import ArgumentError, SigconvError
 from .models import Classifier
 from .ragged import Ragged
 
-__all__ = ["train", "evaluate", "TrainingError", "load_model"]
+__all__ = ["train", "evaluate", "predict", "plot_run", "TrainingError", "load_model"]
 
 #: Classifier shape per number of spatial axes: widths, kernel size, pooling.
 ARCHITECTURES = {
@@ -97,20 +97,110 @@ def make_model(in_channels, num_classes, ndim, seed):
 
 def evaluate(model, arrays, labels, *, batch_size=64):
     """Accuracy, mean loss and confusion matrix of ``model`` on items with integer labels."""
-    model.eval()
+    predicted, losses = _predict(model, arrays, labels, batch_size)
     classes = int(model.head.weight.shape[0])
     confusion = np.zeros((classes, classes), dtype=np.int64)
-    total_loss = 0.0
+    np.add.at(confusion, (np.asarray(labels, dtype=np.int64), predicted), 1)
+    n = max(len(arrays), 1)
+    return {"accuracy": float(np.trace(confusion) / n), "loss": float(np.sum(losses)) / n,
+            "confusion": confusion.tolist()}
+
+
+def _predict(model, arrays, labels=None, batch_size=64):
+    """Predicted class of every item (and each item's loss when ``labels`` are given)."""
+    model.eval()
+    predicted, losses = [], []
     with no_grad():
         for batch in _batches(len(arrays), batch_size):
             logits = model(Tensor(Ragged.from_list([arrays[i] for i in batch])))
-            target = np.array([labels[i] for i in batch])
-            total_loss += float(nn.functional.cross_entropy(logits, target,
-                                                            reduction="sum").data)
-            np.add.at(confusion, (target, logits.data.argmax(axis=1)), 1)
-    n = max(len(arrays), 1)
-    return {"accuracy": float(np.trace(confusion) / n), "loss": total_loss / n,
-            "confusion": confusion.tolist()}
+            predicted.extend(logits.data.argmax(axis=1).tolist())
+            if labels is not None:
+                target = np.array([labels[i] for i in batch])
+                losses.extend(nn.functional.cross_entropy(logits, target,
+                                                          reduction="none").data.tolist())
+    return np.array(predicted, dtype=np.int64), losses
+
+
+def _per_group(model, arrays, labels, records, field="speaker"):
+    """Accuracy per value of ``field`` (e.g. per speaker) when the records have it."""
+    if not records or field not in records[0]:
+        return {}
+    predicted, _ = _predict(model, arrays)
+    groups = {}
+    for record, guess, label in zip(records, predicted, labels):
+        hits = groups.setdefault(str(record[field]), [0, 0])
+        hits[0] += int(guess == label)
+        hits[1] += 1
+    return {f"per_{field}": {k: v[0] / v[1] for k, v in sorted(groups.items())}}
+
+
+def _save_figure(fig, path):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_run(out, history, test, model):
+    """Loss and accuracy curves, the test confusion matrix and the first-layer kernels (PNG).
+
+    Needs matplotlib (the ``plot`` extra); without it nothing is drawn.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return []
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key, label in (("train", "train"), ("validation", "validation")):
+        if f"{key}_loss" in history[0]:
+            axes[0].plot(epochs, [h[f"{key}_loss"] for h in history], marker="o", label=label)
+            axes[1].plot(epochs, [h[f"{key}_accuracy"] for h in history], marker="o",
+                         label=label)
+    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    written.append(os.path.join(out, "curves.png"))
+    _save_figure(fig, written[-1])
+    plt.close(fig)
+    if test.get("confusion"):
+        confusion = np.array(test["confusion"])
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        image = ax.imshow(confusion, cmap="Blues")
+        for (i, j), value in np.ndenumerate(confusion):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+        ax.set(xlabel="predicted", ylabel="true",
+               title=f"test confusion (accuracy {test['accuracy']:.3f})")
+        fig.colorbar(image)
+        fig.tight_layout()
+        written.append(os.path.join(out, "confusion.png"))
+        _save_figure(fig, written[-1])
+        plt.close(fig)
+    weight = next(iter(model.parameters())).data  # the first convolution's kernels
+    if weight.ndim == 3:  # 1-D kernels: draw each as a curve
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot(weight[:, 0].T, alpha=0.7)
+        ax.set(xlabel="tap", title="first-layer kernels")
+    else:
+        tiles = weight[:, 0].reshape((weight.shape[0], -1) + weight.shape[-2:])[:, 0]
+        columns = min(8, len(tiles))
+        rows = -(-len(tiles) // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(columns, rows), squeeze=False)
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, tile in zip(axes.ravel(), tiles):
+            ax.imshow(tile, cmap="RdBu_r")
+        fig.suptitle("first-layer kernels")
+    written.append(os.path.join(out, "kernels.png"))
+    _save_figure(fig, written[-1])
+    plt.close(fig)
+    return written
 
 
 def _save_json(path, value):
@@ -145,6 +235,55 @@ def _write_metrics(out, history, test):
     writer.writeheader()
     writer.writerows(history)
     atomic_write_bytes(os.path.join(out, "metrics.csv"), text.getvalue().encode())
+
+
+def _input_spec(record):
+    """What :func:`predict` needs to turn a file into an item like the store's."""
+    keys = ("kind", "sample_rate", "spectrogram")
+    return {k: record[k] for k in keys if k in record}
+
+
+def predict(run, paths, *, batch_size=32):
+    """The best model's class and probability for each file.
+
+    Files are loaded with :func:`sigconv.io.load` and turned into items the
+    way the run's store was prepared (resampled to its sample rate, and the
+    same spectrogram when the store held spectrograms).
+
+    Returns
+    -------
+    list of (path, class, probability)
+    """
+    from . import io as sio
+
+    model = load_model(run)
+    with open(os.path.join(run, "state.json"), encoding="utf-8") as handle:
+        spec = json.load(handle).get("input", {})
+    arrays = []
+    for path in paths:
+        kind = spec.get("kind")
+        options = {}
+        if kind in ("waveform", "spectrogram"):
+            kind = "waveform"
+            if spec.get("sample_rate"):
+                options["sample_rate"] = spec["sample_rate"]
+        signal = sio.load(path, kind=kind, **options)
+        if spec.get("spectrogram"):
+            signal = sio.spectrogram(signal, **spec["spectrogram"])
+        expected = next(iter(model.parameters())).shape[1]  # the first layer's input channels
+        if signal.data.shape[0] != expected:
+            raise ArgumentError(f"{path}: {signal.data.shape[0]} channels, the model takes "
+                                f"{expected}")
+        arrays.append(_standardised(signal.data))
+    results = []
+    with no_grad():
+        for batch in _batches(len(arrays), batch_size):
+            logits = model(Tensor(Ragged.from_list([arrays[i] for i in batch])))
+            probabilities = nn.functional.softmax(logits, axis=1).data
+            for i, p in zip(batch, probabilities):
+                k = int(np.argmax(p))
+                results.append((os.fspath(paths[i]), model.classes[k], float(p[k])))
+    return results
 
 
 def load_model(run):
@@ -255,7 +394,7 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
             checkpoint.save(model, os.path.join(out, "best.safetensors"))
         _save_json(state_path, {"epoch": epoch + 1, "history": history, "best": best,
                                 "classes": classes, "ndim": ndim, "in_channels": in_channels,
-                                "options": options})
+                                "options": options, "input": _input_spec(train_records[0])})
         _write_metrics(out, history, {})
         if log is not None:
             print(f"epoch {epoch + 1}: " + ", ".join(
@@ -266,6 +405,9 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
     if test_records:
         best_model = load_model(out)
         x_test, y_test = _load(source, test_records)
-        test = evaluate(best_model, x_test, [to_index[y] for y in y_test])
+        y_test = [to_index[y] for y in y_test]
+        test = evaluate(best_model, x_test, y_test)
+        test.update(_per_group(best_model, x_test, y_test, test_records))
     _write_metrics(out, history, test)
+    plot_run(out, history, test, load_model(out))
     return {"history": history, "test": test}

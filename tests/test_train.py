@@ -23,7 +23,7 @@ def _store(tmp_path, rng):
         np.save(folder / f"s{i:02d}.npy", signal + 0.1 * rng.standard_normal(n))
         split = "test" if i < 8 else "train"
         sources.append(Source(f"s{i:02d}", str(folder / f"s{i:02d}.npy"),
-                              {"label": label, "split": split}))
+                              {"label": label, "split": split, "speaker": "ab"[i % 4 // 2]}))
     from sigconv.data import convert_npy
     prepare(sources, tmp_path / "store", convert_npy, progress=False, log=None)
     return tmp_path / "store"
@@ -40,6 +40,9 @@ def test_train_writes_metrics_and_learns(tmp_path, rng):
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,")
     model = load_model(tmp_path / "run")
     assert model.classes == [0, 1]
+    assert set(saved["test"]["per_speaker"]) == {"a", "b"}
+    for name in ("curves.png", "confusion.png", "kernels.png"):
+        assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resume_ends_identical_to_an_uninterrupted_run(tmp_path, rng):
@@ -92,3 +95,25 @@ def test_cli_train_and_evaluate(tmp_path, rng, capsys):
     assert main(["evaluate", str(tmp_path / "run"), str(store)]) == 0
     assert "accuracy" in capsys.readouterr().out
     assert main(["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_predict_files_like_the_store(tmp_path, shared_data, capsys):
+    import importlib.util
+    import pathlib
+
+    pytest.importorskip("sigconv.io")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("fsdd", root / "datasets" / "fsdd.py")
+    fsdd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fsdd)
+    sources = fsdd.fsdd_sources(shared_data / "fsdd")[::60]
+    prepare(sources, tmp_path / "store", fsdd.converter("waveform"), progress=False, log=None)
+    train(tmp_path / "store", tmp_path / "run", epochs=1, batch_size=16, progress=False,
+          log=None)
+    files = [str(shared_data / "fsdd" / "recordings" / n)
+             for n in ("3_theo_2.wav", "7_yweweler_0.wav")]
+    assert main(["predict", str(tmp_path / "run")] + files) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == files
+    assert all(line.split("\t")[1] in {str(d) for d in range(10)} for line in lines)
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "missing.wav")]) == 2

@@ -140,7 +140,10 @@ def load_item(path, *, kind=None, spectrogram=None, dtype=np.float32, **options)
     signal = io.load(path, kind=kind, **options)
     if spectrogram is not None:
         signal = io.spectrogram(signal, **spectrogram)
-    return np.asarray(signal.data, dtype=dtype), signal_metadata(signal)
+    metadata = signal_metadata(signal)
+    if spectrogram is not None:  # how to make the same input again (sigconv predict)
+        metadata["spectrogram"] = dict(spectrogram)
+    return np.asarray(signal.data, dtype=dtype), metadata
 
 
 #: File extensions each kind of source folder holds (upper or lower case).
