@@ -177,9 +177,25 @@ def _predict(args):
     return 0
 
 
+def _demo(args):
+    from .demos import demo
+
+    print(f"sigconv demo: one classifier definition trained on generated 1-D signals, 2-D "
+          f"images and 3-D volumes of varying sizes (folder {args.out})")
+    results = demo(args.out, epochs=args.epochs, progress=not args.quiet, log=sys.stdout)
+    print("test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in results.items()))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="sigconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="train the same model on 1-D, 2-D and 3-D data "
+                               "generated offline (about a minute)")
+    demo.add_argument("--out", default="sigconv-demo", help="folder for stores, runs and plots")
+    demo.add_argument("--epochs", type=int, default=10)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(run=_demo)
     edges = commands.add_parser("edges", help="figure 9.6: vertical edges of a photograph")
     edges.add_argument("image", help="a photograph (PNG, JPEG, ...), at least 280 x 320 pixels")
     edges.add_argument("--out", help="write the edge map to this image file")

@@ -53,3 +53,15 @@ def test_cli_edges_unreadable_file(tmp_path, capsys):
     bad.write_bytes(b"this is not a PNG")
     assert main(["edges", str(bad)]) == 2
     assert "cannot read image" in capsys.readouterr().err
+
+
+def test_demo_trains_one_model_on_three_ranks(tmp_path, capsys):
+    from sigconv.demos import demo
+
+    results = demo(tmp_path, epochs=3, count=60, progress=False)
+    assert set(results) == {"1-D", "2-D", "3-D"}
+    assert results["1-D"] > 0.5                 # three classes: chance is 1/3
+    for name in results:
+        assert (tmp_path / f"{name}-run" / "metrics.json").exists()
+    assert main(["demo", "--out", str(tmp_path / "cli"), "--epochs", "1", "--quiet"]) == 0
+    assert "test accuracy: 1-D" in capsys.readouterr().out
