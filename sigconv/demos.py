@@ -134,6 +134,6 @@ def demo(out, *, epochs=10, count=240, seed=0, progress=True, log=None):
                         seed=seed, progress=progress, log=None)
         results[name] = metrics["test"]["accuracy"]
         if log is not None:
-            print(f"{name}: test accuracy {results[name]:.3f} "
-                  f"(plots and metrics in {os.path.join(out, name + '-run')})", file=log)
+            print(f"{name}: test accuracy {results[name]:.3f} (metrics, and plots when "
+                  f"matplotlib is installed, in {os.path.join(out, name + '-run')})", file=log)
     return results
