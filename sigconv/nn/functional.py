@@ -67,20 +67,34 @@ def _dense_only(x, op):
 # ---------------------------------------------------------------------------
 
 class _Conv(Function):
+    """A convolution-like op of sigconv.functional and its two gradient functions.
+
+    ``op`` names the op; its gradients are ``op + "_grad_input"`` and
+    ``op + "_grad_weight"``, which take the forward input's shape (or the
+    Ragged itself) and the forward options.
+    """
+
     ragged = "native"
+    op = "conv"
 
     def forward(self, x, weight, bias, **options):
         self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
+        self.b_shape = None if bias is None else bias.shape
         self.x = x if self.needs_input_grad[1] else None
         self.weight = weight if self.needs_input_grad[0] else None
-        return _F.conv(x, weight, bias, **options)
+        return getattr(_F, self.op)(x, weight, bias, **options)
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        gx = _F.conv_grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
-        gw = _F.conv_grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
-        gb = _bias_sum(g) if need_b else None
-        return gx, gw, gb
+        grad_input = getattr(_F, self.op + "_grad_input")
+        grad_weight = getattr(_F, self.op + "_grad_weight")
+        gx = grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
+        gw = grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
+        return gx, gw, self.bias_grad(g) if need_b else None
+
+    def bias_grad(self, g):
+        """Gradient of a per-channel bias (C,) added to the output ``g``."""
+        return _bias_sum(g)
 
 
 def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
@@ -90,22 +104,8 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
                        groups=groups, flip=flip, method=method)
 
 
-class _ConvTranspose(Function):
-    ragged = "native"
-
-    def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
-        self.x = x if self.needs_input_grad[1] else None
-        self.weight = weight if self.needs_input_grad[0] else None
-        return _F.conv_transpose(x, weight, bias, **options)
-
-    def backward(self, g):
-        need_x, need_w, need_b = self.needs_input_grad
-        opts = {k: v for k, v in self.options.items() if k != "method"}
-        gx = _F.conv_transpose_grad_input(g, self.weight, self.x_shape, **opts) if need_x else None
-        gw = _F.conv_transpose_grad_weight(self.x, g, self.w_shape, **opts) if need_w else None
-        gb = _bias_sum(g) if need_b else None
-        return gx, gw, gb
+class _ConvTranspose(_Conv):
+    op = "conv_transpose"
 
 
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
@@ -129,31 +129,18 @@ def _bias_grad(g, bias_shape, tile=None):
     return out
 
 
-class _Unshared(Function):
-    """Shared plumbing of local (unshared) and tiled convolution."""
+class _Unshared(_Conv):
+    """Local (unshared) and tiled convolution: a bias may also vary with position or tile."""
 
-    op = None  # name of the op in sigconv.functional; its gradients are op + "_grad_*"
+    ragged = None
 
-    def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
-        self.b_shape = None if bias is None else bias.shape
-        self.x = x if self.needs_input_grad[1] else None
-        self.weight = weight if self.needs_input_grad[0] else None
-        return getattr(_F, self.op)(x, weight, bias, **options)
-
-    def backward(self, g):
-        need_x, need_w, need_b = self.needs_input_grad
-        grad_input = getattr(_F, self.op + "_grad_input")
-        grad_weight = getattr(_F, self.op + "_grad_weight")
-        gx = grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
-        gw = grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
-        gb = None
-        if need_b:
-            if isinstance(g, Ragged) and len(self.b_shape) != 1:
+    def bias_grad(self, g):
+        if isinstance(g, Ragged):
+            if len(self.b_shape) != 1:
                 raise ArgumentError(f"{self.op} of a Ragged batch takes a bias of one value per "
                                     f"channel, not shape {self.b_shape}")
-            gb = _bias_sum(g) if isinstance(g, Ragged) else _bias_grad(g, self.b_shape, self.tile())
-        return gx, gw, gb
+            return _bias_sum(g)
+        return _bias_grad(g, self.b_shape, self.tile())
 
 
 class _LocalConv(_Unshared):
@@ -207,18 +194,7 @@ def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation
 
 
 class _FFTConv(_Conv):  # Ragged batches item by item
-    def forward(self, x, weight, bias, **options):
-        self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
-        self.x = x if self.needs_input_grad[1] else None
-        self.weight = weight if self.needs_input_grad[0] else None
-        return _F.fft_conv(x, weight, bias, **options)
-
-    def backward(self, g):
-        need_x, need_w, need_b = self.needs_input_grad
-        gx = _F.fft_conv_grad_input(g, self.weight, self.x_shape, **self.options) if need_x else None
-        gw = _F.fft_conv_grad_weight(self.x, g, self.w_shape, **self.options) if need_w else None
-        gb = _bias_sum(g) if need_b else None
-        return gx, gw, gb
+    op = "fft_conv"
 
 
 def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1, flip=False):
