@@ -20,6 +20,21 @@ from .module import Module, Parameter
 __all__ = ["Conv", "ConvTranspose", "LocalConv", "TiledConv"]
 
 
+def _kernel_options(layer, in_channels, out_channels, kernel_size, ndim, stride, *,
+                    groups=1, dilation=1):
+    """Check and set the options every layer with a kernel has (ndim, channels, sizes)."""
+    layer.ndim = spatial_ndim(ndim)
+    layer.in_channels = positive_int(in_channels, "in_channels")
+    layer.out_channels = positive_int(out_channels, "out_channels")
+    layer.groups = positive_int(groups, "groups")
+    if in_channels % groups or out_channels % groups:
+        raise ArgumentError(f"groups={groups} must divide in_channels={in_channels} and "
+                            f"out_channels={out_channels}")
+    layer.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
+    layer.stride = as_tuple(stride, ndim, "stride", minimum=1)
+    layer.dilation = as_tuple(dilation, ndim, "dilation", minimum=1)
+
+
 class Conv(Module):
     """N-d multi-channel convolution (cross-correlation, as every framework), learnable.
 
@@ -46,16 +61,8 @@ class Conv(Module):
     def __init__(self, in_channels, out_channels, kernel_size, *, ndim, stride=1, padding="same",
                  dilation=1, groups=1, bias=True, method="auto", dtype=np.float32, rng=None):
         super().__init__()
-        self.ndim = spatial_ndim(ndim)
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.groups = positive_int(groups, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ArgumentError(f"groups={groups} must divide in_channels={in_channels} and "
-                                f"out_channels={out_channels}")
-        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
-        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
-        self.dilation = as_tuple(dilation, ndim, "dilation", minimum=1)
+        _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride,
+                        groups=groups, dilation=dilation)
         self.padding = padding
         self.method = check_choice(method, "method", _F.CONV_METHODS)
         dtype = float_dtype(dtype)
@@ -90,16 +97,8 @@ class ConvTranspose(Module):
     def __init__(self, in_channels, out_channels, kernel_size, *, ndim, stride=1, padding=0,
                  output_padding=0, dilation=1, groups=1, bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        self.ndim = spatial_ndim(ndim)
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.groups = positive_int(groups, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ArgumentError(f"groups={groups} must divide in_channels={in_channels} and "
-                                f"out_channels={out_channels}")
-        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
-        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
-        self.dilation = as_tuple(dilation, ndim, "dilation", minimum=1)
+        _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride,
+                        groups=groups, dilation=dilation)
         self.padding, self.output_padding = padding, output_padding
         dtype = float_dtype(dtype)
         taps = math.prod(self.kernel_size)
@@ -138,11 +137,7 @@ class LocalConv(Module):
     def __init__(self, in_channels, out_channels, kernel_size, *, ndim, input_size, stride=1,
                  padding="valid", bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        self.ndim = spatial_ndim(ndim)
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
-        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
+        _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride)
         self.input_size = as_tuple(input_size, ndim, "input_size", minimum=1)
         self.padding = padding
         self.output_size = shapes.conv_output_size(self.input_size, self.kernel_size,
@@ -185,12 +180,8 @@ class TiledConv(Module):
     def __init__(self, in_channels, out_channels, kernel_size, *, ndim, tile, stride=1,
                  padding="same", bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        self.ndim = spatial_ndim(ndim)
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
+        _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride)
         self.tile = as_tuple(tile, ndim, "tile", minimum=1)
-        self.stride = as_tuple(stride, ndim, "stride", minimum=1)
         self.padding = padding
         dtype = float_dtype(dtype)
         self.fan_in = in_channels * math.prod(self.kernel_size)
