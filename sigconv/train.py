@@ -97,11 +97,15 @@ def make_model(in_channels, num_classes, ndim, seed):
 
 def evaluate(model, arrays, labels, *, batch_size=64):
     """Accuracy, mean loss and confusion matrix of ``model`` on items with integer labels."""
-    predicted, losses = _predict(model, arrays, labels, batch_size)
+    return _scores(model, labels, *_predict(model, arrays, labels, batch_size))
+
+
+def _scores(model, labels, predicted, losses):
+    """Accuracy, mean loss and confusion matrix from predictions and per-item losses."""
     classes = int(model.head.weight.shape[0])
     confusion = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(confusion, (np.asarray(labels, dtype=np.int64), predicted), 1)
-    n = max(len(arrays), 1)
+    n = max(len(labels), 1)
     return {"accuracy": float(np.trace(confusion) / n), "loss": float(np.sum(losses)) / n,
             "confusion": confusion.tolist()}
 
@@ -121,11 +125,10 @@ def _predict(model, arrays, labels=None, batch_size=64):
     return np.array(predicted, dtype=np.int64), losses
 
 
-def _per_group(model, arrays, labels, records, field="speaker"):
+def _per_group(predicted, labels, records, field="speaker"):
     """Accuracy per value of ``field`` (e.g. per speaker) when the records have it."""
     if not records or field not in records[0]:
         return {}
-    predicted, _ = _predict(model, arrays)
     groups = {}
     for record, guess, label in zip(records, predicted, labels):
         hits = groups.setdefault(str(record[field]), [0, 0])
@@ -406,8 +409,9 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
         best_model = load_model(out)
         x_test, y_test = _load(source, test_records)
         y_test = [to_index[y] for y in y_test]
-        test = evaluate(best_model, x_test, y_test)
-        test.update(_per_group(best_model, x_test, y_test, test_records))
+        predicted, losses = _predict(best_model, x_test, y_test)
+        test = _scores(best_model, y_test, predicted, losses)
+        test.update(_per_group(predicted, y_test, test_records))
     _write_metrics(out, history, test)
     plot_run(out, history, test, load_model(out))
     return {"history": history, "test": test}
