@@ -17,6 +17,7 @@ A source that cannot be read or converted is skipped and recorded in
 ``failures.jsonl`` with its reason; the summary says ``ok + failed == total``.
 """
 import concurrent.futures
+import hashlib
 import io
 import json
 import multiprocessing
@@ -66,12 +67,13 @@ def _source_stamp(path):
 
 
 def _write_item(out, item_id, array):
-    """Write one item atomically; return its file name relative to ``out``."""
+    """Write one item atomically; return its file name relative to ``out`` and its SHA-256."""
     item_file = os.path.join(ITEMS, f"{item_id}.npy")
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    atomic_write_bytes(os.path.join(out, item_file), buffer.getvalue())
-    return item_file
+    data = buffer.getvalue()
+    atomic_write_bytes(os.path.join(out, item_file), data)
+    return item_file, hashlib.sha256(data).hexdigest()
 
 
 def _items_of(source, converted):
@@ -108,12 +110,12 @@ def _prepare_one(source, out, convert, previous):
         records = []
         for item_id, array, metadata in _items_of(source, convert(source.path)):
             array = np.asarray(array)
-            item_file = _write_item(out, item_id, array)
+            item_file, item_sha = _write_item(out, item_id, array)
             record = dict(source.fields)
             record.update(metadata)
             record.update(id=item_id, source_id=source.id, file=item_file,
                           shape=list(array.shape), dtype=str(array.dtype),
-                          sha256=file_sha256(os.path.join(out, item_file)), source=source.path,
+                          sha256=item_sha, source=source.path,
                           source_sha256=source_sha, source_size=size, source_mtime_ns=mtime)
             records.append(record)
         return "ok", records
