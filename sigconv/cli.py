@@ -1,5 +1,6 @@
 """The ``sigconv`` command line."""
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
@@ -133,33 +134,31 @@ def _train(args):
 
     try:
         metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, seed=args.seed, resume=args.resume)
+                        lr=args.lr, seed=args.seed, resume=args.resume, task=args.task,
+                        model=args.model, noise=args.noise, patch=args.patch)
     except SigconvError as exc:
         print(f"sigconv train: {exc}", file=sys.stderr)
         return 2
-    if metrics["test"]:
-        print(f"test accuracy {metrics['test']['accuracy']:.4f} "
-              f"({args.out}/metrics.json)")
+    print(f"test: {_scores(metrics['test'])} ({args.out}/metrics.json)")
     return 0
 
 
+def _scores(scores):
+    """The numbers of a scores dict on one line (lists and tables left out)."""
+    shown = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    return ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) or "no test items"
+
+
 def _evaluate(args):
-    from .data import Store
     from .errors import SigconvError
-    from .train import _load, evaluate, load_model
+    from .train import evaluate
 
     try:
-        model = load_model(args.run_dir)
-        store = Store(args.store)
-        records = [r for r in store.records if r.get("split") == args.split]
-        arrays, labels = _load(store, records)
-        index = {c: i for i, c in enumerate(model.classes)}
-        metrics = evaluate(model, arrays, [index[y] for y in labels])
-    except (SigconvError, OSError, KeyError) as exc:
+        scores = evaluate(args.run_dir, args.store, split=args.split)
+    except (SigconvError, OSError) as exc:
         print(f"sigconv evaluate: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.split}: {len(records)} items, accuracy {metrics['accuracy']:.4f}, "
-          f"loss {metrics['loss']:.4f}")
+    print(f"{args.split}: {_scores(scores)}")
     return 0
 
 
@@ -169,12 +168,35 @@ def _predict(args):
 
     try:
         results = predict(args.run_dir, args.files)
+        for result in results:
+            if len(result) == 3:  # a classifier: class and probability
+                print(f"{result[0]}\t{result[1]}\t{result[2]:.3f}")
+                continue
+            if args.out_dir is None:
+                print("sigconv predict: this run gives an array per file; pass --out-dir",
+                      file=sys.stderr)
+                return 2
+            print(f"{result[0]}\t{_save_prediction(args.out_dir, *result)}")
     except (SigconvError, OSError) as exc:
         print(f"sigconv predict: {exc}", file=sys.stderr)
         return 2
-    for path, label, probability in results:
-        print(f"{path}\t{label}\t{probability:.3f}")
     return 0
+
+
+def _save_prediction(folder, path, array):
+    """Write ``array`` as ``folder/<file name>.npy`` atomically; return that path."""
+    import io
+
+    import numpy as np
+
+    from ._atomic import atomic_write_bytes
+
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, os.path.basename(os.path.normpath(path)) + ".npy")
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(target, buffer.getvalue())
+    return target
 
 
 def _demo(args):
@@ -231,6 +253,17 @@ def main(argv=None):
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--task", choices=["classify", "denoise", "label"], default=None,
+                       help="default: classify when items have labels, label when they "
+                            "carry a label channel")
+    train.add_argument("--model", default=None,
+                       help="classifier, encoder-decoder, residual-encoder-decoder or "
+                            "labeller (default: the task's own)")
+    train.add_argument("--noise", type=float, default=None,
+                       help="denoise/label: std of the added Gaussian noise in the store's "
+                            "units (denoise default: 5%% of the data range)")
+    train.add_argument("--patch", type=int, nargs="+", default=None,
+                       help="denoise/label: training crop size per axis (default 32)")
     train.set_defaults(run=_train)
     evaluate = commands.add_parser("evaluate", help="accuracy of a run's best model on a split")
     evaluate.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train`")
@@ -240,6 +273,8 @@ def main(argv=None):
     predict = commands.add_parser("predict", help="classify files with a run's best model")
     predict.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train`")
     predict.add_argument("files", nargs="+", help="files of the kind the run was trained on")
+    predict.add_argument("--out-dir", default=None,
+                         help="denoise/label runs: write <file>.npy outputs here")
     predict.set_defaults(run=_predict)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -65,7 +65,7 @@ def test_resume_ends_identical_to_an_uninterrupted_run(tmp_path, rng):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, rng):
+def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, rng, monkeypatch):
     store = _store(tmp_path, rng)
     options = dict(epochs=3, batch_size=8, progress=False, log=None)
     train(store, tmp_path / "run", stop_after=1, **options)
@@ -76,13 +76,9 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, rng):
     def exploding(params, lr=1e-3, **kw):  # a learning rate that overflows in epoch 2
         return real_adam(params, lr=3e38, **kw)
 
-    import sigconv.train as T
-    T.optim.Adam = exploding
-    try:
-        with pytest.raises(TrainingError, match="loss became .* epoch 2"):
-            train(store, tmp_path / "run", resume=True, **options)
-    finally:
-        T.optim.Adam = real_adam
+    monkeypatch.setattr(optim, "Adam", exploding)
+    with pytest.raises(TrainingError, match="loss became .* epoch 2"):
+        train(store, tmp_path / "run", resume=True, **options)
     assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == good
     assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
 
@@ -91,7 +87,7 @@ def test_cli_train_and_evaluate(tmp_path, rng, capsys):
     store = _store(tmp_path, rng)
     assert main(["train", str(store), "--out", str(tmp_path / "run"), "--epochs", "2",
                  "--batch-size", "8"]) == 0
-    assert "test accuracy" in capsys.readouterr().out
+    assert "test: accuracy" in capsys.readouterr().out
     assert main(["evaluate", str(tmp_path / "run"), str(store)]) == 0
     assert "accuracy" in capsys.readouterr().out
     assert main(["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2

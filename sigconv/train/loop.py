@@ -1,0 +1,359 @@
+"""The training loop behind ``sigconv train``, the same for every task.
+
+``train(store, out)`` fits a model on the store's ``"train"`` items, scores
+it on the ``"validation"`` items (or a stable tenth of the training items
+when the store has none) after every epoch and on ``"test"`` at the end
+with the best model.  What is learnt (classes, denoising, per-sample labels)
+is a :mod:`~sigconv.train.tasks` task, told from the records or chosen.
+
+A run folder holds::
+
+    checkpoint.safetensors  the model after the last finished epoch
+    optimizer.safetensors   Adam's moments, to resume exactly
+    best.safetensors        the model with the best validation score
+    state.json              epoch, history, the task's state and the options
+    metrics.json            {"history": [one record per epoch], "test": {...}}
+    metrics.csv             the history as a table
+    *.png                   curves, confusion, kernels, feature maps, example
+
+Every file is written atomically.  ``resume=True`` continues from
+``state.json``; because each epoch's batches (and noise) come from ``(seed,
+epoch)`` and the kernels are deterministic, a resumed run ends with the same
+model, bit for bit, as an uninterrupted one.  A non-finite loss stops the run
+with :class:`TrainingError` and leaves the last good checkpoint in place.
+"""
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import tasks as _tasks
+from .. import checkpoint, nn, optim
+from .._atomic import atomic_write_bytes
+from ..autograd import Tensor, no_grad
+from ..data import Store
+from ..data.sources import hashed_split
+from ..errors import ArgumentError, SigconvError
+from ..ragged import Ragged
+from .plots import plot_run
+from .tasks import MODELS, TASKS, standardised, task_of
+
+__all__ = ["train", "evaluate", "predict", "load_model", "make_model", "TrainingError"]
+
+
+class TrainingError(SigconvError, RuntimeError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+def _split_items(store, validation):
+    """Train, validation and test records; a stable tenth of train when no validation split."""
+    train = [r for r in store.records if r.get("split") == "train"]
+    val = [r for r in store.records if r.get("split") == "validation"]
+    if not val and validation:
+        val = [r for r in train if hashed_split(r["id"], test=0, validation=validation)
+               == "validation"]
+        chosen = {r["id"] for r in val}
+        train = [r for r in train if r["id"] not in chosen]
+    test = [r for r in store.records if r.get("split") == "test"]
+    if not train:
+        raise ArgumentError(f"store {store.path!r} has no items with split 'train'")
+    return train, val, test
+
+
+def _arrays(store, records):
+    """The stored arrays of ``records`` (memory-mapped)."""
+    index = {r["id"]: i for i, r in enumerate(store.records)}
+    return [store[index[r["id"]]][0] for r in records]
+
+
+def _load(store, records):
+    """``(arrays, labels)`` of ``records``: standardised arrays and the raw labels."""
+    return [standardised(a) for a in _arrays(store, records)], [r.get("label") for r in records]
+
+
+def _items(task, store, records):
+    """``[(input, target)]`` of ``records`` as the task reads them."""
+    return [task.split_item(a, r) for a, r in zip(_arrays(store, records), records)]
+
+
+def make_model(in_channels, num_classes, ndim, seed):
+    """The default classifier for items of ``ndim`` spatial axes."""
+    return _tasks._build("classifier", in_channels, num_classes, ndim, seed)
+
+
+def _save_json(path, value):
+    atomic_write_bytes(path, json.dumps(value, indent=1, sort_keys=True).encode())
+
+
+def _save_optimizer(optimizer, params, path):
+    arrays, steps = {}, {}
+    for i, p in enumerate(params):
+        state = optimizer.state.get(id(p))
+        if state:
+            arrays[f"{i}.m"], arrays[f"{i}.v"] = state["m"], state["v"]
+            steps[str(i)] = state["step"]
+    checkpoint.save(arrays, path, metadata={"steps": json.dumps(steps)})
+
+
+def _load_optimizer(optimizer, params, path):
+    arrays, metadata = checkpoint.load(path, with_metadata=True)
+    steps = json.loads(metadata["steps"])
+    for key, step in steps.items():
+        p = params[int(key)]
+        optimizer.state[id(p)] = {"step": step, "m": arrays[f"{key}.m"].copy(),
+                                  "v": arrays[f"{key}.v"].copy()}
+
+
+def _write_metrics(out, history, test):
+    _save_json(os.path.join(out, "metrics.json"), {"history": history, "test": test})
+    fields = list(dict.fromkeys(k for record in history for k in record))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fields)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(os.path.join(out, "metrics.csv"), text.getvalue().encode())
+
+
+def _input_spec(record):
+    """What :func:`predict` needs to turn a file into an item like the store's."""
+    keys = ("kind", "sample_rate", "spectrogram")
+    return {k: record[k] for k in keys if k in record}
+
+
+def _read_state(run):
+    path = os.path.join(run, "state.json")
+    if not os.path.isfile(path):
+        raise ArgumentError(f"{path} does not exist: not a run folder made by sigconv train")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _run_task(state):
+    return TASKS[state["task"]](state["task_state"], state["options"]["seed"])
+
+
+def load_model(run):
+    """The best model of a run folder, in eval mode (``model.classes`` when it has classes)."""
+    state = _read_state(run)
+    task = _run_task(state)
+    model = task.model(state["in_channels"], state["ndim"], state["options"]["seed"])
+    model.load_state_dict(checkpoint.load(os.path.join(run, "best.safetensors")))
+    model.classes = task.state.get("classes")
+    return model.eval()
+
+
+def evaluate(run, store, *, split="test"):
+    """Scores of a run's best model on one split of a store (as in metrics.json's "test")."""
+    state = _read_state(run)
+    task = _run_task(state)
+    source = Store(store)
+    records = [r for r in source.records if r.get("split") == split]
+    if not records:
+        raise ArgumentError(f"store {source.path!r} has no items with split {split!r}")
+    return task.evaluate(load_model(run), _items(task, source, records), records=records)
+
+
+def _loaded_file(path, spec):
+    """A file loaded with :mod:`sigconv.io` the way the run's store was prepared."""
+    from .. import io as sio
+
+    kind, options = spec.get("kind"), {}
+    if kind in ("waveform", "spectrogram"):
+        kind = "waveform"
+        if spec.get("sample_rate"):
+            options["sample_rate"] = spec["sample_rate"]
+    signal = sio.load(path, kind=kind, **options)
+    if spec.get("spectrogram"):
+        signal = sio.spectrogram(signal, **spec["spectrogram"])
+    return np.asarray(signal.data, dtype=np.float32)
+
+
+def predict(run, paths, *, batch_size=32):
+    """The best model's answer for each file.
+
+    Files are loaded with :func:`sigconv.io.load` and turned into items the
+    way the run's store was prepared (resampled to its sample rate, and the
+    same spectrogram when the store held spectrograms).
+
+    Returns
+    -------
+    list of (path, class, probability) for a classifier;
+    list of (path, ndarray) for a dense task: the denoised signal in the
+    store's units, or the label of every sample.
+    """
+    state = _read_state(run)
+    task, model = _run_task(state), load_model(run)
+    arrays = []
+    for path in paths:
+        array = _loaded_file(path, state.get("input", {}))
+        expected = state["in_channels"]
+        if array.shape[0] != expected or array.ndim - 1 != state["ndim"]:
+            raise ArgumentError(f"{path}: shape {array.shape}, the model takes "
+                                f"{expected} channels and {state['ndim']} spatial axes")
+        arrays.append(array)
+    if task.name != "classify":
+        return [(os.fspath(p), task.predict(model, a)) for p, a in zip(paths, arrays)]
+    arrays = [standardised(a) for a in arrays]
+    results = []
+    with no_grad():
+        for first in range(0, len(arrays), batch_size):
+            batch = arrays[first:first + batch_size]
+            logits = model(Tensor(Ragged.from_list(batch)))
+            probabilities = nn.functional.softmax(logits, axis=1).data
+            for i, p in enumerate(probabilities, start=first):
+                k = int(np.argmax(p))
+                results.append((os.fspath(paths[i]), model.classes[k], float(p[k])))
+    return results
+
+
+def _check_options(epochs, batch_size, lr, task, model):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ArgumentError(f"{name} must be a positive int, got {value!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ArgumentError(f"lr must be a positive number, got {lr!r}")
+    if model is not None and model not in task.models:
+        raise ArgumentError(f"model {model!r} does not do task {task.name!r}; it takes "
+                            f"{', '.join(task.models)} (all models: {', '.join(MODELS)})")
+
+
+def _summary(record):
+    return ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
+
+
+def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False,
+          validation=0.1, task=None, model=None, noise=None, patch=None, stop_after=None,
+          progress=True, log=sys.stderr):
+    """Train a model on a store; return the metrics (as in metrics.json).
+
+    Parameters
+    ----------
+    store : str or os.PathLike
+        A prepared store whose items have a ``split`` (and a ``label`` to classify).
+    out : str or os.PathLike
+        Run folder (created; with ``resume`` the run to continue).
+    epochs, batch_size, lr, seed : training options (Adam with a cosine schedule).
+    validation : float
+        Fraction of training items held out when the store has no
+        ``"validation"`` split.
+    task : {"classify", "denoise", "label"}, optional
+        What to learn (default: "classify" when the records have labels,
+        "label" when their items carry a label channel).
+    model : str, optional
+        One of :data:`~sigconv.train.tasks.MODELS` that does the task
+        (default: the task's first).
+    noise : float, optional
+        Dense tasks: standard deviation of the added Gaussian noise in the
+        store's units (denoise default: 5% of the training data's range;
+        label default: 0).
+    patch : int or sequence of int, optional
+        Dense tasks: training crop size per spatial axis (default 32);
+        evaluation slides windows of twice this size over whole items.
+    stop_after : int, optional
+        Run at most this many epochs in this call and stop as an interrupted
+        run would (continue later with ``resume=True``).
+    """
+    from tqdm.auto import tqdm
+
+    out = os.fspath(out)
+    source = Store(store)
+    train_records, val_records, test_records = _split_items(source, validation)
+    state_path = os.path.join(out, "state.json")
+    saved = None
+    if resume:
+        if not os.path.isfile(state_path):
+            raise ArgumentError(f"cannot resume: {state_path} does not exist")
+        saved = _read_state(out)
+        task = saved["task"]
+    kind = task_of(train_records, task)
+    _check_options(epochs, batch_size, lr, kind, model)
+    options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+               "store": os.path.abspath(os.fspath(store)), "noise": noise, "patch": patch,
+               "model": model or kind.models[0]}
+    if saved is None:
+        task_state = kind.fit(_arrays(source, train_records), train_records, options)
+        task_state["model"] = options["model"]
+    else:
+        task_state = saved["task_state"]
+    the_task = kind(task_state, seed)
+    train_data = _items(the_task, source, train_records)
+    val_data = _items(the_task, source, val_records)
+    ndim, in_channels = train_data[0][0].ndim - 1, train_data[0][0].shape[0]
+    net = the_task.model(in_channels, ndim, seed)
+    params = list(net.parameters())
+    optimizer = optim.Adam(params, lr=lr)
+    schedule = optim.CosineAnnealingLR(optimizer, epochs)
+    history, first, best = [], 0, -math.inf
+    if saved is not None:
+        net.load_state_dict(checkpoint.load(os.path.join(out, "checkpoint.safetensors")))
+        _load_optimizer(optimizer, params, os.path.join(out, "optimizer.safetensors"))
+        history, first, best = saved["history"], saved["epoch"], saved["best"]
+        for _ in range(first):
+            schedule.step()
+    os.makedirs(out, exist_ok=True)
+    metric = the_task.metric
+    last = epochs if stop_after is None else min(epochs, first + stop_after)
+    for epoch in range(first, last):
+        started = time.perf_counter()
+        net.train()
+        rng = np.random.default_rng((seed, epoch))
+        batches = list(the_task.batches(train_data, batch_size, rng))
+        total, seen, tally = 0.0, 0, the_task.tally()
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                   disable=not progress, file=log)
+        for inputs, target in bar:
+            output = the_task.forward(net, inputs)
+            loss = the_task.loss(output, target)
+            value = float(loss.data)
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"the loss became {value} in epoch {epoch + 1}; the last good checkpoint "
+                    f"(epoch {epoch}) is in {out}. Lower the learning rate (--lr {lr})")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            count = len(target)
+            total, seen = total + value * count, seen + count
+            tally.add([o.data for o in output] if isinstance(output, list) else output.data,
+                      target)
+            bar.set_postfix(loss=f"{total / seen:.3f}",
+                            **{metric: f"{tally.result()[metric]:.3f}"})
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                  "train_loss": total / seen, f"train_{metric}": tally.result()[metric]}
+        schedule.step()
+        if val_data:
+            scores = the_task.evaluate(net, val_data)
+            record.update({"validation_loss": scores["loss"],
+                           f"validation_{metric}": scores[metric]})
+        record["seconds"] = time.perf_counter() - started
+        history.append(record)
+        score = record.get(f"validation_{metric}", record[f"train_{metric}"])
+        checkpoint.save(net, os.path.join(out, "checkpoint.safetensors"))
+        _save_optimizer(optimizer, params, os.path.join(out, "optimizer.safetensors"))
+        if score > best:
+            best = score
+            checkpoint.save(net, os.path.join(out, "best.safetensors"))
+        _save_json(state_path, {"epoch": epoch + 1, "history": history, "best": best,
+                                "task": the_task.name, "task_state": task_state,
+                                "ndim": ndim, "in_channels": in_channels, "options": options,
+                                "input": _input_spec(train_records[0])})
+        _write_metrics(out, history, {})
+        if log is not None:
+            print(f"epoch {epoch + 1}: {_summary(record)}", file=log)
+    test = {}
+    if last < epochs:  # stopped early on purpose: no test yet
+        return {"history": history, "test": test}
+    best_model = load_model(out)
+    if test_records:
+        test_data = _items(the_task, source, test_records)
+        test = the_task.evaluate(best_model, test_data, records=test_records)
+        test.update(the_task.baseline(train_data, test_data))
+    _write_metrics(out, history, test)
+    example = (val_data or train_data)[0]
+    plot_run(out, history, test, best_model, metric, example, the_task)
+    return {"history": history, "test": test}

@@ -1,0 +1,546 @@
+"""What a run learns from a store: classification, denoising or labelling.
+
+A task owns everything that depends on what is learnt: how records become
+inputs and targets, the model, the training batches, the loss and the
+scores.  :func:`sigconv.train.train` runs the same loop for every task.
+
+========== ============================== ================= ==========================
+task       store items                    default model     score (higher is better)
+========== ============================== ================= ==========================
+classify   any rank, a ``label`` each     Classifier        accuracy
+denoise    clean signals (noise is added) EncoderDecoder    PSNR in dB
+label      input channels + a last        StructuredLabeller mean Dice of the
+           channel of class indices                         foreground classes
+========== ============================== ================= ==========================
+
+Dense tasks (denoise, label) train on random crops of ``patch`` samples per
+axis and score whole validation and test items with
+:func:`sigconv.data.sliding_window_inference`.
+
+Noise model (denoise, and label when ``noise`` > 0): additive white Gaussian
+noise of standard deviation ``noise`` in the store's units (default 5% of
+the training data's range), drawn afresh for every training crop; the
+validation and test items get one draw fixed by the seed, so scores compare
+across epochs and runs.  Real CT noise is spatially correlated and depends
+on the dose and the attenuation; this is the simplest model, documented as
+such.
+"""
+import math
+
+import numpy as np
+
+from .. import nn
+from ..autograd import Tensor, no_grad
+from ..data.sliding import sliding_window_inference
+from ..errors import ArgumentError
+from ..models import Classifier, EncoderDecoder, StructuredLabeller
+from ..ragged import Ragged
+
+__all__ = ["TASKS", "MODELS", "Classification", "Denoising", "Labelling", "task_of"]
+
+#: Classifier shape per number of spatial axes: widths, kernel size, pooling.
+ARCHITECTURES = {
+    1: dict(widths=(16, 32, 64, 64), kernel_size=9, pool=4),
+    2: dict(widths=(16, 32, 64), kernel_size=3, pool=2),
+    3: dict(widths=(8, 16, 32), kernel_size=3, pool=2),
+}
+
+
+class Residual(nn.Module):
+    """``x + body(x)``: a denoiser that learns the noise to remove (as DnCNN)."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def _build(name, in_channels, out_channels, ndim, seed):
+    """One of :data:`MODELS` for this many channels and spatial axes."""
+    if name == "classifier":
+        return Classifier(in_channels, out_channels, ndim=ndim, rng=seed, **ARCHITECTURES[ndim])
+    if name == "encoder-decoder":
+        return EncoderDecoder(in_channels, out_channels, ndim=ndim, widths=(16, 32), rng=seed)
+    if name == "residual-encoder-decoder":
+        return Residual(_build("encoder-decoder", in_channels, out_channels, ndim, seed))
+    return StructuredLabeller(in_channels, out_channels, ndim=ndim, hidden=16, steps=3, rng=seed)
+
+
+#: Model names accepted by ``train(model=...)`` (``--model``).
+MODELS = ("classifier", "encoder-decoder", "residual-encoder-decoder", "labeller")
+
+
+def standardised(array):
+    """Each channel of an item to zero mean and unit variance (float32)."""
+    array = np.asarray(array, dtype=np.float32)
+    flat = array.reshape(array.shape[0], -1)
+    mean = flat.mean(axis=1, keepdims=True)
+    std = flat.std(axis=1, keepdims=True)
+    return ((flat - mean) / (std + 1e-6)).reshape(array.shape)
+
+
+def _as_batch(arrays):
+    """Equal shapes stack into a dense batch; different ones make a Ragged batch."""
+    if all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    return Ragged.from_list(arrays)
+
+
+class Task:
+    """The parts of a run that depend on what is learnt (see the module docstring).
+
+    ``state`` is JSON (kept in ``state.json``): what the model and the data
+    need to be rebuilt, fitted once on the training items by :meth:`fit`.
+    """
+
+    name = metric = None
+    models = ()
+
+    def __init__(self, state, seed=0):
+        self.state, self.seed = state, seed
+
+    @classmethod
+    def fit(cls, arrays, records, options):
+        """The task's state from the training items (raw arrays) and the options."""
+        raise NotImplementedError
+
+    def model(self, in_channels, ndim, seed):
+        name = self.state["model"]
+        return _build(name, in_channels, self.outputs(in_channels), ndim, seed)
+
+    def outputs(self, in_channels):
+        raise NotImplementedError
+
+    def split_item(self, array, record):
+        """``(input, target)`` of one stored item, the input float32 and normalised."""
+        raise NotImplementedError
+
+    def forward(self, model, x):
+        """The model's output in training (all refinement steps for the labeller)."""
+        return model(x)
+
+
+class Classification(Task):
+    """One class per item (cross-entropy); scores: accuracy, loss and confusion matrix."""
+
+    name, metric = "classify", "accuracy"
+    models = ("classifier",)
+
+    @classmethod
+    def fit(cls, arrays, records, options):
+        labels = {r.get("label") for r in records}
+        if None in labels:
+            raise ArgumentError("classification needs a 'label' in every training record")
+        return {"classes": sorted(labels, key=str)}
+
+    def outputs(self, in_channels):
+        return len(self.state["classes"])
+
+    def split_item(self, array, record):
+        classes = self.state["classes"]
+        label = record.get("label")
+        if label not in classes:
+            raise ArgumentError(f"item {record['id']!r}: label {label!r} is not one of the "
+                                f"run's classes {classes}")
+        return standardised(array), classes.index(label)
+
+    def batches(self, data, batch_size, rng):
+        order = rng.permutation(len(data))
+        for i in range(0, len(order), batch_size):
+            chosen = order[i:i + batch_size]
+            yield (Tensor(Ragged.from_list([data[k][0] for k in chosen])),
+                   np.array([data[k][1] for k in chosen]))
+
+    def loss(self, output, target):
+        return nn.functional.cross_entropy(output, target)
+
+    def tally(self):
+        return _Accuracy(self.outputs(0))
+
+    def evaluate(self, model, data, *, records=None, batch_size=64):
+        """Accuracy, mean loss, confusion matrix (and ``per_speaker`` accuracy when the
+        ``records`` name speakers)."""
+        tally = self.tally()
+        model.eval()
+        with no_grad():
+            for i in range(0, len(data), batch_size):
+                chunk = data[i:i + batch_size]
+                logits = model(Tensor(Ragged.from_list([x for x, _ in chunk])))
+                tally.add(logits.data, np.array([y for _, y in chunk]))
+        scores = tally.result()
+        if records and "speaker" in records[0]:
+            hits = {}
+            for record, guess, (_, label) in zip(records, tally.predicted, data):
+                counts = hits.setdefault(str(record["speaker"]), [0, 0])
+                counts[0] += int(guess == label)
+                counts[1] += 1
+            scores["per_speaker"] = {k: right / n for k, (right, n) in sorted(hits.items())}
+        return scores
+
+    def baseline(self, train, test):
+        return {}
+
+
+def _log_softmax(logits):
+    """``log softmax`` over axis 1, in float64."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _items(batch):
+    """The items of a dense batch or a Ragged, each ``(C, *spatial)``."""
+    return list(batch) if isinstance(batch, Ragged) else list(np.asarray(batch))
+
+
+class _Accuracy:
+    """Running accuracy, mean cross-entropy and confusion matrix (every prediction kept)."""
+
+    def __init__(self, classes):
+        self.confusion = np.zeros((classes, classes), dtype=np.int64)
+        self.loss, self.predicted = 0.0, []
+
+    def add(self, logits, target):
+        log_p = _log_softmax(logits)
+        target = np.asarray(target, dtype=np.int64)
+        predicted = log_p.argmax(axis=1)
+        np.add.at(self.confusion, (target, predicted), 1)
+        self.loss -= float(log_p[np.arange(len(target)), target].sum())
+        self.predicted.extend(predicted.tolist())
+
+    def result(self):
+        n = max(len(self.predicted), 1)
+        return {"accuracy": float(np.trace(self.confusion) / n), "loss": self.loss / n,
+                "confusion": self.confusion.tolist()}
+
+
+class _Dense(Task):
+    """Shared by denoising and labelling: global normalisation, crops, sliding windows."""
+
+    @classmethod
+    def _fit_scale(cls, inputs, options):
+        """Per-channel mean and std over every training sample; the data range; the noise."""
+        channels = inputs[0].shape[0]
+        flat = [a.reshape(channels, -1).astype(np.float64) for a in inputs]
+        count = sum(f.shape[1] for f in flat)
+        mean = sum(f.sum(axis=1) for f in flat) / count
+        var = sum(((f - mean[:, None]) ** 2).sum(axis=1) for f in flat) / count
+        peak = float(max(f.max() for f in flat) - min(f.min() for f in flat))
+        noise = options.get("noise")
+        noise = 0.05 * peak if noise is None else float(noise)
+        if noise < 0 or not math.isfinite(noise):
+            raise ArgumentError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
+        ndim = inputs[0].ndim - 1
+        patch = options.get("patch") or 32
+        patch = [int(p) for p in (patch if np.ndim(patch) else [patch] * ndim)]
+        if len(patch) != ndim or min(patch) < 1:
+            raise ArgumentError(f"patch must be a positive size per spatial axis ({ndim}), "
+                                f"got {options.get('patch')!r}")
+        return {"mean": mean.tolist(), "std": np.sqrt(var + 1e-12).tolist(), "peak": peak,
+                "noise": noise, "patch": patch}
+
+    def _normalise(self, array):
+        shape = (-1,) + (1,) * (array.ndim - 1)
+        mean = np.asarray(self.state["mean"]).reshape(shape)
+        std = np.asarray(self.state["std"]).reshape(shape)
+        return ((array - mean) / std).astype(np.float32)
+
+    def _noise_scale(self):
+        """The noise's standard deviation per channel in normalised units."""
+        std = np.asarray(self.state["std"], dtype=np.float32)
+        return (self.state["noise"] / std).reshape((-1,) + (1,) * len(self.state["patch"]))
+
+    def _noisy(self, x, rng):
+        if not self.state["noise"]:
+            return x
+        return (x + self._noise_scale() * rng.standard_normal(x.shape, dtype=np.float32))
+
+    def _crops(self, data, rng):
+        """Random crops of ``patch`` samples (clipped to the item), about one item's worth each."""
+        patch = self.state["patch"]
+        crops = []
+        for index, (x, _) in enumerate(data):
+            size = [min(p, n) for p, n in zip(patch, x.shape[1:])]
+            count = math.ceil(np.prod(x.shape[1:]) / np.prod(size))
+            for _ in range(count):
+                origin = [int(rng.integers(0, n - s + 1)) for n, s in zip(x.shape[1:], size)]
+                crops.append((index, tuple(slice(o, o + s) for o, s in zip(origin, size))))
+        return [crops[i] for i in rng.permutation(len(crops))]
+
+    def batches(self, data, batch_size, rng):
+        crops = self._crops(data, rng)
+        for i in range(0, len(crops), batch_size):
+            inputs, targets = [], []
+            for index, region in crops[i:i + batch_size]:
+                x, y = data[index]
+                inputs.append(self._noisy(x[(slice(None),) + region], rng))
+                targets.append(y[(slice(None),) * (y.ndim - len(region)) + region])
+            yield Tensor(_as_batch(inputs)), _as_batch(targets)
+
+    def _whole(self, model, x):
+        """The model's output for one whole item, window by window."""
+        window = [2 * p for p in self.state["patch"]]
+
+        def predict(batch):
+            return model(Tensor(batch)).data
+
+        with no_grad():
+            return sliding_window_inference(x[None], predict, window, overlap=0.25)[0]
+
+    def example(self, model, x, y):
+        """``(input, output, target)`` of one item's first channel, as drawn by plot_run."""
+        noisy = self.evaluation_inputs([(x, y)])[0]
+        output = self._whole(model.eval(), noisy)
+        if self.name == "label":
+            return noisy[0], output.argmax(axis=0), y[0]
+        return noisy[0], output[0], y[0]
+
+    def predict(self, model, array):
+        """The model's output for one raw item ``(C, *spatial)`` in the store's units
+        (denoise) or the label of every sample (label)."""
+        output = self._whole(model.eval(), self._normalise(np.asarray(array, np.float32)))
+        if self.name == "label":
+            return output.argmax(axis=0)
+        shape = (-1,) + (1,) * (output.ndim - 1)
+        return output * np.asarray(self.state["std"]).reshape(shape) + \
+            np.asarray(self.state["mean"]).reshape(shape)
+
+    def evaluation_inputs(self, data):
+        """The noisy input of each item, the same draw in every epoch and run."""
+        return [self._noisy(x, np.random.default_rng([self.seed, 1, i]))
+                for i, (x, _) in enumerate(data)]
+
+
+class Denoising(_Dense):
+    """Clean items; the input is the item plus noise; MSE loss; PSNR in dB."""
+
+    name, metric = "denoise", "psnr"
+    models = ("residual-encoder-decoder", "encoder-decoder")
+
+    @classmethod
+    def fit(cls, arrays, records, options):
+        return cls._fit_scale(arrays, options)
+
+    def outputs(self, in_channels):
+        return in_channels
+
+    def split_item(self, array, record):
+        x = self._normalise(np.asarray(array, dtype=np.float32))
+        return x, x
+
+    def loss(self, output, target):
+        return nn.functional.mse_loss(output, Tensor(target))
+
+    def tally(self):
+        return _PSNR(self.state)
+
+    def evaluate(self, model, data, *, records=None):
+        """PSNR (dB) of the model's output and of the noisy input; mean normalised MSE."""
+        model.eval()
+        tally, noisy_tally = self.tally(), self.tally()
+        for noisy, (_, clean) in zip(self.evaluation_inputs(data), data):
+            tally.add(self._whole(model, noisy)[None], clean[None])
+            noisy_tally.add(noisy[None], clean[None])
+        return dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"])
+
+    def baseline(self, train, test):
+        """PSNR of a Gaussian filter whose width is tuned on the noisy training items.
+
+        Returns ``{"gaussian_sigma": samples, "psnr_gaussian": dB on test}``.
+        """
+        sigma = _tune_sigma(self.evaluation_inputs(train), [y for _, y in train],
+                            lambda smoothed, y: -np.sum((smoothed - y) ** 2))
+        tally = self.tally()
+        for noisy, (_, clean) in zip(self.evaluation_inputs(test), test):
+            tally.add(_gaussian(noisy, sigma)[None], clean[None])
+        return {"gaussian_sigma": sigma, "psnr_gaussian": tally.result()["psnr"]}
+
+
+def _gaussian(x, sigma):
+    """``x`` (C, *spatial) smoothed along its spatial axes (scipy.ndimage.gaussian_filter)."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(x, sigma=(0,) + (sigma,) * (x.ndim - 1), mode="nearest")
+
+
+#: Gaussian widths (samples) tried when tuning the baseline filter.
+SIGMAS = tuple(np.round(np.geomspace(0.25, 4.0, 13), 3).tolist())
+
+
+def _tune_sigma(inputs, targets, score):
+    """The width in :data:`SIGMAS` whose smoothing of ``inputs`` scores best against ``targets``."""
+    totals = [sum(score(_gaussian(x, s), y) for x, y in zip(inputs, targets)) for s in SIGMAS]
+    return SIGMAS[int(np.argmax(totals))]
+
+
+class _PSNR:
+    """Running squared error; PSNR ``10 log10(peak^2 / MSE)`` in the store's units."""
+
+    def __init__(self, state):
+        self.scale2 = np.asarray(state["std"], dtype=np.float64) ** 2
+        self.peak = state["peak"]
+        self.error = self.scaled = 0.0
+        self.count = 0
+
+    def add(self, output, target):
+        for y, t in zip(_items(output), _items(target)):
+            sums = ((y.astype(np.float64) - t) ** 2).reshape(len(self.scale2), -1).sum(axis=1)
+            self.error += float(sums.sum())
+            self.scaled += float((sums * self.scale2).sum())
+            self.count += y.size
+
+    def result(self):
+        mse = self.scaled / max(self.count, 1)
+        psnr = 10 * math.log10(self.peak ** 2 / mse) if mse > 0 else math.inf
+        return {"psnr": psnr, "loss": self.error / max(self.count, 1)}
+
+
+class Labelling(_Dense):
+    """Items whose last channel holds a class per sample; cross-entropy + Dice; Dice score."""
+
+    name, metric = "label", "dice"
+    models = ("labeller", "encoder-decoder")
+
+    @classmethod
+    def fit(cls, arrays, records, options):
+        if any(r.get("target_channels") != 1 for r in records):
+            raise ArgumentError("labelling needs items whose last channel holds the labels "
+                                "(records with target_channels == 1, e.g. "
+                                "datasets/ct_volumes.py --label-thresholds)")
+        if arrays[0].shape[0] < 2:
+            raise ArgumentError(f"labelling needs at least one input channel before the "
+                                f"label channel, got items of {arrays[0].shape[0]} channel")
+        options = dict(options)
+        options.setdefault("noise", 0.0)
+        state = cls._fit_scale([a[:-1] for a in arrays], options)
+        labels = np.unique(np.concatenate([np.unique(a[-1]) for a in arrays]))
+        if labels.min() < 0 or not np.array_equal(labels, np.round(labels)):
+            raise ArgumentError(f"the label channel must hold class indices 0, 1, ...; got "
+                                f"values {labels[:10].tolist()}")
+        count = int(labels.max()) + 1
+        names = records[0].get("label_names") or [str(k) for k in range(count)]
+        state.update(classes=list(names)[:max(count, len(names))],
+                     thresholds=records[0].get("label_thresholds"))
+        return state
+
+    def outputs(self, in_channels):
+        return max(len(self.state["classes"]), 2)
+
+    def split_item(self, array, record):
+        array = np.asarray(array, dtype=np.float32)
+        return self._normalise(array[:-1]), array[-1:].astype(np.int64)
+
+    def forward(self, model, x):
+        if isinstance(model, StructuredLabeller):
+            return model(x, return_all=True)
+        return model(x)
+
+    def loss(self, output, target):
+        steps = output if isinstance(output, list) else [output]
+        labels = target if isinstance(target, Ragged) else target[:, 0]
+        masks = _one_hot(target, self.outputs(0))
+        total = None
+        for logits in steps:  # every refinement step is supervised
+            term = nn.functional.cross_entropy(logits, labels) + \
+                nn.functional.dice_loss(logits, masks)
+            total = term if total is None else total + term
+        return total * (1.0 / len(steps))
+
+    def tally(self):
+        return _Dice(self.outputs(0))
+
+    def evaluate(self, model, data, *, records=None):
+        """Mean foreground Dice, Dice per class and mean cross-entropy of the last step."""
+        model.eval()
+        tally = self.tally()
+        for x, (_, y) in zip(self.evaluation_inputs(data), data):
+            tally.add(self._whole(model, x)[None], y[None])
+        return tally.result()
+
+    def baseline(self, train, test):
+        """Dice of thresholding the Gaussian-smoothed input at the store's label thresholds.
+
+        The filter width is tuned for Dice on the training items.  Returns
+        ``{}`` when the records carry no ``label_thresholds``.
+        """
+        thresholds = self.state.get("thresholds")
+        if not thresholds:
+            return {}
+        shape = (-1,) + (1,) * len(self.state["patch"])
+        mean = np.asarray(self.state["mean"]).reshape(shape)[:1]
+        std = np.asarray(self.state["std"]).reshape(shape)[:1]
+
+        def classes(smoothed):  # the first input channel, back in the store's units
+            return np.digitize(smoothed[:1] * std + mean, thresholds)
+
+        def dice(smoothed, y):
+            tally = _Dice(self.outputs(0))
+            tally.add_labels(classes(smoothed), y)
+            return tally.result()["dice"]
+
+        sigma = _tune_sigma(self.evaluation_inputs(train), [y for _, y in train], dice)
+        tally = _Dice(self.outputs(0))
+        for x, (_, y) in zip(self.evaluation_inputs(test), test):
+            tally.add_labels(classes(_gaussian(x, sigma)), y)
+        return {"threshold_sigma": sigma, "dice_threshold": tally.result()["dice"]}
+
+
+def _one_hot(target, classes):
+    """Masks ``(N, classes, *spatial)`` of labels ``(N, 1, *spatial)`` (a Ragged gives a Ragged)."""
+    if isinstance(target, Ragged):
+        return Ragged.from_list([_one_hot(t[None], classes)[0] for t in target])
+    codes = np.arange(classes).reshape((1, classes) + (1,) * (target.ndim - 2))
+    return (target == codes).astype(np.float32)
+
+
+class _Dice:
+    """Per-class Dice of hard predictions, summed over every sample seen."""
+
+    def __init__(self, classes):
+        self.overlap = np.zeros(classes)
+        self.total = np.zeros(classes)
+        self.loss, self.count = 0.0, 0
+
+    def add(self, logits, target):
+        if isinstance(logits, list):  # the labeller's steps: score the last
+            logits = logits[-1]
+        for z, labels in zip(_items(logits), _items(target)):
+            log_p = _log_softmax(z[None])[0]
+            labels = labels[0].astype(np.int64)
+            self.loss -= float(np.take_along_axis(log_p, labels[None], axis=0).sum())
+            self.count += labels.size
+            self.add_labels(log_p.argmax(axis=0), labels)
+
+    def add_labels(self, predicted, labels):
+        predicted, labels = np.ravel(predicted), np.ravel(labels)
+        for k in range(len(self.total)):
+            p, t = predicted == k, labels == k
+            self.overlap[k] += np.count_nonzero(p & t)
+            self.total[k] += np.count_nonzero(p) + np.count_nonzero(t)
+
+    def result(self):
+        dice = np.where(self.total > 0, 2 * self.overlap / np.maximum(self.total, 1), 1.0)
+        return {"dice": float(dice[1:].mean()), "dice_per_class": dice.tolist(),
+                "loss": self.loss / max(self.count, 1)}
+
+
+TASKS = {task.name: task for task in (Classification, Denoising, Labelling)}
+
+
+def task_of(records, task=None):
+    """The task class named ``task``, or the one the records imply."""
+    if task is None:
+        if all("label" in r and r["label"] is not None for r in records):
+            task = "classify"
+        elif all(r.get("target_channels") for r in records):
+            task = "label"
+        else:
+            raise ArgumentError("cannot tell the task: the training records have neither a "
+                                "'label' (classify) nor 'target_channels' (label); pass "
+                                "task='denoise' (--task denoise) for clean signals")
+    if task not in TASKS:
+        raise ArgumentError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    return TASKS[task]
+
