@@ -11,6 +11,19 @@ affine recorded.  A class per sub-folder or ``--labels file.csv`` gives labels.
 ``--patch D H W`` (and ``--patch-stride``) stores patches instead, item ids
 ``<volume>__<z>_<y>_<x>`` with their ``patch_origin``; without it each volume
 is stored whole and training can sample its own patches.
+
+``--slabs TRAIN VALIDATION TEST`` cuts each volume along its first axis into
+three slabs of those fractions, items ``<volume>__train`` and so on with
+that split and their ``slab_origin``: held-out slabs for denoising and
+labelling one volume (``sigconv train --task denoise``).
+``--label-thresholds T1 T2 ...`` appends a channel holding each voxel's class,
+``np.digitize(value, thresholds)`` on the (resampled, windowed) intensities,
+and records ``target_channels: 1``: a dense-labelling store (``--task label``).
+
+The stent workflow of the README::
+
+    python datasets/ct_volumes.py --source ../shared/data/volumes/stent.npz \
+        --out prepared/stent --slabs 0.7 0.1 0.2 --label-thresholds 250 800
 """
 import argparse
 import functools
@@ -21,13 +34,16 @@ from sigconv.data import Source, prepare
 from sigconv.data.sources import EXTENSIONS, folder_sources, hashed_split, item_id, signal_metadata
 
 
-def convert_volume(path, *, spacing=None, window=None, patch=None, stride=None):
+def convert_volume(path, *, spacing=None, window=None, patch=None, stride=None, slabs=None,
+                   thresholds=None):
     """Load one volume, resample it to ``spacing`` mm; return ``(data, metadata)``.
 
-    With ``patch`` (D, H, W voxels), return the volume's patches instead, a
-    list of ``(suffix, data, metadata)``: windows every ``stride`` voxels
-    (default: the patch size), the last one flush with the end of each axis,
-    each recording its ``patch_origin``.
+    With ``thresholds`` a last channel holds each voxel's class.  With
+    ``slabs`` (train, validation, test fractions) or ``patch`` (D, H, W
+    voxels), return the volume's pieces instead, a list of ``(suffix, data,
+    metadata)``: the slabs along the first axis, each with its ``split``;
+    and/or windows every ``stride`` voxels (default: the patch size), the
+    last one flush with the end of each axis, each with its ``patch_origin``.
     """
     import itertools
 
@@ -42,20 +58,39 @@ def convert_volume(path, *, spacing=None, window=None, patch=None, stride=None):
     if window is not None:
         signal = signal.window(window)
     data, metadata = np.asarray(signal.data, dtype=np.float32), signal_metadata(signal)
+    if thresholds is not None:
+        labels = np.digitize(data[:1], thresholds).astype(np.float32)
+        data = np.concatenate([data, labels])
+        metadata.update(target_channels=1, label_thresholds=list(thresholds))
+    pieces = [("", data, metadata)]
+    if slabs is not None:
+        depth = data.shape[1]
+        ends = np.round(np.cumsum(slabs) / np.sum(slabs) * depth).astype(int)
+        starts = np.concatenate([[0], ends[:-1]])
+        pieces = [(split, data[:, a:b], dict(metadata, split=split, slab_origin=int(a)))
+                  for split, a, b in zip(("train", "validation", "test"), starts, ends)
+                  if b > a]
     if patch is None:
-        return data, metadata
+        return (data, metadata) if slabs is None else pieces
     stride = patch if stride is None else stride
-    starts = [window_starts(n, p, s) for n, p, s in zip(data.shape[1:], patch, stride)]
     patches = []
-    for origin in itertools.product(*starts):
-        region = tuple(slice(o, o + p) for o, p in zip(origin, patch))
-        patches.append(("_".join(map(str, origin)), data[(slice(None),) + region],
-                        dict(metadata, patch_origin=list(origin))))
+    for suffix, piece, info in pieces:
+        starts = [window_starts(n, p, s) for n, p, s in zip(piece.shape[1:], patch, stride)]
+        for origin in itertools.product(*starts):
+            region = tuple(slice(o, o + p) for o, p in zip(origin, patch))
+            name = "_".join(map(str, origin))
+            patches.append((f"{suffix}_{name}" if suffix else name,
+                            piece[(slice(None),) + region],
+                            dict(info, patch_origin=list(origin))))
     return patches
 
 
 def ct_sources(source, labels=None):
-    """Volume files, plus one source per folder of DICOM files (a series)."""
+    """Volume files, plus one source per folder of DICOM files (a series); or one file."""
+    if os.path.isfile(source):
+        name = os.path.basename(source)
+        return [Source(item_id(os.path.splitext(name)[0]), source,
+                       {"label": None, "split": hashed_split(name), "relative_path": name})]
     sources = [s for s in folder_sources(source, labels=labels, extensions=EXTENSIONS["volume"])
                if not s.path.lower().endswith(".dcm")]
     series = {}
@@ -86,6 +121,12 @@ def main(argv=None):
                         help="store patches of this many voxels instead of whole volumes")
     parser.add_argument("--patch-stride", type=int, nargs=3, default=None, metavar=("D", "H", "W"),
                         help="voxels between patches (default: the patch size)")
+    parser.add_argument("--slabs", type=float, nargs=3, default=None,
+                        metavar=("TRAIN", "VALIDATION", "TEST"),
+                        help="cut each volume along its first axis into held-out slabs of "
+                             "these fractions")
+    parser.add_argument("--label-thresholds", type=float, nargs="+", default=None,
+                        help="append a channel of voxel classes np.digitize(value, thresholds)")
     parser.add_argument("--labels", default=None)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
@@ -93,8 +134,14 @@ def main(argv=None):
         args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing))
     patch = None if args.patch is None else tuple(args.patch)
     stride = None if args.patch_stride is None else tuple(args.patch_stride)
+    if args.slabs is not None and (min(args.slabs) < 0 or sum(args.slabs) <= 0):
+        parser.error(f"--slabs takes three fractions >= 0 with a positive sum, got {args.slabs}")
+    if args.label_thresholds is not None and \
+            sorted(args.label_thresholds) != args.label_thresholds:
+        parser.error(f"--label-thresholds must increase, got {args.label_thresholds}")
     convert = functools.partial(convert_volume, spacing=spacing, window=args.window,
-                                patch=patch, stride=stride)
+                                patch=patch, stride=stride, slabs=args.slabs,
+                                thresholds=args.label_thresholds)
     summary = prepare(ct_sources(args.source, args.labels), args.out, convert,
                       workers=args.workers)
     return 0 if summary.failed == 0 else 1

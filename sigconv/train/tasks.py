@@ -258,16 +258,36 @@ class _Dense(Task):
         return (x + self._noise_scale() * rng.standard_normal(x.shape, dtype=np.float32))
 
     def _crops(self, data, rng):
-        """Random crops of ``patch`` samples (clipped to the item), about one item's worth each."""
+        """Random crops of ``patch`` samples (clipped to the item), about one item's worth each.
+
+        For labelling, every other crop is centred on a sample of a foreground
+        class (one of those present, chosen uniformly), so that rare classes
+        are seen (as nnU-Net oversamples foreground).
+        """
         patch = self.state["patch"]
         crops = []
-        for index, (x, _) in enumerate(data):
-            size = [min(p, n) for p, n in zip(patch, x.shape[1:])]
-            count = math.ceil(np.prod(x.shape[1:]) / np.prod(size))
-            for _ in range(count):
-                origin = [int(rng.integers(0, n - s + 1)) for n, s in zip(x.shape[1:], size)]
+        for index, (x, y) in enumerate(data):
+            spatial = x.shape[1:]
+            size = [min(p, n) for p, n in zip(patch, spatial)]
+            count = math.ceil(np.prod(spatial) / np.prod(size))
+            foreground = self._foreground(y) if self.name == "label" else []
+            for k in range(count):
+                if foreground and k % 2:
+                    where = foreground[int(rng.integers(len(foreground)))]
+                    centre = np.unravel_index(where[int(rng.integers(len(where)))], spatial)
+                    origin = [int(np.clip(c - s // 2, 0, n - s))
+                              for c, s, n in zip(centre, size, spatial)]
+                else:
+                    origin = [int(rng.integers(0, n - s + 1)) for n, s in zip(spatial, size)]
                 crops.append((index, tuple(slice(o, o + s) for o, s in zip(origin, size))))
         return [crops[i] for i in rng.permutation(len(crops))]
+
+    @staticmethod
+    def _foreground(labels):
+        """Flat positions of each foreground class present in ``labels`` (1, *spatial)."""
+        flat = labels.reshape(-1)
+        present = [np.flatnonzero(flat == k) for k in np.unique(flat) if k > 0]
+        return [p for p in present if len(p)]
 
     def batches(self, data, batch_size, rng):
         crops = self._crops(data, rng)
@@ -321,13 +341,19 @@ class Denoising(_Dense):
 
     @classmethod
     def fit(cls, arrays, records, options):
-        return cls._fit_scale(arrays, options)
+        return cls._fit_scale([cls._signal(a, r) for a, r in zip(arrays, records)], options)
+
+    @staticmethod
+    def _signal(array, record):
+        """The item's channels without label channels (a labelling store denoises too)."""
+        labels = record.get("target_channels") or 0
+        return np.asarray(array[:array.shape[0] - labels], dtype=np.float32)
 
     def outputs(self, in_channels):
         return in_channels
 
     def split_item(self, array, record):
-        x = self._normalise(np.asarray(array, dtype=np.float32))
+        x = self._normalise(self._signal(array, record))
         return x, x
 
     def loss(self, output, target):

@@ -98,7 +98,7 @@ def test_predict_files_like_the_store(tmp_path, shared_data, capsys):
     import pathlib
 
     pytest.importorskip("sigconv.io")
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("fsdd", root / "datasets" / "fsdd.py")
     fsdd = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fsdd)

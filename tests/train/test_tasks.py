@@ -1,0 +1,129 @@
+"""Dense tasks: denoising and labelling small phantoms, their scores, baselines and resume."""
+import json
+
+import numpy as np
+import pytest
+
+from sigconv import checkpoint
+from sigconv.cli import main
+from sigconv.data import Source, convert_npy, prepare
+from sigconv.errors import ArgumentError
+from sigconv.train import evaluate, load_model, predict, train
+from sigconv.train.tasks import Denoising, Labelling, _Dice, _PSNR, task_of
+
+
+def _phantom(rng, shape):
+    """Piecewise-constant blobs (0, 1 or 2) in a volume: a denoisable, labellable signal."""
+    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    volume = np.zeros(shape)
+    for _ in range(4):
+        centre = [rng.uniform(0, n) for n in shape]
+        radius = rng.uniform(2, 4)
+        inside = sum((g - c) ** 2 for g, c in zip(grids, centre)) < radius ** 2
+        volume[inside] = rng.integers(1, 3)
+    return volume
+
+
+def _store(tmp_path, rng, *, with_labels):
+    sources = []
+    for i, split in enumerate(["train"] * 4 + ["validation", "test"]):
+        clean = _phantom(rng, (12, 16, 16))
+        item = np.stack([clean, clean]) if with_labels else clean[None]
+        path = tmp_path / f"v{i}.npy"
+        np.save(path, item.astype(np.float32))
+        fields = {"split": split}
+        if with_labels:
+            fields.update(target_channels=1, label_thresholds=[0.5, 1.5])
+        sources.append(Source(f"v{i}", str(path), fields))
+    prepare(sources, tmp_path / "store", convert_npy, progress=False, log=None)
+    return tmp_path / "store"
+
+
+def test_the_task_is_told_from_the_records():
+    assert task_of([{"label": 3}]).name == "classify"
+    assert task_of([{"target_channels": 1}]).name == "label"
+    assert task_of([{}], "denoise").name == "denoise"
+    with pytest.raises(ArgumentError, match="cannot tell the task"):
+        task_of([{}])
+    with pytest.raises(ArgumentError, match="task must be one of"):
+        task_of([{}], "segment")
+
+
+def test_psnr_and_dice_tallies_match_their_formulas(rng):
+    state = {"std": [2.0], "peak": 10.0}
+    tally = _PSNR(state)
+    output, target = rng.standard_normal((3, 1, 5, 5)), rng.standard_normal((3, 1, 5, 5))
+    tally.add(output, target)
+    mse = np.mean(((output - target) * 2.0) ** 2)  # back in the store's units
+    assert tally.result()["psnr"] == pytest.approx(10 * np.log10(100 / mse))
+    predicted = rng.integers(0, 3, 200)
+    labels = rng.integers(0, 3, 200)
+    dice = _Dice(3)
+    dice.add_labels(predicted, labels)
+    for k in (1, 2):
+        p, t = predicted == k, labels == k
+        expected = 2 * np.sum(p & t) / (p.sum() + t.sum())
+        assert dice.result()["dice_per_class"][k] == pytest.approx(expected)
+    assert dice.result()["dice"] == pytest.approx(np.mean(dice.result()["dice_per_class"][1:]))
+
+
+def test_denoising_beats_the_noisy_input_and_reports_the_tuned_gaussian(tmp_path, rng):
+    store = _store(tmp_path, rng, with_labels=False)
+    metrics = train(store, tmp_path / "run", task="denoise", epochs=8, batch_size=4, patch=8,
+                    noise=0.4, lr=5e-3, progress=False, log=None)
+    test = metrics["test"]
+    assert test["psnr_noisy"] == pytest.approx(20 * np.log10(2 / 0.4), abs=0.3)  # peak 2, sigma 0.4
+    assert test["psnr"] > test["psnr_noisy"] + 2
+    assert test["gaussian_sigma"] > 0.25 and test["psnr_gaussian"] > test["psnr_noisy"]
+    assert {"train_psnr", "validation_psnr"} <= set(metrics["history"][-1])
+    for name in ("curves.png", "kernels.png", "feature_maps.png", "example.png"):
+        assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
+    # predict gives the denoised volume in the store's units, the input's shape
+    volume = np.load(tmp_path / "v5.npy")
+    [(path, denoised)] = predict(tmp_path / "run", [tmp_path / "v5.npy"])
+    assert denoised.shape == volume.shape and abs(denoised.mean() - volume.mean()) < 0.3
+    assert evaluate(tmp_path / "run", store)["psnr"] == pytest.approx(test["psnr"])
+
+
+def test_labelling_learns_the_classes_and_reports_dice(tmp_path, rng):
+    store = _store(tmp_path, rng, with_labels=True)
+    metrics = train(store, tmp_path / "run", epochs=4, batch_size=4, patch=8, lr=1e-2,
+                    progress=False, log=None)
+    test = metrics["test"]
+    assert len(test["dice_per_class"]) == 3
+    assert test["dice"] > 0.6
+    assert test["dice_threshold"] == pytest.approx(1.0)  # noiseless: thresholds are exact
+    assert load_model(tmp_path / "run").classes == ["0", "1", "2"]
+    out = tmp_path / "predicted"
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "v5.npy")]) == 2  # no --out-dir
+    np.save(tmp_path / "input.npy", np.load(tmp_path / "v5.npy")[:1])
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "input.npy"),
+                 "--out-dir", str(out)]) == 0
+    assert np.load(out / "input.npy.npy").shape == (12, 16, 16)
+
+
+def test_a_resumed_dense_run_ends_identical(tmp_path, rng):
+    store = _store(tmp_path, rng, with_labels=False)
+    options = dict(task="denoise", epochs=2, batch_size=4, patch=8, progress=False, log=None)
+    whole = train(store, tmp_path / "whole", **options)
+    train(store, tmp_path / "parts", stop_after=1, **options)
+    resumed = train(store, tmp_path / "parts", resume=True, **options)
+    a = checkpoint.load(tmp_path / "whole" / "checkpoint.safetensors")
+    b = checkpoint.load(tmp_path / "parts" / "checkpoint.safetensors")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert whole["test"] == resumed["test"]
+
+
+def test_bad_dense_options_are_refused(tmp_path, rng):
+    store = _store(tmp_path, rng, with_labels=False)
+    with pytest.raises(ArgumentError, match="patch must be"):
+        train(store, tmp_path / "a", task="denoise", patch=(8, 8), progress=False, log=None)
+    with pytest.raises(ArgumentError, match="noise must be"):
+        train(store, tmp_path / "b", task="denoise", noise=-1.0, progress=False, log=None)
+    with pytest.raises(ArgumentError, match="does not do task"):
+        train(store, tmp_path / "c", task="denoise", model="classifier", progress=False,
+              log=None)
+    with pytest.raises(ArgumentError, match="label channel|target_channels"):
+        train(store, tmp_path / "d", task="label", progress=False, log=None)
+    assert json.dumps(Denoising.models) and Labelling.models[0] == "labeller"
