@@ -65,3 +65,20 @@ def test_ct_patches(tmp_path, shared_data):
         assert array.shape == (1, 32, 32, 32) and record["source_id"] == "stent"
     assert [r["patch_origin"] for r in store.records] == [[0, 0, 0], [32, 0, 0]]
     assert whole.shape == (256, 128, 128)
+
+
+def test_ct_slabs_and_label_channel(tmp_path, shared_data):
+    source = shared_data / "volumes" / "stent.npz"      # a single file is a source too
+    assert _script("ct_volumes").main(["--source", str(source), "--out", str(tmp_path),
+                                       "--spacing", "4.0", "--slabs", "0.7", "0.1", "0.2",
+                                       "--label-thresholds", "250", "800"]) == 0
+    store = Store(tmp_path)
+    pieces = {r["split"]: (a, r) for a, r in store}
+    assert [pieces[s][0].shape[1] for s in ("train", "validation", "test")] == [45, 6, 13]
+    assert [pieces[s][1]["slab_origin"] for s in ("train", "validation", "test")] == [0, 45, 51]
+    volume, record = pieces["test"]
+    assert volume.shape[0] == 2 and record["target_channels"] == 1
+    np.testing.assert_array_equal(volume[1], np.digitize(volume[0], [250, 800]))
+    with pytest.raises(SystemExit):
+        _script("ct_volumes").main(["--source", str(source), "--out", str(tmp_path / "x"),
+                                    "--label-thresholds", "800", "250"])
