@@ -202,10 +202,12 @@ def _save_prediction(folder, path, array):
 def _demo(args):
     from .demos import demo
 
-    print(f"sigconv demo: one classifier definition trained on generated 1-D signals, 2-D "
-          f"images and 3-D volumes of varying sizes (folder {args.out})")
+    print(f"sigconv demo: the same training code on 1-D signals, 2-D images and a 3-D volume "
+          f"(folder {args.out})")
     results = demo(args.out, epochs=args.epochs, progress=not args.quiet, log=sys.stdout)
-    print("test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in results.items()))
+    print("results: " + "; ".join(
+        f"{name} " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        for name, scores in results.items()))
     return 0
 
 

@@ -55,85 +55,126 @@ def edge_detection(image, *, size=(280, 320)):
     return edges, conv_costs(grey.shape, EDGE_KERNEL.shape[2:])
 
 
-# -- `sigconv demo`: the same model code on 1-D, 2-D and 3-D data, offline ------
+# -- `sigconv demo`: the same training code on 1-D, 2-D and 3-D data, offline ---
 
-def _demo_items(ndim, rng, count):
-    """Generated items of three classes and varying sizes, ``(1, *spatial)``.
-
-    1-D: a low tone, a high tone or a chirp in noise (64-600 samples);
-    2-D: a square, a disc or a cross on noise (16-40 pixels a side);
-    3-D: a cube, a ball or a rod in a noisy volume (10-20 voxels a side).
-    """
+def _demo_signals(rng, count):
+    """Generated 1-D items of three classes and 64-600 samples: a low tone, a high tone
+    or a chirp, in noise; ``[(array (1, n), label)]``."""
     items = []
     for i in range(count):
         label = i % 3
-        if ndim == 1:
-            n = int(rng.integers(64, 600))
-            t = np.arange(n) / n
-            phase = rng.uniform(0, 2 * np.pi)
-            signal = [np.sin(2 * np.pi * 8 * t * n / 200 + phase),
-                      np.sin(2 * np.pi * 30 * t * n / 200 + phase),
-                      np.sin(2 * np.pi * (5 + 40 * t) * t * n / 200 + phase)][label]
-            data = signal + 0.5 * rng.standard_normal(n)
-        else:
-            low, high = (16, 40) if ndim == 2 else (10, 20)
-            shape = tuple(int(v) for v in rng.integers(low, high, ndim))
-            grids = np.meshgrid(*[np.arange(s) - s / 2 + rng.uniform(-2, 2) for s in shape],
-                                indexing="ij")
-            radius = min(shape) / 4
-            distance = np.sqrt(sum(g ** 2 for g in grids))
-            if label == 0:
-                mask = np.max(np.abs(np.stack(grids)), axis=0) < radius
-            elif label == 1:
-                mask = distance < radius
-            else:  # a cross (2-D) or a rod (3-D): thin along every axis but one
-                mask = np.zeros(shape, bool)
-                for axis in range(ndim if ndim == 2 else 1):
-                    others = [g for k, g in enumerate(grids) if k != axis]
-                    mask |= (np.max(np.abs(np.stack(others)), axis=0) < radius / 3) & \
-                        (np.abs(grids[axis]) < 1.6 * radius)
-            data = mask.astype(float) + 0.3 * rng.standard_normal(shape)
-        items.append((data[None].astype(np.float32), label))
+        n = int(rng.integers(64, 600))
+        t = np.arange(n) / 200
+        phase = rng.uniform(0, 2 * np.pi)
+        signal = [np.sin(2 * np.pi * 8 * t + phase), np.sin(2 * np.pi * 30 * t + phase),
+                  np.sin(2 * np.pi * (5 + 40 * t * 200 / n) * t + phase)][label]
+        items.append(((signal + 0.5 * rng.standard_normal(n))[None], label))
     return items
 
 
-def demo(out, *, epochs=10, count=240, seed=0, progress=True, log=None):
-    """Train the same classifier code on generated 1-D, 2-D and 3-D data; return the results.
+def _demo_shapes(rng, count):
+    """Generated 2-D items (16-40 pixels a side): a square, a disc or a cross on noise."""
+    items = []
+    for i in range(count):
+        label = i % 3
+        shape = tuple(int(v) for v in rng.integers(16, 40, 2))
+        y, x = np.meshgrid(*[np.arange(s) - s / 2 + rng.uniform(-2, 2) for s in shape],
+                           indexing="ij")
+        radius = min(shape) / 4
+        mask = [np.maximum(abs(y), abs(x)) < radius, np.hypot(y, x) < radius,
+                ((abs(y) < radius / 3) & (abs(x) < 1.6 * radius))
+                | ((abs(x) < radius / 3) & (abs(y) < 1.6 * radius))][label]
+        items.append(((mask + 0.3 * rng.standard_normal(shape))[None], label))
+    return items
 
-    For each rank, items of varying sizes are written as ``.npy`` files,
-    prepared into a store (:func:`sigconv.data.prepare`) and trained on with
-    :func:`sigconv.train.train` in Ragged batches; each run folder gets its
-    metrics and plots.
+
+def _demo_digits(rng, count):
+    """scikit-learn's real handwritten digits (8x8, ten classes), or None without it."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return None
+    digits = load_digits()
+    chosen = rng.permutation(len(digits.target))[:count]
+    return [(digits.images[i][None], int(digits.target[i])) for i in chosen]
+
+
+def _demo_phantom(rng, shape):
+    """A generated volume of overlapping balls of 3 intensities, smoothed (a CT-like phantom)."""
+    from scipy.ndimage import gaussian_filter
+
+    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    volume = np.zeros(shape)
+    for _ in range(int(np.prod(shape) / 600)):
+        centre = [rng.uniform(0, n) for n in shape]
+        inside = sum((g - c) ** 2 for g, c in zip(grids, centre)) < rng.uniform(2, 6) ** 2
+        volume[inside] = rng.choice([300.0, 600.0, 1000.0])
+    return gaussian_filter(volume, 0.7)[None]
+
+
+def _store_of(items, folder):
+    """Write ``[(array, fields)]`` as .npy files and prepare them into ``folder``-store."""
+    import os
+
+    from .data import Source, convert_npy, prepare
+
+    os.makedirs(folder + "-sources", exist_ok=True)
+    sources = []
+    for i, (array, fields) in enumerate(items):
+        path = os.path.join(folder + "-sources", f"item{i:04d}.npy")
+        np.save(path, np.asarray(array, dtype=np.float32))
+        sources.append(Source(f"item{i:04d}", path, fields))
+    prepare(sources, folder + "-store", convert_npy, progress=False, log=None)
+    return folder + "-store"
+
+
+def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
+    """Train with one ``sigconv.train.train`` on 1-D, 2-D and 3-D data; return the results.
+
+    1-D: generated tones and chirps of 64-600 samples (classify, Ragged
+    batches); 2-D: scikit-learn's real handwritten digits when it is installed
+    (the ``demo`` extra), else generated shapes of 16-40 pixels (classify);
+    3-D: a generated phantom volume with Gaussian noise (denoise; scored on
+    a held-out volume by sliding windows, against a Gaussian filter tuned on
+    the training volume).  Each run folder gets metrics and plots.
 
     Returns
     -------
     dict
-        ``{"1-D": test accuracy, "2-D": ..., "3-D": ...}``.
+        ``{"1-D": {"accuracy": ...}, "2-D": {...}, "3-D": {"psnr": ...,
+        "psnr_noisy": ..., "psnr_gaussian": ...}}``, the test scores.
     """
     import os
 
-    from .data import Source, convert_npy, prepare
     from .train import train
 
     rng = np.random.default_rng(seed)
+    digits = _demo_digits(rng, count)
+    tasks = [
+        ("1-D", "generated tones and chirps of 64-600 samples", _demo_signals(rng, count), {}),
+        ("2-D", "scikit-learn's handwritten digits (8x8)" if digits else
+         "generated shapes of 16-40 pixels (install scikit-learn for real digits)",
+         digits or _demo_shapes(rng, count), {}),
+        ("3-D", "a generated phantom volume, denoised (noise sigma 100, range 0-1000)",
+         [(_demo_phantom(rng, (n, 64, 64)), {"split": split})
+          for n, split in ((64, "train"), (16, "validation"), (32, "test"))],
+         dict(task="denoise", noise=100.0, patch=16, batch_size=4, lr=3e-3)),
+    ]
     results = {}
-    for ndim, name in ((1, "1-D"), (2, "2-D"), (3, "3-D")):
-        folder = os.path.join(out, f"{name}-sources")
-        os.makedirs(folder, exist_ok=True)
-        sources = []
-        for i, (data, label) in enumerate(_demo_items(ndim, rng, count)):
-            path = os.path.join(folder, f"item{i:04d}.npy")
-            np.save(path, data)
-            split = "test" if i % 5 == 0 else "train"
-            sources.append(Source(f"item{i:04d}", path, {"label": label, "split": split}))
-        store = os.path.join(out, f"{name}-store")
-        prepare(sources, store, convert_npy, progress=False, log=None)
+    for name, what, items, options in tasks:
+        if not options:  # classification: a fifth of the items for testing
+            items = [(a, {"label": y, "split": "test" if i % 5 == 0 else "train"})
+                     for i, (a, y) in enumerate(items)]
+            options = dict(batch_size=16)
+        folder = os.path.join(out, name)
+        store = _store_of(items, folder)
         if log is not None:
-            print(f"{name}: {count} generated items of varying size, training ...", file=log)
-        metrics = train(store, os.path.join(out, f"{name}-run"), epochs=epochs, batch_size=16,
-                        seed=seed, progress=progress, log=None)
-        results[name] = metrics["test"]["accuracy"]
+            print(f"{name}: {what}: training ...", file=log)
+        metrics = train(store, folder + "-run", epochs=epochs, seed=seed, progress=progress,
+                        log=None, **options)
+        results[name] = {k: v for k, v in metrics["test"].items() if isinstance(v, float)}
         if log is not None:
-            print(f"{name}: test accuracy {results[name]:.3f} (metrics, and plots when "
-                  f"matplotlib is installed, in {os.path.join(out, name + '-run')})", file=log)
+            print(f"{name}: test " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                              results[name].items()) +
+                  f" (metrics and plots in {folder}-run)", file=log)
     return results

@@ -233,8 +233,8 @@ class _Dense(Task):
         if noise < 0 or not math.isfinite(noise):
             raise ArgumentError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
         ndim = inputs[0].ndim - 1
-        patch = options.get("patch") or 32
-        patch = [int(p) for p in (patch if np.ndim(patch) else [patch] * ndim)]
+        patch = np.atleast_1d(options.get("patch") or 32).astype(int).tolist()
+        patch = patch * ndim if len(patch) == 1 else patch
         if len(patch) != ndim or min(patch) < 1:
             raise ArgumentError(f"patch must be a positive size per spatial axis ({ndim}), "
                                 f"got {options.get('patch')!r}")
@@ -337,7 +337,7 @@ class Denoising(_Dense):
     """Clean items; the input is the item plus noise; MSE loss; PSNR in dB."""
 
     name, metric = "denoise", "psnr"
-    models = ("residual-encoder-decoder", "encoder-decoder")
+    models = ("encoder-decoder", "residual-encoder-decoder")
 
     @classmethod
     def fit(cls, arrays, records, options):
