@@ -312,20 +312,11 @@ class _Dense(Task):
     def example(self, model, x, y):
         """``(input, output, target)`` of one item's first channel, as drawn by plot_run."""
         noisy = self.evaluation_inputs([(x, y)])[0]
-        output = self._whole(model.eval(), noisy)
-        if self.name == "label":
-            return noisy[0], output.argmax(axis=0), y[0]
-        return noisy[0], output[0], y[0]
+        return noisy[0], self._readout(self._whole(model.eval(), noisy))[0], y[0]
 
-    def predict(self, model, array):
-        """The model's output for one raw item ``(C, *spatial)`` in the store's units
-        (denoise) or the label of every sample (label)."""
-        output = self._whole(model.eval(), self._normalise(np.asarray(array, np.float32)))
-        if self.name == "label":
-            return output.argmax(axis=0)
-        shape = (-1,) + (1,) * (output.ndim - 1)
-        return output * np.asarray(self.state["std"]).reshape(shape) + \
-            np.asarray(self.state["mean"]).reshape(shape)
+    def _readout(self, output):
+        """The answer in a model's output ``(C_out, *spatial)``: itself (denoise)."""
+        return output
 
     def evaluation_inputs(self, data):
         """The noisy input of each item, the same draw in every epoch and run."""
@@ -361,6 +352,13 @@ class Denoising(_Dense):
 
     def tally(self):
         return _PSNR(self.state)
+
+    def predict(self, model, array):
+        """The denoised signal of one raw item ``(C, *spatial)``, in the store's units."""
+        output = self._whole(model.eval(), self._normalise(np.asarray(array, np.float32)))
+        shape = (-1,) + (1,) * (output.ndim - 1)
+        return output * np.asarray(self.state["std"]).reshape(shape) + \
+            np.asarray(self.state["mean"]).reshape(shape)
 
     def evaluate(self, model, data, *, records=None):
         """PSNR (dB) of the model's output and of the noisy input; mean normalised MSE."""
@@ -476,6 +474,14 @@ class Labelling(_Dense):
 
     def tally(self):
         return _Dice(self.outputs(0))
+
+    def _readout(self, logits):
+        return logits.argmax(axis=0)[None]
+
+    def predict(self, model, array):
+        """The class of every sample of one raw item ``(C, *spatial)`` (input channels only)."""
+        x = self._normalise(np.asarray(array, np.float32))
+        return self._readout(self._whole(model.eval(), x))[0]
 
     def evaluate(self, model, data, *, records=None):
         """Mean foreground Dice, Dice per class and mean cross-entropy of the last step."""
