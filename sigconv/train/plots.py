@@ -107,10 +107,13 @@ def plot_run(out, history, test, model, metric, example=None, task=None):
     model.eval()
     with no_grad():
         maps = conv(Tensor(example[0][None])).data[0]
-    if maps.ndim == 2:  # 1-D: one row per channel
-        fig, ax = plt.subplots(figsize=(8, 3))
+    if maps.ndim == 2:  # 1-D: the input above, one row per feature channel below
+        fig, (top, ax) = plt.subplots(2, 1, figsize=(8, 4.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [1, 2]})
+        top.plot(example[0][0], linewidth=0.6)
+        top.set(ylabel="input", title="first-layer feature maps of one validation item")
         ax.imshow(maps, aspect="auto", cmap="RdBu_r", interpolation="nearest")
-        ax.set(xlabel="sample", ylabel="channel", title="first-layer feature maps")
+        ax.set(xlabel="sample", ylabel="channel")
     else:
         fig = _tiles(plt, [_middle(m) for m in maps], "first-layer feature maps", "viridis")
     save(fig, "feature_maps.png")
