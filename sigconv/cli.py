@@ -268,12 +268,14 @@ def main(argv=None):
                        help="denoise/label: training crop size per axis (default 32)")
     train.set_defaults(run=_train)
     evaluate = commands.add_parser("evaluate", help="accuracy of a run's best model on a split")
-    evaluate.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train`")
+    evaluate.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train` "
+                          "(its best model) or a checkpoint file in one")
     evaluate.add_argument("store")
     evaluate.add_argument("--split", default="test")
     evaluate.set_defaults(run=_evaluate)
     predict = commands.add_parser("predict", help="classify files with a run's best model")
-    predict.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train`")
+    predict.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train` "
+                         "(its best model) or a checkpoint file in one")
     predict.add_argument("files", nargs="+", help="files of the kind the run was trained on")
     predict.add_argument("--out-dir", default=None,
                          help="denoise/label runs: write <file>.npy outputs here")

@@ -125,8 +125,16 @@ def _input_spec(record):
     return {k: record[k] for k in keys if k in record}
 
 
+def _run_files(run):
+    """``(run folder, weights file)`` of a run folder (its best model) or of a checkpoint in one."""
+    run = os.fspath(run)
+    if os.path.isfile(run):
+        return os.path.dirname(os.path.abspath(run)), run
+    return run, os.path.join(run, "best.safetensors")
+
+
 def _read_state(run):
-    path = os.path.join(run, "state.json")
+    path = os.path.join(_run_files(run)[0], "state.json")
     if not os.path.isfile(path):
         raise ArgumentError(f"{path} does not exist: not a run folder made by sigconv train")
     with open(path, encoding="utf-8") as handle:
@@ -138,17 +146,24 @@ def _run_task(state):
 
 
 def load_model(run):
-    """The best model of a run folder, in eval mode (``model.classes`` when it has classes)."""
+    """A run's model in eval mode (``model.classes`` when it has classes).
+
+    ``run`` is a run folder (its best model) or a checkpoint file in one
+    (e.g. ``runs/x/checkpoint.safetensors``, the last epoch's model).
+    """
     state = _read_state(run)
     task = _run_task(state)
     model = task.model(state["in_channels"], state["ndim"], state["options"]["seed"])
-    model.load_state_dict(checkpoint.load(os.path.join(run, "best.safetensors")))
+    model.load_state_dict(checkpoint.load(_run_files(run)[1]))
     model.classes = task.state.get("classes")
     return model.eval()
 
 
 def evaluate(run, store, *, split="test"):
-    """Scores of a run's best model on one split of a store (as in metrics.json's "test")."""
+    """Scores of a run's model (see :func:`load_model`) on one split of a store.
+
+    The same scores as ``metrics.json``'s ``"test"`` for the best model on the test split.
+    """
     state = _read_state(run)
     task = _run_task(state)
     source = Store(store)
@@ -174,7 +189,7 @@ def _loaded_file(path, spec):
 
 
 def predict(run, paths, *, batch_size=32):
-    """The best model's answer for each file.
+    """The answer of a run's model (see :func:`load_model`) for each file.
 
     Files are loaded with :func:`sigconv.io.load` and turned into items the
     way the run's store was prepared (resampled to its sample rate, and the

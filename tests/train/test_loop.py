@@ -90,6 +90,10 @@ def test_cli_train_and_evaluate(tmp_path, rng, capsys):
     assert "test: accuracy" in capsys.readouterr().out
     assert main(["evaluate", str(tmp_path / "run"), str(store)]) == 0
     assert "accuracy" in capsys.readouterr().out
+    last = tmp_path / "run" / "checkpoint.safetensors"   # a checkpoint file works too
+    assert main(["evaluate", str(last), str(store), "--split", "train"]) == 0
+    assert capsys.readouterr().out.startswith("train: accuracy")
+    assert main(["evaluate", str(tmp_path / "run"), str(store), "--split", "nowhere"]) == 2
     assert main(["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
 
 
