@@ -11,7 +11,7 @@ Data.  The Free Spoken Digit Dataset as raw 8 kHz waveforms, in the store
 store is prepared on the first run (into ``--store``, by default a folder
 under the system's temporary directory) and reused afterwards; a store that
 already holds every recording is used as it is.  The training items are
-loaded as ``sigconv train`` loads them (``sigconv.train._split_items`` with
+loaded as ``sigconv train`` loads them (``sigconv.train.loop._split_items`` with
 a tenth held out for validation, ``_load``, which standardises each clip):
 2,438 clips of 1,149 to 18,262 samples (median 3,349).  ``--quick`` keeps
 the first 300 of them and times one epoch per framework.
@@ -80,7 +80,8 @@ from sigconv import checkpoint, nn, optim
 from sigconv.autograd import Tensor
 from sigconv.data import BucketBatchSampler, Store
 from sigconv.ragged import Ragged
-from sigconv.train import _load, _split_items, make_model
+from sigconv.train import make_model
+from sigconv.train.loop import _load, _split_items
 
 try:
     import torch
