@@ -38,6 +38,8 @@ __all__ = [
     "conv_input_size",
     "same_padding",
     "resolve_padding",
+    "resolve_paddings",
+    "conv_sizes",
     "pool_output_size",
     "adaptive_pool_windows",
     "unpool_output_size",
@@ -56,12 +58,20 @@ def _per_axis(values, n):
     return values if isinstance(values, tuple) else (values,) * n
 
 
+def _same_padding(sizes, spans, strides, flip):
+    """``"same"`` padding ``(lo, hi)`` on int arrays (or ints) of sizes, dilated spans, strides."""
+    out = -(-sizes // strides)
+    total = np.maximum((out - 1) * strides + spans - sizes, 0)
+    small = total // 2
+    large = total - small
+    return (large, small) if flip else (small, large)
+
+
 def same_padding(input_size, kernel_size, stride=1, dilation=1, *, flip=False):
     """``(lo, hi)`` padding of one axis for ``"same"`` output ``ceil(n / s)``."""
-    out = -(-input_size // stride)
-    total = max((out - 1) * stride + dilated_size(kernel_size, dilation) - input_size, 0)
-    small, large = total // 2, total - total // 2
-    return (large, small) if flip else (small, large)
+    lo, hi = _same_padding(np.int64(input_size), dilated_size(kernel_size, dilation),
+                           int(stride), flip)
+    return int(lo), int(hi)
 
 
 def resolve_padding(padding, input_size, kernel_size, stride=1, dilation=1, *, flip=False):
@@ -82,21 +92,50 @@ def resolve_padding(padding, input_size, kernel_size, stride=1, dilation=1, *, f
     -------
     tuple of (int, int)
     """
-    n = len(input_size)
+    lo, hi = resolve_paddings(padding, [tuple(input_size)], kernel_size, stride, dilation,
+                              flip=flip)
+    return tuple(zip(lo[0].tolist(), hi[0].tolist()))
+
+
+def resolve_paddings(padding, input_sizes, kernel_size, stride=1, dilation=1, *, flip=False):
+    """:func:`resolve_padding` for many inputs of the same rank at once (the items of a batch).
+
+    ``padding``, ``stride`` and ``dilation`` are validated once.
+
+    Parameters
+    ----------
+    input_sizes : array_like of int, shape (M, nd)
+        One input's spatial sizes per row.
+    padding, kernel_size, stride, dilation, flip
+        As for :func:`resolve_padding`, shared by every input.
+
+    Returns
+    -------
+    lo, hi : ndarray of int64, shape (M, nd)
+    """
+    sizes = np.asarray(input_sizes, dtype=np.int64)
+    n = sizes.shape[1]
     stride = as_tuple(stride, n, "stride", minimum=1)
     dilation = as_tuple(dilation, n, "dilation", minimum=1)
     if isinstance(padding, str):
         if padding == "valid":
-            return ((0, 0),) * n
+            return np.zeros_like(sizes), np.zeros_like(sizes)
+        spans = np.array(dilated_size(tuple(kernel_size), dilation), dtype=np.int64)
         if padding == "same":
-            return tuple(same_padding(i, k, s, d, flip=flip)
-                         for i, k, s, d in zip(input_size, kernel_size, stride, dilation))
+            return _same_padding(sizes, spans, np.array(stride, dtype=np.int64), flip)
         if padding == "full":
-            return tuple((e - 1, e - 1) for e in dilated_size(tuple(kernel_size), dilation))
+            full = np.zeros_like(sizes) + (spans - 1)
+            return full, full.copy()
         raise ArgumentError(
             "padding must be one of 'valid', 'same', 'full', an int, a tuple of ints "
             f"or a tuple of (lo, hi) pairs; got {padding!r}"
         )
+    pairs = np.array(_explicit_padding(padding, n), dtype=np.int64).reshape(n, 2)
+    return np.zeros_like(sizes) + pairs[:, 0], np.zeros_like(sizes) + pairs[:, 1]
+
+
+def _explicit_padding(padding, n):
+    """An int, ``n`` ints or ``n`` ``(lo, hi)`` pairs as a validated tuple of ``n`` pairs."""
     if isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, bool):
         pairs = ((int(padding), int(padding)),) * n
     else:
@@ -136,14 +175,34 @@ def conv_output_size(input_size, kernel_size, stride=1, padding="valid", dilatio
         May contain values < 1 when the kernel is larger than the padded
         input; callers that need a non-empty output check that.
     """
-    input_size, kernel_size = tuple(input_size), tuple(kernel_size)
-    n = len(input_size)
+    _, _, out = conv_sizes([tuple(input_size)], kernel_size, stride, padding, dilation, flip=flip)
+    return tuple(out[0].tolist())
+
+
+def conv_sizes(input_sizes, kernel_size, stride=1, padding="valid", dilation=1, *, flip=False):
+    """Padding and output sizes of a convolution for many inputs of the same rank at once.
+
+    Parameters
+    ----------
+    input_sizes : array_like of int, shape (M, nd)
+        One input's spatial sizes per row (the items of a batch).
+    kernel_size, stride, padding, dilation, flip
+        As for :func:`conv_output_size`, shared by every input (validated once).
+
+    Returns
+    -------
+    lo, hi, out : ndarray of int64, shape (M, nd)
+        Each input's padding (:func:`resolve_paddings`) and output size
+        (:func:`conv_output_size`; may be < 1 where the kernel does not fit).
+    """
+    sizes = np.asarray(input_sizes, dtype=np.int64)
+    n = sizes.shape[1]
+    kernel_size = tuple(kernel_size)
     stride = as_tuple(stride, n, "stride", minimum=1)
     dilation = as_tuple(dilation, n, "dilation", minimum=1)
-    pads = resolve_padding(padding, input_size, kernel_size, stride, dilation, flip=flip)
-    spans = dilated_size(kernel_size, dilation)
-    return tuple((i + lo + hi - e) // s + 1
-                 for i, (lo, hi), e, s in zip(input_size, pads, spans, stride))
+    lo, hi = resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip=flip)
+    spans = np.array(dilated_size(kernel_size, dilation), dtype=np.int64)
+    return lo, hi, (sizes + lo + hi - spans) // np.array(stride, dtype=np.int64) + 1
 
 
 def conv_input_size(output_size, kernel_size, stride=1, padding=0, dilation=1):

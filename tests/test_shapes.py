@@ -94,6 +94,23 @@ def test_resolve_padding_modes(ax, flip):
     assert shapes.resolve_padding(pairs, n, k, s, d) == pairs
 
 
+
+@given(st.integers(1, 3).flatmap(lambda nd: st.tuples(
+    st.lists(st.tuples(*[st.integers(1, 40)] * nd), min_size=1, max_size=6),
+    axes(nd))), paddings, st.booleans())
+@SETTINGS
+def test_conv_sizes_is_conv_output_size_per_row(case, padding, flip):
+    """The batch form gives every row what the one-input functions give it."""
+    rows, (_, k, s, d) = case
+    padding = _expand(padding, len(k))
+    lo, hi, out = shapes.conv_sizes(rows, k, s, padding, d, flip=flip)
+    assert lo.shape == hi.shape == out.shape == (len(rows), len(k))
+    for row, row_lo, row_hi, row_out in zip(rows, lo.tolist(), hi.tolist(), out.tolist()):
+        assert tuple(zip(row_lo, row_hi)) == shapes.resolve_padding(padding, row, k, s, d,
+                                                                    flip=flip)
+        assert tuple(row_out) == shapes.conv_output_size(row, k, s, padding, d, flip=flip)
+        assert tuple(zip(row_lo, row_hi)) == R.padding_pairs(padding, row, k, s, d, flip)
+
 def test_resolve_padding_errors():
     with pytest.raises(ArgumentError, match=r"(?=.*'valid')(?=.*'same')(?=.*'full')(?=.*'sam')"):
         shapes.resolve_padding("sam", (5,), (3,))

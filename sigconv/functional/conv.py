@@ -72,10 +72,18 @@ class ConvGeometry:
         return len(self.x_shape) - 2
 
 
-def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
-              x_name="x", weight_name="weight"):
-    """Validate shapes and options of a convolution; return its :class:`ConvGeometry`."""
-    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
+def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, groups, flip,
+              weight_name):
+    """Validate a convolution of a batch of items; their padding and output sizes, all at once.
+
+    ``spatial`` holds the items' spatial shapes, an ``(M, nd)`` int array
+    (one row for a dense batch); ``describe(i)`` gives the name and
+    ``(N, C_in, *spatial)`` shape that errors quote for item ``i`` (item 0
+    for what all items share).  Returns ``stride``, ``dilation``, ``groups``
+    and the ``(M, nd)`` arrays ``pad_lo``, ``pad_hi``, ``out_spatial``.
+    """
+    x_name, x_shape = describe(0)
+    weight_shape = tuple(weight_shape)
     if not 3 <= len(x_shape) <= 5:
         raise ShapeError(
             f"{x_name} must have shape (N, C_in, *spatial) with 1 to 3 spatial axes, "
@@ -91,7 +99,7 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
     groups = int(groups)
     stride = as_tuple(stride, nd, "stride", minimum=1)
     dilation = as_tuple(dilation, nd, "dilation", minimum=1)
-    n, c_in, spatial = x_shape[0], x_shape[1], x_shape[2:]
+    c_in = x_shape[1]
     c_out, c_in_g, kernel = weight_shape[0], weight_shape[1], weight_shape[2:]
     if c_in % groups or c_out % groups:
         raise ShapeError(
@@ -104,22 +112,43 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
             f"(shape {weight_shape})")
     if c_out == 0 or c_in == 0 or any(k == 0 for k in kernel):
         raise ShapeError(f"{weight_name} has an empty axis: shape {weight_shape}")
-    if any(size == 0 for size in spatial):
+    empty = (spatial == 0).any(axis=1)
+    if empty.any():
+        x_name, x_shape = describe(int(np.argmax(empty)))
         raise ShapeError(f"{x_name} has a zero-length spatial axis: shape {x_shape}")
-    pads = shapes.resolve_padding(padding, spatial, kernel, stride, dilation, flip=flip)
-    out_spatial = shapes.conv_output_size(spatial, kernel, stride, pads, dilation)
-    if any(m < 1 for m in out_spatial):
+    lo, hi, out = shapes.conv_sizes(spatial, kernel, stride, padding, dilation, flip=flip)
+    too_small = (out < 1).any(axis=1)
+    if too_small.any():
+        i = int(np.argmax(too_small))
+        x_name, x_shape = describe(i)
+        pads = tuple(zip(lo[i].tolist(), hi[i].tolist()))
         spans = shapes.dilated_size(kernel, dilation)
         raise ShapeError(
-            f"kernel is larger than the padded input: {x_name} spatial shape {spatial} with "
+            f"kernel is larger than the padded input: {x_name} spatial shape {x_shape[2:]} with "
             f"padding {pads}, dilated kernel span {spans}; pad the input or use a smaller kernel")
-    largest = max(int(np.prod(spatial)), int(np.prod(out_spatial)), c_in_g * int(np.prod(kernel)))
-    if largest > _BLAS_INT_MAX:
+    largest = np.maximum(np.maximum(np.prod(spatial, axis=1), np.prod(out, axis=1)),
+                         c_in_g * int(np.prod(kernel)))
+    too_large = largest > _BLAS_INT_MAX
+    if too_large.any():
+        i = int(np.argmax(too_large))
+        x_name, x_shape = describe(i)
         raise ShapeError(
-            f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape} has {largest} "
+            f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape} has {largest[i]} "
             f"positions or taps per item; BLAS indexes at most {_BLAS_INT_MAX}: split the item")
-    return ConvGeometry(x_shape, weight_shape, (n, c_out) + out_spatial, stride, dilation,
-                        pads, groups)
+    return stride, dilation, groups, lo, hi, out
+
+
+def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
+              x_name="x", weight_name="weight"):
+    """Validate shapes and options of a convolution; return its :class:`ConvGeometry`."""
+    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
+    stride, dilation, groups, lo, hi, out = _validate(
+        lambda i: (x_name, x_shape), np.array([x_shape[2:]], dtype=np.int64), weight_shape,
+        stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip,
+        weight_name=weight_name)
+    out_shape = (x_shape[0], weight_shape[0]) + tuple(out[0].tolist())
+    return ConvGeometry(x_shape, weight_shape, out_shape, stride, dilation,
+                        tuple(zip(lo[0].tolist(), hi[0].tolist())), groups)
 
 
 def _conv_table(in_table, out_table, pad_lo):
@@ -127,12 +156,14 @@ def _conv_table(in_table, out_table, pad_lo):
 
     ``in_table`` and ``out_table`` are :func:`sigconv.ragged.item_table`
     rows ``(offset, D, H, W)``; ``pad_lo`` the zeros before the input on
-    (D, H, W), one triple for all items or one per item.
+    each of the 1-3 spatial axes, one row for all items or one per item
+    (leading axes are lifted with 0, as the table's (D, H, W)).
     """
-    table = np.empty((len(in_table), 11), dtype=np.intp)
+    pad_lo = np.asarray(pad_lo, dtype=np.intp)
+    table = np.zeros((len(in_table), 11), dtype=np.intp)
     table[:, 0:4] = in_table
     table[:, 4:8] = out_table
-    table[:, 8:11] = pad_lo
+    table[:, 11 - pad_lo.shape[-1]:] = pad_lo
     return table
 
 
@@ -266,10 +297,12 @@ def _swapped_kernel(weight, groups, flip, dtype):
     return as_float_array(swapped, dtype, "weight")
 
 
-def _grad_input_pad_lo(geometry, kernel):
-    """Padding before G in h(K, G, s): the dilated span minus one, minus the forward's."""
-    spans = shapes.dilated_size(tuple(kernel), geometry.dilation)
-    return tuple(e - 1 - lo for e, (lo, _) in zip(spans, geometry.padding))
+def _grad_input_pad_lo(kernel, dilation, pad_lo):
+    """Padding before G in h(K, G, s): the dilated span minus one, minus the forward's.
+
+    ``pad_lo`` is the forward's padding before the input, ``(nd,)`` or one row per item.
+    """
+    return np.array(shapes.dilated_size(tuple(kernel), dilation)) - 1 - np.asarray(pad_lo)
 
 
 def _check_grad_output(grad_output, expected):
@@ -278,29 +311,45 @@ def _check_grad_output(grad_output, expected):
                          f"got shape {grad_output.shape}")
 
 
-# -- ragged batches: one geometry per item, one kernel call for the batch -----
+# -- ragged batches: every item's geometry at once, one kernel call for the batch --
 
-def _ragged_geometries(shapes_, channels, weight_shape, options, *, x_name="x",
-                       weight_name="weight"):
-    """Validate every item of a ragged batch; one :class:`ConvGeometry` per item.
+@dataclass(frozen=True)
+class RaggedConvGeometry:
+    """A validated convolution of a Ragged batch: per-item ``(N, nd)`` arrays, shared options."""
 
-    Items of the same shape share one geometry (validated once).
+    in_shapes: np.ndarray
+    out_shapes: np.ndarray
+    pad_lo: np.ndarray
+    stride: tuple
+    dilation: tuple
+    groups: int
+
+    @property
+    def ndim(self):
+        return self.in_shapes.shape[1]
+
+
+def _ragged_geometry(shapes_, channels, weight_shape, options, *, x_name="x",
+                     weight_name="weight"):
+    """Validate every item of a ragged batch at once; its :class:`RaggedConvGeometry`.
+
+    Errors name the first offending item (``"x item 3"``) and its
+    ``(1, C, *spatial)`` shape; what all items share is checked once,
+    quoting item 0.
     """
-    distinct, geometries = {}, []
-    for i, shape in enumerate(map(tuple, np.asarray(shapes_).tolist())):
-        if shape not in distinct:
-            distinct[shape] = _geometry((1, channels) + shape, weight_shape,
-                                        x_name=f"{x_name} item {i}", weight_name=weight_name,
-                                        **options)
-        geometries.append(distinct[shape])
-    return geometries
+    spatial = np.asarray(shapes_, dtype=np.int64)
+    if len(spatial) == 0:
+        raise ShapeError(f"{x_name} is a Ragged batch of no items")
+    stride, dilation, groups, lo, _, out = _validate(
+        lambda i: (f"{x_name} item {i}", (1, channels) + tuple(spatial[i].tolist())), spatial,
+        weight_shape, weight_name=weight_name, **options)
+    return RaggedConvGeometry(spatial, out, lo, stride, dilation, groups)
 
 
-def _ragged_like(geometries, channels, dtype):
-    """An uninitialised Ragged batch of the items' output shapes."""
-    out_shapes = [g.out_shape[2:] for g in geometries]
-    total = channels * int(sum(np.prod(shape) for shape in out_shapes))
-    return Ragged(np.empty(total, dtype=dtype), out_shapes, channels)
+def _ragged_empty(shapes_, channels, dtype):
+    """An uninitialised Ragged batch of ``channels`` and item shapes ``shapes_``."""
+    return Ragged(np.empty(channels * int(np.prod(shapes_, axis=1).sum()), dtype=dtype),
+                  shapes_, channels)
 
 
 def _ragged_shapes(value, name):
@@ -314,26 +363,24 @@ def _ragged_shapes(value, name):
     return shapes_
 
 
-def _check_ragged_grad(grad_output, geometries, c_out):
-    expected = [g.out_shape[2:] for g in geometries]
+def _check_ragged_grad(grad_output, geometry, c_out):
+    expected = geometry.out_shapes
     if (len(grad_output) != len(expected) or grad_output.channels != c_out
-            or grad_output.ndim != len(expected[0])
-            or [tuple(int(v) for v in s) for s in grad_output.shapes] != expected):
+            or grad_output.ndim != expected.shape[1]
+            or not np.array_equal(grad_output.shapes, expected)):
         raise ShapeError(f"grad_output must be a Ragged of {c_out} channels and item shapes "
-                         f"{expected}, got {grad_output!r}")
+                         f"{[tuple(s) for s in expected.tolist()]}, got {grad_output!r}")
 
 
 def _conv_ragged(x, weight, bias, options, method):
     dtype = result_dtype(x=x.data, weight=weight, bias=bias)
-    geometries = _ragged_geometries(x.shapes, x.channels, weight.shape, options)
-    flip, groups = options["flip"], geometries[0].groups
-    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+    geometry = _ragged_geometry(x.shapes, x.channels, weight.shape, options)
+    weight = as_float_array(_flip_spatial(weight) if options["flip"] else weight, dtype, "weight")
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
-    out = _ragged_like(geometries, weight.shape[0], dtype)
-    pad_lo = [lift3([lo for lo, _ in g.padding], 0) for g in geometries]
-    table = _conv_table(x.table(), out.table(), pad_lo)
+    out = _ragged_empty(geometry.out_shapes, weight.shape[0], dtype)
+    table = _conv_table(x.table(), out.table(), geometry.pad_lo)
     _run_forward(as_float_array(x.data, dtype, "x"), weight, bias, out.data, table,
-                 groups=groups, stride=geometries[0].stride, dilation=geometries[0].dilation,
+                 groups=geometry.groups, stride=geometry.stride, dilation=geometry.dilation,
                  input_dilation=(1,) * x.ndim, method=method)
     return out
 
@@ -341,34 +388,29 @@ def _conv_ragged(x, weight, bias, options, method):
 def _grad_input_ragged(grad_output, weight, input_shape, options, method):
     dtype = result_dtype(grad_output=grad_output.data, weight=weight)
     channels = weight.shape[1] * options["groups"]
-    geometries = _ragged_geometries(_ragged_shapes(input_shape, "input_shape"), channels,
-                                    weight.shape, options, x_name="input_shape")
-    _check_ragged_grad(grad_output, geometries, weight.shape[0])
-    g = geometries[0]
-    swapped = _swapped_kernel(weight, g.groups, options["flip"], dtype)
-    grad_input = Ragged(np.empty(channels * int(sum(np.prod(geom.x_shape[2:])
-                                                    for geom in geometries)), dtype=dtype),
-                        [geom.x_shape[2:] for geom in geometries], channels)
-    pad_lo = [lift3(_grad_input_pad_lo(geom, weight.shape[2:]), 0) for geom in geometries]
-    table = _conv_table(grad_output.table(), grad_input.table(), pad_lo)
+    geometry = _ragged_geometry(_ragged_shapes(input_shape, "input_shape"), channels,
+                                weight.shape, options, x_name="input_shape")
+    _check_ragged_grad(grad_output, geometry, weight.shape[0])
+    swapped = _swapped_kernel(weight, geometry.groups, options["flip"], dtype)
+    grad_input = _ragged_empty(geometry.in_shapes, channels, dtype)
+    table = _conv_table(grad_output.table(), grad_input.table(),
+                        _grad_input_pad_lo(weight.shape[2:], geometry.dilation, geometry.pad_lo))
     _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, None,
-                 grad_input.data, table, groups=g.groups, stride=(1,) * g.ndim,
-                 dilation=g.dilation, input_dilation=g.stride, method=method)
+                 grad_input.data, table, groups=geometry.groups, stride=(1,) * geometry.ndim,
+                 dilation=geometry.dilation, input_dilation=geometry.stride, method=method)
     return grad_input
 
 
 def _grad_weight_ragged(x, grad_output, weight_shape, options):
     dtype = result_dtype(x=x.data, grad_output=grad_output.data)
-    geometries = _ragged_geometries(x.shapes, x.channels, weight_shape, options,
-                                    weight_name="weight_shape")
-    _check_ragged_grad(grad_output, geometries, weight_shape[0])
-    g = geometries[0]
-    pad_lo = [lift3([lo for lo, _ in geom.padding], 0) for geom in geometries]
-    table = _conv_table(x.table(), grad_output.table(), pad_lo)
+    geometry = _ragged_geometry(x.shapes, x.channels, weight_shape, options,
+                                weight_name="weight_shape")
+    _check_ragged_grad(grad_output, geometry, weight_shape[0])
+    table = _conv_table(x.table(), grad_output.table(), geometry.pad_lo)
     grad_weight = _run_weight_grad(as_float_array(x.data, dtype, "x"),
                                    as_float_array(grad_output.data, dtype, "grad_output"),
-                                   weight_shape, table, groups=g.groups, stride=g.stride,
-                                   dilation=g.dilation)
+                                   weight_shape, table, groups=geometry.groups,
+                                   stride=geometry.stride, dilation=geometry.dilation)
     return _flip_spatial(grad_weight).copy() if options["flip"] else grad_weight
 
 
@@ -501,7 +543,9 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
     return _forward(grad_output, _swapped_kernel(weight, geometry.groups, flip, dtype), None,
                     input_shape, groups=geometry.groups, stride=(1,) * geometry.ndim,
                     dilation=geometry.dilation, input_dilation=geometry.stride,
-                    pad_lo=_grad_input_pad_lo(geometry, weight.shape[2:]), method=method)
+                    pad_lo=_grad_input_pad_lo(weight.shape[2:], geometry.dilation,
+                                              [lo for lo, _ in geometry.padding]),
+                    method=method)
 
 
 def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",

@@ -213,7 +213,9 @@ def _forward_dilated(x, weight, bias, geometry, method):
     return _forward(x, effective, bias, geometry.out_shape, groups=geometry.groups,
                     stride=(1,) * geometry.ndim, dilation=geometry.dilation,
                     input_dilation=geometry.stride,
-                    pad_lo=_grad_input_pad_lo(geometry, geometry.kernel), method=method)
+                    pad_lo=_grad_input_pad_lo(geometry.kernel, geometry.dilation,
+                                              [lo for lo, _ in geometry.padding]),
+                    method=method)
 
 
 def _forward_phase(x, weight, bias, geometry, method):
