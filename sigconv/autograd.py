@@ -529,6 +529,33 @@ def _planes(r, flat=None):
     return [flat[o:o + c * p].reshape(c, p) for o, p in zip(r.offsets.tolist(), sizes)]
 
 
+def _rows(r):
+    """Start and length of every row (one channel of one item) of Ragged ``r``'s flat buffer.
+
+    Item-major, as the buffer: ``(N * C,)`` arrays, row ``i * C + c``.
+    """
+    positions = np.prod(r.shapes, axis=1)
+    starts = r.offsets[:, None] + np.arange(r.channels) * positions[:, None]
+    return starts.reshape(-1), np.repeat(positions, r.channels)
+
+
+def _channel_sums(r, flat=None):
+    """Sum per channel over every item and position of Ragged ``r`` (or of ``flat``): ``(C,)``.
+
+    Each row (one channel of one item) is summed in the buffer's dtype, in
+    one call over the flat buffer; a channel's rows are added in float64.
+    """
+    flat = r.data if flat is None else flat
+    rows = np.add.reduceat(flat, _rows(r)[0]).reshape(len(r), r.channels)
+    return rows.sum(axis=0, dtype=np.float64).astype(flat.dtype)
+
+
+def _spread(r, values):
+    """Per-channel ``values`` ``(C,)`` repeated over every position of Ragged ``r`` (flat)."""
+    values = np.asarray(values)
+    return np.repeat(np.tile(values, len(r)), _rows(r)[1])
+
+
 class _ChannelSum(Function):
     """Sum of a Ragged per channel over every item and position: ``(C,)``."""
 
@@ -536,14 +563,10 @@ class _ChannelSum(Function):
 
     def forward(self, x):
         self.x = x
-        return np.sum([p.sum(axis=1) for p in _planes(x)], axis=0,
-                      dtype=np.float64).astype(x.dtype)
+        return _channel_sums(x)
 
     def backward(self, g):
-        out = np.empty_like(self.x.data)
-        for o in _planes(self.x, out):
-            o[...] = g[:, None]
-        return (self.x.like(out),)
+        return (self.x.like(_spread(self.x, g).astype(self.x.dtype, copy=False)),)
 
 
 class Reshape(Function):
@@ -655,8 +678,9 @@ class ReLU(Function):
     ragged = "elementwise"
 
     def forward(self, a):
-        self.positive = a > 0
-        return np.where(self.positive, a, 0).astype(a.dtype, copy=False)
+        self.positive = a > 0 if self.needs_input_grad[0] else None
+        # fmax, not maximum: NaN gives 0, as before (`a > 0` is False for it); one pass
+        return np.fmax(a, 0)
 
     def backward(self, g):
         return (g * self.positive,)

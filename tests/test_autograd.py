@@ -203,3 +203,12 @@ def test_float32_stays_float32(rng):
     assert y.dtype == np.float32
     y.backward()
     assert a.grad.dtype == np.float32
+
+
+def test_relu_maps_nan_to_zero_and_masks_its_gradient():
+    a = Tensor(np.array([np.nan, -1.0, -0.0, 0.0, 2.0, np.inf], np.float32), requires_grad=True)
+    y = a.relu()
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.data, [0, 0, 0, 0, 2, np.inf])
+    y.backward(np.full(6, 3.0, np.float32))
+    np.testing.assert_array_equal(a.grad, [0, 0, 0, 0, 3, 3])

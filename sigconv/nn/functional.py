@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import functional as _F
 from .._validation import as_tuple, result_dtype
-from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, _planes,
-                        as_tensor, cat)
+from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, _channel_sums,
+                        _planes, as_tensor, cat)
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged
 
@@ -42,17 +42,11 @@ def _layout(x):
     return x if isinstance(x, Ragged) else x.shape
 
 
-def _channel_sums(r, flat=None):
-    """Sum per channel over every item and position of Ragged ``r`` (or of ``flat``): ``(C,)``."""
-    planes = _planes(r, flat)
-    # each item's rows are summed pairwise in their dtype, the items in float64
-    sums = np.sum([p.sum(axis=1) for p in planes], axis=0, dtype=np.float64)
-    return sums.astype(planes[0].dtype)
-
-
 def _bias_sum(g):
     """Gradient of a per-channel bias added to ``g`` (dense or Ragged): (C,)."""
-    return _channel_sums(g) if isinstance(g, Ragged) else g.sum(axis=_spatial_axes(g))
+    if isinstance(g, Ragged):
+        return _channel_sums(g).astype(g.dtype)
+    return g.sum(axis=_spatial_axes(g))
 
 
 def _dense_only(x, op):
@@ -358,8 +352,8 @@ class _BatchNorm(Function):
     variance, as PyTorch); otherwise normalise with the running statistics.
     A Ragged batch takes its statistics over every item's own positions (no
     padding anywhere): the same formulas with per-channel sums over the
-    flat buffer (:func:`_channel_sums`) and per-channel values spread back
-    over it (:func:`_per_channel`).
+    flat buffer (:func:`sigconv.autograd._channel_sums`) and per-channel
+    arithmetic on each item's ``(C, P_i)`` view.
     """
 
     ragged = "native"
@@ -400,19 +394,24 @@ class _BatchNorm(Function):
 
     def _forward_ragged(self, x, weight, bias, running_mean, running_var, training, momentum,
                         eps):
-        # item by item on (C, P_i) views, with (C, 1) per-channel values: no padding and
-        # no temporary larger than one item
-        self.ragged_x, planes = x, _planes(x)
+        # per-channel sums in one call over the flat buffer; the per-channel arithmetic item
+        # by item on (C, P_i) views with (C, 1) values, so that each item stays in cache
+        # through a loop's steps: no padding and no temporary array
+        self.ragged_x = x
         count = x.data.size // x.channels  # real positions per channel, all items together
         column = lambda v: np.asarray(v, x.dtype).reshape(-1, 1)  # noqa: E731 - (C,) -> (C, 1)
+        xhat, out = np.empty_like(x.data), np.empty_like(x.data)
+        planes = list(zip(_planes(x), _planes(x, xhat), _planes(x, out)))
         if training:
             if count < 2:
                 raise ShapeError(f"batch normalisation in training needs more than one value per "
                                  f"channel, got {x!r}")
-            mean = _channel_sums(x).astype(np.float64) / count
+            mean = _channel_sums(x) / count
             m = column(mean)
-            var = np.sum([np.square(p - m).sum(axis=1) for p in planes], axis=0,
-                         dtype=np.float64) / count
+            for p, h, o in planes:
+                np.subtract(p, m, out=h)
+                np.square(h, out=o)  # the squared deviations, until the output overwrites them
+            var = _channel_sums(x, out) / count
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean.astype(running_mean.dtype)
@@ -420,13 +419,14 @@ class _BatchNorm(Function):
                 running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
         else:
             mean, var = running_mean, running_var
+            m = column(mean)
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        m, scale = column(mean), column(invstd)
-        xhat, out = np.empty_like(x.data), np.empty_like(x.data)
+        scale = column(invstd)
         w = None if weight is None else column(weight)
         b = None if bias is None else column(bias)
-        for p, h, o in zip(planes, _planes(x, xhat), _planes(x, out)):
-            np.subtract(p, m, out=h)
+        for p, h, o in planes:
+            if not training:
+                np.subtract(p, m, out=h)
             h *= scale
             np.multiply(h, w, out=o) if w is not None else np.copyto(o, h)
             if b is not None:
@@ -441,9 +441,9 @@ class _BatchNorm(Function):
         gp, hp = _planes(x, g), _planes(x, self.xhat)
         # sum of g and of g * xhat per channel: the bias and weight gradients, and (times the
         # weight) the two means in the training-mode input gradient
-        gb = np.sum([p.sum(axis=1) for p in gp], axis=0, dtype=np.float64)
+        gb = _channel_sums(x, g)
         gw = np.sum([np.einsum("cp,cp->c", p, h) for p, h in zip(gp, hp)], axis=0,
-                    dtype=np.float64) if (need_w or self.training) else None
+                    dtype=np.float64) if (need_w or (need_x and self.training)) else None
         gx = None
         if need_x:
             w = (np.ones(x.channels, np.float64) if self.weight is None
