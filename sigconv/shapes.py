@@ -252,6 +252,11 @@ def pool_output_size(input_size, kernel_size, stride, padding=0, dilation=1, *, 
     stride = as_tuple(stride, n, "stride", minimum=1)
     padding = as_tuple(padding, n, "padding", minimum=0)
     dilation = as_tuple(dilation, n, "dilation", minimum=1)
+    return _pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode):
+    """:func:`pool_output_size` of options already validated (tuples of ints, one per axis)."""
     sizes = []
     for axis, (i, k, s, p, d) in enumerate(zip(input_size, kernel_size, stride, padding, dilation)):
         span = (k - 1) * d + 1

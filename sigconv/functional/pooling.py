@@ -66,7 +66,7 @@ from .._validation import (as_float_array, as_tuple, check_batch, check_choice,
                            check_spatial_nonempty, result_dtype)
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ragged import Ragged, item_table, lift3
-from ..shapes import pool_output_size, unpool_output_size
+from ..shapes import _pool_output_size, unpool_output_size
 
 __all__ = [
     "POOL_KINDS",
@@ -102,7 +102,7 @@ class _Items:
     def __init__(self, flat, channels, shapes, dense_shape=None):
         self.flat = flat
         self.channels = channels
-        self.shapes = [tuple(int(v) for v in shape) for shape in shapes]
+        self.shapes = list(map(tuple, np.asarray(shapes, dtype=np.int64).tolist()))
         self.dense_shape = dense_shape  # (N, C, *spatial) of a dense batch, None if ragged
         self.table = item_table(channels, self.shapes) if self.shapes else np.zeros((0, 4), np.int64)
 
@@ -228,7 +228,7 @@ def _window(nd, kernel_size, stride, padding, dilation, ceil_mode):
                 f"padding {p} is more than half of kernel_size {k} on spatial axis {axis}: "
                 f"pooling needs padding <= kernel_size // 2 (PyTorch's rule), so that "
                 f"every window overlaps the input")
-    return k, s, p, d, lambda spatial: pool_output_size(spatial, k, s, p, d, ceil_mode=ceil_mode)
+    return k, s, p, d, lambda spatial: _pool_output_size(spatial, k, s, p, d, ceil_mode)
 
 
 def _check_grad_shape(grad_output, expected):
@@ -258,7 +258,8 @@ def _indices(indices, like, planes, name="indices"):
     arr = indices.data if ragged else np.asarray(indices)
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
-    if ragged != like.ragged or (ragged and [tuple(s) for s in indices.shapes] != like.shapes) or (
+    if ragged != like.ragged or (
+            ragged and list(map(tuple, indices.shapes.tolist())) != like.shapes) or (
             not ragged and arr.shape != tuple(like.dense_shape)):
         got = f"item shapes {[tuple(int(v) for v in s) for s in indices.shapes]}" if ragged \
             else f"shape {arr.shape}"
