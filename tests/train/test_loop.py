@@ -117,3 +117,18 @@ def test_predict_files_like_the_store(tmp_path, shared_data, capsys):
     assert [line.split("\t")[0] for line in lines] == files
     assert all(line.split("\t")[1] in {str(d) for d in range(10)} for line in lines)
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "missing.wav")]) == 2
+
+
+def test_bad_training_arguments_are_refused(tmp_path, rng):
+    from sigconv.errors import ArgumentError
+
+    store = _store(tmp_path, rng)
+    for options, message in ((dict(epochs=0), "epochs must be"), (dict(batch_size=2.5),
+                             "batch_size must be"), (dict(lr=-1.0), "lr must be"),
+                             (dict(lr=float("nan")), "lr must be"),
+                             (dict(resume=True), "cannot resume"),
+                             (dict(task="denoise", model="labeller"), "does not do task")):
+        with pytest.raises(ArgumentError, match=message):
+            train(store, tmp_path / "run", progress=False, log=None, **options)
+    with pytest.raises(ArgumentError, match="not a run folder"):
+        load_model(tmp_path / "nowhere")
