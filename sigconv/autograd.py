@@ -543,11 +543,12 @@ def _channel_sums(r, flat=None):
     """Sum per channel over every item and position of Ragged ``r`` (or of ``flat``): ``(C,)``.
 
     Each row (one channel of one item) is summed in the buffer's dtype, in
-    one call over the flat buffer; a channel's rows are added in float64.
+    one call over the flat buffer; a channel's rows are added in float64,
+    the dtype of the result.
     """
     flat = r.data if flat is None else flat
     rows = np.add.reduceat(flat, _rows(r)[0]).reshape(len(r), r.channels)
-    return rows.sum(axis=0, dtype=np.float64).astype(flat.dtype)
+    return rows.sum(axis=0, dtype=np.float64)
 
 
 def _spread(r, values):
@@ -563,7 +564,7 @@ class _ChannelSum(Function):
 
     def forward(self, x):
         self.x = x
-        return _channel_sums(x)
+        return _channel_sums(x).astype(x.dtype)
 
     def backward(self, g):
         return (self.x.like(_spread(self.x, g).astype(self.x.dtype, copy=False)),)
