@@ -128,21 +128,41 @@ def _store_of(items, folder):
     return folder + "-store"
 
 
+#: The phantom's intensity classes for the 3-D labelling task (np.digitize thresholds).
+PHANTOM_THRESHOLDS = [150.0, 450.0, 800.0]
+
+
+def _demo_volumes(rng):
+    """Phantom volumes for training, validation and testing, each with a channel of classes."""
+    items = []
+    for depth, split in ((64, "train"), (16, "validation"), (32, "test")):
+        volume = _demo_phantom(rng, (depth, 64, 64))
+        classes = np.digitize(volume, PHANTOM_THRESHOLDS)
+        items.append((np.concatenate([volume, classes]),
+                      {"split": split, "target_channels": 1,
+                       "label_thresholds": PHANTOM_THRESHOLDS}))
+    return items
+
+
 def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
     """Train with one ``sigconv.train.train`` on 1-D, 2-D and 3-D data; return the results.
 
     1-D: generated tones and chirps of 64-600 samples (classify, Ragged
     batches); 2-D: scikit-learn's real handwritten digits when it is installed
     (the ``demo`` extra), else generated shapes of 16-40 pixels (classify);
-    3-D: a generated phantom volume with Gaussian noise (denoise; scored on
-    a held-out volume by sliding windows, against a Gaussian filter tuned on
-    the training volume).  Each run folder gets metrics and plots.
+    3-D: generated phantom volumes with Gaussian noise, one store for two
+    dense tasks scored on a held-out volume by sliding windows: denoising
+    (against a Gaussian filter tuned on the training volume) and labelling
+    four intensity classes with the chapter's structured-output labeller
+    (against thresholds on the tuned Gaussian).  Each run folder gets metrics
+    and plots.
 
     Returns
     -------
     dict
         ``{"1-D": {"accuracy": ...}, "2-D": {...}, "3-D": {"psnr": ...,
-        "psnr_noisy": ..., "psnr_gaussian": ...}}``, the test scores.
+        "psnr_noisy": ..., "psnr_gaussian": ...}, "3-D labels": {"dice": ...,
+        "dice_threshold": ...}}``, the test scores.
     """
     import os
 
@@ -150,15 +170,16 @@ def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
 
     rng = np.random.default_rng(seed)
     digits = _demo_digits(rng, count)
+    volumes = dict(noise=100.0, patch=16, batch_size=4, lr=3e-3)
     tasks = [
         ("1-D", "generated tones and chirps of 64-600 samples", _demo_signals(rng, count), {}),
         ("2-D", "scikit-learn's handwritten digits (8x8)" if digits else
          "generated shapes of 16-40 pixels (install scikit-learn for real digits)",
          digits or _demo_shapes(rng, count), {}),
-        ("3-D", "a generated phantom volume, denoised (noise sigma 100, range 0-1000)",
-         [(_demo_phantom(rng, (n, 64, 64)), {"split": split})
-          for n, split in ((64, "train"), (16, "validation"), (32, "test"))],
-         dict(task="denoise", noise=100.0, patch=16, batch_size=4, lr=3e-3)),
+        ("3-D", "generated phantom volumes, denoised (noise sigma 100, range 0-1000)",
+         _demo_volumes(rng), dict(volumes, task="denoise")),
+        ("3-D labels", "the same volumes, 4 classes by the chapter's structured-output "
+         "labeller", None, dict(volumes, task="label")),
     ]
     results = {}
     for name, what, items, options in tasks:
@@ -166,8 +187,9 @@ def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
             items = [(a, {"label": y, "split": "test" if i % 5 == 0 else "train"})
                      for i, (a, y) in enumerate(items)]
             options = dict(batch_size=16)
-        folder = os.path.join(out, name)
-        store = _store_of(items, folder)
+        folder = os.path.join(out, name.replace(" ", "-"))
+        if items is not None:  # else: the previous task's store
+            store = _store_of(items, folder)
         if log is not None:
             print(f"{name}: {what}: training ...", file=log)
         metrics = train(store, folder + "-run", epochs=epochs, seed=seed, progress=progress,

@@ -59,12 +59,13 @@ def test_demo_trains_on_three_ranks(tmp_path, capsys):
     from sigconv.demos import demo
 
     results = demo(tmp_path, epochs=3, count=90, progress=False)
-    assert set(results) == {"1-D", "2-D", "3-D"}
+    assert set(results) == {"1-D", "2-D", "3-D", "3-D labels"}
     assert results["1-D"]["accuracy"] > 0.5                 # three classes: chance is 1/3
     assert results["2-D"]["accuracy"] > 0.3                 # ten digits: chance is 1/10
     assert results["3-D"]["psnr"] > results["3-D"]["psnr_noisy"]
     assert "psnr_gaussian" in results["3-D"]
+    assert results["3-D labels"]["dice"] > 0.5 and "dice_threshold" in results["3-D labels"]
     for name in results:
-        assert (tmp_path / f"{name}-run" / "metrics.json").exists()
+        assert (tmp_path / f"{name.replace(' ', '-')}-run" / "metrics.json").exists()
     assert main(["demo", "--out", str(tmp_path / "cli"), "--epochs", "1", "--quiet"]) == 0
     assert "results: 1-D accuracy" in capsys.readouterr().out
