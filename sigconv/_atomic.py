@@ -1,8 +1,11 @@
 """Atomic file writes, the one helper every writer of sigconv uses."""
+import io
 import os
 import tempfile
 
-__all__ = ["atomic_write_bytes", "TEMP_PREFIX", "TEMP_SUFFIX"]
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "atomic_save_npy", "TEMP_PREFIX", "TEMP_SUFFIX"]
 
 #: Temporary files are named ``.tmp-*.part`` in the destination's folder, so
 #: that an interrupted writer's leftovers are recognisable and removable.
@@ -39,3 +42,12 @@ def atomic_write_bytes(path, data):
         pass
     finally:
         os.close(directory)
+
+
+def atomic_save_npy(path, array):
+    """Write ``array`` as a ``.npy`` file atomically (no pickles); return the bytes written."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    return data

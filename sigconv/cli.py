@@ -185,17 +185,11 @@ def _predict(args):
 
 def _save_prediction(folder, path, array):
     """Write ``array`` as ``folder/<file name>.npy`` atomically; return that path."""
-    import io
-
-    import numpy as np
-
-    from ._atomic import atomic_write_bytes
+    from ._atomic import atomic_save_npy
 
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, os.path.basename(os.path.normpath(path)) + ".npy")
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(target, buffer.getvalue())
+    atomic_save_npy(target, array)
     return target
 
 

@@ -18,7 +18,6 @@ A source that cannot be read or converted is skipped and recorded in
 """
 import concurrent.futures
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_bytes
+from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_save_npy, atomic_write_bytes
 from ..errors import ArgumentError
 from .store import FAILURES, ITEMS, MANIFEST, file_sha256, read_records
 
@@ -69,10 +68,7 @@ def _source_stamp(path):
 def _write_item(out, item_id, array):
     """Write one item atomically; return its file name relative to ``out`` and its SHA-256."""
     item_file = os.path.join(ITEMS, f"{item_id}.npy")
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    data = buffer.getvalue()
-    atomic_write_bytes(os.path.join(out, item_file), data)
+    data = atomic_save_npy(os.path.join(out, item_file), array)
     return item_file, hashlib.sha256(data).hexdigest()
 
 

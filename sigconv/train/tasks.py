@@ -219,6 +219,10 @@ class _Accuracy:
 class _Dense(Task):
     """Shared by denoising and labelling: global normalisation, crops, sliding windows."""
 
+    def __init__(self, state, seed=0):
+        super().__init__(state, seed)
+        self._foreground_positions = {}
+
     @classmethod
     def _fit_scale(cls, inputs, options):
         """Per-channel mean and std over every training sample; the data range; the noise."""
@@ -270,7 +274,7 @@ class _Dense(Task):
             spatial = x.shape[1:]
             size = [min(p, n) for p, n in zip(patch, spatial)]
             count = math.ceil(np.prod(spatial) / np.prod(size))
-            foreground = self._foreground(y) if self.name == "label" else []
+            foreground = self._foreground(index, y) if self.name == "label" else []
             for k in range(count):
                 if foreground and k % 2:
                     where = foreground[int(rng.integers(len(foreground)))]
@@ -282,12 +286,14 @@ class _Dense(Task):
                 crops.append((index, tuple(slice(o, o + s) for o, s in zip(origin, size))))
         return [crops[i] for i in rng.permutation(len(crops))]
 
-    @staticmethod
-    def _foreground(labels):
-        """Flat positions of each foreground class present in ``labels`` (1, *spatial)."""
-        flat = labels.reshape(-1)
-        present = [np.flatnonzero(flat == k) for k in np.unique(flat) if k > 0]
-        return [p for p in present if len(p)]
+    def _foreground(self, index, labels):
+        """Flat positions of each foreground class present in training item ``index``'s
+        ``labels`` (1, *spatial), found once per run."""
+        if index not in self._foreground_positions:
+            flat = labels.reshape(-1)
+            self._foreground_positions[index] = [np.flatnonzero(flat == k)
+                                                 for k in np.unique(flat) if k > 0]
+        return self._foreground_positions[index]
 
     def batches(self, data, batch_size, rng):
         crops = self._crops(data, rng)
@@ -445,8 +451,7 @@ class Labelling(_Dense):
                                 f"values {labels[:10].tolist()}")
         count = int(labels.max()) + 1
         names = records[0].get("label_names") or [str(k) for k in range(count)]
-        state.update(classes=list(names)[:max(count, len(names))],
-                     thresholds=records[0].get("label_thresholds"))
+        state.update(classes=list(names), thresholds=records[0].get("label_thresholds"))
         return state
 
     def outputs(self, in_channels):
