@@ -291,10 +291,14 @@ def _swapped_kernel(weight, groups, flip, dtype):
     already flipped by ``flip=True`` is flipped back.
     """
     effective = np.asarray(weight if flip else _flip_spatial(weight))
-    c_out, c_in_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    swapped = (effective.reshape((groups, c_out // groups, c_in_g) + kernel)
-               .swapaxes(1, 2).reshape((c_in_g * groups, c_out // groups) + kernel))
-    return as_float_array(swapped, dtype, "weight")
+    return as_float_array(_swap_groups(effective, groups), dtype, "weight")
+
+
+def _swap_groups(k, groups):
+    """``(C_out, cin_g, ...)`` to ``(C_in, cout_g, ...)``, channel axes swapped within each group."""
+    c_out, cin_g, rest = k.shape[0], k.shape[1], k.shape[2:]
+    return (k.reshape((groups, c_out // groups, cin_g) + rest).swapaxes(1, 2)
+            .reshape((cin_g * groups, c_out // groups) + rest))
 
 
 def _grad_input_pad_lo(kernel, dilation, pad_lo):

@@ -45,10 +45,9 @@ import scipy.fft as _fft
 
 from .. import shapes
 from .._validation import as_float_array, result_dtype
-from ..errors import ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from .conv import (_WEIGHT_LAYOUT, _check_array, _check_bias, _flip_spatial, _geometry,
-                   _shape_of)
+from .conv import (_WEIGHT_LAYOUT, _check_array, _check_bias, _check_grad_output, _flip_spatial,
+                   _geometry, _shape_of, _swap_groups)
 
 __all__ = ["fft_conv", "fft_conv_grad_input", "fft_conv_grad_weight"]
 
@@ -161,13 +160,6 @@ def _mix(x, k, groups):
         km = np.moveaxis(kg, (1, 2), (-1, -2))                    # (G, *T', cin_g, cout_g)
         y = np.moveaxis(np.matmul(xm, km), (-2, -1), (0, 2))      # (N, G, cout_g, *T)
     return y.reshape((n, c_out) + tail)
-
-
-def _swap_groups(k, groups):
-    """``(C_out, cin_g, ...)`` to ``(C_in, cout_g, ...)``, channel axes swapped within each group."""
-    c_out, cin_g, rest = k.shape[0], k.shape[1], k.shape[2:]
-    return (k.reshape((groups, c_out // groups, cin_g) + rest).swapaxes(1, 2)
-            .reshape((cin_g * groups, c_out // groups) + rest))
 
 
 # ---------------------------------------------------------------------------
@@ -338,9 +330,7 @@ def fft_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="
     dtype = result_dtype(grad_output=grad_output, weight=weight)
     geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape}, "
-                         f"got shape {grad_output.shape}")
+    _check_grad_output(grad_output, geometry.out_shape)
     grad_output = as_float_array(grad_output, dtype, "grad_output")
     weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
     return _fft_grad_input(grad_output, weight, geometry)
@@ -377,9 +367,7 @@ def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="val
     dtype = result_dtype(x=x, grad_output=grad_output)
     geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, flip=flip, weight_name="weight_shape")
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape}, "
-                         f"got shape {grad_output.shape}")
+    _check_grad_output(grad_output, geometry.out_shape)
     x = as_float_array(x, dtype, "x")
     grad_output = as_float_array(grad_output, dtype, "grad_output")
     grad_weight = _fft_grad_weight(x, grad_output, geometry)

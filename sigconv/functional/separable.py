@@ -31,7 +31,8 @@ import numpy as np
 from .._validation import as_float_array, result_dtype
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from .conv import _check_array, _forward, _geometry, _shape_of, conv_grad_input, conv_grad_weight
+from .conv import (_check_array, _check_grad_output, _forward, _geometry, _shape_of,
+                   conv_grad_input, conv_grad_weight)
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
            "separable_factors"]
@@ -343,12 +344,6 @@ def _stage_shapes(geometry, axes):
     return result
 
 
-def _check_grad_output(grad_output, geometry):
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape}, "
-                         f"got shape {grad_output.shape}")
-
-
 def separable_conv_grad_input(grad_output, factors, input_shape, *, stride=1, padding="valid",
                               dilation=1, flip=False):
     """Gradient of :func:`separable_conv` with respect to its input.
@@ -373,7 +368,7 @@ def separable_conv_grad_input(grad_output, factors, input_shape, *, stride=1, pa
     grad_output = _check_array(grad_output, "grad_output")
     input_shape = _shape_of(input_shape, "input_shape")
     arrays, geometry = _setup(input_shape, factors, stride, padding, dilation, flip)
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     dtype = result_dtype(grad_output=grad_output, **_named(arrays))
     grad = as_float_array(grad_output, dtype, "grad_output")
     per_channel = _per_channel(arrays, input_shape[1], dtype, flip)
@@ -410,7 +405,7 @@ def separable_conv_grad_factors(x, grad_output, factors, *, stride=1, padding="v
             padding=padding, dilation=dilation, flip=flip)
     x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
     arrays, geometry = _setup(x.shape, factors, stride, padding, dilation, flip)
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     dtype = result_dtype(x=x, grad_output=grad_output, **_named(arrays))
     x = as_float_array(x, dtype, "x")
     grad = as_float_array(grad_output, dtype, "grad_output")

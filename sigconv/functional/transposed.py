@@ -51,8 +51,8 @@ from .._validation import as_float_array, as_tuple, check_choice, result_dtype
 from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, lift3
-from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _forward, _grad_input_pad_lo,
-                   _swapped_kernel, conv, conv_grad_input, conv_grad_weight)
+from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
+                   _grad_input_pad_lo, _swapped_kernel, conv, conv_grad_input, conv_grad_weight)
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -346,12 +346,6 @@ def _adjoint_conv(grad_output, geometry):
     return grad_output[(slice(None), slice(None)) + tuple(crop)], tuple(pairs)
 
 
-def _check_grad_output(grad_output, geometry):
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape},"
-                         f" got shape {grad_output.shape}")
-
-
 def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, padding=0,
                               output_padding=0, dilation=1, groups=1, output_size=None):
     """Gradient of :func:`conv_transpose` with respect to ``x``: a strided :func:`conv`.
@@ -381,7 +375,7 @@ def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, pad
     geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
                          output_padding=output_padding, dilation=dilation, groups=groups,
                          output_size=output_size, x_name="input_shape")
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     if input_shape[0] == 0:
         return np.zeros(input_shape, dtype=result_dtype(grad_output=grad_output, weight=weight))
     cropped, pairs = _adjoint_conv(grad_output, geometry)
@@ -425,7 +419,7 @@ def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, paddin
     geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
                          output_padding=output_padding, dilation=dilation, groups=groups,
                          output_size=output_size, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     if x.shape[0] == 0:
         return np.zeros(weight_shape, dtype=dtype)
     cropped, pairs = _adjoint_conv(grad_output, geometry)

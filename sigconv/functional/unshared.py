@@ -45,7 +45,6 @@ The bias gradient is ``grad_output`` summed over the axes the bias is
 broadcast along.
 """
 import math
-import os
 
 import numpy as np
 
@@ -55,7 +54,8 @@ from .._validation import as_float_array, as_tuple, result_dtype
 from .._validation import shape_argument as _shape_of
 from ..errors import ShapeError
 from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
-from .conv import _check_array, conv, conv_grad_input, conv_grad_weight
+from .conv import _check_array, _check_grad_output, conv, conv_grad_input, conv_grad_weight
+from .fft import _workers
 
 __all__ = ["local_conv", "local_conv_grad_input", "local_conv_grad_weight",
            "tiled_conv", "tiled_conv_grad_input", "tiled_conv_grad_weight"]
@@ -65,13 +65,6 @@ _TILED_LAYOUT = "(C_out, C_in, *kernel, *tile)"
 
 #: Bytes of patches each thread gathers at once.
 WORKSPACE_BYTES = 1 << 18
-
-
-def _threads():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class _Geometry:
@@ -170,12 +163,6 @@ def _check_bias(bias, c_out, per, what):
                      f"{(c_out,) + tuple(per)} (one per channel and {what}), got shape {shape}")
 
 
-def _check_grad_output(grad_output, geometry):
-    if grad_output.shape != geometry.out_shape:
-        raise ShapeError(f"grad_output must have the forward output's shape {geometry.out_shape},"
-                         f" got shape {grad_output.shape}")
-
-
 # ---------------------------------------------------------------------------
 # unshared convolution
 # ---------------------------------------------------------------------------
@@ -187,7 +174,7 @@ def _units(out_spatial, patch_bytes):
     """
     do, ho, wo = lift3(out_spatial, 1)
     rows = do * ho
-    pieces = max(1, min(wo, math.ceil(4 * _threads() / rows)))
+    pieces = max(1, min(wo, math.ceil(4 * _workers() / rows)))
     seg = min(math.ceil(wo / pieces), max(1, WORKSPACE_BYTES // patch_bytes))
     units = [(d, h, w0, min(w0 + seg, wo))
              for d in range(do) for h in range(ho) for w0 in range(0, wo, seg)]
@@ -270,7 +257,7 @@ def local_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     input_shape = _shape_of(input_shape, "input_shape")
     dtype = result_dtype(grad_output=grad_output, weight=weight)
     geometry = _local_geometry(input_shape, weight.shape, stride, padding, x_name="input_shape")
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     grad_input = np.zeros(input_shape, dtype=dtype)
     if grad_input.size == 0:
         return grad_input
@@ -303,7 +290,7 @@ def local_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="v
     weight_shape = _shape_of(weight_shape, "weight_shape")
     dtype = result_dtype(x=x, grad_output=grad_output)
     geometry = _local_geometry(x.shape, weight_shape, stride, padding, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     grad_weight = np.zeros(weight_shape, dtype=dtype)
     if x.shape[0] == 0:
         return grad_weight
@@ -423,7 +410,7 @@ def tiled_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     dtype = result_dtype(grad_output=grad_output, weight=weight)
     geometry, tile = _tiled_geometry(input_shape, weight.shape, stride, padding,
                                      x_name="input_shape")
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     grad_input = np.zeros(input_shape, dtype=dtype)
     if grad_input.size == 0:
         return grad_input
@@ -465,7 +452,7 @@ def tiled_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="v
     dtype = result_dtype(x=x, grad_output=grad_output)
     geometry, tile = _tiled_geometry(x.shape, weight_shape, stride, padding,
                                      weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry)
+    _check_grad_output(grad_output, geometry.out_shape)
     grad_weight = np.zeros(weight_shape, dtype=dtype)
     if x.shape[0] == 0:
         return grad_weight
