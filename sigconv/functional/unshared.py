@@ -90,8 +90,9 @@ def _output_geometry(x_shape, c_out, kernel, stride, padding, x_name):
     nd = len(x_shape) - 2
     stride = as_tuple(stride, nd, "stride", minimum=1)
     spatial = x_shape[2:]
-    pads = shapes.resolve_padding(padding, spatial, kernel, stride)
-    out = shapes.conv_output_size(spatial, kernel, stride, pads)
+    lo, hi, out = shapes.conv_sizes([spatial], kernel, stride, padding)
+    pads = tuple(zip(lo[0].tolist(), hi[0].tolist()))
+    out = tuple(out[0].tolist())
     if any(m < 1 for m in out):
         raise ShapeError(f"kernel {kernel} is larger than the padded input: {x_name} spatial "
                          f"shape {spatial} with padding {pads}; pad the input or use a "
