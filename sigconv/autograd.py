@@ -228,8 +228,9 @@ class Tensor:
         return Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        if self.ragged:
-            return self.sum(axis, keepdims) * (1.0 / max(self.size, 1))
+        if self.ragged:  # all elements (axis=None), or each channel's elements of all items
+            count = self.size if axis is None else self.size // self.data.channels
+            return self.sum(axis, keepdims) * (1.0 / max(count, 1))
         axes = _axes(axis, self.ndim)
         count = int(np.prod([self.shape[a] for a in axes]))
         return self.sum(axes, keepdims) * (1.0 / max(count, 1))

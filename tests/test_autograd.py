@@ -212,3 +212,18 @@ def test_relu_maps_nan_to_zero_and_masks_its_gradient():
     np.testing.assert_array_equal(y.data, [0, 0, 0, 0, 2, np.inf])
     y.backward(np.full(6, 3.0, np.float32))
     np.testing.assert_array_equal(a.grad, [0, 0, 0, 0, 3, 3])
+
+
+def test_ragged_mean_per_channel_divides_by_each_channels_count(rng):
+    from sigconv.ragged import Ragged
+    items = [rng.standard_normal((3,) + s) for s in ((4, 2), (1, 5), (3, 3))]
+    x = Tensor(Ragged.from_list(items), requires_grad=True)
+    m = x.mean(axis=(0, 2, 3))
+    expected = np.concatenate([i.reshape(3, -1) for i in items], axis=1).mean(axis=1)
+    np.testing.assert_allclose(m.data, expected)
+    ones = Tensor(Ragged.from_list([np.ones(i.shape) for i in items]))
+    np.testing.assert_allclose(ones.mean(axis=(0, 2, 3)).data, np.ones(3))
+    np.testing.assert_allclose(x.mean().data, np.concatenate([i.ravel() for i in items]).mean())
+    m.sum().backward()
+    count = sum(i[0].size for i in items)
+    np.testing.assert_allclose(x.grad.data, np.full(x.size, 1.0 / count))
