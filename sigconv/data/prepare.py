@@ -85,6 +85,12 @@ def _items_of(source, converted):
     return items
 
 
+def _complete(records):
+    """Whether ``records`` are all the items of their source (a run killed while appending
+    a source's records leaves only some of them)."""
+    return bool(records) and all(r.get("source_items") == len(records) for r in records)
+
+
 def _prepare_one(source, out, convert, previous):
     """Convert one source and write its items; return ``(status, records)``.
 
@@ -96,22 +102,25 @@ def _prepare_one(source, out, convert, previous):
     try:
         size, mtime = _source_stamp(source.path)
         source_sha = file_sha256(source.path)
-        if previous and all(
+        if _complete(previous) and all(
                 r.get("source_sha256") == source_sha
                 and os.path.isfile(os.path.join(out, r["file"]))
                 and file_sha256(os.path.join(out, r["file"])) == r.get("sha256")
                 for r in previous):
-            return "unchanged", [dict(r, source_size=size, source_mtime_ns=mtime)
-                                 for r in previous]
+            # the converter's metadata may override the source's fields (a slab's split,
+            # say), so the records are kept as written; only where the source is changes
+            return "unchanged", [dict(r, source=source.path, source_size=size,
+                                      source_mtime_ns=mtime) for r in previous]
         records = []
-        for item_id, array, metadata in _items_of(source, convert(source.path)):
+        items = _items_of(source, convert(source.path))
+        for item_id, array, metadata in items:
             array = np.asarray(array)
             item_file, item_sha = _write_item(out, item_id, array)
             record = dict(source.fields)
             record.update(metadata)
             record.update(id=item_id, source_id=source.id, file=item_file,
                           shape=list(array.shape), dtype=str(array.dtype),
-                          sha256=item_sha, source=source.path,
+                          sha256=item_sha, source=source.path, source_items=len(items),
                           source_sha256=source_sha, source_size=size, source_mtime_ns=mtime)
             records.append(record)
         return "ok", records
@@ -231,7 +240,7 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
             stamp = _source_stamp(source.path)
         except OSError:
             stamp = None
-        if records and stamp is not None and all(
+        if _complete(records) and stamp is not None and all(
                 (r.get("source_size"), r.get("source_mtime_ns")) == stamp
                 and r.get("source") == source.path
                 and os.path.isfile(os.path.join(out, r["file"])) for r in records):

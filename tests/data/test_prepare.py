@@ -207,3 +207,30 @@ def test_several_items_per_source(tmp_path, rng):
     assert [i for i in ids if i.startswith("clip_002")] == ["clip_002__0", "clip_002__1",
                                                             "clip_002__2"]
     assert sorted(os.listdir(out / "items")) == sorted(f"{i}.npy" for i in ids)
+
+
+def test_a_source_whose_records_were_cut_short_is_prepared_again(tmp_path, rng):
+    sources = _sources(tmp_path / "src", rng, n=2)
+    out = tmp_path / "store"
+    prepare(sources, out, convert_halves, progress=False, log=None)
+    manifest = out / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text(lines[0] + lines[2] + lines[3])  # killed between clip_000's records
+    again = prepare(sources, out, convert_halves, progress=False, log=None)
+    assert (again.prepared, again.unchanged) == (1, 1)
+    assert [r["id"] for r in Store(out).records] == ["clip_000__a", "clip_000__b",
+                                                     "clip_001__a", "clip_001__b"]
+    Store(out).verify()                                   # every item file matches
+
+
+def test_a_moved_source_is_recorded_at_its_new_path(tmp_path, rng):
+    sources = _sources(tmp_path / "a", rng, n=2)
+    prepare(sources, tmp_path / "store", convert_halves, progress=False, log=None)
+    os.rename(tmp_path / "a", tmp_path / "b")
+    moved = [Source(s.id, s.path.replace(os.sep + "a" + os.sep, os.sep + "b" + os.sep),
+                    s.fields) for s in sources]
+    assert prepare(moved, tmp_path / "store", convert_halves, progress=False,
+                   log=None).unchanged == 2
+    assert {r["source"] for r in Store(tmp_path / "store").records} == {s.path for s in moved}
+    again = prepare(moved, tmp_path / "store", convert_halves, progress=False, log=None)
+    assert again.unchanged == 2
