@@ -134,7 +134,7 @@ def layer_costs(input_size, kernel_size, *, in_channels=1, out_channels=1, strid
     n_out = positions * out_channels
     grouped = (in_channels // groups) * taps
     full = in_channels * taps
-    per_output = n_out * (2 * full - 1)
+    per_output = base["conv"].flops  # the ungrouped convolution's n_out * (2 * full - 1)
     return {
         "dense": base["dense"],
         "conv": LayerCost(parameters=out_channels * grouped, flops=n_out * (2 * grouped - 1)),
