@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from .._validation import as_tuple
+from ..functional.pooling import gaussian_pool_weights
 from ..errors import ArgumentError, ShapeError
 
 __all__ = ["sliding_window_inference", "window_starts"]
@@ -26,15 +27,6 @@ def window_starts(size, window, step):
         return [0]
     starts = list(range(0, size - window, step))
     return starts + [size - window]
-
-
-def _gaussian(window, sigma_scale, dtype):
-    weights = np.ones((), dtype=dtype)
-    for n in window:
-        j = np.arange(n) - (n - 1) / 2
-        sigma = max(sigma_scale * n, 1e-3)
-        weights = np.multiply.outer(weights, np.exp(-j * j / (2 * sigma * sigma)).astype(dtype))
-    return weights
 
 
 def sliding_window_inference(inputs, predict, window, *, overlap=0.25, margin=None,
@@ -85,7 +77,7 @@ def sliding_window_inference(inputs, predict, window, *, overlap=0.25, margin=No
                 f"share {w - s}, which must be at least 2 * margin")
     starts = [window_starts(n, w, s) for n, w, s in zip(spatial, window, step)]
     corners = [tuple(c) for c in np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, nd)]
-    base = _gaussian(window, sigma_scale, np.float64)
+    base = gaussian_pool_weights(window, [max(sigma_scale * n, 1e-3) for n in window])
 
     def weights_at(corner):
         w = base.copy()
