@@ -130,10 +130,10 @@ class _Unshared(_Conv):
 
     def bias_grad(self, g):
         if isinstance(g, Ragged):
-            if len(self.b_shape) != 1:
-                raise ArgumentError(f"{self.op} of a Ragged batch takes a bias of one value per "
-                                    f"channel, not shape {self.b_shape}")
-            return _bias_sum(g)
+            if len(self.b_shape) == 1:
+                return _bias_sum(g)
+            # item by item, as the forward: each item's tile phases start at its own origin
+            return sum(_bias_grad(gi[None], self.b_shape, self.tile()) for gi in g)
         return _bias_grad(g, self.b_shape, self.tile())
 
 

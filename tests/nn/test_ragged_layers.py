@@ -371,6 +371,17 @@ def test_tiled_fft_and_separable_each_item_alone(rng):
     check_each_item_alone(separable, items)
 
 
+def test_tiled_conv_per_tile_bias_each_item_alone(rng):
+    """A (C_out, *tile) bias: forward and backward item by item, each item's phases from its origin."""
+    items = [rng.standard_normal((2,) + s) for s in [(7, 9), (4, 5), (10, 3)]]
+    tiled = _Weighted(F.tiled_conv, rng.standard_normal((3, 2, 2, 2, 2, 3)),
+                      rng.standard_normal((3, 2, 3)), padding="same")
+    check_each_item_alone(tiled, items)
+    x = Tensor(Ragged.from_list(items[1:]))
+    assert gradcheck(lambda b: F.tiled_conv(x, tiled.weight.data, b, padding="same"),
+                     [Tensor(rng.standard_normal((3, 2, 3)), requires_grad=True)])
+
+
 def test_cross_entropy_on_ragged_logits(rng):
     """Every position of every item counts once: sums equal the items' sums alone."""
     items = [rng.standard_normal((3,) + s) for s in [(4, 5), (2, 7), (1, 1)]]
