@@ -102,9 +102,12 @@ def _jsonable(value):
 
 def signal_metadata(signal):
     """The metadata of a :class:`sigconv.io.Signal` as a JSON-serialisable dict."""
+    from ..io.signal import FIELDS
+
     record = {"kind": signal.kind, "axes": list(signal.axes)}
-    for name in ("sample_rate", "frame_rate", "spacing", "affine", "channel_names",
-                 "hop_length", "n_fft", "frequencies", "start_time"):
+    for name in FIELDS:
+        if name in ("joints", "path"):  # joints below; a prepared item names its source
+            continue
         value = getattr(signal, name, None)
         if value is not None:
             record[name] = _jsonable(value)

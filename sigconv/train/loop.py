@@ -175,17 +175,14 @@ def evaluate(run, store, *, split="test"):
 
 def _loaded_file(path, spec):
     """A file loaded with :mod:`sigconv.io` the way the run's store was prepared."""
-    from .. import io as sio
+    from ..data.sources import load_item
 
     kind, options = spec.get("kind"), {}
     if kind in ("waveform", "spectrogram"):
         kind = "waveform"
         if spec.get("sample_rate"):
             options["sample_rate"] = spec["sample_rate"]
-    signal = sio.load(path, kind=kind, **options)
-    if spec.get("spectrogram"):
-        signal = sio.spectrogram(signal, **spec["spectrogram"])
-    return np.asarray(signal.data, dtype=np.float32)
+    return load_item(path, kind=kind, spectrogram=spec.get("spectrogram"), **options)[0]
 
 
 def predict(run, paths, *, batch_size=32):
