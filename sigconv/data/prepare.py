@@ -149,11 +149,20 @@ def _clean(out):
     manifest = os.path.join(out, MANIFEST)
     if os.path.exists(manifest):
         with open(manifest, "rb+") as handle:
-            content = handle.read()
-            if content and not content.endswith(b"\n"):
+            if handle.seek(0, os.SEEK_END) == 0:
+                return
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":  # only then is the whole file read, to find the cut
+                handle.seek(0)
+                content = handle.read()
                 handle.truncate(content.rfind(b"\n") + 1)
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+def _json_lines(records):
+    """``records`` as JSON-lines bytes, keys sorted (the manifest's format)."""
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
 
 
 def _compact(out, current_ids):
@@ -162,8 +171,7 @@ def _compact(out, current_ids):
     for record in read_records(os.path.join(out, MANIFEST)):
         latest[record["id"]] = record
     records = [latest[key] for key in sorted(latest) if key in current_ids]
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    atomic_write_bytes(os.path.join(out, MANIFEST), text.encode())
+    atomic_write_bytes(os.path.join(out, MANIFEST), _json_lines(records))
     named = {os.path.basename(r["file"]) for r in records}
     items = os.path.join(out, ITEMS)
     for name in sorted(os.listdir(items)):
@@ -271,8 +279,7 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
     if bar is not None:
         bar.close()
     failures.sort(key=lambda r: r["id"])
-    atomic_write_bytes(os.path.join(out, FAILURES),
-                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in failures).encode())
+    atomic_write_bytes(os.path.join(out, FAILURES), _json_lines(failures))
     _compact(out, current_ids)
     summary = PrepareSummary(total=len(sources), prepared=prepared, unchanged=unchanged,
                              failed=len(failures))
@@ -293,4 +300,4 @@ def convert_npy(path):
         array = array[None]
     if array.dtype.kind not in "fiub":
         raise ArgumentError(f"{path}: expected a real numeric array, got dtype {array.dtype}")
-    return array.astype(np.float32), {}
+    return array.astype(np.float32, copy=False), {}
