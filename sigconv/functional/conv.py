@@ -542,13 +542,25 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
             axes = _pass_order(geometry)
             return _adjoint_passes(grad_output, factors, geometry, axes,
                                    _stage_shapes(geometry, axes))
-    # h(K, G, s) is a convolution of G, input-dilated by the stride, with the
-    # kernel flipped and its channel axes swapped within each group.
-    return _forward(grad_output, _swapped_kernel(weight, geometry.groups, flip, dtype), None,
-                    input_shape, groups=geometry.groups, stride=(1,) * geometry.ndim,
-                    dilation=geometry.dilation, input_dilation=geometry.stride,
-                    pad_lo=_grad_input_pad_lo(weight.shape[2:], geometry.dilation,
-                                              [lo for lo, _ in geometry.padding]),
+    return _grad_input_dense(grad_output, weight, None, input_shape, groups=geometry.groups,
+                             stride=geometry.stride, dilation=geometry.dilation,
+                             padding=geometry.padding, flip=flip, method=method)
+
+
+def _grad_input_dense(grad_output, weight, bias, input_shape, *, groups, stride, dilation,
+                      padding, flip, method):
+    """h(K, G, s) on a dense batch, unvalidated: the ``input_shape`` input gradient (plus ``bias``).
+
+    A convolution of G, input-dilated by the stride, with the kernel flipped
+    and its channel axes swapped within each group.  ``stride``, ``dilation``
+    and ``padding`` (``(lo, hi)`` pairs) are the forward's, already resolved;
+    the result has ``grad_output``'s dtype.
+    """
+    return _forward(grad_output, _swapped_kernel(weight, groups, flip, grad_output.dtype), bias,
+                    input_shape, groups=groups, stride=(1,) * len(stride), dilation=dilation,
+                    input_dilation=stride,
+                    pad_lo=_grad_input_pad_lo(weight.shape[2:], dilation,
+                                              [lo for lo, _ in padding]),
                     method=method)
 
 
@@ -597,8 +609,15 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
             from .fft import _fft_grad_weight
             grad_weight = _fft_grad_weight(x, grad_output, geometry)
             return np.ascontiguousarray(_flip_spatial(grad_weight)) if flip else grad_weight
-    table = _conv_table(*_dense_tables(x.shape, grad_output.shape),
-                        lift3([lo for lo, _ in geometry.padding], 0))
-    grad_weight = _run_weight_grad(x, grad_output, weight_shape, table, groups=geometry.groups,
-                                   stride=geometry.stride, dilation=geometry.dilation)
+    grad_weight = _grad_weight_dense(x, grad_output, weight_shape, groups=geometry.groups,
+                                     stride=geometry.stride, dilation=geometry.dilation,
+                                     padding=geometry.padding)
     return _flip_spatial(grad_weight).copy() if flip else grad_weight
+
+
+def _grad_weight_dense(x, grad_output, weight_shape, *, groups, stride, dilation, padding):
+    """g(G, V, s) on a dense batch by gemm, unvalidated; ``padding`` the forward's (lo, hi) pairs."""
+    table = _conv_table(*_dense_tables(x.shape, grad_output.shape),
+                        lift3([lo for lo, _ in padding], 0))
+    return _run_weight_grad(x, grad_output, weight_shape, table, groups=groups, stride=stride,
+                            dilation=dilation)

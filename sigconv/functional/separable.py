@@ -31,8 +31,8 @@ import numpy as np
 from .._validation import as_float_array, result_dtype
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from .conv import (_check_array, _check_grad_output, _forward, _geometry, _shape_of,
-                   conv_grad_input, conv_grad_weight)
+from .conv import (_check_array, _check_grad_output, _forward, _geometry, _grad_input_dense,
+                   _grad_weight_dense, _shape_of)
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
            "separable_factors"]
@@ -330,8 +330,9 @@ def _adjoint_passes(grad, factors, geometry, axes, shapes_before):
     """Apply the adjoints of the passes of ``axes`` (given in forward order) in reverse."""
     channels, nd = geometry.x_shape[1], geometry.ndim
     for axis, shape in zip(reversed(axes), reversed(shapes_before)):
-        grad = conv_grad_input(grad, _axis_weight(factors[axis], axis, nd), shape,
-                               groups=channels, **_axis_options(geometry, axis))
+        grad = _grad_input_dense(grad, _axis_weight(factors[axis], axis, nd), None, shape,
+                                 groups=channels, flip=False, method="auto",
+                                 **_axis_options(geometry, axis))
     return grad
 
 
@@ -419,14 +420,12 @@ def separable_conv_grad_factors(x, grad_output, factors, *, stride=1, padding="v
     for position in reversed(range(nd)):
         axis = axes[position]
         weight_shape = _axis_weight(per_channel[axis], axis, nd).shape
-        g = conv_grad_weight(stages[position], back, weight_shape, groups=channels,
-                             **_axis_options(geometry, axis))
+        g = _grad_weight_dense(stages[position], back, weight_shape, groups=channels,
+                               **_axis_options(geometry, axis))
         g = g.reshape(channels, -1)
         if flip:
             g = g[:, ::-1]
         grads[axis] = np.ascontiguousarray(g if arrays[axis].ndim == 2 else g.sum(axis=0))
         if position:
-            back = conv_grad_input(back, _axis_weight(per_channel[axis], axis, nd),
-                                   before[position], groups=channels,
-                                   **_axis_options(geometry, axis))
+            back = _adjoint_passes(back, per_channel, geometry, [axis], [before[position]])
     return grads

@@ -52,7 +52,7 @@ from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, lift3
 from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
-                   _grad_input_pad_lo, _swapped_kernel, conv, conv_grad_input, conv_grad_weight)
+                   _grad_input_dense, conv, conv_grad_input, conv_grad_weight)
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -209,13 +209,9 @@ def _phase_taps(k, s, d):
 
 def _forward_dilated(x, weight, bias, geometry, method):
     """One input-dilated call of the convolution kernel: h(K, G, s) with ``weight`` as K."""
-    effective = _swapped_kernel(weight, geometry.groups, False, x.dtype)
-    return _forward(x, effective, bias, geometry.out_shape, groups=geometry.groups,
-                    stride=(1,) * geometry.ndim, dilation=geometry.dilation,
-                    input_dilation=geometry.stride,
-                    pad_lo=_grad_input_pad_lo(geometry.kernel, geometry.dilation,
-                                              [lo for lo, _ in geometry.padding]),
-                    method=method)
+    return _grad_input_dense(x, weight, bias, geometry.out_shape, groups=geometry.groups,
+                             stride=geometry.stride, dilation=geometry.dilation,
+                             padding=geometry.padding, flip=False, method=method)
 
 
 def _forward_phase(x, weight, bias, geometry, method):
