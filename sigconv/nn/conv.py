@@ -158,8 +158,8 @@ class LocalConv(Module):
 
     def forward(self, x):
         x = layer_input(self, x, self.ndim, self.in_channels)
-        F._dense_only(x, "LocalConv")
-        if tuple(x.shape[2:]) != self.input_size:
+        # a Ragged batch is refused by F.local_conv (its Function takes no Ragged input)
+        if not x.ragged and tuple(x.shape[2:]) != self.input_size:
             raise ShapeError(f"LocalConv was built for inputs of spatial size {self.input_size}, "
                              f"got shape {x.shape}; its filters are tied to positions")
         return F.local_conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding)

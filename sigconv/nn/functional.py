@@ -49,13 +49,6 @@ def _bias_sum(g):
     return g.sum(axis=_spatial_axes(g))
 
 
-def _dense_only(x, op):
-    """Refuse a Ragged batch in an op whose kernels are written for dense batches only."""
-    if isinstance(x, Ragged) or getattr(x, "ragged", False):
-        raise ArgumentError(f"{op} does not take Ragged batches yet (its kernels are dense-only); "
-                            f"run the items one at a time or pad them with Ragged.to_padded()")
-
-
 # ---------------------------------------------------------------------------
 # convolution
 # ---------------------------------------------------------------------------
@@ -154,7 +147,6 @@ class _TiledConv(_Unshared):
 
 def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     """Differentiable :func:`sigconv.functional.local_conv` (weight ``(C_out, *out, C_in, *k)``)."""
-    _dense_only(x, "local_conv")
     return _LocalConv.apply(x, weight, bias, stride=stride, padding=padding)
 
 

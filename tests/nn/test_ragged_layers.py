@@ -419,6 +419,8 @@ def test_what_refuses_a_ragged_batch(rng):
     for layer, op in [(nn.LocalConv(2, 2, 3, ndim=1, input_size=6), "LocalConv")]:
         with pytest.raises(ArgumentError, match=f"{op} does not take Ragged batches"):
             layer(x)
+    with pytest.raises(ArgumentError, match="LocalConv does not take Ragged batches"):
+        F.local_conv(x, np.ones((2, 4, 2, 3)))
     with pytest.raises(ArgumentError, match="linear takes dense"):
         nn.Linear(2, 3)(x)
     with pytest.raises(ArgumentError, match="Reshape does not take Ragged"):
