@@ -30,8 +30,8 @@ import functools
 import os
 import sys
 
-from sigconv.data import Source, prepare
-from sigconv.data.sources import EXTENSIONS, folder_sources, hashed_split, item_id, signal_metadata
+from sigconv.data import prepare
+from sigconv.data.sources import EXTENSIONS, folder_sources, relative_source, signal_metadata
 
 
 def convert_volume(path, *, spacing=None, window=None, patch=None, stride=None, slabs=None,
@@ -88,9 +88,7 @@ def convert_volume(path, *, spacing=None, window=None, patch=None, stride=None, 
 def ct_sources(source, labels=None):
     """Volume files, plus one source per folder of DICOM files (a series); or one file."""
     if os.path.isfile(source):
-        name = os.path.basename(source)
-        return [Source(item_id(os.path.splitext(name)[0]), source,
-                       {"label": None, "split": hashed_split(name), "relative_path": name})]
+        return [relative_source(os.path.basename(source), source)]
     sources = [s for s in folder_sources(source, labels=labels, extensions=EXTENSIONS["volume"])
                if not s.path.lower().endswith(".dcm")]
     series = {}
@@ -105,8 +103,7 @@ def ct_sources(source, labels=None):
         else:
             path, item = folder, relative
         label = None if relative == "." else relative.split(os.sep)[0]
-        sources.append(Source(item_id(item), path, {"label": label, "split": hashed_split(item),
-                                                    "relative_path": item}))
+        sources.append(relative_source(item, path, label))
     return sorted(sources, key=lambda s: s.id)
 
 

@@ -9,7 +9,7 @@ from ..errors import ArgumentError
 from .prepare import Source
 
 __all__ = ["folder_sources", "load_item", "signal_metadata", "hashed_split", "prepare_folder",
-           "EXTENSIONS", "item_id"]
+           "EXTENSIONS", "item_id", "relative_source"]
 
 _HIDDEN = (".", "_")
 
@@ -32,6 +32,15 @@ def item_id(relative):
     """A store id from a path relative to the source folder: no extension, no separators."""
     stem = os.path.splitext(os.path.normpath(relative))[0]
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem.replace(os.sep, "__"))
+
+
+def relative_source(relative, path, label=None, split=None, *, test=0.1, validation=0.1):
+    """The :class:`Source` of ``path``, known as ``relative`` under its folder: id
+    :func:`item_id`, fields ``label``, ``split`` (:func:`hashed_split` when not given) and
+    ``relative_path``."""
+    split = split or hashed_split(relative, test=test, validation=validation)
+    return Source(item_id(relative), path,
+                  {"label": label, "split": split, "relative_path": relative})
 
 
 def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0.1):
@@ -80,10 +89,8 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
     for relative, label, split in entries:
         if extensions is not None and os.path.splitext(relative)[1].lower() not in extensions:
             continue
-        fields = {"label": label, "split": split or hashed_split(relative, test=test,
-                                                                 validation=validation),
-                  "relative_path": relative}
-        sources.append(Source(item_id(relative), os.path.join(root, relative), fields))
+        sources.append(relative_source(relative, os.path.join(root, relative), label, split,
+                                       test=test, validation=validation))
     ids = [s.id for s in sources]
     if len(set(ids)) != len(ids):
         raise ArgumentError("two source files map to the same item id; rename one of them")
