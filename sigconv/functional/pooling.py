@@ -267,10 +267,13 @@ def _indices(indices, like, planes, name="indices"):
         raise ShapeError(f"{name} has {got}, expected {want}")
     flat = np.ascontiguousarray(arr, dtype=np.int64).reshape(-1)
     if flat.size:
-        sizes = like.channels * np.array([math.prod(s) for s in like.shapes], dtype=np.int64)
-        limit = np.repeat(np.broadcast_to(np.asarray(planes, dtype=np.int64), sizes.shape), sizes)
-        if flat.min() < -1 or (flat >= limit).any():
-            distinct = sorted(set(np.atleast_1d(planes).tolist()))
+        distinct = sorted(set(np.atleast_1d(planes).tolist()))
+        if len(distinct) == 1:  # one plane size (every dense batch): one comparison
+            too_large = flat.max() >= distinct[0]
+        else:
+            sizes = like.channels * np.array([math.prod(s) for s in like.shapes], dtype=np.int64)
+            too_large = (flat >= np.repeat(np.asarray(planes, dtype=np.int64), sizes)).any()
+        if flat.min() < -1 or too_large:
             plane = distinct[0] if len(distinct) == 1 else f"each item's ({distinct})"
             raise ArgumentError(
                 f"{name} must be flat indices into each (n, c) plane of {plane} samples "
