@@ -7,13 +7,14 @@ Cython kernels do the work in both directions.  Arguments may be Tensors or
 numpy arrays (arrays are constants); options keep the names and defaults of
 :mod:`sigconv.functional`.  Layers in :mod:`sigconv.nn` call these.
 
-A Tensor holding a :class:`sigconv.Ragged` batch goes through ``conv``, the
+A Tensor holding a :class:`sigconv.Ragged` batch goes through ``conv``,
+``conv_transpose``, ``tiled_conv``, ``separable_conv``, ``fft_conv``, the
 window poolings, ``maxout``, ``max_unpool``, ``batch_norm`` (statistics over
 the items' real positions), ``dropout`` and the activations, each item as if
-alone; ``global_pool`` and ``adaptive_pool`` turn it into a dense array.  The
-ops whose kernels are dense-only (transposed, local, tiled, separable and
-FFT convolution) raise an ``ArgumentError`` for one.  ``interpolate`` and
-``cat`` (along channels) take Ragged batches too, item by item.
+alone; ``global_pool`` and ``adaptive_pool`` turn it into a dense array.
+``local_conv``, whose filters are tied to positions, raises an
+``ArgumentError`` for one.  ``interpolate`` and ``cat`` (along channels) take
+Ragged batches too, item by item.
 """
 import numpy as np
 
