@@ -215,14 +215,21 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
 
 
 class _AvgPool(Function):
+    """A linear window pooling of sigconv.functional and its gradient.
+
+    ``op`` names the op; its gradient is ``op + "_backward"``, which takes the
+    forward input's shape (or the Ragged itself) and the forward options.
+    """
+
     ragged = "native"
+    op = "avg_pool"
 
     def forward(self, x, **options):
         self.shape, self.options = _layout(x), options
-        return _F.avg_pool(x, **options)
+        return getattr(_F, self.op)(x, **options)
 
     def backward(self, g):
-        return (_F.avg_pool_backward(g, self.shape, **self.options),)
+        return (getattr(_F, self.op + "_backward")(g, self.shape, **self.options),)
 
 
 def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
@@ -249,15 +256,8 @@ def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
     return _LpPool.apply(x, p=p, kernel_size=kernel_size, stride=stride, ceil_mode=ceil_mode)
 
 
-class _GaussianPool(Function):
-    ragged = "native"
-
-    def forward(self, x, **options):
-        self.shape, self.options = _layout(x), options
-        return _F.gaussian_pool(x, **options)
-
-    def backward(self, g):
-        return (_F.gaussian_pool_backward(g, self.shape, **self.options),)
+class _GaussianPool(_AvgPool):
+    op = "gaussian_pool"
 
 
 def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
