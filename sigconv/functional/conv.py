@@ -389,7 +389,8 @@ def _conv_ragged(x, weight, bias, options, method):
     return out
 
 
-def _grad_input_ragged(grad_output, weight, input_shape, options, method):
+def _grad_input_ragged(grad_output, weight, input_shape, options, method, bias=None):
+    """h(K, G, s) of a Ragged batch in one kernel call; ``bias`` (conv_transpose's) added."""
     dtype = result_dtype(grad_output=grad_output.data, weight=weight)
     channels = weight.shape[1] * options["groups"]
     geometry = _ragged_geometry(_ragged_shapes(input_shape, "input_shape"), channels,
@@ -399,7 +400,10 @@ def _grad_input_ragged(grad_output, weight, input_shape, options, method):
     grad_input = _ragged_empty(geometry.in_shapes, channels, dtype)
     table = _conv_table(grad_output.table(), grad_input.table(),
                         _grad_input_pad_lo(weight.shape[2:], geometry.dilation, geometry.pad_lo))
-    _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, None,
+    # np.ascontiguousarray, not as_float_array: a bias that cannot be converted
+    # raises numpy's own error, as the bias add this replaced did
+    bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+    _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, bias,
                  grad_input.data, table, groups=geometry.groups, stride=(1,) * geometry.ndim,
                  dilation=geometry.dilation, input_dilation=geometry.stride, method=method)
     return grad_input

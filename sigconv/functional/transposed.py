@@ -52,7 +52,7 @@ from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, lift3
 from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
-                   _grad_input_dense, conv, conv_grad_input, conv_grad_weight)
+                   _grad_input_dense, _grad_input_ragged, conv, conv_grad_weight)
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -360,7 +360,7 @@ def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, pad
     ndarray, shape input_shape
     """
     if isinstance(grad_output, Ragged):
-        pairs = _ragged_pairs(input_shape, weight, stride, padding, output_padding, dilation,
+        pairs, _ = _ragged_pairs(input_shape, weight, stride, padding, output_padding, dilation,
                               groups, output_size, "input_shape")
         return conv(grad_output, weight, stride=stride, padding=pairs, dilation=dilation,
                     groups=groups)
@@ -404,7 +404,7 @@ def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, paddin
     """
     if isinstance(x, Ragged):
         weight_shape = _shape_of(weight_shape, "weight_shape")
-        pairs = _ragged_pairs(x, np.empty(weight_shape), stride, padding, output_padding,
+        pairs, _ = _ragged_pairs(x, np.empty(weight_shape), stride, padding, output_padding,
                               dilation, groups, output_size, "x")
         return conv_grad_weight(grad_output, x, weight_shape, stride=stride, padding=pairs,
                                 dilation=dilation, groups=groups)
@@ -430,11 +430,12 @@ def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, paddin
 
 def _ragged_pairs(x, weight, stride, padding, output_padding, dilation, groups, output_size,
                   name):
-    """Validate a transposed convolution of a Ragged ``x``; return its padding pairs.
+    """Validate a transposed convolution of a Ragged ``x``; return its padding pairs and geometry.
 
     Every item shares the options, so the first item's geometry gives the
     ``(lo, hi)`` pairs of the equivalent convolution (its output_padding is
-    implied by each item's output size).
+    implied by each item's output size) and the forward's own padding,
+    stride, dilation and output_padding.
     """
     if not isinstance(x, Ragged):
         raise ShapeError(f"{name} must be the forward input (a Ragged) when the gradient is a "
@@ -457,14 +458,7 @@ def _ragged_pairs(x, weight, stride, padding, output_padding, dilation, groups, 
                 f"{tuple(geometry.stride)} (allowed by a larger dilation) is not supported for "
                 "Ragged batches; run the items one at a time")
         pairs.append((lo, hi_conv))
-    return tuple(pairs)
-
-
-def _ragged_crop(x, weight, stride, padding, output_padding, dilation, groups):
-    """The forward's ``(lo, hi)`` padding pairs (what it crops), from its validated geometry."""
-    return _geometry((1, x.channels) + tuple(int(v) for v in x.shapes[0]), np.shape(weight),
-                     stride=stride, padding=padding, output_padding=output_padding,
-                     dilation=dilation, groups=groups, output_size=None).padding
+    return tuple(pairs), geometry
 
 
 def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, dilation, groups,
@@ -474,26 +468,21 @@ def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, 
     Item ``i`` has the output size its own input gives; it equals the item
     run alone (through the input-dilated route, not the phase split).
     """
-    pairs = _ragged_pairs(x, weight, stride, padding, output_padding, dilation, groups,
-                          output_size, "x")
+    pairs, geometry = _ragged_pairs(x, weight, stride, padding, output_padding, dilation, groups,
+                                    output_size, "x")
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
-    nd = x.ndim
     # sizes with the forward's own padding; `pairs` is the equivalent convolution's
-    crop = _ragged_crop(x, weight, stride, padding, output_padding, dilation, groups)
-    out_shapes = [conv_transpose_output_size(tuple(int(v) for v in shape), weight.shape[2:],
-                                             stride, crop, output_padding, dilation)
-                  for shape in x.shapes]
-    for i, (shape, size) in enumerate(zip(x.shapes, out_shapes)):
-        if min(size) < 1:
-            raise ShapeError(f"x item {i} of spatial shape {tuple(int(v) for v in shape)} gives "
-                             f"an empty output {size}: padding {padding} crops more than the "
-                             "transposed convolution produces")
-    c_out = weight.shape[1] * groups
-    _check_bias(bias, c_out)
-    out = conv_grad_input(x, weight, np.array(out_shapes, dtype=np.int64).reshape(-1, nd),
-                          stride=stride, padding=pairs, dilation=dilation, groups=groups)
-    if bias is not None:
-        bias = np.asarray(bias, dtype=out.dtype)
-        for item in out:
-            item.reshape(c_out, -1)[...] += bias[:, None]
-    return out
+    in_shapes = np.asarray(x.shapes, dtype=np.int64).reshape(-1, x.ndim)
+    lo, hi = (np.array([p[i] for p in geometry.padding], dtype=np.int64) for i in (0, 1))
+    spans = np.array(shapes.dilated_size(geometry.kernel, geometry.dilation), dtype=np.int64)
+    out_shapes = ((in_shapes - 1) * np.array(geometry.stride, dtype=np.int64) - lo - hi + spans
+                  + np.array(geometry.output_padding, dtype=np.int64))
+    empty = np.flatnonzero(out_shapes.min(axis=1, initial=1) < 1)
+    if len(empty):
+        i = int(empty[0])
+        raise ShapeError(f"x item {i} of spatial shape {tuple(in_shapes[i].tolist())} gives "
+                         f"an empty output {tuple(out_shapes[i].tolist())}: padding {padding} "
+                         "crops more than the transposed convolution produces")
+    _check_bias(bias, weight.shape[1] * groups)
+    options = dict(stride=stride, padding=pairs, dilation=dilation, groups=groups, flip=False)
+    return _grad_input_ragged(x, weight, out_shapes, options, "auto", bias=bias)
