@@ -723,6 +723,12 @@ class Sigmoid(Function):
         return (g * self.out * (1 - self.out),)
 
 
+def _log_softmax(a, axis):
+    """``log(softmax(a))`` along ``axis`` of an array, shifted by the maximum for stability."""
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 class LogSoftmax(Function):
     ragged = "native"  # over the channel axis of a Ragged, item by item
 
@@ -734,13 +740,11 @@ class LogSoftmax(Function):
             self.ragged_a = a
             out = np.empty_like(a.data)
             for p, o in zip(_planes(a), _planes(a, out)):
-                shifted = p - p.max(axis=0, keepdims=True)
-                o[...] = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+                o[...] = _log_softmax(p, 0)
             self.out, self.axis = out, 0
             return a.like(out)
         self.ragged_a = None
-        shifted = a - a.max(axis=axis, keepdims=True)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.out = _log_softmax(a, axis)
         self.axis = axis
         return self.out
 

@@ -10,7 +10,7 @@ classification outputs ``(N, C)`` with targets ``(N,)``.
 import numpy as np
 
 from .._validation import check_choice
-from ..autograd import Function, Tensor, _same_layout, as_tensor
+from ..autograd import Function, Tensor, _log_softmax, _same_layout, as_tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ragged import Ragged
 from .module import Module
@@ -43,8 +43,7 @@ class _CrossEntropy(Function):
 
     def forward(self, logits, *, target, weight, smoothing, ignore_index, reduction):
         c = logits.shape[1]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        logp = _log_softmax(logits, 1)
         valid = target != ignore_index
         labels = np.where(valid, target, 0)
         if labels.size and (labels.min() < 0 or labels.max() >= c):
