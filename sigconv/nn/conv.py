@@ -35,6 +35,16 @@ def _kernel_options(layer, in_channels, out_channels, kernel_size, ndim, stride,
     layer.dilation = as_tuple(dilation, ndim, "dilation", minimum=1)
 
 
+def _weight_and_bias(layer, weight_shape, bias_shape, bias, dtype, rng):
+    """Set ``layer.weight`` (and ``layer.bias`` if ``bias``, else None) of ``dtype``, He-normal."""
+    layer.weight = Parameter(np.zeros(weight_shape, dtype))
+    if bias:
+        layer.bias = Parameter(np.zeros(bias_shape, dtype))
+    else:
+        layer.register_parameter("bias", None)
+    init.he_normal_(layer, rng=rng)
+
+
 class Conv(Module):
     """N-d multi-channel convolution (cross-correlation, as every framework), learnable.
 
@@ -66,13 +76,8 @@ class Conv(Module):
         self.padding = padding
         self.method = check_choice(method, "method", _F.CONV_METHODS)
         dtype = float_dtype(dtype)
-        self.weight = Parameter(np.zeros((out_channels, in_channels // groups) + self.kernel_size,
-                                         dtype))
-        if bias:
-            self.bias = Parameter(np.zeros(out_channels, dtype))
-        else:
-            self.register_parameter("bias", None)
-        init.he_normal_(self, rng=rng)
+        _weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size,
+                         out_channels, bias, dtype, rng)
 
     def forward(self, x):
         x = layer_input(self, x, self.ndim, self.in_channels)
@@ -105,13 +110,8 @@ class ConvTranspose(Module):
         # each output sums about in/groups * taps / stride products
         self.fan_in = max(1, (in_channels // groups) * taps // math.prod(self.stride))
         self.fan_out = (out_channels // groups) * taps
-        self.weight = Parameter(np.zeros((in_channels, out_channels // groups) + self.kernel_size,
-                                         dtype))
-        if bias:
-            self.bias = Parameter(np.zeros(out_channels, dtype))
-        else:
-            self.register_parameter("bias", None)
-        init.he_normal_(self, rng=rng)
+        _weight_and_bias(self, (in_channels, out_channels // groups) + self.kernel_size,
+                         out_channels, bias, dtype, rng)
 
     def forward(self, x, output_size=None):
         x = layer_input(self, x, self.ndim, self.in_channels)
@@ -148,13 +148,9 @@ class LocalConv(Module):
         dtype = float_dtype(dtype)
         self.fan_in = in_channels * math.prod(self.kernel_size)
         self.fan_out = out_channels * math.prod(self.kernel_size)
-        self.weight = Parameter(np.zeros((out_channels,) + tuple(self.output_size)
-                                         + (in_channels,) + self.kernel_size, dtype))
-        if bias:
-            self.bias = Parameter(np.zeros((out_channels,) + tuple(self.output_size), dtype))
-        else:
-            self.register_parameter("bias", None)
-        init.he_normal_(self, rng=rng)
+        unshared = (out_channels,) + tuple(self.output_size)  # the bias is unshared too
+        _weight_and_bias(self, unshared + (in_channels,) + self.kernel_size, unshared, bias,
+                         dtype, rng)
 
     def forward(self, x):
         x = layer_input(self, x, self.ndim, self.in_channels)
@@ -186,13 +182,8 @@ class TiledConv(Module):
         dtype = float_dtype(dtype)
         self.fan_in = in_channels * math.prod(self.kernel_size)
         self.fan_out = out_channels * math.prod(self.kernel_size)
-        self.weight = Parameter(np.zeros((out_channels, in_channels) + self.kernel_size
-                                         + self.tile, dtype))
-        if bias:
-            self.bias = Parameter(np.zeros(out_channels, dtype))
-        else:
-            self.register_parameter("bias", None)
-        init.he_normal_(self, rng=rng)
+        _weight_and_bias(self, (out_channels, in_channels) + self.kernel_size + self.tile,
+                         out_channels, bias, dtype, rng)
 
     def forward(self, x):
         x = layer_input(self, x, self.ndim, self.in_channels)
