@@ -117,10 +117,27 @@ def resolve_paddings(padding, input_sizes, kernel_size, stride=1, dilation=1, *,
     n = sizes.shape[1]
     stride = as_tuple(stride, n, "stride", minimum=1)
     dilation = as_tuple(dilation, n, "dilation", minimum=1)
+    return _resolve_paddings(padding, sizes, tuple(kernel_size), stride, dilation, flip)
+
+
+def _spans(kernel_size, dilation):
+    """Dilated kernel spans as an int64 array; ``dilation`` an already checked tuple."""
+    if len(kernel_size) != len(dilation):
+        dilated_size(kernel_size, dilation)  # raises its error for a kernel of another rank
+    return np.array([(k - 1) * d + 1 for k, d in zip(kernel_size, dilation)], dtype=np.int64)
+
+
+def _resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip):
+    """:func:`resolve_paddings` on an ``(M, nd)`` int64 ``sizes`` array and checked tuples.
+
+    ``stride`` and ``dilation`` must already be tuples of ``nd`` positive
+    ints (from :func:`as_tuple`); only ``padding`` is validated here.
+    """
+    n = sizes.shape[1]
     if isinstance(padding, str):
         if padding == "valid":
             return np.zeros_like(sizes), np.zeros_like(sizes)
-        spans = np.array(dilated_size(tuple(kernel_size), dilation), dtype=np.int64)
+        spans = _spans(kernel_size, dilation)
         if padding == "same":
             return _same_padding(sizes, spans, np.array(stride, dtype=np.int64), flip)
         if padding == "full":
@@ -197,12 +214,20 @@ def conv_sizes(input_sizes, kernel_size, stride=1, padding="valid", dilation=1, 
     """
     sizes = np.asarray(input_sizes, dtype=np.int64)
     n = sizes.shape[1]
-    kernel_size = tuple(kernel_size)
     stride = as_tuple(stride, n, "stride", minimum=1)
     dilation = as_tuple(dilation, n, "dilation", minimum=1)
-    lo, hi = resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip=flip)
-    spans = np.array(dilated_size(kernel_size, dilation), dtype=np.int64)
-    return lo, hi, (sizes + lo + hi - spans) // np.array(stride, dtype=np.int64) + 1
+    return _conv_sizes(sizes, tuple(kernel_size), stride, padding, dilation, flip)
+
+
+def _conv_sizes(sizes, kernel_size, stride, padding, dilation, flip):
+    """:func:`conv_sizes` on an ``(M, nd)`` int64 ``sizes`` array and checked tuples.
+
+    ``stride`` and ``dilation`` must already be tuples of ``nd`` positive
+    ints (from :func:`as_tuple`); only ``padding`` is validated here.
+    """
+    lo, hi = _resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip)
+    return lo, hi, (sizes + lo + hi - _spans(kernel_size, dilation)) // np.array(
+        stride, dtype=np.int64) + 1
 
 
 def conv_input_size(output_size, kernel_size, stride=1, padding=0, dilation=1):

@@ -116,7 +116,8 @@ def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, gro
     if empty.any():
         x_name, x_shape = describe(int(np.argmax(empty)))
         raise ShapeError(f"{x_name} has a zero-length spatial axis: shape {x_shape}")
-    lo, hi, out = shapes.conv_sizes(spatial, kernel, stride, padding, dilation, flip=flip)
+    lo, hi, out = shapes._conv_sizes(np.asarray(spatial, dtype=np.int64), tuple(kernel), stride,
+                                     padding, dilation, flip)
     too_small = (out < 1).any(axis=1)
     if too_small.any():
         i = int(np.argmax(too_small))

@@ -90,7 +90,8 @@ def _output_geometry(x_shape, c_out, kernel, stride, padding, x_name):
     nd = len(x_shape) - 2
     stride = as_tuple(stride, nd, "stride", minimum=1)
     spatial = x_shape[2:]
-    lo, hi, out = shapes.conv_sizes([spatial], kernel, stride, padding)
+    lo, hi, out = shapes._conv_sizes(np.array([spatial], dtype=np.int64), tuple(kernel), stride,
+                                     padding, (1,) * nd, False)
     pads = tuple(zip(lo[0].tolist(), hi[0].tolist()))
     out = tuple(out[0].tolist())
     if any(m < 1 for m in out):
