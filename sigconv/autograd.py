@@ -268,8 +268,8 @@ def _axes(axis, ndim):
 
 def _same_layout(a, b):
     """Whether two Ragged batches have the same channels and item shapes."""
-    return (a.channels == b.channels and a.shapes.shape == b.shapes.shape
-            and np.array_equal(a.shapes, b.shapes))
+    return a.channels == b.channels and (a.shapes is b.shapes or (
+        a.shapes.shape == b.shapes.shape and np.array_equal(a.shapes, b.shapes)))
 
 
 def _checked_grad(grad, tensor, what):

@@ -156,8 +156,21 @@ class Ragged:
         return item_table(self.channels, self.shapes, self.offsets)
 
     def like(self, data):
-        """A Ragged of the same item shapes holding ``data`` (a flat array of the same size)."""
-        return Ragged(data, self.shapes, self.channels)
+        """A Ragged of the same item shapes holding ``data`` (a flat array of the same size).
+
+        The result shares this batch's ``shapes`` and ``offsets`` arrays, which
+        nothing changes in place; only the size of ``data`` is checked.
+        """
+        data = np.asarray(data)
+        if data.ndim != 1:
+            raise ShapeError(f"data must be a flat array, got shape {data.shape}")
+        if data.size != self.data.size:
+            raise ShapeError(f"data holds {data.size} elements but {self.channels} channels of "
+                             f"shapes {self.shapes.tolist()} need {self.data.size}")
+        result = object.__new__(type(self))
+        result.shapes, result.channels, result.offsets = self.shapes, self.channels, self.offsets
+        result.data = data
+        return result
 
     def __len__(self):
         return len(self.shapes)

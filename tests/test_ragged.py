@@ -96,3 +96,16 @@ def test_item_by_item_helpers(rng):
                                F.conv_grad_weight(batch, g, w.shape, padding="same"), atol=1e-12)
     with pytest.raises(ShapeError, match="same number of items"):
         sum_over_items(F.conv_grad_weight, batch, Ragged.from_list([g[0]]), w.shape)
+
+
+def test_like_shares_the_layout_and_checks_the_size(rng):
+    batch = Ragged.from_list(_items(rng))
+    other = batch.like(batch.data * 2)
+    assert other.shapes is batch.shapes and other.offsets is batch.offsets
+    assert other.channels == batch.channels and len(other) == len(batch)
+    for a, b in zip(other, batch):
+        np.testing.assert_array_equal(a, b * 2)
+    with pytest.raises(ShapeError, match="data holds 3 elements but 2 channels"):
+        batch.like(np.zeros(3))
+    with pytest.raises(ShapeError, match="must be a flat array"):
+        batch.like(batch.data.reshape(1, -1))
