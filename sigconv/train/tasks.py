@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor, _log_softmax, no_grad
 from ..data.sliding import sliding_window_inference
 from ..errors import ArgumentError
 from ..models import Classifier, EncoderDecoder, StructuredLabeller
@@ -183,13 +183,6 @@ class Classification(Task):
         return {}
 
 
-def _log_softmax(logits):
-    """``log softmax`` over axis 1, in float64."""
-    shifted = np.asarray(logits, dtype=np.float64)
-    shifted = shifted - shifted.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
 def _items(batch):
     """The items of a dense batch or a Ragged, each ``(C, *spatial)``."""
     return list(batch) if isinstance(batch, Ragged) else list(np.asarray(batch))
@@ -203,7 +196,7 @@ class _Accuracy:
         self.loss, self.predicted = 0.0, []
 
     def add(self, logits, target):
-        log_p = _log_softmax(logits)
+        log_p = _log_softmax(np.asarray(logits, dtype=np.float64), axis=1)
         target = np.asarray(target, dtype=np.int64)
         predicted = log_p.argmax(axis=1)
         np.add.at(self.confusion, (target, predicted), 1)
@@ -544,7 +537,7 @@ class _Dice:
         if isinstance(logits, list):  # the labeller's steps: score the last
             logits = logits[-1]
         for z, labels in zip(_items(logits), _items(target)):
-            log_p = _log_softmax(z[None])[0]
+            log_p = _log_softmax(np.asarray(z, dtype=np.float64), axis=0)
             labels = labels[0].astype(np.int64)
             self.loss -= float(np.take_along_axis(log_p, labels[None], axis=0).sum())
             self.count += labels.size
