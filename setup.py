@@ -1,16 +1,16 @@
-"""Build the Cython kernels.
+"""Build sigconv's one compiled module, ``sigconv._kernels``.
 
-Every ``sigconv/_kernels/*.pyx`` becomes one extension module compiled with
-``-O3`` and OpenMP.  Because ``pip install`` compiles on the machine that will
-run the code, the default also passes ``-march=native`` so that the compiler
-vectorises the direct loops for the local CPU; set ``SIGCONV_PORTABLE=1`` to
-build a binary that runs on any x86-64 (or other) CPU.  ``SIGCONV_EXT`` (a
-comma-separated list of module names such as ``conv``) restricts a developer
-build to some modules.
+``sigconv/_kernels.pyx`` includes its parts from ``sigconv/_kernels_src/``
+and is compiled with ``-O3`` and OpenMP for the architecture's baseline
+(no ``-march=native``), so that a binary built on one machine runs on any
+CPU of its architecture.  The hot microkernels are compiled for several
+targets inside the same binary (x86-64: baseline SSE2, AVX2 + FMA, AVX-512)
+and chosen at import from what the CPU reports; see ``docs/convolution.md``.
+``SIGCONV_CFLAGS`` appends compiler flags (for example ``-march=native``,
+which gives up portability and is never needed for speed).
 """
-import glob
 import os
-import platform
+import shlex
 
 import numpy
 from Cython.Build import cythonize
@@ -18,31 +18,22 @@ from setuptools import Extension, setup
 
 
 def _compile_args():
-    args = ["-O3", "-fopenmp", "-ffp-contract=fast"]
-    if os.environ.get("SIGCONV_PORTABLE", "") not in ("1", "true", "yes"):
-        args.append("-march=native" if platform.machine() in ("x86_64", "AMD64") else "-mcpu=native")
-    return args
+    return ["-O3", "-fopenmp", "-ffp-contract=fast"] + shlex.split(os.environ.get("SIGCONV_CFLAGS", ""))
 
 
 def _extensions():
-    only = {name for name in os.environ.get("SIGCONV_EXT", "").split(",") if name}
-    exts = []
-    for path in sorted(glob.glob(os.path.join("sigconv", "_kernels", "*.pyx"))):
-        name = os.path.splitext(os.path.basename(path))[0]
-        if only and name not in only:
-            continue
-        exts.append(
-            Extension(
-                f"sigconv._kernels.{name}",
-                [path],
-                include_dirs=[numpy.get_include(), os.path.join("sigconv", "_kernels")],
-                extra_compile_args=_compile_args(),
-                extra_link_args=["-fopenmp"],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            )
-        )
+    ext = Extension(
+        "sigconv._kernels",
+        [os.path.join("sigconv", "_kernels.pyx")],
+        include_dirs=[numpy.get_include(), os.path.join("sigconv", "_kernels_src")],
+        depends=[os.path.join("sigconv", "_kernels_src", name)
+                 for name in sorted(os.listdir(os.path.join("sigconv", "_kernels_src")))],
+        extra_compile_args=_compile_args(),
+        extra_link_args=["-fopenmp"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
     return cythonize(
-        exts,
+        [ext],
         language_level=3,
         compiler_directives={
             "boundscheck": False,

@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .. import shapes
-from .._kernels import conv as _kernel
+from .. import _kernels as _kernel
 from .._validation import (as_float_array, as_tuple, check_choice, result_dtype,
                            shape_argument as _shape_of)
 from ..errors import ArgumentError, ShapeError

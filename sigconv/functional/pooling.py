@@ -61,7 +61,7 @@ import numbers
 
 import numpy as np
 
-from .._kernels import pool as _k
+from .. import _kernels as _k
 from .._validation import (as_float_array, as_tuple, check_batch, check_choice,
                            check_spatial_nonempty, result_dtype)
 from ..errors import ArgumentError, DTypeError, ShapeError

@@ -46,7 +46,7 @@ import numbers
 import numpy as np
 
 from .. import shapes
-from .._kernels import unshared as _unshared_kernel
+from .. import _kernels as _unshared_kernel
 from .._validation import as_float_array, as_tuple, check_choice, result_dtype
 from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError

@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 from .. import shapes
-from .._kernels import unshared as _kernel
+from .. import _kernels as _kernel
 from .._validation import as_float_array, as_tuple, result_dtype
 from .._validation import shape_argument as _shape_of
 from ..errors import ShapeError

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import sigconv.functional as F
 from sigconv import shapes
-from sigconv._kernels import pool as kernels
+from sigconv import _kernels as kernels
 from sigconv.errors import ArgumentError, DTypeError, ShapeError
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-# cython: language_level=3
+# Convolution: forward (and input gradient, by input dilation) and weight gradient.
 """nogil kernels for N-d multi-channel convolution and its weight gradient.
 
 One code path for every rank: 1-D and 2-D inputs are 3-D inputs with
@@ -26,38 +26,7 @@ oversubscribe the cores.  The direct path (``conv_forward_direct``) skips the
 patch matrix and accumulates shifted rows, for layers with few input channels
 where gemm's inner dimension would be tiny.
 """
-cimport cython
-from cython cimport floating
-from cython.parallel cimport prange, threadid
-from libc.string cimport memset, memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
-
-cimport openmp
-import numpy as np
-
-ctypedef Py_ssize_t isize
-
-cdef enum:
-    # columns of the item table
-    X_OFF = 0
-    OUT_OFF = 4
-
-cdef struct Geometry:
-    isize k[3]       # kernel size per axis (D, H, W)
-    isize s[3]       # stride
-    isize dil[3]     # kernel dilation
-    isize idil[3]    # input dilation (1 for a forward convolution)
-    isize cin_g      # input channels per group
-    isize cout_g     # output channels per group
-    isize groups
-    isize ck         # rows of the patch matrix: cin_g * prod(k)
-
-
-cdef inline isize floor_div(isize a, isize b) noexcept nogil:
-    """Floor division for a possibly negative numerator and a positive divisor."""
-    if a >= 0:
-        return a // b
-    return -((-a + b - 1) // b)
 
 
 cdef inline void gemm(char* transa, char* transb, int m, int n, int k,
@@ -156,9 +125,9 @@ cdef void gather_patches(const floating* x, const isize* item, const Geometry* g
     ``x`` points at the group's first input channel; ``col`` receives a
     row-major ``(cin_g * kd * kh * kw, p1 - p0)`` matrix.
     """
-    cdef isize D = item[1], H = item[2], W = item[3]
-    cdef isize Ho = item[6], Wo = item[7]
-    cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
+    cdef isize D = item[X_D], H = item[X_H], W = item[X_W]
+    cdef isize Ho = item[OUT_H], Wo = item[OUT_W]
+    cdef isize pad_d = item[PAD_D], pad_h = item[PAD_H], pad_w = item[PAD_W]
     cdef isize L = p1 - p0, HW = H * W, DHW = D * H * W
     cdef isize p = p0, od, oh, ow, seg, r, ci, kd, kh, kw, id_, ih
     cdef floating* dst
@@ -181,14 +150,6 @@ cdef void gather_patches(const floating* x, const isize* item, const Geometry* g
         p += seg
 
 
-cdef extern from "direct.h" nogil:
-    void sigconv_direct_f32(float* out, isize ostride, const float* x, isize base,
-                            const isize* off, const isize* tap, const float* w, isize wstride,
-                            const float* bias, int ntaps, int cob, isize n)
-    void sigconv_direct_f64(double* out, isize ostride, const double* x, isize base,
-                            const isize* off, const isize* tap, const double* w, isize wstride,
-                            const double* bias, int ntaps, int cob, isize n)
-
 cdef void direct_tile(const floating* x, const floating* w, const isize* item,
                       const Geometry* g, isize p0, isize p1, floating* out, isize P,
                       const floating* bias, isize* scratch, floating* packed,
@@ -197,7 +158,7 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
 
     ``out`` points at the group's first output channel, ``w`` at its first
     filter, ``bias`` at its first bias (or NULL).  With unit stride along W
-    the register-blocked loop of ``direct.h`` runs over each row segment,
+    the register-blocked loop of ``direct.h`` (through the dispatch of ``microkernels.h``) runs over each row segment,
     reading the input in place through a list of tap offsets: one list built
     once for rows whose taps all lie inside the input, and a filtered list for
     rows that touch the padding along D or H.  A segment that reaches into the
@@ -207,9 +168,9 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
     ``4 * ck`` offsets and tap indices, ``packed`` ``ck * round_up(cout_g, 16)``
     weights.
     """
-    cdef isize D = item[1], H = item[2], W = item[3]
-    cdef isize Ho = item[6], Wo = item[7]
-    cdef isize pad_d = item[8], pad_h = item[9], pad_w = item[10]
+    cdef isize D = item[X_D], H = item[X_H], W = item[X_W]
+    cdef isize Ho = item[OUT_H], Wo = item[OUT_W]
+    cdef isize pad_d = item[PAD_D], pad_h = item[PAD_H], pad_w = item[PAD_W]
     cdef isize HW = H * W, DHW = D * H * W, Kw = g.k[2]
     cdef isize span_d = (g.k[0] - 1) * g.dil[0], span_h = (g.k[1] - 1) * g.dil[1]
     cdef isize span_w = (Kw - 1) * g.dil[2]
@@ -310,20 +271,11 @@ cdef void direct_tile(const floating* x, const floating* w, const isize* item,
         p += seg
 
 
-cdef Geometry make_geometry(tuple kernel, tuple stride, tuple dilation, tuple idil,
-                            isize cin, isize cout, isize groups):
-    cdef Geometry g
-    cdef int a
-    for a in range(3):
-        g.k[a] = kernel[a]
-        g.s[a] = stride[a]
-        g.dil[a] = dilation[a]
-        g.idil[a] = idil[a]
-    g.groups = groups
-    g.cin_g = cin // groups
-    g.cout_g = cout // groups
-    g.ck = g.cin_g * g.k[0] * g.k[1] * g.k[2]
-    return g
+cdef isize output_positions(const isize[:, ::1] items):
+    cdef isize n, total = 0
+    for n in range(items.shape[0]):
+        total += items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
+    return total
 
 
 cdef tuple split_units(const isize[:, ::1] items, isize tile, int threads):
@@ -333,20 +285,20 @@ cdef tuple split_units(const isize[:, ::1] items, isize tile, int threads):
     """
     cdef isize n, p, P, total = 0, largest = 0, count = 0, t
     for n in range(items.shape[0]):
-        P = items[n, 5] * items[n, 6] * items[n, 7]
+        P = items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
         total += P
         largest = max(largest, P)
     if threads > 1 and total > 0:
         tile = min(tile, max(64, (total + 2 * threads - 1) // (2 * threads)))
     tile = max(tile, 1)
     for n in range(items.shape[0]):
-        P = items[n, 5] * items[n, 6] * items[n, 7]
+        P = items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
         count += (P + tile - 1) // tile
     units = np.empty((count, 3), dtype=np.intp)
     cdef isize[:, ::1] u = units
     t = 0
     for n in range(items.shape[0]):
-        P = items[n, 5] * items[n, 6] * items[n, 7]
+        P = items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
         p = 0
         while p < P:
             u[t, 0] = n
@@ -355,21 +307,6 @@ cdef tuple split_units(const isize[:, ::1] items, isize tile, int threads):
             p += tile
             t += 1
     return units, tile
-
-
-cdef int team_size(int threads, isize units, const isize[:, ::1] items, isize macs_per_position):
-    """Threads worth waking: none beyond the units, and one for small jobs.
-
-    Waking a second thread costs microseconds on an idle machine and up to a
-    scheduler tick (milliseconds) on a busy one, so jobs under about a
-    million multiply-adds run on the calling thread.
-    """
-    cdef isize n, positions = 0
-    for n in range(items.shape[0]):
-        positions += items[n, 5] * items[n, 6] * items[n, 7]
-    if positions * macs_per_position < (1 << 20):
-        return 1
-    return <int>max(1, min(threads, units))
 
 
 def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out,
@@ -381,16 +318,17 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     ``w`` is the flat ``(cout, cin // groups, kd, kh, kw)`` filter bank; ``bias``
     is empty or of length ``cout``; ``direct`` selects the tap-by-tap path.
     """
-    cdef Geometry g = make_geometry(kernel, stride, dilation, input_dilation, cin, cout, groups)
+    cdef Geometry g = make_geometry(kernel, stride, dilation, input_dilation, ZEROS, ZEROS, ZEROS,
+                                    cin, cout, groups)
     cdef int threads = openmp.omp_get_max_threads()
     cdef isize itemsize = sizeof(floating)
     cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
     units_arr, tile = split_units(items, tile, threads)
     cdef isize[:, ::1] units = units_arr
-    threads = team_size(threads, units.shape[0], items, g.ck * g.cout_g * g.groups)
+    threads = team_threads(units.shape[0], output_positions(items) * g.ck * g.cout)
     cdef isize n, longest_row = 0
     for n in range(items.shape[0]):
-        longest_row = max(longest_row, items[n, 7])
+        longest_row = max(longest_row, items[n, OUT_W])
     # per-thread scratch: the patch tile (gemm), or packed weights and padded
     # input rows plus tap offsets (direct); allocated here so that running
     # out of memory raises MemoryError instead of failing inside the loop
@@ -398,8 +336,8 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
     cdef isize rows_size = (g.cin_g * g.k[0] * g.k[1]
                             * (min(tile, longest_row) + (g.k[2] - 1) * g.dil[2]))
     cdef isize ws_size = packed_size + rows_size if direct else g.ck * tile
-    workspace = np.empty(max(ws_size * threads, 1), dtype=np.float32 if floating is float else np.float64)
-    pointers = np.empty(max(4 * g.ck * threads, 1) if direct else 1, dtype=np.intp)
+    workspace = scratch_array(ws_size * threads, np.float32 if floating is float else np.float64)
+    pointers = scratch_array(4 * g.ck * threads if direct else 1, np.intp)
     cdef floating[::1] ws = workspace
     cdef isize[::1] ptrs = pointers
     cdef isize* ptrp = &ptrs[0]
@@ -421,7 +359,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
             n = units[u, 0]
             p0 = units[u, 1]
             p1 = units[u, 2]
-            P = items[n, 5] * items[n, 6] * items[n, 7]
+            P = items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
             x_off = items[n, X_OFF]
             o_off = items[n, OUT_OFF]
             tid = threadid()
@@ -432,13 +370,13 @@ def conv_forward(const floating[::1] x, const floating[::1] w, floating[::1] out
             for grp in range(g.groups):
                 o = op + o_off + grp * g.cout_g * P
                 if direct:
-                    direct_tile(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
-                                wp + grp * g.cout_g * g.ck, &items[n, 0], &g, p0, p1, o, P,
+                    direct_tile(xp + x_off + grp * g.cin_g * items[n, X_D] * items[n, X_H] * items[n, X_W],
+                                wp + grp * g.cout_g * g.ck, &items[n, X_OFF], &g, p0, p1, o, P,
                                 bp + grp * g.cout_g if has_bias else NULL,
                                 scratch, packed, rows)
                 else:
-                    gather_patches(xp + x_off + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
-                                   &items[n, 0], &g, p0, p1, col)
+                    gather_patches(xp + x_off + grp * g.cin_g * items[n, X_D] * items[n, X_H] * items[n, X_W],
+                                   &items[n, X_OFF], &g, p0, p1, col)
                     gemm("N", "N", <int>(p1 - p0), <int>g.cout_g, <int>g.ck, 1, col, <int>(p1 - p0),
                          wp + grp * g.cout_g * g.ck, <int>g.ck, 0, o + p0, <int>P)
                     if has_bias:
@@ -457,18 +395,20 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
     takes the same units), so for a given number of threads the result is
     the same bit for bit on every run, which makes training reproducible.
     """
-    cdef Geometry g = make_geometry(kernel, stride, dilation, (1, 1, 1), cin, cout, groups)
+    cdef Geometry g = make_geometry(kernel, stride, dilation, ONES, ZEROS, ZEROS, ZEROS,
+                                    cin, cout, groups)
     cdef int threads = openmp.omp_get_max_threads()
     cdef isize itemsize = sizeof(floating)
     cdef isize tile = max(workspace_bytes // (g.ck * itemsize), 256)
     units_arr, tile = split_units(items, tile, threads)
     cdef isize[:, ::1] units = units_arr
-    threads = team_size(threads, units.shape[0], items, g.ck * g.cout_g * g.groups)
+    threads = team_threads(units.shape[0], output_positions(items) * g.ck * g.cout)
     cdef isize ws_size = g.ck * tile
     cdef isize wsize = g.cout_g * g.groups * g.ck
     dtype = np.float32 if floating is float else np.float64
-    workspace = np.empty(max(ws_size * threads, 1), dtype=dtype)
-    partial = np.zeros((threads, wsize), dtype=dtype)
+    workspace = scratch_array(ws_size * threads, dtype)
+    partial = scratch_array(threads * wsize, dtype).reshape(threads, max(wsize, 1))
+    partial[...] = 0
     cdef floating[::1] ws = workspace
     cdef floating[:, ::1] acc = partial
     cdef isize nunits = units.shape[0], u, n, p0, p1, P, grp, t, i, co, r
@@ -482,12 +422,12 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
             n = units[u, 0]
             p0 = units[u, 1]
             p1 = units[u, 2]
-            P = items[n, 5] * items[n, 6] * items[n, 7]
+            P = items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
             t = threadid()
             col = wsp + t * ws_size
             for grp in range(g.groups):
-                gather_patches(xp + items[n, X_OFF] + grp * g.cin_g * items[n, 1] * items[n, 2] * items[n, 3],
-                               &items[n, 0], &g, p0, p1, col)
+                gather_patches(xp + items[n, X_OFF] + grp * g.cin_g * items[n, X_D] * items[n, X_H] * items[n, X_W],
+                               &items[n, X_OFF], &g, p0, p1, col)
                 # acc (ck, cout_g) row-major += patches (ck x L) @ G_tile^T (L x cout_g);
                 # as column-major BLAS: (cout_g x ck) += G_tile (cout_g x L) @ patches^T
                 gemm("T", "N", <int>g.cout_g, <int>g.ck, <int>(p1 - p0), 1,

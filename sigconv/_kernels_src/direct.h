@@ -1,4 +1,5 @@
-/* Register-blocked inner loop of the direct convolution path.
+/* Register-blocked inner loop of the direct convolution path: a template,
+ * included once per CPU target by microkernels.h.
  *
  *   out[c * ostride + j] = bias[c] + sum_t w[tap[t] * wstride + c] * x[base + off[t] + j]
  *
@@ -8,16 +9,24 @@
  * loads and COB broadcasts for COB * NV fused multiply-adds.  Each call sums
  * every tap of its positions, so it stores its results (bias may be NULL for
  * zero) and the output needs no initialisation pass.  Written with GCC vector
- * extensions: the compiler emits the widest vectors the build targets
- * (AVX-512 with -march=native on this project's machines), or scalar code.
+ * extensions, so one source serves every target.
+ *
+ * The includer defines, for each target:
+ *   SIGCONV_TARGET        suffix of the function names (baseline, avx2, avx512)
+ *   SIGCONV_VECTOR_BYTES  vector width: 16 (SSE2, NEON), 32 (AVX2), 64 (AVX-512)
+ *   SIGCONV_REGISTERS     vector registers: 16 (x86 up to AVX2) or 32 (AVX-512, NEON)
+ * Block shapes use at most 24 accumulators with 32 registers and 12 with 16,
+ * leaving room for the NV input vectors and one broadcast weight.
  */
-#ifndef SIGCONV_DIRECT_H
-#define SIGCONV_DIRECT_H
 
+#define SIGCONV_CAT3_(a, b, c) a##b##c
+#define SIGCONV_CAT3(a, b, c) SIGCONV_CAT3_(a, b, c)
+#define SIGCONV_NAME(base) SIGCONV_CAT3(base, _, SIGCONV_TARGET)
+
+#ifndef SIGCONV_DIRECT_COMMON
+#define SIGCONV_DIRECT_COMMON
 #include <stddef.h>
 #include <string.h>
-
-#define SIGCONV_VECTOR_BYTES 64
 
 /* The arguments every block function takes, and passes on. */
 #define SIGCONV_ARGS(T)                                                              \
@@ -60,7 +69,7 @@ static inline void NAME##_tile##COB##x##NV(SIGCONV_ARGS(T), ptrdiff_t j)        
 #define SIGCONV_DEFINE_BLOCK(T, NAME, COB, NV)                                       \
 SIGCONV_DEFINE_TILE(T, NAME, COB, NV)                                                \
 SIGCONV_DEFINE_TILE(T, NAME, COB, 1)                                                 \
-static void NAME##_cob##COB(SIGCONV_ARGS(T), ptrdiff_t n)                            \
+__attribute__((unused)) static void NAME##_cob##COB(SIGCONV_ARGS(T), ptrdiff_t n)                            \
 {                                                                                    \
     const ptrdiff_t lanes = SIGCONV_VECTOR_BYTES / sizeof(T);                        \
     ptrdiff_t j = 0;                                                                 \
@@ -80,16 +89,15 @@ static void NAME##_cob##COB(SIGCONV_ARGS(T), ptrdiff_t n)                       
     }                                                                                \
 }
 
-/* Block shapes COB x NV with at most 24 accumulators, so that each tap costs
- * fewer loads (NV vectors + COB broadcasts) than multiply-adds (COB * NV).
- * NAME runs any cob <= 16 channels as blocks of 8, then 4, then 3, 2 or 1;
- * w holds packed weights w[r * wstride + c] for tap row r and channel c. */
-#define SIGCONV_DEFINE_DIRECT(T, NAME)                                               \
-SIGCONV_DEFINE_BLOCK(T, NAME, 8, 3)                                                  \
-SIGCONV_DEFINE_BLOCK(T, NAME, 4, 6)                                                  \
-SIGCONV_DEFINE_BLOCK(T, NAME, 3, 6)                                                  \
-SIGCONV_DEFINE_BLOCK(T, NAME, 2, 8)                                                  \
-SIGCONV_DEFINE_BLOCK(T, NAME, 1, 8)                                                  \
+/* NAME runs any cob <= 16 channels as blocks of 8 (when USE8), 4, 3, 2
+ * or 1 channels of NV8, NV4, ... vectors of positions; w holds packed
+ * weights w[r * wstride + c] for tap row r and channel c. */
+#define SIGCONV_DEFINE_DIRECT(T, NAME, USE8, NV8, NV4, NV3, NV2, NV1)                \
+SIGCONV_DEFINE_BLOCK(T, NAME, 8, NV8)                                                \
+SIGCONV_DEFINE_BLOCK(T, NAME, 4, NV4)                                                \
+SIGCONV_DEFINE_BLOCK(T, NAME, 3, NV3)                                                \
+SIGCONV_DEFINE_BLOCK(T, NAME, 2, NV2)                                                \
+SIGCONV_DEFINE_BLOCK(T, NAME, 1, NV1)                                                \
 static void NAME(SIGCONV_ARGS(T), int cob, ptrdiff_t n)                              \
 {                                                                                    \
     T *const out0 = out;                                                             \
@@ -101,15 +109,25 @@ static void NAME(SIGCONV_ARGS(T), int cob, ptrdiff_t n)                         
         out = out0 + c * ostride;                                                    \
         w = w0 + c;                                                                  \
         bias = bias0 ? bias0 + c : NULL;                                             \
-        if (left >= 8) { NAME##_cob8(SIGCONV_PASS, n); c += 8; }                     \
+        if (USE8 && left >= 8)    { NAME##_cob8(SIGCONV_PASS, n); c += 8; }          \
         else if (left >= 4) { NAME##_cob4(SIGCONV_PASS, n); c += 4; }                \
         else if (left == 3) { NAME##_cob3(SIGCONV_PASS, n); c += 3; }                \
         else if (left == 2) { NAME##_cob2(SIGCONV_PASS, n); c += 2; }                \
         else { NAME##_cob1(SIGCONV_PASS, n); c += 1; }                               \
     }                                                                                \
 }
+/* Expands NAME before the pasting above. */
+#define SIGCONV_INSTANTIATE(T, NAME, ...) SIGCONV_DEFINE_DIRECT(T, NAME, __VA_ARGS__)
 
-SIGCONV_DEFINE_DIRECT(float, sigconv_direct_f32)
-SIGCONV_DEFINE_DIRECT(double, sigconv_direct_f64)
+#endif  /* SIGCONV_DIRECT_COMMON */
 
+/* Block shapes COB x NV: each tap costs NV vector loads and COB broadcasts
+ * for COB * NV multiply-adds, and the COB * NV accumulators, NV inputs and a
+ * broadcast weight fit the register file. */
+#if SIGCONV_REGISTERS >= 32
+SIGCONV_INSTANTIATE(float, SIGCONV_NAME(sigconv_direct_f32), 1, 3, 6, 6, 8, 8)
+SIGCONV_INSTANTIATE(double, SIGCONV_NAME(sigconv_direct_f64), 1, 3, 6, 6, 8, 8)
+#else
+SIGCONV_INSTANTIATE(float, SIGCONV_NAME(sigconv_direct_f32), 0, 2, 3, 4, 6, 8)
+SIGCONV_INSTANTIATE(double, SIGCONV_NAME(sigconv_direct_f64), 0, 2, 3, 4, 6, 8)
 #endif

@@ -1,4 +1,4 @@
-# cython: language_level=3
+# Unshared (locally connected) convolution.
 """nogil kernels for unshared (locally connected) convolution and its gradients.
 
 One code path for every rank: 1-D and 2-D inputs are 3-D inputs with
@@ -22,16 +22,6 @@ of bounded size, so that every filter row read from memory is reused for all
 items of the chunk.  The input gradient scatters patch gradients; it runs
 blocks of positions whose windows cannot overlap in parallel.
 """
-cimport cython
-from cython cimport floating
-from cython.parallel cimport prange, threadid
-from libc.string cimport memset
-
-cimport openmp
-import numpy as np
-
-ctypedef Py_ssize_t isize
-
 cdef extern from *:
     """
     /* dot products and axpy the compiler may vectorise (OpenMP simd reduction) */
@@ -76,42 +66,11 @@ cdef inline void axpy(floating* y, floating a, const floating* x, isize n) noexc
         sigconv_axpy_f64(y, a, x, n)
 
 
-cdef struct Geometry:
-    isize size[3]     # input D, H, W
-    isize osize[3]    # output Do, Ho, Wo
-    isize k[3]        # kernel
-    isize s[3]        # stride
-    isize pad[3]      # zeros before the input
-    isize cin
-    isize cout
-    isize K           # taps per channel
-    isize CK          # cin * K
-    isize P           # output positions
-
-
-cdef Geometry make_geometry(tuple size, tuple osize, tuple kernel, tuple stride, tuple pad,
-                            isize cin, isize cout):
-    cdef Geometry g
-    cdef int a
-    for a in range(3):
-        g.size[a] = size[a]
-        g.osize[a] = osize[a]
-        g.k[a] = kernel[a]
-        g.s[a] = stride[a]
-        g.pad[a] = pad[a]
-    g.cin = cin
-    g.cout = cout
-    g.K = g.k[0] * g.k[1] * g.k[2]
-    g.CK = cin * g.K
-    g.P = g.osize[0] * g.osize[1] * g.osize[2]
-    return g
-
-
 cdef void gather_segment(const floating* x, const Geometry* g, isize od, isize oh,
                          isize ow0, isize ow1, floating* col) noexcept nogil:
     """Patches of positions ``(od, oh, ow0..ow1)`` of one item: row-major ``(ow1 - ow0, CK)``."""
     cdef isize D = g.size[0], H = g.size[1], W = g.size[2]
-    cdef isize CK = g.CK, HW = H * W
+    cdef isize CK = g.ck, HW = H * W
     cdef isize ci, a, b, c, r, ow, iz, ih, iw
     cdef const floating* row
     r = 0
@@ -142,30 +101,20 @@ cdef isize chunk_items(isize n_items, isize per_item, isize workspace_bytes, isi
     return nb
 
 
-cdef int job_threads(int threads, isize work):
-    """One thread for jobs under about a million operations.
-
-    Waking a second thread costs microseconds on an idle machine and up to a
-    scheduler tick on a busy one.
-    """
-    return 1 if work < (1 << 20) else threads
-
-
 def local_forward(const floating[::1] x, const floating[::1] w, floating[::1] out,
                   const floating[::1] bias, int bias_mode, isize n_items, isize cin, isize cout,
                   tuple size, tuple osize, tuple kernel, tuple stride, tuple pad,
                   const isize[:, ::1] units, isize workspace_bytes):
     """out = local_conv(x, w) (+ bias): bias_mode 0 none, 1 per channel, 2 per position."""
-    cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
+    cdef Geometry g = make_geometry(kernel, stride, ONES, ONES, pad, size, osize, cin, cout, 1)
     cdef int threads = openmp.omp_get_max_threads()
-    threads = job_threads(threads, n_items * g.P * g.CK * g.cout)
+    threads = team_threads(units.shape[0], n_items * g.P * g.ck * g.cout)
     cdef isize seg = 1, u
     for u in range(units.shape[0]):
         seg = max(seg, units[u, 3] - units[u, 2])
-    cdef isize nb = chunk_items(n_items, seg * g.CK, workspace_bytes, sizeof(floating))
-    cdef isize ws_size = nb * seg * g.CK
-    workspace = np.empty(max(ws_size * threads, 1),
-                         dtype=np.float32 if floating is float else np.float64)
+    cdef isize nb = chunk_items(n_items, seg * g.ck, workspace_bytes, sizeof(floating))
+    cdef isize ws_size = nb * seg * g.ck
+    workspace = scratch_array(ws_size * threads, np.float32 if floating is float else np.float64)
     cdef floating[::1] ws = workspace
     cdef floating* wsp = &ws[0]
     cdef const floating* xp = &x[0]
@@ -190,11 +139,11 @@ def local_forward(const floating[::1] x, const floating[::1] w, floating[::1] ou
                 n1 = min(n0 + nb, n_items)
                 for nn in range(n0, n1):
                     gather_segment(xp + nn * cin * DHW, &g, od, oh, ow0, ow1,
-                                   col + (nn - n0) * L * g.CK)
+                                   col + (nn - n0) * L * g.ck)
                 for ow in range(ow0, ow1):
                     p = (od * g.osize[1] + oh) * g.osize[2] + ow
                     for co in range(cout):
-                        wrow = wp + (co * g.P + p) * g.CK
+                        wrow = wp + (co * g.P + p) * g.ck
                         if bias_mode == 1:
                             b = bp[co]
                         elif bias_mode == 2:
@@ -203,7 +152,7 @@ def local_forward(const floating[::1] x, const floating[::1] w, floating[::1] ou
                             b = 0
                         for nn in range(n0, n1):
                             op[(nn * cout + co) * g.P + p] = b + dot(
-                                col + ((nn - n0) * L + ow - ow0) * g.CK, wrow, g.CK)
+                                col + ((nn - n0) * L + ow - ow0) * g.ck, wrow, g.ck)
                 n0 = n1
 
 
@@ -212,16 +161,15 @@ def local_grad_weight(const floating[::1] x, const floating[::1] gy, floating[::
                       tuple kernel, tuple stride, tuple pad, const isize[:, ::1] units,
                       isize workspace_bytes):
     """gw[co, p, :] = sum_n gy[n, co, p] * col(n, p); ``gw`` must be zero on entry."""
-    cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
+    cdef Geometry g = make_geometry(kernel, stride, ONES, ONES, pad, size, osize, cin, cout, 1)
     cdef int threads = openmp.omp_get_max_threads()
-    threads = job_threads(threads, n_items * g.P * g.CK * g.cout)
+    threads = team_threads(units.shape[0], n_items * g.P * g.ck * g.cout)
     cdef isize seg = 1, u
     for u in range(units.shape[0]):
         seg = max(seg, units[u, 3] - units[u, 2])
-    cdef isize nb = chunk_items(n_items, seg * g.CK, workspace_bytes, sizeof(floating))
-    cdef isize ws_size = nb * seg * g.CK
-    workspace = np.empty(max(ws_size * threads, 1),
-                         dtype=np.float32 if floating is float else np.float64)
+    cdef isize nb = chunk_items(n_items, seg * g.ck, workspace_bytes, sizeof(floating))
+    cdef isize ws_size = nb * seg * g.ck
+    workspace = scratch_array(ws_size * threads, np.float32 if floating is float else np.float64)
     cdef floating[::1] ws = workspace
     cdef floating* wsp = &ws[0]
     cdef const floating* xp = &x[0]
@@ -244,14 +192,14 @@ def local_grad_weight(const floating[::1] x, const floating[::1] gy, floating[::
                 n1 = min(n0 + nb, n_items)
                 for nn in range(n0, n1):
                     gather_segment(xp + nn * cin * DHW, &g, od, oh, ow0, ow1,
-                                   col + (nn - n0) * L * g.CK)
+                                   col + (nn - n0) * L * g.ck)
                 for ow in range(ow0, ow1):
                     p = (od * g.osize[1] + oh) * g.osize[2] + ow
                     for co in range(cout):
-                        grow = gwp + (co * g.P + p) * g.CK
+                        grow = gwp + (co * g.P + p) * g.ck
                         for nn in range(n0, n1):
                             axpy(grow, gp[(nn * cout + co) * g.P + p],
-                                 col + ((nn - n0) * L + ow - ow0) * g.CK, g.CK)
+                                 col + ((nn - n0) * L + ow - ow0) * g.ck, g.ck)
                 n0 = n1
 
 
@@ -268,9 +216,8 @@ def local_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1
     scatter-adds never collide.  Each filter row is read once per chunk of
     items, as in the forward pass.
     """
-    cdef Geometry g = make_geometry(size, osize, kernel, stride, pad, cin, cout)
-    cdef int threads = openmp.omp_get_max_threads()
-    threads = job_threads(threads, n_items * g.P * g.CK * g.cout)
+    cdef Geometry g = make_geometry(kernel, stride, ONES, ONES, pad, size, osize, cin, cout, 1)
+    cdef int threads = team_threads(PARALLEL_MIN_WORK, n_items * g.P * g.ck * g.cout)
     cdef int axis = 2
     if g.osize[0] > 1:
         axis = 0
@@ -278,9 +225,8 @@ def local_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1
         axis = 1
     cdef isize B = (g.k[axis] + g.s[axis] - 1) // g.s[axis]
     cdef isize nblocks = (g.osize[axis] + B - 1) // B
-    cdef isize nb = chunk_items(n_items, g.CK, workspace_bytes, sizeof(floating))
-    workspace = np.empty(max(nb * g.CK * threads, 1),
-                         dtype=np.float32 if floating is float else np.float64)
+    cdef isize nb = chunk_items(n_items, g.ck, workspace_bytes, sizeof(floating))
+    workspace = scratch_array(nb * g.ck * threads, np.float32 if floating is float else np.float64)
     cdef floating[::1] ws = workspace
     cdef floating* wsp = &ws[0]
     cdef const floating* gp = &gy[0]
@@ -313,7 +259,7 @@ def local_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1
                 else:
                     lo2 = blk * B
                     hi2 = min(lo2 + B, g.osize[2])
-                gcol = wsp + threadid() * nb * g.CK
+                gcol = wsp + threadid() * nb * g.ck
                 for od in range(lo0, hi0):
                     for oh in range(lo1, hi1):
                         for ow in range(lo2, hi2):
@@ -321,14 +267,14 @@ def local_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1
                             n0 = 0
                             while n0 < n_items:
                                 n1 = min(n0 + nb, n_items)
-                                memset(gcol, 0, (n1 - n0) * g.CK * sizeof(floating))
+                                memset(gcol, 0, (n1 - n0) * g.ck * sizeof(floating))
                                 for co in range(cout):
-                                    wrow = wp + (co * g.P + p) * g.CK
+                                    wrow = wp + (co * g.P + p) * g.ck
                                     for nn in range(n0, n1):
-                                        axpy(gcol + (nn - n0) * g.CK,
-                                             gp[(nn * cout + co) * g.P + p], wrow, g.CK)
+                                        axpy(gcol + (nn - n0) * g.ck,
+                                             gp[(nn * cout + co) * g.P + p], wrow, g.ck)
                                 for nn in range(n0, n1):
-                                    src = gcol + (nn - n0) * g.CK
+                                    src = gcol + (nn - n0) * g.ck
                                     for ci in range(cin):
                                         plane = gxp + (nn * cin + ci) * DHW
                                         for a in range(g.k[0]):
@@ -367,7 +313,7 @@ def interleave_phases(const floating[::1] z, floating[::1] out, isize n_items, i
     cdef const floating* zp = &z[0]
     cdef floating* op = &out[0]
     cdef int threads = openmp.omp_get_max_threads()
-    threads = job_threads(threads, rows * Ow)
+    threads = team_threads(rows, rows * Ow)
     with nogil:
         for row in prange(rows, schedule="static", num_threads=threads):
             oh = row % Oh

@@ -1,4 +1,4 @@
-# cython: language_level=3
+# Pooling.
 """nogil pooling kernels (private: call them through :mod:`sigconv.functional.pooling`).
 
 Conventions
@@ -13,7 +13,7 @@ batch of differently sized ("ragged") items just has different rows, and
 each item's result equals what it gives alone.  1-D and 2-D data are 3-D
 with length-1 leading axes: there is one N-d code path.
 
-``geom`` holds 12 int64: kernel ``(kD, kH, kW)``, stride, padding (zeros
+``geom`` holds 12 integers: kernel ``(kD, kH, kW)``, stride, padding (zeros
 before each axis; the pooling ops pad symmetrically) and dilation.
 
 Work is split over ``(item, channel)`` planes with OpenMP ``prange``; one
@@ -31,17 +31,7 @@ CPU rule).
 The kernels trust their caller: shapes, geometry and index ranges are checked
 by the Python wrappers.
 """
-cimport cython
-from cython cimport floating
-from cython.parallel cimport prange
 from libc.math cimport INFINITY, fabs, fabsf, pow, powf, sqrt, sqrtf
-from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
-from libc.string cimport memset
-
-cimport openmp
-
-ctypedef int64_t i64
 
 # window-sum transform modes: 0 identity (average), 1 |x| (L1), 2 x^2 then square
 # root (L2), 3 |x|^p then p-th root (Lp)
@@ -51,22 +41,25 @@ ctypedef int64_t i64
 # small helpers
 # ----------------------------------------------------------------------------
 
-#: jobs touching fewer samples than this run on one thread: a parallel region
-#: costs more than it saves there, and on a busy machine waiting for the
-#: second thread to be scheduled can cost a whole time slice.
-PARALLEL_MIN_WORK = 1 << 15
+#: operations counted per sample a pooling kernel reads or writes, for the
+#: thread rule: jobs under about 32,000 samples run on one thread.
+OPS_PER_SAMPLE = 32
 
 
-cdef int _nthreads(i64 units, i64 work) noexcept:
-    cdef int n = openmp.omp_get_max_threads()
-    if work < PARALLEL_MIN_WORK or units < 2:
-        return 1
-    return n if n < units else <int>units
+cdef int pool_threads(isize units, isize samples) noexcept:
+    return team_threads(units, samples * OPS_PER_SAMPLE)
 
 
-cdef inline void _span(i64 t, i64 s, i64 n, i64 m, i64* lo, i64* hi) noexcept nogil:
+cdef Geometry pool_geometry(const isize[::1] geom):
+    """The window of a pooling call: ``geom`` is kernel, stride, padding, dilation (12 ints)."""
+    return make_geometry((geom[0], geom[1], geom[2]), (geom[3], geom[4], geom[5]),
+                         (geom[9], geom[10], geom[11]), ONES, (geom[6], geom[7], geom[8]),
+                         ZEROS, ZEROS, 1, 1, 1)
+
+
+cdef inline void _span(isize t, isize s, isize n, isize m, isize* lo, isize* hi) noexcept nogil:
     """Outputs ``o`` in ``[lo, hi)`` with ``0 <= o * s + t < n`` and ``o < m``."""
-    cdef i64 a = 0, b = 0
+    cdef isize a = 0, b = 0
     if t < 0:
         a = (-t + s - 1) // s
     if n - 1 - t >= 0:
@@ -146,14 +139,14 @@ cdef inline floating _dtr(floating v, int mode, floating p) noexcept nogil:
     return -_pow(-v, p - 1)
 
 
-cdef inline i64 _count(i64 o, i64 k, i64 s, i64 p, i64 d, i64 n, int divmode) noexcept nogil:
+cdef inline isize _count(isize o, isize k, isize s, isize p, isize d, isize n, int divmode) noexcept nogil:
     """Window taps counted by the divisor of average pooling along one axis.
 
     ``divmode`` 1 counts taps inside input plus padding (clipped at the end
     of the padding: PyTorch's ``count_include_pad=True``), 2 only taps inside
     the input (``count_include_pad=False``).
     """
-    cdef i64 lo = 0, hi = n, j, q, c = 0
+    cdef isize lo = 0, hi = n, j, q, c = 0
     if divmode == 1:
         lo = -p
         hi = n + p
@@ -164,20 +157,20 @@ cdef inline i64 _count(i64 o, i64 k, i64 s, i64 p, i64 d, i64 n, int divmode) no
     return c
 
 
-cdef inline i64 _first_valid(i64 od, i64 oh, i64 ow, i64 D, i64 H, i64 W,
-                             const i64* g) noexcept nogil:
+cdef inline isize _first_valid(isize od, isize oh, isize ow, isize D, isize H, isize W,
+                             const Geometry* g) noexcept nogil:
     """Flat index of the first in-input tap of a window in scan order, or -1."""
-    cdef i64 kd, kh, kw, a, b, c
-    for kd in range(g[0]):
-        a = od * g[3] - g[6] + kd * g[9]
+    cdef isize kd, kh, kw, a, b, c
+    for kd in range(g.k[0]):
+        a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
         if a < 0 or a >= D:
             continue
-        for kh in range(g[1]):
-            b = oh * g[4] - g[7] + kh * g[10]
+        for kh in range(g.k[1]):
+            b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
             if b < 0 or b >= H:
                 continue
-            for kw in range(g[2]):
-                c = ow * g[5] - g[8] + kw * g[11]
+            for kw in range(g.k[2]):
+                c = ow * g.s[2] - g.pad[2] + kw * g.dil[2]
                 if c >= 0 and c < W:
                     return (a * H + b) * W + c
     return -1
@@ -194,22 +187,14 @@ cdef inline i64 _first_valid(i64 od, i64 oh, i64 ow, i64 D, i64 H, i64 W,
 # over whole output rows with no bounds logic.
 # ----------------------------------------------------------------------------
 
-cdef inline i64 _tail(const i64* g, i64 W, i64 OW) noexcept nogil:
+cdef inline isize _tail(const Geometry* g, isize W, isize OW) noexcept nogil:
     """Samples needed after the W input samples by the last window's last tap."""
-    cdef i64 t = (OW - 1) * g[5] + (g[2] - 1) * g[11] - g[8] - W + 1
+    cdef isize t = (OW - 1) * g.s[2] + (g.k[2] - 1) * g.dil[2] - g.pad[2] - W + 1
     return t if t > 0 else 0
 
 
-cdef i64 _max_col(const i64[:, ::1] tab, int col):
-    cdef i64 n, m = 1
-    for n in range(tab.shape[0]):
-        if tab[n, col] > m:
-            m = tab[n, col]
-    return m
-
-
-cdef inline void _fill(floating* a, i64 n, floating v) noexcept nogil:
-    cdef i64 i
+cdef inline void _fill(floating* a, isize n, floating v) noexcept nogil:
+    cdef isize i
     for i in range(n):
         a[i] = v
 
@@ -223,10 +208,10 @@ cdef inline floating _mx(floating a, floating v) noexcept nogil:
     return v if ((v > a) | (v != v)) else a
 
 
-cdef inline void _max_row(floating* acc, const floating* src, i64 t, i64 lo, i64 hi,
-                          i64 s) noexcept nogil:
+cdef inline void _max_row(floating* acc, const floating* src, isize t, isize lo, isize hi,
+                          isize s) noexcept nogil:
     """acc[o] = max(acc[o], src[o*s + t]) for o in [lo, hi), NaN-propagating."""
-    cdef i64 o
+    cdef isize o
     if s == 1:
         for o in range(lo, hi):
             acc[o] = _mx(acc[o], src[o + t])
@@ -238,10 +223,10 @@ cdef inline void _max_row(floating* acc, const floating* src, i64 t, i64 lo, i64
             acc[o] = _mx(acc[o], src[o * s + t])
 
 
-cdef inline void _copy_row(floating* acc, const floating* src, i64 t, i64 n,
-                           i64 s) noexcept nogil:
+cdef inline void _copy_row(floating* acc, const floating* src, isize t, isize n,
+                           isize s) noexcept nogil:
     """acc[o] = src[o*s + t] for o in [0, n)."""
-    cdef i64 o
+    cdef isize o
     if s == 1:
         for o in range(n):
             acc[o] = src[o + t]
@@ -253,10 +238,10 @@ cdef inline void _copy_row(floating* acc, const floating* src, i64 t, i64 n,
             acc[o] = src[o * s + t]
 
 
-cdef inline void _max_row_idx(floating* acc, i64* idx, const floating* src, i64 t,
-                              i64 lo, i64 hi, i64 s, i64 base) noexcept nogil:
+cdef inline void _max_row_idx(floating* acc, isize* idx, const floating* src, isize t,
+                              isize lo, isize hi, isize s, isize base) noexcept nogil:
     """As :func:`_max_row`, also recording the flat plane index ``base + o*s + t``."""
-    cdef i64 o, q
+    cdef isize o, q
     cdef floating a, v
     cdef bint c
     for o in range(lo, hi):
@@ -268,15 +253,15 @@ cdef inline void _max_row_idx(floating* acc, i64* idx, const floating* src, i64 
         idx[o] = base + q if c else idx[o]
 
 
-cdef void _max_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
-                     i64 OD, i64 OH, i64 OW, const i64* g, floating* tmp) noexcept nogil:
+cdef void _max_plane(const floating* xp, floating* op, isize D, isize H, isize W,
+                     isize OD, isize OH, isize OW, const Geometry* g, floating* tmp) noexcept nogil:
     """Values only, separably (the maximum of a set does not depend on the
     order it is taken in, NaN included; only the argmax needs scan order).
 
     ``tmp`` has ``pW + W + _tail`` samples; the padding is set here.
     """
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, rows, i
-    cdef i64 sW = g[5], dW = g[11], pW = g[8], kW = g[2]
+    cdef isize od, oh, ow, kd, kh, kw, a, b, rows, i
+    cdef isize sW = g.s[2], dW = g.dil[2], pW = g.pad[2], kW = g.k[2]
     cdef floating* orow
     cdef floating* row = tmp + pW
     cdef const floating* src
@@ -287,12 +272,12 @@ cdef void _max_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
         for oh in range(OH):
             orow = op + (od * OH + oh) * OW
             rows = 0
-            for kd in range(g[0]):
-                a = od * g[3] - g[6] + kd * g[9]
+            for kd in range(g.k[0]):
+                a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
                 if a < 0 or a >= D:
                     continue
-                for kh in range(g[1]):
-                    b = oh * g[4] - g[7] + kh * g[10]
+                for kh in range(g.k[1]):
+                    b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
                     if b < 0 or b >= H:
                         continue
                     src = xp + (a * H + b) * W
@@ -314,16 +299,16 @@ cdef void _max_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
                     _max_row(orow, row, kw * dW - pW, 0, OW, sW)
 
 
-cdef void _max_plane_idx(const floating* xp, floating* op, i64* ip, i64 D, i64 H, i64 W,
-                         i64 OD, i64 OH, i64 OW, const i64* g, i64* sp) noexcept nogil:
+cdef void _max_plane_idx(const floating* xp, floating* op, isize* ip, isize D, isize H, isize W,
+                         isize OD, isize OH, isize OW, const Geometry* g, isize* sp) noexcept nogil:
     """Values and argmax, tap by tap in window scan order (the tie rule needs the order)."""
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, r
+    cdef isize od, oh, ow, kd, kh, kw, a, b, r
     cdef floating* orow
-    cdef i64* irow
+    cdef isize* irow
     cdef const floating* src
     cdef floating ninf = -INFINITY
-    for kw in range(g[2]):
-        _span(kw * g[11] - g[8], g[5], W, OW, &sp[2 * kw], &sp[2 * kw + 1])
+    for kw in range(g.k[2]):
+        _span(kw * g.dil[2] - g.pad[2], g.s[2], W, OW, &sp[2 * kw], &sp[2 * kw + 1])
     for od in range(OD):
         for oh in range(OH):
             r = (od * OH + oh) * OW
@@ -332,59 +317,70 @@ cdef void _max_plane_idx(const floating* xp, floating* op, i64* ip, i64 D, i64 H
             for ow in range(OW):
                 orow[ow] = ninf
                 irow[ow] = -1
-            for kd in range(g[0]):
-                a = od * g[3] - g[6] + kd * g[9]
+            for kd in range(g.k[0]):
+                a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
                 if a < 0 or a >= D:
                     continue
-                for kh in range(g[1]):
-                    b = oh * g[4] - g[7] + kh * g[10]
+                for kh in range(g.k[1]):
+                    b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
                     if b < 0 or b >= H:
                         continue
                     src = xp + (a * H + b) * W
-                    for kw in range(g[2]):
-                        _max_row_idx(orow, irow, src, kw * g[11] - g[8], sp[2 * kw],
-                                     sp[2 * kw + 1], g[5], (a * H + b) * W)
+                    for kw in range(g.k[2]):
+                        _max_row_idx(orow, irow, src, kw * g.dil[2] - g.pad[2], sp[2 * kw],
+                                     sp[2 * kw + 1], g.s[2], (a * H + b) * W)
             # a window whose samples are all -inf keeps its first sample
             for ow in range(OW):
                 if irow[ow] < 0:
                     irow[ow] = _first_valid(od, oh, ow, D, H, W, g)
 
 
-def max_pool_forward(const floating[::1] x, const i64[:, ::1] itab,
-                     floating[::1] out, i64[::1] idx, const i64[:, ::1] otab,
-                     i64 C, const i64[::1] geom, bint want_idx):
+def max_pool_forward(const floating[::1] x, const isize[:, ::1] itab,
+                     floating[::1] out, isize[::1] idx, const isize[:, ::1] otab,
+                     isize C, const isize[::1] geom, bint want_idx):
     """Max pooling of every (item, channel) plane; ``idx`` is written when ``want_idx``."""
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
+    cdef isize units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
-    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
+    cdef int nt = pool_threads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
-    cdef i64* ip = &idx[0] if want_idx else NULL
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
-    cdef const i64* g = &geom[0]
-    cdef i64* sp
+    cdef isize* ip = &idx[0] if want_idx else NULL
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
+    cdef Geometry geo = pool_geometry(geom)
+    cdef const Geometry* g = &geo
+    cdef isize* sp
     cdef floating* tmp
+    cdef isize missing = 0
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
+        isz = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
         if want_idx:
-            sp = <i64*>malloc(2 * g[2] * sizeof(i64))
-            _max_plane_idx(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
-                           ip + ot[4 * n] + c * osz,
-                           it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                           ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g, sp)
+            sp = <isize*>try_alloc(2 * g.k[2], sizeof(isize))
+            if sp == NULL:
+                missing += 1
+                continue
+            _max_plane_idx(xp + it[POOL_COLS * n + X_OFF] + c * isz, op + ot[POOL_COLS * n + X_OFF] + c * osz,
+                           ip + ot[POOL_COLS * n + X_OFF] + c * osz,
+                           it[POOL_COLS * n + X_D], it[POOL_COLS * n + X_H], it[POOL_COLS * n + X_W],
+                           ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], ot[POOL_COLS * n + X_W], g, sp)
             free(sp)
         else:
-            tmp = <floating*>malloc((g[8] + it[4 * n + 3] + _tail(g, it[4 * n + 3], ot[4 * n + 3]))
-                                    * sizeof(floating))
-            _max_plane(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
-                       it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                       ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], g, tmp)
+            tmp = <floating*>try_alloc(g.pad[2] + it[POOL_COLS * n + X_W]
+                                       + _tail(g, it[POOL_COLS * n + X_W], ot[POOL_COLS * n + X_W]),
+                                       sizeof(floating))
+            if tmp == NULL:
+                missing += 1
+                continue
+            _max_plane(xp + it[POOL_COLS * n + X_OFF] + c * isz, op + ot[POOL_COLS * n + X_OFF] + c * osz,
+                       it[POOL_COLS * n + X_D], it[POOL_COLS * n + X_H], it[POOL_COLS * n + X_W],
+                       ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], ot[POOL_COLS * n + X_W], g, tmp)
             free(tmp)
+    if missing:
+        raise_no_memory("a padded input row", g.pad[2] + itab[0, X_W], sizeof(floating))
 
 
 # ----------------------------------------------------------------------------
@@ -394,10 +390,10 @@ def max_pool_forward(const floating[::1] x, const i64[:, ::1] itab,
 # (all ones for average and Lp pooling); see "per-plane scratch space".
 # ----------------------------------------------------------------------------
 
-cdef inline void _acc_row(floating* acc, const floating* src, i64 n, floating wt,
+cdef inline void _acc_row(floating* acc, const floating* src, isize n, floating wt,
                           int mode, floating p, bint first) noexcept nogil:
     """acc[i] (+)= wt * tr(src[i]) for i in [0, n); ``first`` assigns instead of adding."""
-    cdef i64 i
+    cdef isize i
     cdef floating v
     if first:
         if mode == 0:
@@ -423,10 +419,10 @@ cdef inline void _acc_row(floating* acc, const floating* src, i64 n, floating wt
                 acc[i] += wt * _tr(src[i], mode, p)
 
 
-cdef inline void _sum_row(floating* acc, const floating* src, i64 t, i64 n,
-                          i64 s, floating wt) noexcept nogil:
+cdef inline void _sum_row(floating* acc, const floating* src, isize t, isize n,
+                          isize s, floating wt) noexcept nogil:
     """acc[o] += wt * src[o*s + t] for o in [0, n)."""
-    cdef i64 o
+    cdef isize o
     if s == 1:
         for o in range(n):
             acc[o] += wt * src[o + t]
@@ -438,19 +434,19 @@ cdef inline void _sum_row(floating* acc, const floating* src, i64 t, i64 n,
             acc[o] += wt * src[o * s + t]
 
 
-cdef inline void _counts(floating* cw, const i64* g, i64 W, i64 OW, int divmode) noexcept nogil:
-    cdef i64 ow
+cdef inline void _counts(floating* cw, const Geometry* g, isize W, isize OW, int divmode) noexcept nogil:
+    cdef isize ow
     for ow in range(OW):
-        cw[ow] = _count(ow, g[2], g[5], g[8], g[11], W, divmode)
+        cw[ow] = _count(ow, g.k[2], g.s[2], g.pad[2], g.dil[2], W, divmode)
 
 
-cdef void _sum_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
-                     i64 OD, i64 OH, i64 OW, const i64* g, const floating* w,
+cdef void _sum_plane(const floating* xp, floating* op, isize D, isize H, isize W,
+                     isize OD, isize OH, isize OW, const Geometry* g, const floating* w,
                      int divmode, int mode, floating p, floating* tmp,
                      floating* cw) noexcept nogil:
     """``tmp`` has ``pW + W + _tail`` samples, ``cw`` OW."""
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, cd, ch, rows
-    cdef i64 sW = g[5], dW = g[11], pW = g[8], kW = g[2]
+    cdef isize od, oh, ow, kd, kh, kw, a, b, cd, ch, rows
+    cdef isize sW = g.s[2], dW = g.dil[2], pW = g.pad[2], kW = g.k[2]
     cdef floating* orow
     cdef floating* row = tmp + pW
     cdef floating wt = 1, f
@@ -459,20 +455,20 @@ cdef void _sum_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
     if divmode:
         _counts(cw, g, W, OW, divmode)
     for od in range(OD):
-        cd = _count(od, g[0], g[3], g[6], g[9], D, divmode) if divmode else 1
+        cd = _count(od, g.k[0], g.s[0], g.pad[0], g.dil[0], D, divmode) if divmode else 1
         for oh in range(OH):
-            ch = _count(oh, g[1], g[4], g[7], g[10], H, divmode) if divmode else 1
+            ch = _count(oh, g.k[1], g.s[1], g.pad[1], g.dil[1], H, divmode) if divmode else 1
             rows = 0
-            for kd in range(g[0]):
-                a = od * g[3] - g[6] + kd * g[9]
+            for kd in range(g.k[0]):
+                a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
                 if a < 0 or a >= D:
                     continue
-                for kh in range(g[1]):
-                    b = oh * g[4] - g[7] + kh * g[10]
+                for kh in range(g.k[1]):
+                    b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
                     if b < 0 or b >= H:
                         continue
                     if w != NULL:
-                        wt = w[kd] * w[g[0] + kh]
+                        wt = w[kd] * w[g.k[0] + kh]
                     _acc_row(row, xp + (a * H + b) * W, W, wt, mode, p, rows == 0)
                     rows += 1
             if rows == 0:
@@ -483,14 +479,14 @@ cdef void _sum_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
                     orow[ow] = row[2 * ow - pW] + row[2 * ow + 1 - pW]
             else:
                 if w != NULL:
-                    wt = w[g[0] + g[1]]
+                    wt = w[g.k[0] + g.k[1]]
                 _copy_row(orow, row, -pW, OW, sW)
                 if wt != 1:
                     for ow in range(OW):
                         orow[ow] = wt * orow[ow]
                 for kw in range(1, kW):
                     if w != NULL:
-                        wt = w[g[0] + g[1] + kw]
+                        wt = w[g.k[0] + g.k[1] + kw]
                     _sum_row(orow, row, kw * dW - pW, OW, sW, wt)
             if divmode:
                 f = <floating>(cd * ch)
@@ -504,9 +500,9 @@ cdef void _sum_plane(const floating* xp, floating* op, i64 D, i64 H, i64 W,
                     orow[ow] = _finish(orow[ow], mode, p)
 
 
-def window_sum_forward(const floating[::1] x, const i64[:, ::1] itab,
-                       floating[::1] out, const i64[:, ::1] otab, i64 C,
-                       const i64[::1] geom, const floating[::1] weights,
+def window_sum_forward(const floating[::1] x, const isize[:, ::1] itab,
+                       floating[::1] out, const isize[:, ::1] otab, isize C,
+                       const isize[::1] geom, const floating[::1] weights,
                        int divmode, int mode, double p):
     """``out = finish(scale * sum_taps w[tap] * tr(x))`` over every window.
 
@@ -515,37 +511,44 @@ def window_sum_forward(const floating[::1] x, const i64[:, ::1] itab,
     (no divisor), 1 (count_include_pad), 2 (exclude pad); ``mode`` 0 identity,
     1 |x|, 2 x^2 and square root, 3 |x|^p and p-th root.
     """
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
+    cdef isize units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
     if units == 0:
         return
-    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
+    cdef int nt = pool_threads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
     cdef const floating* wp = &weights[0] if weights.shape[0] > 0 else NULL
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
-    cdef const i64* g = &geom[0]
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
+    cdef Geometry geo = pool_geometry(geom)
+    cdef const Geometry* g = &geo
     cdef floating pp = <floating>p
     cdef floating* buf
+    cdef isize missing = 0
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        W = it[4 * n + 3]
-        OW = ot[4 * n + 3]
-        Wp = g[8] + W + _tail(g, W, OW)
-        buf = <floating*>malloc((Wp + OW) * sizeof(floating))
-        _sum_plane(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
-                   it[4 * n + 1], it[4 * n + 2], W, ot[4 * n + 1], ot[4 * n + 2], OW,
+        isz = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
+        W = it[POOL_COLS * n + X_W]
+        OW = ot[POOL_COLS * n + X_W]
+        Wp = g.pad[2] + W + _tail(g, W, OW)
+        buf = <floating*>try_alloc(Wp + OW, sizeof(floating))
+        if buf == NULL:
+            missing += 1
+            continue
+        _sum_plane(xp + it[POOL_COLS * n + X_OFF] + c * isz, op + ot[POOL_COLS * n + X_OFF] + c * osz,
+                   it[POOL_COLS * n + X_D], it[POOL_COLS * n + X_H], W, ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], OW,
                    g, wp, divmode, mode, pp, buf, buf + Wp)
         free(buf)
+    if missing:
+        raise_no_memory("a padded input row", g.pad[2] + itab[0, X_W], sizeof(floating))
 
 
-cdef inline void _scatter_row(floating* dst, const floating* c, i64 t, i64 n,
-                              i64 s, floating wt) noexcept nogil:
+cdef inline void _scatter_row(floating* dst, const floating* c, isize t, isize n,
+                              isize s, floating wt) noexcept nogil:
     """dst[o*s + t] += wt * c[o] for o in [0, n)."""
-    cdef i64 o
+    cdef isize o
     if s == 1:
         for o in range(n):
             dst[o + t] += wt * c[o]
@@ -558,13 +561,13 @@ cdef inline void _scatter_row(floating* dst, const floating* c, i64 t, i64 n,
 
 
 cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating* xp,
-                              const floating* op, i64 D, i64 H, i64 W,
-                              i64 OD, i64 OH, i64 OW, const i64* g, const floating* w,
+                              const floating* op, isize D, isize H, isize W,
+                              isize OD, isize OH, isize OW, const Geometry* g, const floating* w,
                               int divmode, int mode, floating p, floating* tmp,
                               floating* cw, floating* crow) noexcept nogil:
     """The transpose of :func:`_sum_plane`: spread along W into ``tmp``, then onto the rows."""
-    cdef i64 od, oh, ow, kd, kh, kw, a, b, cd, ch, r, i, Wp
-    cdef i64 sW = g[5], dW = g[11], pW = g[8]
+    cdef isize od, oh, ow, kd, kh, kw, a, b, cd, ch, r, i, Wp
+    cdef isize sW = g.s[2], dW = g.dil[2], pW = g.pad[2]
     cdef const floating* grow
     cdef floating* dst
     cdef floating* row = tmp + pW
@@ -574,9 +577,9 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
     if divmode:
         _counts(cw, g, W, OW, divmode)
     for od in range(OD):
-        cd = _count(od, g[0], g[3], g[6], g[9], D, divmode) if divmode else 1
+        cd = _count(od, g.k[0], g.s[0], g.pad[0], g.dil[0], D, divmode) if divmode else 1
         for oh in range(OH):
-            ch = _count(oh, g[1], g[4], g[7], g[10], H, divmode) if divmode else 1
+            ch = _count(oh, g.k[1], g.s[1], g.pad[1], g.dil[1], H, divmode) if divmode else 1
             r = (od * OH + oh) * OW
             grow = gp + r
             if divmode:
@@ -590,19 +593,19 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
                 for ow in range(OW):
                     crow[ow] = grow[ow] * _dfinish(op[r + ow], mode, p)
             _fill(tmp, Wp, <floating>0)
-            for kw in range(g[2]):
+            for kw in range(g.k[2]):
                 if w != NULL:
-                    wt = w[g[0] + g[1] + kw]
+                    wt = w[g.k[0] + g.k[1] + kw]
                 _scatter_row(row, crow, kw * dW - pW, OW, sW, wt)
-            for kd in range(g[0]):
-                a = od * g[3] - g[6] + kd * g[9]
+            for kd in range(g.k[0]):
+                a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
                 if a < 0 or a >= D:
                     continue
-                for kh in range(g[1]):
-                    b = oh * g[4] - g[7] + kh * g[10]
+                for kh in range(g.k[1]):
+                    b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
                     if b < 0 or b >= H:
                         continue
-                    wt = w[kd] * w[g[0] + kh] if w != NULL else 1
+                    wt = w[kd] * w[g.k[0] + kh] if w != NULL else 1
                     dst = gip + (a * H + b) * W
                     for i in range(W):
                         dst[i] += wt * row[i]
@@ -611,9 +614,9 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
             gip[i] = gip[i] * _dtr(xp[i], mode, p)
 
 
-def window_sum_backward(const floating[::1] gout, const i64[:, ::1] otab,
-                        floating[::1] gin, const i64[:, ::1] itab, i64 C,
-                        const i64[::1] geom, const floating[::1] weights,
+def window_sum_backward(const floating[::1] gout, const isize[:, ::1] otab,
+                        floating[::1] gin, const isize[:, ::1] itab, isize C,
+                        const isize[::1] geom, const floating[::1] weights,
                         int divmode, int mode, double p,
                         const floating[::1] x, const floating[::1] out):
     """Gradient of :func:`window_sum_forward` with respect to its input.
@@ -621,54 +624,61 @@ def window_sum_backward(const floating[::1] gout, const i64[:, ::1] otab,
     ``x`` and ``out`` (the forward input and output) are read only for the
     Lp modes (1-3); pass empty arrays otherwise.
     """
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
+    cdef isize units = itab.shape[0] * C, u, n, c, isz, osz, W, OW, Wp
     if units == 0:
         return
-    cdef int nt = _nthreads(units, gout.shape[0] + gin.shape[0])
+    cdef int nt = pool_threads(units, gout.shape[0] + gin.shape[0])
     cdef const floating* gp = &gout[0]
     cdef floating* gip = &gin[0]
     cdef const floating* xp = &x[0] if mode != 0 else NULL
     cdef const floating* op = &out[0] if mode != 0 else NULL
     cdef const floating* wp = &weights[0] if weights.shape[0] > 0 else NULL
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
-    cdef const i64* g = &geom[0]
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
+    cdef Geometry geo = pool_geometry(geom)
+    cdef const Geometry* g = &geo
     cdef floating pp = <floating>p
     cdef floating* buf
+    cdef isize missing = 0
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        W = it[4 * n + 3]
-        OW = ot[4 * n + 3]
-        Wp = g[8] + W + _tail(g, W, OW)
-        buf = <floating*>malloc((Wp + 2 * OW) * sizeof(floating))
-        _sum_plane_backward(gp + ot[4 * n] + c * osz, gip + it[4 * n] + c * isz,
-                            (xp + it[4 * n] + c * isz) if mode != 0 else NULL,
-                            (op + ot[4 * n] + c * osz) if mode != 0 else NULL,
-                            it[4 * n + 1], it[4 * n + 2], W, ot[4 * n + 1], ot[4 * n + 2], OW,
+        isz = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
+        W = it[POOL_COLS * n + X_W]
+        OW = ot[POOL_COLS * n + X_W]
+        Wp = g.pad[2] + W + _tail(g, W, OW)
+        buf = <floating*>try_alloc(Wp + 2 * OW, sizeof(floating))
+        if buf == NULL:
+            missing += 1
+            continue
+        _sum_plane_backward(gp + ot[POOL_COLS * n + X_OFF] + c * osz, gip + it[POOL_COLS * n + X_OFF] + c * isz,
+                            (xp + it[POOL_COLS * n + X_OFF] + c * isz) if mode != 0 else NULL,
+                            (op + ot[POOL_COLS * n + X_OFF] + c * osz) if mode != 0 else NULL,
+                            it[POOL_COLS * n + X_D], it[POOL_COLS * n + X_H], W, ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], OW,
                             g, wp, divmode, mode, pp, buf, buf + Wp, buf + Wp + OW)
         free(buf)
+    if missing:
+        raise_no_memory("a padded input row", g.pad[2] + itab[0, X_W], sizeof(floating))
 
 
 # ----------------------------------------------------------------------------
 # adaptive pooling: window i of m over n samples is [floor(i n / m), ceil((i+1) n / m))
 # ----------------------------------------------------------------------------
 
-cdef inline i64 _astart(i64 i, i64 n, i64 m) noexcept nogil:
+cdef inline isize _astart(isize i, isize n, isize m) noexcept nogil:
     return (i * n) // m
 
 
-cdef inline i64 _aend(i64 i, i64 n, i64 m) noexcept nogil:
+cdef inline isize _aend(isize i, isize n, isize m) noexcept nogil:
     return ((i + 1) * n + m - 1) // m
 
 
-cdef inline double _sum_span(const floating* a, i64 n, int mode, floating p) noexcept nogil:
+cdef inline double _sum_span(const floating* a, isize n, int mode, floating p) noexcept nogil:
     """sum tr(a[i]) over [0, n) in double, with eight partial sums (vectorised)."""
     cdef double part[8]
     cdef double s = 0
-    cdef i64 i = 0, j
+    cdef isize i = 0, j
     for j in range(8):
         part[j] = 0
     if mode == 0:
@@ -694,10 +704,10 @@ cdef inline double _sum_span(const floating* a, i64 n, int mode, floating p) noe
     return s
 
 
-cdef inline floating _max_span(const floating* a, i64 n, floating m) noexcept nogil:
+cdef inline floating _max_span(const floating* a, isize n, floating m) noexcept nogil:
     """The running maximum ``m`` after a[0:n], NaN-propagating (value only), vectorised."""
     cdef floating part[8]
-    cdef i64 i = 0, j
+    cdef isize i = 0, j
     if n >= 8:
         for j in range(8):
             part[j] = a[j]
@@ -714,15 +724,15 @@ cdef inline floating _max_span(const floating* a, i64 n, floating m) noexcept no
     return m
 
 
-cdef void _adaptive_plane(const floating* xp, floating* op, i64* ip, bint want_idx,
-                          i64 D, i64 H, i64 W, i64 OD, i64 OH, i64 OW,
+cdef void _adaptive_plane(const floating* xp, floating* op, isize* ip, bint want_idx,
+                          isize D, isize H, isize W, isize OD, isize OH, isize OW,
                           int kind, int mode, floating p) noexcept nogil:
     """kind 0: average, 1: maximum, 2: Lp (``mode`` as in the window sums).
 
     A window is swept as contiguous spans: one per (depth, row), or one per
     depth when it covers whole rows (as global pooling does).
     """
-    cdef i64 od, oh, ow, d0, d1, h0, h1, w0, w1, a, b, q, mi, r, nb, span
+    cdef isize od, oh, ow, d0, d1, h0, h1, w0, w1, a, b, q, mi, r, nb, span
     cdef floating m, v
     cdef double s
     for od in range(OD):
@@ -771,37 +781,37 @@ cdef void _adaptive_plane(const floating* xp, floating* op, i64* ip, bint want_i
                         op[r + ow] = _finish(<floating>s, mode, p)
 
 
-def adaptive_forward(const floating[::1] x, const i64[:, ::1] itab,
-                     floating[::1] out, i64[::1] idx, const i64[:, ::1] otab,
-                     i64 C, int kind, int mode, double p, bint want_idx):
+def adaptive_forward(const floating[::1] x, const isize[:, ::1] itab,
+                     floating[::1] out, isize[::1] idx, const isize[:, ::1] otab,
+                     isize C, int kind, int mode, double p, bint want_idx):
     """Adaptive pooling (kind 0 average, 1 maximum, 2 Lp) of every plane."""
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
+    cdef isize units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
-    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
+    cdef int nt = pool_threads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
-    cdef i64* ip = &idx[0] if want_idx else NULL
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
+    cdef isize* ip = &idx[0] if want_idx else NULL
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
     cdef floating pp = <floating>p
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        _adaptive_plane(xp + it[4 * n] + c * isz, op + ot[4 * n] + c * osz,
-                        (ip + ot[4 * n] + c * osz) if want_idx else NULL, want_idx,
-                        it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                        ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], kind, mode, pp)
+        isz = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
+        _adaptive_plane(xp + it[POOL_COLS * n + X_OFF] + c * isz, op + ot[POOL_COLS * n + X_OFF] + c * osz,
+                        (ip + ot[POOL_COLS * n + X_OFF] + c * osz) if want_idx else NULL, want_idx,
+                        it[POOL_COLS * n + X_D], it[POOL_COLS * n + X_H], it[POOL_COLS * n + X_W],
+                        ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], ot[POOL_COLS * n + X_W], kind, mode, pp)
 
 
 cdef void _adaptive_plane_backward(const floating* gp, floating* gip, const floating* xp,
-                                   const floating* op, i64 D, i64 H, i64 W,
-                                   i64 OD, i64 OH, i64 OW, int kind, int mode,
+                                   const floating* op, isize D, isize H, isize W,
+                                   isize OD, isize OH, isize OW, int kind, int mode,
                                    floating p) noexcept nogil:
     """Gradient of the average (kind 0) and Lp (kind 2) adaptive pools."""
-    cdef i64 od, oh, ow, d0, d1, h0, h1, w0, w1, a, b, q, r, i
+    cdef isize od, oh, ow, d0, d1, h0, h1, w0, w1, a, b, q, r, i
     cdef floating c
     memset(gip, 0, D * H * W * sizeof(floating))
     for od in range(OD):
@@ -827,43 +837,43 @@ cdef void _adaptive_plane_backward(const floating* gp, floating* gip, const floa
             gip[i] = gip[i] * _dtr(xp[i], mode, p)
 
 
-def adaptive_backward(const floating[::1] gout, const i64[:, ::1] otab,
-                      floating[::1] gin, const i64[:, ::1] itab, i64 C,
+def adaptive_backward(const floating[::1] gout, const isize[:, ::1] otab,
+                      floating[::1] gin, const isize[:, ::1] itab, isize C,
                       int kind, int mode, double p,
                       const floating[::1] x, const floating[::1] out):
     """Gradient of :func:`adaptive_forward` for kind 0 (average) and 2 (Lp).
 
     The maximum's gradient is :func:`index_scatter` with the argmax indices.
     """
-    cdef i64 units = itab.shape[0] * C, u, n, c, isz, osz
+    cdef isize units = itab.shape[0] * C, u, n, c, isz, osz
     if units == 0:
         return
-    cdef int nt = _nthreads(units, gout.shape[0] + gin.shape[0])
+    cdef int nt = pool_threads(units, gout.shape[0] + gin.shape[0])
     cdef const floating* gp = &gout[0]
     cdef floating* gip = &gin[0]
     cdef const floating* xp = &x[0] if kind != 0 else NULL
     cdef const floating* op = &out[0] if kind != 0 else NULL
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
     cdef floating pp = <floating>p
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        isz = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        osz = ot[4 * n + 1] * ot[4 * n + 2] * ot[4 * n + 3]
-        _adaptive_plane_backward(gp + ot[4 * n] + c * osz, gip + it[4 * n] + c * isz,
-                                 (xp + it[4 * n] + c * isz) if kind != 0 else NULL,
-                                 (op + ot[4 * n] + c * osz) if kind != 0 else NULL,
-                                 it[4 * n + 1], it[4 * n + 2], it[4 * n + 3],
-                                 ot[4 * n + 1], ot[4 * n + 2], ot[4 * n + 3], kind, mode, pp)
+        isz = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
+        _adaptive_plane_backward(gp + ot[POOL_COLS * n + X_OFF] + c * osz, gip + it[POOL_COLS * n + X_OFF] + c * isz,
+                                 (xp + it[POOL_COLS * n + X_OFF] + c * isz) if kind != 0 else NULL,
+                                 (op + ot[POOL_COLS * n + X_OFF] + c * osz) if kind != 0 else NULL,
+                                 it[POOL_COLS * n + X_D], it[POOL_COLS * n + X_H], it[POOL_COLS * n + X_W],
+                                 ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], ot[POOL_COLS * n + X_W], kind, mode, pp)
 
 
 # ----------------------------------------------------------------------------
 # index scatter / gather: max pooling backward, max unpooling and its backward
 # ----------------------------------------------------------------------------
 
-def index_scatter(const floating[::1] src, const i64[::1] idx, const i64[:, ::1] stab,
-                  floating[::1] dst, const i64[:, ::1] dtab, i64 C, bint accumulate):
+def index_scatter(const floating[::1] src, const isize[::1] idx, const isize[:, ::1] stab,
+                  floating[::1] dst, const isize[:, ::1] dtab, isize C, bint accumulate):
     """Per plane: zero ``dst``, then ``dst[idx[j]] (+)= src[j]`` (negative indices skipped).
 
     ``idx`` is laid out like ``src`` (table ``stab``) and holds flat indices
@@ -871,26 +881,26 @@ def index_scatter(const floating[::1] src, const i64[::1] idx, const i64[:, ::1]
     repeated indices add up (max pooling's gradient); without, the last write
     wins (max unpooling).
     """
-    cdef i64 units = stab.shape[0] * C, u, n, c, ssz, dsz, j, q
+    cdef isize units = stab.shape[0] * C, u, n, c, ssz, dsz, j, q
     if units == 0:
         return
-    cdef int nt = _nthreads(units, src.shape[0] + dst.shape[0])
+    cdef int nt = pool_threads(units, src.shape[0] + dst.shape[0])
     cdef const floating* sp = &src[0]
-    cdef const i64* ip = &idx[0]
+    cdef const isize* ip = &idx[0]
     cdef floating* dp = &dst[0]
-    cdef const i64* st = &stab[0, 0]
-    cdef const i64* dt = &dtab[0, 0]
+    cdef const isize* st = &stab[0, 0]
+    cdef const isize* dt = &dtab[0, 0]
     cdef const floating* s
-    cdef const i64* ii
+    cdef const isize* ii
     cdef floating* d
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        ssz = st[4 * n + 1] * st[4 * n + 2] * st[4 * n + 3]
-        dsz = dt[4 * n + 1] * dt[4 * n + 2] * dt[4 * n + 3]
-        s = sp + st[4 * n] + c * ssz
-        ii = ip + st[4 * n] + c * ssz
-        d = dp + dt[4 * n] + c * dsz
+        ssz = st[POOL_COLS * n + X_D] * st[POOL_COLS * n + X_H] * st[POOL_COLS * n + X_W]
+        dsz = dt[POOL_COLS * n + X_D] * dt[POOL_COLS * n + X_H] * dt[POOL_COLS * n + X_W]
+        s = sp + st[POOL_COLS * n + X_OFF] + c * ssz
+        ii = ip + st[POOL_COLS * n + X_OFF] + c * ssz
+        d = dp + dt[POOL_COLS * n + X_OFF] + c * dsz
         memset(d, 0, dsz * sizeof(floating))
         if accumulate:
             for j in range(ssz):
@@ -904,29 +914,29 @@ def index_scatter(const floating[::1] src, const i64[::1] idx, const i64[:, ::1]
                     d[q] = s[j]
 
 
-def index_gather(const floating[::1] src, const i64[:, ::1] stab, const i64[::1] idx,
-                 floating[::1] dst, const i64[:, ::1] dtab, i64 C):
+def index_gather(const floating[::1] src, const isize[:, ::1] stab, const isize[::1] idx,
+                 floating[::1] dst, const isize[:, ::1] dtab, isize C):
     """Per plane: ``dst[j] = src[idx[j]]`` (0 where ``idx[j] < 0``); ``idx`` laid out like ``dst``."""
-    cdef i64 units = dtab.shape[0] * C, u, n, c, ssz, dsz, j, q
+    cdef isize units = dtab.shape[0] * C, u, n, c, ssz, dsz, j, q
     if units == 0:
         return
-    cdef int nt = _nthreads(units, src.shape[0] + dst.shape[0])
+    cdef int nt = pool_threads(units, src.shape[0] + dst.shape[0])
     cdef const floating* sp = &src[0]
-    cdef const i64* ip = &idx[0]
+    cdef const isize* ip = &idx[0]
     cdef floating* dp = &dst[0]
-    cdef const i64* st = &stab[0, 0]
-    cdef const i64* dt = &dtab[0, 0]
+    cdef const isize* st = &stab[0, 0]
+    cdef const isize* dt = &dtab[0, 0]
     cdef const floating* s
-    cdef const i64* ii
+    cdef const isize* ii
     cdef floating* d
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // C
         c = u % C
-        ssz = st[4 * n + 1] * st[4 * n + 2] * st[4 * n + 3]
-        dsz = dt[4 * n + 1] * dt[4 * n + 2] * dt[4 * n + 3]
-        s = sp + st[4 * n] + c * ssz
-        ii = ip + dt[4 * n] + c * dsz
-        d = dp + dt[4 * n] + c * dsz
+        ssz = st[POOL_COLS * n + X_D] * st[POOL_COLS * n + X_H] * st[POOL_COLS * n + X_W]
+        dsz = dt[POOL_COLS * n + X_D] * dt[POOL_COLS * n + X_H] * dt[POOL_COLS * n + X_W]
+        s = sp + st[POOL_COLS * n + X_OFF] + c * ssz
+        ii = ip + dt[POOL_COLS * n + X_OFF] + c * dsz
+        d = dp + dt[POOL_COLS * n + X_OFF] + c * dsz
         for j in range(dsz):
             q = ii[j]
             d[j] = s[q] if q >= 0 else 0
@@ -936,26 +946,26 @@ def index_gather(const floating[::1] src, const i64[:, ::1] stab, const i64[::1]
 # maxout: maximum over consecutive groups of `pieces` channels
 # ----------------------------------------------------------------------------
 
-def maxout_forward(const floating[::1] x, const i64[:, ::1] itab, floating[::1] out,
-                   const i64[:, ::1] otab, i64 G, i64 pieces):
+def maxout_forward(const floating[::1] x, const isize[:, ::1] itab, floating[::1] out,
+                   const isize[:, ::1] otab, isize G, isize pieces):
     """``out[n, g] = max_q x[n, g * pieces + q]`` elementwise, ``G`` output channels."""
-    cdef i64 units = itab.shape[0] * G, u, n, gi, S, q, j
+    cdef isize units = itab.shape[0] * G, u, n, gi, S, q, j
     if units == 0:
         return
-    cdef int nt = _nthreads(units, x.shape[0] + out.shape[0])
+    cdef int nt = pool_threads(units, x.shape[0] + out.shape[0])
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0]
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
     cdef const floating* s
     cdef floating* d
     cdef floating a, v
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // G
         gi = u % G
-        S = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        s = xp + it[4 * n] + gi * pieces * S
-        d = op + ot[4 * n] + gi * S
+        S = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        s = xp + it[POOL_COLS * n + X_OFF] + gi * pieces * S
+        d = op + ot[POOL_COLS * n + X_OFF] + gi * S
         for j in range(S):
             d[j] = s[j]
         for q in range(1, pieces):
@@ -966,27 +976,27 @@ def maxout_forward(const floating[::1] x, const i64[:, ::1] itab, floating[::1] 
 
 
 def maxout_backward(const floating[::1] gout, const floating[::1] x,
-                    const i64[:, ::1] itab, floating[::1] gin, const i64[:, ::1] otab,
-                    i64 G, i64 pieces):
+                    const isize[:, ::1] itab, floating[::1] gin, const isize[:, ::1] otab,
+                    isize G, isize pieces):
     """Route each output gradient to the channel that won the maximum (same rule as forward)."""
-    cdef i64 units = itab.shape[0] * G, u, n, gi, S, q, j, best
+    cdef isize units = itab.shape[0] * G, u, n, gi, S, q, j, best
     if units == 0:
         return
-    cdef int nt = _nthreads(units, x.shape[0] + gin.shape[0])
+    cdef int nt = pool_threads(units, x.shape[0] + gin.shape[0])
     cdef const floating* gp = &gout[0]
     cdef const floating* xp = &x[0]
     cdef floating* gip = &gin[0]
-    cdef const i64* it = &itab[0, 0]
-    cdef const i64* ot = &otab[0, 0]
+    cdef const isize* it = &itab[0, 0]
+    cdef const isize* ot = &otab[0, 0]
     cdef const floating* s
     cdef floating* d
     cdef floating m, v
     for u in prange(units, nogil=True, schedule="dynamic", num_threads=nt):
         n = u // G
         gi = u % G
-        S = it[4 * n + 1] * it[4 * n + 2] * it[4 * n + 3]
-        s = xp + it[4 * n] + gi * pieces * S
-        d = gip + it[4 * n] + gi * pieces * S
+        S = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
+        s = xp + it[POOL_COLS * n + X_OFF] + gi * pieces * S
+        d = gip + it[POOL_COLS * n + X_OFF] + gi * pieces * S
         memset(d, 0, pieces * S * sizeof(floating))
         for j in range(S):
             m = s[j]
@@ -996,4 +1006,4 @@ def maxout_backward(const floating[::1] gout, const floating[::1] x,
                 if (v > m) | (v != v):
                     m = v
                     best = q
-            d[best * S + j] = gp[ot[4 * n] + gi * S + j]
+            d[best * S + j] = gp[ot[POOL_COLS * n + X_OFF] + gi * S + j]
