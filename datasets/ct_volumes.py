@@ -32,6 +32,7 @@ import sys
 
 from sigconv.data import prepare
 from sigconv.data.sources import EXTENSIONS, folder_sources, relative_source, signal_metadata
+from sigconv.errors import SigconvError
 
 
 def convert_volume(path, *, spacing=None, window=None, patch=None, stride=None, slabs=None,
@@ -139,8 +140,12 @@ def main(argv=None):
     convert = functools.partial(convert_volume, spacing=spacing, window=args.window,
                                 patch=patch, stride=stride, slabs=args.slabs,
                                 thresholds=args.label_thresholds)
-    summary = prepare(ct_sources(args.source, args.labels), args.out, convert,
-                      workers=args.workers)
+    try:
+        summary = prepare(ct_sources(args.source, args.labels), args.out, convert,
+                          workers=args.workers)
+    except SigconvError as exc:  # a bad labels file, a store in use by another run, ...
+        print(f"ct_volumes: {exc}", file=sys.stderr)
+        return 2
     return 0 if summary.failed == 0 else 1
 
 

@@ -28,6 +28,7 @@ import zipfile
 
 from sigconv.data import Source, prepare
 from sigconv.data.sources import load_item
+from sigconv.errors import SigconvError
 
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
@@ -126,6 +127,9 @@ def main(argv=None):
     try:
         summary = prepare(sources, args.out, converter(args.input), workers=args.workers,
                           client=client)
+    except SigconvError as exc:  # the store is in use by another run, or its manifest is bad
+        print(f"fsdd: {exc}", file=sys.stderr)
+        return 2
     finally:
         if client is not None:
             client.close()

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from sigconv.data.sources import prepare_folder
+from sigconv.errors import SigconvError
 
 
 def main(argv=None):
@@ -21,8 +22,12 @@ def main(argv=None):
     parser.add_argument("--labels", default=None)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    summary = prepare_folder(args.source, args.out, kind="skeleton", labels=args.labels,
-                             workers=args.workers, radians=args.radians)
+    try:
+        summary = prepare_folder(args.source, args.out, kind="skeleton", labels=args.labels,
+                                 workers=args.workers, radians=args.radians)
+    except SigconvError as exc:  # a bad labels file, a store in use by another run, ...
+        print(f"mocap: {exc}", file=sys.stderr)
+        return 2
     return 0 if summary.failed == 0 else 1
 
 

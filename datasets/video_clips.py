@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from sigconv.data.sources import prepare_folder
+from sigconv.errors import SigconvError
 
 
 def main(argv=None):
@@ -25,10 +26,14 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     stop = None if args.max_frames is None else args.max_frames * args.step
-    summary = prepare_folder(args.source, args.out, kind="video", labels=args.labels,
-                             workers=args.workers,
-                             size=None if args.size is None else tuple(args.size),
-                             step=args.step, stop=stop)
+    try:
+        summary = prepare_folder(args.source, args.out, kind="video", labels=args.labels,
+                                 workers=args.workers,
+                                 size=None if args.size is None else tuple(args.size),
+                                 step=args.step, stop=stop)
+    except SigconvError as exc:  # a bad labels file, a store in use by another run, ...
+        print(f"video_clips: {exc}", file=sys.stderr)
+        return 2
     return 0 if summary.failed == 0 else 1
 
 

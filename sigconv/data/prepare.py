@@ -13,6 +13,14 @@
   sorted by id, and files no record names are deleted, so an interrupted and
   resumed run ends with the same store as an uninterrupted one.
 
+One run at a time: a run holds an exclusive lock on ``out/.lock`` (see
+:mod:`sigconv._lock`) from its first look at the store to its last write, and
+a second run on the same store fails at once with :class:`StoreError`
+naming the store and the holder's pid, instead of deleting the first run's
+temporary files.  A resumed run refuses a manifest whose records name files
+outside ``out/items`` (:func:`~sigconv.data.store.item_path`) rather than
+trust them.
+
 A source that cannot be read or converted is skipped and recorded in
 ``failures.jsonl`` with its reason; the summary says ``ok + failed == total``.
 """
@@ -27,8 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_save_npy, atomic_write_bytes
+from .._lock import folder_lock
 from ..errors import ArgumentError
-from .store import FAILURES, ITEMS, MANIFEST, file_sha256, read_records
+from .store import (FAILURES, ITEMS, MANIFEST, StoreError, checked_records, file_sha256,
+                    read_records)
 
 __all__ = ["Source", "prepare", "PrepareSummary", "convert_npy"]
 
@@ -172,11 +182,12 @@ def _compact(out, current_ids):
         latest[record["id"]] = record
     records = [latest[key] for key in sorted(latest) if key in current_ids]
     atomic_write_bytes(os.path.join(out, MANIFEST), _json_lines(records))
-    named = {os.path.basename(r["file"]) for r in records}
+    named = {os.path.normpath(r["file"]) for r in records}  # all inside items/ (checked)
     items = os.path.join(out, ITEMS)
     for name in sorted(os.listdir(items)):
-        if name not in named:
-            os.unlink(os.path.join(items, name))
+        path = os.path.join(items, name)
+        if os.path.join(ITEMS, name) not in named and not os.path.isdir(path):
+            os.unlink(path)
     return len(records)
 
 
@@ -231,15 +242,23 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
     ids = [s.id for s in sources]
     if len(set(ids)) != len(ids):
         raise ArgumentError("source ids must be unique")
-    bad = [i for i in ids if not i or os.sep in i or i.startswith(".")]
+    separators = {os.sep, os.altsep} - {None}
+    bad = [i for i in ids if not isinstance(i, str) or not i or i.startswith(".")
+           or any(c in i for c in separators)]
     if bad:
         raise ArgumentError(f"source ids must be plain file names, got {bad[:3]}")
     if not isinstance(workers, int) or workers < 1:
         raise ArgumentError(f"workers must be a positive int, got {workers!r}")
     os.makedirs(os.path.join(out, ITEMS), exist_ok=True)
+    with folder_lock(out, what="store", error=StoreError):
+        return _prepare_locked(sources, out, convert, workers, client, progress, log)
+
+
+def _prepare_locked(sources, out, convert, workers, client, progress, log):
+    """:func:`prepare` once it holds the store's lock."""
     _clean(out)
     previous = {}  # the latest records of each source
-    for record in read_records(os.path.join(out, MANIFEST)):
+    for record in checked_records(out, read_records(os.path.join(out, MANIFEST))):
         previous.setdefault(record.get("source_id", record["id"]), {})[record["id"]] = record
     tasks, unchanged, current_ids = [], 0, set()
     for source in sources:

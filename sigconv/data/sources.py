@@ -43,6 +43,26 @@ def relative_source(relative, path, label=None, split=None, *, test=0.1, validat
                   {"label": label, "split": split, "relative_path": relative})
 
 
+def _inside_root(path, root, labels, line):
+    """A labels file's ``path`` cell, checked to name a file inside the source folder.
+
+    Lexical: an empty, absolute, drive-qualified or ``..``-escaping path is
+    refused with :class:`ArgumentError` naming the labels file, its line, the
+    path and the folder.  Symbolic links placed inside the folder by its owner
+    are followed, as they are when the folder is walked without a labels file.
+    """
+    if not isinstance(path, str) or not path.strip() or os.path.normpath(path) == ".":
+        raise ArgumentError(f"labels file {os.fspath(labels)!r}, line {line}: the path "
+                            f"{path!r} names no file; expected a file relative to {root!r}")
+    normal = os.path.normpath(path)
+    parts = normal.replace(os.altsep or os.sep, os.sep).split(os.sep)
+    if os.path.isabs(path) or os.path.splitdrive(path)[0] or parts[0] == "..":
+        raise ArgumentError(f"labels file {os.fspath(labels)!r}, line {line}: the path "
+                            f"{path!r} is outside the source folder {root!r}; paths in a "
+                            "labels file are relative to that folder and stay inside it")
+    return path  # as written: its item id and hashed split stay what they were
+
+
 def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0.1):
     """Sources of a plain folder: a class per sub-folder, or a labels file.
 
@@ -51,7 +71,8 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
     root : str or os.PathLike
     labels : str or os.PathLike, optional
         A CSV file with a header ``path,label[,split]`` (paths relative to
-        ``root``).  Without it, each sub-folder of ``root`` is a class named
+        ``root``; a path that is absolute or climbs out of ``root`` with
+        ``..`` is refused with :class:`ArgumentError` naming its line).  Without it, each sub-folder of ``root`` is a class named
         after it, and files directly in ``root`` have no label.
     extensions : iterable of str, optional
         Only files with these extensions (e.g. ``{".wav", ".flac"}``).
@@ -75,7 +96,8 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
                 raise ArgumentError(f"labels file {labels!r} needs a header with 'path' and "
                                     f"'label' columns, got {reader.fieldnames}")
             for row in reader:
-                entries.append((row["path"], row["label"], row.get("split") or None))
+                path = _inside_root(row["path"], root, labels, reader.line_num)
+                entries.append((path, row["label"], row.get("split") or None))
     else:
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith(_HIDDEN))

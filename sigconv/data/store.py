@@ -15,6 +15,13 @@ JSON lines are read by any tool.  A record holds ``id``, ``file``, ``shape``,
 ``dtype``, ``sha256`` (of the ``.npy`` file), ``source`` and
 ``source_sha256``, ``split``, ``label``, ``kind``, ``axes`` and whatever else
 the preparation records (sample rate, spacing, ...).
+
+A record's ``file`` is relative to the store folder and must resolve (symlinks
+followed) to a file inside its ``items/`` folder: a manifest naming
+``../elsewhere/x.npy``, an absolute path, or a link out of the store is
+refused with :class:`StoreError` when the store is opened (and by a resumed
+:func:`~sigconv.data.prepare`), so a store copied from elsewhere cannot make
+sigconv read, verify, train on or delete files outside it.
 """
 import hashlib
 import json
@@ -24,7 +31,8 @@ import numpy as np
 
 from ..errors import ArgumentError, SigconvError
 
-__all__ = ["Store", "StoreError", "file_sha256", "read_records", "MANIFEST", "FAILURES"]
+__all__ = ["Store", "StoreError", "file_sha256", "read_records", "item_path", "checked_records",
+           "MANIFEST", "FAILURES"]
 
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
@@ -63,6 +71,52 @@ def read_records(path):
     return records
 
 
+def _inside(path, folder):
+    """Whether ``path`` lies strictly inside ``folder`` (both absolute and resolved)."""
+    try:
+        return path != folder and os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def item_path(root, record, *, where=None):
+    """The path of ``record``'s item file, checked to resolve inside ``root/items``.
+
+    Raises :class:`StoreError` naming the record, its ``file`` and the folder
+    it must stay in when ``file`` is missing, not a string, absolute, or
+    resolves (after ``..`` and symlinks) anywhere else.  ``where`` names the
+    manifest in the message (default ``root/manifest.jsonl``).
+    """
+    root = os.fspath(root)
+    where = where or os.path.join(root, MANIFEST)
+    name = record.get("file")
+    items = os.path.join(root, ITEMS)
+    if not isinstance(name, str) or not name:
+        raise StoreError(f"{where}: item {record.get('id')!r} has no file name (its 'file' is "
+                         f"{name!r}); expected a path inside {items!r}")
+    path = os.path.join(root, name)
+    if os.path.isabs(name) or os.path.splitdrive(name)[0] or not _inside(
+            os.path.realpath(path), os.path.realpath(items)):
+        raise StoreError(f"{where}: item {record.get('id')!r} names the file {name!r}, which "
+                         f"resolves outside the store's item folder {items!r}; a store only "
+                         "reads items inside it (was the manifest edited, or the store "
+                         "copied with links?): remove that record, or prepare the store "
+                         "again into a new folder")
+    return path
+
+
+def checked_records(root, records):
+    """``records`` of the manifest of ``root``, each checked to be an object with an ``id``
+    and an item file inside the store (:func:`item_path`); raises :class:`StoreError`."""
+    where = os.path.join(os.fspath(root), MANIFEST)
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise StoreError(f"{where}: record {number} is not an object with a string 'id': "
+                             f"{str(record)[:80]}")
+        item_path(root, record, where=where)
+    return records
+
+
 class Store:
     """Read a prepared store: ``len``, ``store[i]`` and ``store.split(name)``.
 
@@ -84,7 +138,8 @@ class Store:
             if not os.path.isfile(manifest):
                 raise StoreError(f"{self.path!r} is not a prepared store: {MANIFEST} is missing")
             latest = {}
-            for record in read_records(manifest):  # later records supersede earlier ones
+            # later records supersede earlier ones
+            for record in checked_records(self.path, read_records(manifest)):
                 latest[record["id"]] = record
             _records = [latest[key] for key in sorted(latest)]
         self.records = _records
@@ -99,7 +154,7 @@ class Store:
         if not -len(self) <= index < len(self):
             raise IndexError(f"item {index} of a store of {len(self)} items")
         record = self.records[index]
-        path = os.path.join(self.path, record["file"])
+        path = item_path(self.path, record)
         try:
             array = np.load(path, mmap_mode="r" if self.mmap else None, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -128,7 +183,7 @@ class Store:
     def verify(self):
         """Check every item file against its manifest checksum (:class:`StoreError` if not)."""
         for record in self.records:
-            path = os.path.join(self.path, record["file"])
+            path = item_path(self.path, record)
             if not os.path.isfile(path) or file_sha256(path) != record["sha256"]:
                 raise StoreError(f"item {record['id']!r}: {path} is missing or does not match "
                                  "its checksum")

@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -234,3 +235,143 @@ def test_a_moved_source_is_recorded_at_its_new_path(tmp_path, rng):
     assert {r["source"] for r in Store(tmp_path / "store").records} == {s.path for s in moved}
     again = prepare(moved, tmp_path / "store", convert_halves, progress=False, log=None)
     assert again.unchanged == 2
+
+
+def _copy_out(store, record, outside):
+    """A copy of ``record``'s item outside the store, with the same bytes (so its checksum
+    matches): what a crafted manifest would point to."""
+    outside.mkdir(exist_ok=True)
+    target = outside / "secret.npy"
+    target.write_bytes((store / record["file"]).read_bytes())
+    return target
+
+
+def _rewrite_file(store, item_id, new_file):
+    lines = (store / "manifest.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        if record["id"] == item_id:
+            record["file"] = new_file
+    (store / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.mark.parametrize("escape", ["relative", "absolute", "symlink"])
+def test_a_manifest_naming_files_outside_the_store_is_refused(tmp_path, rng, escape):
+    sources = _sources(tmp_path / "src", rng, n=3)
+    out = tmp_path / "store"
+    prepare(sources, out, convert_npy, progress=False, log=None)
+    record = Store(out).records[0]
+    secret = _copy_out(out, record, tmp_path / "outside")
+    if escape == "symlink":     # the name stays inside, the link leads out
+        (out / record["file"]).unlink()
+        (out / record["file"]).symlink_to(secret)
+        named = record["file"]
+    else:
+        named = "../outside/secret.npy" if escape == "relative" else str(secret)
+        _rewrite_file(out, record["id"], named)
+    pattern = rf"item 'clip_000' names the file '{re.escape(named)}', which resolves outside .*items"
+    with pytest.raises(StoreError, match=pattern):
+        Store(out)                                    # so neither store[i] nor verify() reads it
+    item = out / "items" / "clip_000.npy"
+    if escape != "symlink":
+        item.write_bytes(secret.read_bytes())         # the real item is still there
+    with pytest.raises(StoreError, match=pattern):    # a resumed run refuses too ...
+        prepare(sources, out, convert_npy, progress=False, log=None)
+    assert item.exists() and secret.exists()          # ... and deletes nothing
+    from sigconv.train import train
+    with pytest.raises(StoreError, match=pattern):
+        train(out, tmp_path / "run", epochs=1, progress=False, log=None)
+
+
+def test_a_damaged_record_is_refused_with_its_line(tmp_path, rng):
+    sources = _sources(tmp_path / "src", rng, n=2)
+    out = tmp_path / "store"
+    prepare(sources, out, convert_npy, progress=False, log=None)
+    with open(out / "manifest.jsonl", "a") as handle:
+        handle.write('[1, 2]\n{"id": "x"}\n')
+    with pytest.raises(StoreError, match=r"record 3 is not an object with a string 'id'"):
+        Store(out)
+    (out / "manifest.jsonl").write_text('{"id": "x"}\n')
+    with pytest.raises(StoreError, match=r"item 'x' has no file name \(its 'file' is None\)"):
+        Store(out)
+
+
+SLOW_RUN = textwrap.dedent("""
+    import sys, time
+    from sigconv.data import Source, prepare, convert_npy
+
+    def slow(path):
+        time.sleep(0.05)
+        return convert_npy(path)
+
+    names = sys.argv[3:]
+    sources = [Source(n[:-4], sys.argv[1] + "/" + n, {"split": "train"}) for n in names]
+    prepare(sources, sys.argv[2], slow, progress=False, log=None)
+""")
+
+
+def test_a_second_run_on_a_store_being_prepared_fails_at_once(tmp_path, rng, shared_data,
+                                                               capsys):
+    """Two runs on one store at once used to delete each other's temporary files."""
+    import importlib.util
+    import pathlib
+
+    sources = _sources(tmp_path / "src", rng, n=40)
+    names = [os.path.basename(s.path) for s in sources]
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_RUN)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env.pop("PYTHONUNBUFFERED", None)
+    out = tmp_path / "store"
+    child = subprocess.Popen([sys.executable, str(script), str(tmp_path / "src"), str(out)]
+                             + names, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ((out / "manifest.jsonl").exists() and (out / "manifest.jsonl").read_bytes()):
+            assert child.poll() is None and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.01)
+        with pytest.raises(StoreError, match=rf"store '{re.escape(str(out))}' is in use by another process "
+                                             rf"\(pid {child.pid} on .*\): it holds the lock file"):
+            prepare(sources, out, convert_npy, progress=False, log=None)
+        # the dataset scripts say so and exit 2
+        path = pathlib.Path(__file__).resolve().parents[2] / "datasets" / "fsdd.py"
+        spec = importlib.util.spec_from_file_location("fsdd_lock", path)
+        fsdd = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fsdd)
+        assert fsdd.main(["--source", str(shared_data / "fsdd"), "--out", str(out),
+                          "--limit", "2"]) == 2
+        assert f"pid {child.pid}" in capsys.readouterr().err
+        assert child.poll() is None                   # it was still running all along
+    finally:
+        assert child.wait(timeout=120) == 0
+    store = Store(out)                                # the first run finished untouched
+    assert len(store) == 40 and not store.failures()
+    store.verify()
+    prepare(sources, out, convert_npy, progress=False, log=None)   # free again afterwards
+
+
+def test_the_store_lock_is_taken_in_one_process_too(tmp_path, rng):
+    from sigconv._lock import folder_lock
+
+    sources = _sources(tmp_path / "src", rng, n=2)
+    out = tmp_path / "store"
+    prepare(sources, out, convert_npy, progress=False, log=None)
+    with folder_lock(out, what="store", error=StoreError):
+        with pytest.raises(StoreError, match=rf"pid {os.getpid()}"):
+            prepare(sources, out, convert_npy, progress=False, log=None)
+    assert (out / ".lock").read_bytes() == b""        # no holder noted once released
+    assert prepare(sources, out, convert_npy, progress=False, log=None).unchanged == 2
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_store_files_honour_the_umask(tmp_path, rng, umask):
+    sources = _sources(tmp_path / "src", rng, n=3, corrupt=(1,))
+    old = os.umask(umask)
+    try:
+        prepare(sources, tmp_path / "store", convert_npy, progress=False, log=None)
+    finally:
+        os.umask(old)
+    modes = {name: os.stat(tmp_path / "store" / name).st_mode & 0o777
+             for name in _snapshot(tmp_path / "store")}
+    assert {"manifest.jsonl", "failures.jsonl", "items/clip_000.npy"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)

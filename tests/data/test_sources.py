@@ -1,6 +1,8 @@
 """Source discovery, the sigconv.io converter, and the FSDD preparation script."""
 import importlib.util
+import os
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -133,3 +135,23 @@ def test_fsdd_download_from_an_archive(tmp_path, shared_data):
     assert fsdd.main(["--out", str(out), "--url", archive.as_uri()]) == 0
     with pytest.raises(SystemExit, match="cannot download"):
         fsdd.main(["--out", str(tmp_path / "other" / "x"), "--url", archive.as_uri()])
+
+
+def test_labels_file_paths_stay_inside_the_source_folder(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.npy").write_bytes(b"")
+    (tmp_path / "secret.npy").write_bytes(b"")
+    for line, bad in ((3, str(tmp_path / "secret.npy")), (3, "../secret.npy"),
+                      (3, "sub/../../secret.npy")):
+        (tmp_path / "labels.csv").write_text(f"path,label\na.npy,1\n{bad},0\n")
+        with pytest.raises(ArgumentError, match=rf"labels.csv', line {line}: the path "
+                                                rf"'{re.escape(bad)}' is outside the source "
+                                                rf"folder '{re.escape(str(root))}'"):
+            folder_sources(root, labels=tmp_path / "labels.csv")
+    (tmp_path / "labels.csv").write_text("path,label\n,1\n")
+    with pytest.raises(ArgumentError, match=r"line 2: the path '' names no file"):
+        folder_sources(root, labels=tmp_path / "labels.csv")
+    (tmp_path / "labels.csv").write_text("path,label\n./a.npy,1\nsub/../a2.npy,0\n")
+    assert [s.path for s in folder_sources(root, labels=tmp_path / "labels.csv")] == [
+        os.path.join(root, "./a.npy"), os.path.join(root, "sub/../a2.npy")]
