@@ -4,7 +4,9 @@ As a script (``python _video_worker.py OPTIONS_JSON``) it decodes frames into
 shared memory; it imports only av (not numpy, not sigconv) so that it starts
 fast.
 
-Protocol (little endian).  To the parent on stdout: a uint32 length and a
+Protocol (little endian).  To the parent on stdout, written unbuffered (each
+message reaches the pipe when it is written, whatever ``PYTHONUNBUFFERED``
+says: the parent waits for every message before it frees a slot): a uint32 length and a
 JSON header (stream information plus ``out_channels``, ``out_height``,
 ``out_width``), after which the shared file (``shared_fd``) is sized to
 ``slots`` frames of C x H x W uint8; then, per frame, an int64 pair (index,
@@ -124,10 +126,27 @@ def _plane_bytes(plane):
     return b"".join(bytes(buffer[r * line:r * line + width]) for r in range(height))
 
 
+class _Pipe:
+    """Unbuffered writes to a file descriptor: every message is on the pipe when
+    ``write`` returns (a buffered stdout would hold the frame messages back until
+    its buffer fills, while the parent waits for them to free a slot)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def flush(self):
+        pass
+
+
 def main(argv):
     options = json.loads(argv[1])
-    out = sys.stdout.buffer
-    back = sys.stdin.buffer
+    out = _Pipe(sys.stdout.fileno())
+    back = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
     try:
         info = {}
         slots = options["slots"]

@@ -66,6 +66,19 @@ SLOTS = 16
 _DIRECT = True
 
 
+def _worker_env():
+    """The child's environment, controlled here rather than inherited as it is.
+
+    Python's own variables (``PYTHONUNBUFFERED``, ``PYTHONSTARTUP``,
+    ``PYTHONINSPECT``, ``PYTHONWARNINGS``, ...) are dropped, so the child
+    behaves the same on every machine; ``PYTHONPATH`` is set to this process's
+    ``sys.path`` so the child finds PyAV wherever this process found it.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
 class _Worker:
     """A child process decoding frames into a shared ring of ``SLOTS`` frame buffers.
 
@@ -93,7 +106,7 @@ class _Worker:
         self.proc = subprocess.Popen(
             [sys.executable, _WORKER, json.dumps(options)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
-            bufsize=0, pass_fds=(self.shared_fd,))
+            bufsize=0, pass_fds=(self.shared_fd,), env=_worker_env())
         self.fd = self.proc.stdout.fileno()
 
     def readinto(self, view):

@@ -119,3 +119,26 @@ def test_header_frame_count_wrong(cockatoo, tmp_path, monkeypatch, claimed):
     expected = sio.load_video(cockatoo, stop=12, size=(36, 64), dtype=np.uint8)
     assert got.shape == expected.shape == (3, 12, 36, 64)
     np.testing.assert_array_equal(got.data, expected.data)
+
+
+def test_worker_protocol_does_not_need_pythonunbuffered(cockatoo, monkeypatch):
+    """A user's shell has no PYTHONUNBUFFERED: frame messages must still reach the caller
+    as they are written (a buffered stdout held them back until both sides waited)."""
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    signal = sio.load(cockatoo, stop=40, size=(72, 128), timeout=5.0)
+    assert signal.shape == (3, 40, 72, 128)
+    iterated = list(sio.iter_video(cockatoo, chunk=16, stop=40, size=(72, 128), timeout=5.0))
+    np.testing.assert_array_equal(np.concatenate([c.data for c in iterated], axis=1), signal.data)
+
+
+def test_worker_environment_is_controlled_by_the_parent(cockatoo, tmp_path, monkeypatch):
+    """Python variables set in the caller's environment do not reach the decoder:
+    neither a PYTHONPATH shadowing PyAV nor PYTHONINSPECT (which would keep the
+    child reading stdin after its last frame)."""
+    (tmp_path / "av.py").write_text("raise SystemExit('a shadowing av module was imported')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONINSPECT", "1")
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    signal = sio.load(cockatoo, stop=3, size=(36, 64), dtype=np.uint8, timeout=5.0)
+    assert signal.shape == (3, 3, 36, 64)
+    assert "PYTHONINSPECT" not in video_module._worker_env()
