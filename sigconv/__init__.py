@@ -11,9 +11,10 @@ from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from .ragged import Ragged
 from .autograd import Tensor, gradcheck, no_grad
 from . import checkpoint, data, models, nn, optim
+from ._cpu import cpu_info
 
 __version__ = "0.1.0"
 
 __all__ = ["functional", "shapes", "SigconvError", "ShapeError", "DTypeError", "ArgumentError",
            "Ragged", "Tensor", "no_grad", "gradcheck", "nn", "optim", "models", "checkpoint",
-           "data"]
+           "data", "cpu_info"]

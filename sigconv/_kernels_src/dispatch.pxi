@@ -22,6 +22,16 @@ TARGETS = ("baseline", "avx2", "avx512")
 TARGET_VARIABLE = "SIGCONV_CPU"
 
 
+def compiled_targets():
+    """The targets compiled into this binary, slowest first."""
+    return tuple(name for t, name in enumerate(TARGETS) if sigconv_target_compiled(t))
+
+
+def max_threads():
+    """Threads an OpenMP parallel region of the kernels may use."""
+    return openmp.omp_get_max_threads()
+
+
 def available_targets():
     """The targets compiled into this binary that this CPU can run, slowest first."""
     return tuple(name for t, name in enumerate(TARGETS)

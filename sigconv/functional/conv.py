@@ -17,6 +17,7 @@ Output sizes and padding modes are defined once, in :mod:`sigconv.shapes`.
 """
 import contextlib
 import numbers
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,15 +45,47 @@ _BLAS_INT_MAX = 2**31 - 1
 
 _WEIGHT_LAYOUT = "(C_out, C_in // groups, *kernel)"
 
-_blas_controller = None
+class _BlasOneThread:
+    """Holds BLAS to one thread while any caller is inside; thread-safe and re-entrant.
+
+    sigconv's OpenMP threads call gemm themselves, and scipy's OpenBLAS is a
+    pthreads build that would start its own threads inside each call.  The
+    first caller to enter sets the limit, the last to leave restores the
+    limits found on entry, so concurrent callers (the kernels release the
+    GIL) never leave the process's BLAS at one thread.  While any sigconv
+    gemm call runs, other BLAS calls of the process also get one thread.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limiter = None
+        self._controller = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                if self._controller is None:
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+        return False
+
+
+_blas_one_thread = _BlasOneThread()
 
 
 def _blas_single_thread():
     """Context holding BLAS to one thread while the kernel's own threads call gemm."""
-    global _blas_controller
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+    return _blas_one_thread
 
 
 @dataclass(frozen=True)
