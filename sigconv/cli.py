@@ -134,7 +134,8 @@ def _train(args):
 
     try:
         metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, seed=args.seed, resume=args.resume, task=args.task,
+                        lr=args.lr, seed=args.seed, resume=args.resume,
+                        overwrite=args.overwrite, task=args.task,
                         model=args.model, noise=args.noise, patch=args.patch)
     except SigconvError as exc:
         print(f"sigconv train: {exc}", file=sys.stderr)
@@ -168,7 +169,8 @@ def _predict(args):
 
     try:
         results = predict(args.run_dir, args.files)
-        for result in results:
+        names = _prediction_names(args.files)
+        for result, name in zip(results, names):
             if len(result) == 3:  # a classifier: class and probability
                 print(f"{result[0]}\t{result[1]}\t{result[2]:.3f}")
                 continue
@@ -176,19 +178,37 @@ def _predict(args):
                 print("sigconv predict: this run gives an array per file; pass --out-dir",
                       file=sys.stderr)
                 return 2
-            print(f"{result[0]}\t{_save_prediction(args.out_dir, *result)}")
+            print(f"{result[0]}\t{_save_prediction(args.out_dir, name, result[1])}")
     except (SigconvError, OSError) as exc:
         print(f"sigconv predict: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _save_prediction(folder, path, array):
-    """Write ``array`` as ``folder/<file name>.npy`` atomically; return that path."""
+def _prediction_names(paths):
+    """Output names for the inputs ``paths``: each input's path relative to the deepest
+    folder holding all of them, plus ``.npy``.
+
+    Inputs in one folder keep their file names (``scan.nii`` -> ``scan.nii.npy``); inputs
+    from several folders keep the part of their path that tells them apart
+    (``a/scan.nii`` and ``b/scan.nii`` -> ``a/scan.nii.npy`` and ``b/scan.nii.npy``), so
+    different inputs never share an output and the name depends only on the paths given.
+    """
+    absolute = [os.path.abspath(os.fspath(p)) for p in paths]  # also drops a trailing "/"
+    try:
+        common = os.path.commonpath([os.path.dirname(p) for p in absolute]) if absolute else ""
+    except ValueError:  # Windows: inputs on several drives; keep the drive as a folder
+        return [os.path.join(*(d.strip(":\\/") for d in os.path.splitdrive(p) if d)) + ".npy"
+                for p in absolute]
+    return [os.path.relpath(p, common) + ".npy" for p in absolute]
+
+
+def _save_prediction(folder, name, array):
+    """Write ``array`` as ``folder/name`` atomically (creating sub-folders); return that path."""
     from ._atomic import atomic_save_npy
 
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, os.path.basename(os.path.normpath(path)) + ".npy")
+    target = os.path.join(folder, name)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     atomic_save_npy(target, array)
     return target
 
@@ -249,6 +269,10 @@ def main(argv=None):
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (its checkpoints, state, metrics and "
+                            "plots); without --resume or --overwrite a folder that already "
+                            "holds a run is refused")
     train.add_argument("--task", choices=["classify", "denoise", "label"], default=None,
                        help="default: classify when items have labels, label when they "
                             "carry a label channel")
@@ -272,7 +296,11 @@ def main(argv=None):
                          "(its best model) or a checkpoint file in one")
     predict.add_argument("files", nargs="+", help="files of the kind the run was trained on")
     predict.add_argument("--out-dir", default=None,
-                         help="denoise/label runs: write <file>.npy outputs here")
+                         help="denoise/label runs: write each output here as <name>.npy, "
+                              "where <name> is the input's path relative to the deepest "
+                              "folder holding all the inputs (its file name when they share "
+                              "one folder; a/scan.nii and b/scan.nii give a/scan.nii.npy and "
+                              "b/scan.nii.npy)")
     predict.set_defaults(run=_predict)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -22,6 +22,7 @@ epoch)`` and the kernels are deterministic, a resumed run ends with the same
 model, bit for bit, as an uninterrupted one.  A non-finite loss stops the run
 with :class:`TrainingError` and leaves the last good checkpoint in place.
 """
+import contextlib
 import csv
 import io
 import json
@@ -35,6 +36,7 @@ import numpy as np
 from . import tasks as _tasks
 from .. import checkpoint, nn, optim
 from .._atomic import atomic_write_bytes
+from .._lock import folder_lock
 from ..autograd import Tensor, no_grad
 from ..data import Store
 from ..data.sources import hashed_split
@@ -43,7 +45,8 @@ from ..ragged import Ragged
 from .plots import plot_run
 from .tasks import MODELS, TASKS, standardised, task_of
 
-__all__ = ["train", "evaluate", "predict", "load_model", "make_model", "TrainingError"]
+__all__ = ["train", "evaluate", "predict", "load_model", "make_model", "TrainingError",
+           "RUN_FILES"]
 
 
 class TrainingError(SigconvError, RuntimeError):
@@ -234,13 +237,42 @@ def _check_options(epochs, batch_size, lr, task, model):
                             f"{', '.join(task.models)} (all models: {', '.join(MODELS)})")
 
 
+#: The files a run writes: a folder holding any of them holds a run, and
+#: ``overwrite=True`` deletes them (and nothing else) before training.
+RUN_FILES = ("state.json", "checkpoint.safetensors", "optimizer.safetensors",
+             "best.safetensors", "metrics.json", "metrics.csv", "curves.png", "confusion.png",
+             "kernels.png", "feature_maps.png", "example.png")
+
+
+def _run_folder_state(out, resume, overwrite):
+    """The saved state of the run to resume, or None for a new run; refuses (ArgumentError)
+    to resume without a run, and to start a run over an existing one without ``overwrite``."""
+    if resume and overwrite:
+        raise ArgumentError("resume and overwrite exclude each other: resume continues the "
+                            f"run in {out!r}, overwrite replaces it; pass one of them")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ArgumentError(f"run folder {out!r} is a file, not a folder")
+    state_path = os.path.join(out, "state.json")
+    if resume:
+        if not os.path.isfile(state_path):
+            raise ArgumentError(f"cannot resume: {state_path} does not exist")
+        return _read_state(out)
+    existing = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+    if existing and not overwrite:
+        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ArgumentError(f"run folder {out!r} already holds a run ({shown}); continue it "
+                            "with --resume (resume=True), replace it with --overwrite "
+                            "(overwrite=True), or choose another folder")
+    return None
+
+
 def _summary(record):
     return ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
 
 
 def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False,
-          validation=0.1, task=None, model=None, noise=None, patch=None, stop_after=None,
-          progress=True, log=sys.stderr):
+          overwrite=False, validation=0.1, task=None, model=None, noise=None, patch=None,
+          stop_after=None, progress=True, log=sys.stderr):
     """Train a model on a store; return the metrics (as in metrics.json).
 
     Parameters
@@ -248,8 +280,17 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
     store : str or os.PathLike
         A prepared store whose items have a ``split`` (and a ``label`` to classify).
     out : str or os.PathLike
-        Run folder (created; with ``resume`` the run to continue).
+        Run folder (created; with ``resume`` the run to continue).  A folder
+        that already holds a run is refused unless ``resume`` or ``overwrite``
+        is given.  The run holds an exclusive lock on ``out/.lock`` while it
+        trains: a second ``train`` on the same folder fails at once with
+        :class:`TrainingError` naming the holder's pid.
     epochs, batch_size, lr, seed : training options (Adam with a cosine schedule).
+    resume : bool
+        Continue the run in ``out`` from its ``state.json``.
+    overwrite : bool
+        Replace the run in ``out``: its files (:data:`RUN_FILES`) are deleted
+        first, other files in the folder are left alone.
     validation : float
         Fraction of training items held out when the store has no
         ``"validation"`` split.
@@ -270,23 +311,35 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
         Run at most this many epochs in this call and stop as an interrupted
         run would (continue later with ``resume=True``).
     """
-    from tqdm.auto import tqdm
-
     out = os.fspath(out)
     source = Store(store)
     train_records, val_records, test_records = _split_items(source, validation)
-    state_path = os.path.join(out, "state.json")
-    saved = None
-    if resume:
-        if not os.path.isfile(state_path):
-            raise ArgumentError(f"cannot resume: {state_path} does not exist")
-        saved = _read_state(out)
+    saved = _run_folder_state(out, resume, overwrite)  # refuse before creating anything
+    if saved is not None:
         task = saved["task"]
     kind = task_of(train_records, task)
     _check_options(epochs, batch_size, lr, kind, model)
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                "store": os.path.abspath(os.fspath(store)), "noise": noise, "patch": patch,
                "model": model or kind.models[0]}
+    os.makedirs(out, exist_ok=True)
+    with folder_lock(out, what="run folder", error=TrainingError):
+        saved = _run_folder_state(out, resume, overwrite)  # again, now that it is ours
+        if overwrite:
+            for name in RUN_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(out, name))
+        return _train_locked(source, out, kind, saved, options, train_records, val_records,
+                             test_records, stop_after, progress, log)
+
+
+def _train_locked(source, out, kind, saved, options, train_records, val_records, test_records,
+                  stop_after, progress, log):
+    """:func:`train` once it holds the run folder's lock."""
+    from tqdm.auto import tqdm
+
+    epochs, batch_size, lr, seed = (options[k] for k in ("epochs", "batch_size", "lr", "seed"))
+    state_path = os.path.join(out, "state.json")
     if saved is None:
         task_state = kind.fit(_arrays(source, train_records), train_records, options)
         task_state["model"] = options["model"]
@@ -307,7 +360,6 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
         history, first, best = saved["history"], saved["epoch"], saved["best"]
         for _ in range(first):
             schedule.step()
-    os.makedirs(out, exist_ok=True)
     metric = the_task.metric
     last = epochs if stop_after is None else min(epochs, first + stop_after)
     for epoch in range(first, last):

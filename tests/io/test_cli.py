@@ -33,3 +33,15 @@ def test_show_writes_a_png(shared_data, tmp_path, capsys, relative, extra):
     assert main(["show", str(shared_data / relative), "-o", str(out), *extra]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_prediction_names_are_unique_and_follow_the_paths(tmp_path):
+    from sigconv.cli import _prediction_names
+
+    assert _prediction_names([tmp_path / "scan.nii", tmp_path / "other.nii"]) == [
+        "scan.nii.npy", "other.nii.npy"]                       # one folder: the file names
+    assert _prediction_names([tmp_path / "x" / "a" / "scan.nii",
+                              tmp_path / "x" / "b" / "scan.nii"]) == [
+        "a/scan.nii.npy", "b/scan.nii.npy"]                     # told apart by their folders
+    assert _prediction_names([str(tmp_path / "series") + "/", tmp_path / "series" / "s.dcm"]) \
+        == ["series.npy", "series/s.dcm.npy"]

@@ -132,3 +132,83 @@ def test_bad_training_arguments_are_refused(tmp_path, rng):
             train(store, tmp_path / "run", progress=False, log=None, **options)
     with pytest.raises(ArgumentError, match="not a run folder"):
         load_model(tmp_path / "nowhere")
+
+
+def test_a_run_folder_is_not_replaced_without_overwrite(tmp_path, rng, capsys):
+    from sigconv.errors import ArgumentError
+
+    store = _store(tmp_path, rng)
+    run = tmp_path / "run"
+    options = dict(epochs=1, batch_size=8, progress=False, log=None)
+    train(store, run, **options)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lock"}
+    assert {"state.json", "best.safetensors", "curves.png"} <= set(before)
+    with pytest.raises(ArgumentError, match=r"already holds a run \(state.json, .*\); continue "
+                                            r"it with --resume .* replace it with --overwrite"):
+        train(store, run, **options)
+    assert main(["train", str(store), "--out", str(run), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"run folder '{run}' already holds a run" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert {name: (run / name).read_bytes() for name in before} == before   # untouched
+    (run / "example.png").write_bytes(b"left by an earlier denoising run")
+    (run / "notes.txt").write_text("the user's own file")
+    assert main(["train", str(store), "--out", str(run), "--epochs", "2", "--batch-size", "8",
+                 "--overwrite"]) == 0
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 2 and len(state["history"]) == 2     # a new run, not a resumed one
+    assert not (run / "example.png").exists()                     # the old run's files went
+    assert (run / "notes.txt").read_text() == "the user's own file"   # nothing else did
+    with pytest.raises(ArgumentError, match="resume and overwrite exclude each other"):
+        train(store, run, resume=True, overwrite=True, **options)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ArgumentError, match="is a file, not a folder"):
+        train(store, tmp_path / "file", **options)
+
+
+def test_a_second_train_on_a_run_folder_fails_at_once(tmp_path, rng, capsys):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    store = _store(tmp_path, rng)
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env.pop("PYTHONUNBUFFERED", None)
+    child = subprocess.Popen([sys.executable, "-m", "sigconv.cli", "train", str(store),
+                              "--out", str(run), "--epochs", "60", "--batch-size", "8"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "state.json").exists():                 # its first epoch is done
+            assert child.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.02)
+        state = (run / "state.json").read_bytes()
+        for flag in ("--resume", "--overwrite"):
+            assert main(["train", str(store), "--out", str(run), "--epochs", "60", flag]) == 2
+            err = capsys.readouterr().err
+            assert f"run folder '{run}' is in use by another process (pid {child.pid} on " in err
+        assert child.poll() is None                               # still training, and ...
+        assert (run / "best.safetensors").exists()                # ... nothing was deleted
+        assert json.loads((run / "state.json").read_bytes())["epoch"] >= \
+            json.loads(state)["epoch"]
+    finally:
+        child.kill()
+        child.wait()
+    # a killed holder leaves no stale lock: the folder can be trained in again at once
+    assert main(["train", str(store), "--out", str(run), "--epochs", "1", "--overwrite"]) == 0
+
+
+def test_run_files_honour_the_umask(tmp_path, rng):
+    import os
+
+    store = _store(tmp_path, rng)
+    old = os.umask(0o027)
+    try:
+        train(store, tmp_path / "run", epochs=1, batch_size=8, progress=False, log=None)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
+    assert {"state.json", "checkpoint.safetensors", "metrics.csv", "curves.png"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o640)

@@ -127,3 +127,32 @@ def test_bad_dense_options_are_refused(tmp_path, rng):
     with pytest.raises(ArgumentError, match="label channel|target_channels"):
         train(store, tmp_path / "d", task="label", progress=False, log=None)
     assert json.dumps(Denoising.models) and Labelling.models[0] == "labeller"
+
+
+def test_predict_out_dir_gives_inputs_of_one_name_their_own_outputs(tmp_path, rng, capsys):
+    """Two inputs called input.npy from different folders used to overwrite one output."""
+    import os
+
+    store = _store(tmp_path, rng, with_labels=False)
+    train(store, tmp_path / "run", task="denoise", epochs=1, batch_size=4, patch=8,
+          progress=False, log=None)
+    inputs = []
+    for folder, k in (("a", 4), ("b", 5)):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        inputs.append(tmp_path / "in" / folder / "input.npy")
+        np.save(inputs[-1], np.load(tmp_path / f"v{k}.npy"))
+    out = tmp_path / "predicted"
+    old = os.umask(0o022)
+    try:
+        assert main(["predict", str(tmp_path / "run")] + [str(p) for p in inputs] +
+                    ["--out-dir", str(out)]) == 0
+    finally:
+        os.umask(old)
+    targets = [out / "a" / "input.npy.npy", out / "b" / "input.npy.npy"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{p}\t{t}" for p, t in zip(inputs, targets)]
+    expected = predict(tmp_path / "run", inputs)
+    for target, (_, array) in zip(targets, expected):
+        np.testing.assert_array_equal(np.load(target), array)
+        assert target.stat().st_mode & 0o777 == 0o644
+    assert not np.array_equal(np.load(targets[0]), np.load(targets[1]))
