@@ -130,3 +130,25 @@ def test_torch_reads_the_file_and_back(torch, tmp_path, rng):
     safetensors_torch.save_file(tmodel.state_dict(), str(tmp_path / "torch.safetensors"))
     back = checkpoint.load_into(small_model(), tmp_path / "torch.safetensors").eval()
     np.testing.assert_array_equal(back(x).data, model(x).data)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_writes_honour_the_umask(tmp_path, umask):
+    """Files used to be 0600 whatever the umask (mkstemp's mode)."""
+    from sigconv._atomic import atomic_save_npy, atomic_write_bytes
+
+    old = os.umask(umask)
+    try:
+        checkpoint.save({"w": np.ones(3)}, tmp_path / "model.safetensors")
+        atomic_write_bytes(tmp_path / "notes.txt", b"first")
+        os.chmod(tmp_path / "notes.txt", 0o600)
+        atomic_write_bytes(tmp_path / "notes.txt", b"second")   # a replacement is a new file
+        atomic_save_npy(tmp_path / "a.npy", np.zeros(2))
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    for name in ("model.safetensors", "notes.txt", "a.npy"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    assert (tmp_path / "notes.txt").read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "model.safetensors",
+                                                          "notes.txt"]     # no temporary left
