@@ -1,12 +1,23 @@
 """What every reader shares: the error classes, the file checks, the sniffing helpers."""
 import importlib
+import numbers
 import os
 import pathlib
 import stat
 
-from ..errors import SigconvError
+from ..errors import ArgumentError, SigconvError
 
-__all__ = ["LoadError", "MissingDependencyError", "check_file", "read_head", "require"]
+__all__ = ["LoadError", "MissingDependencyError", "MAX_BYTES", "check_file", "read_head",
+           "require", "check_max_bytes", "limit", "library_error"]
+
+#: Default ``max_bytes`` of every loader: the most bytes of decoded data (the
+#: returned array, or the file's decoded content when that is larger) a loader
+#: allocates before refusing the file with ``LoadError`` (cause "too large").
+#: A header can claim any size and a 2 MB archive can inflate to gigabytes;
+#: the limit turns both into a clear error instead of a ``MemoryError`` or a
+#: machine that swaps.  Pass ``max_bytes=`` to a loader to raise it, or
+#: ``max_bytes=None`` for no limit.
+MAX_BYTES = 2 * 2**30
 
 #: bytes read from the start of a file to recognise its format; files up to
 #: this size (most short clips) are read whole in that one read.
@@ -38,6 +49,48 @@ class LoadError(SigconvError, OSError):
 
 class MissingDependencyError(SigconvError, ImportError):
     """An optional package that a function needs is not installed."""
+
+
+def _human(nbytes):
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} bytes"
+
+
+def check_max_bytes(max_bytes):
+    """``max_bytes`` as an int (or None), or ArgumentError."""
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Real) or not max_bytes > 0:
+        raise ArgumentError(f"max_bytes must be a positive number of bytes or None (no limit), "
+                            f"got {max_bytes!r}")
+    if max_bytes == float("inf"):
+        return None
+    return int(max_bytes)
+
+
+def limit(path, nbytes, max_bytes, what):
+    """Raise LoadError (cause "too large") when ``nbytes`` of ``what`` exceed ``max_bytes``."""
+    if max_bytes is not None and nbytes > max_bytes:
+        raise LoadError(path, "too large", f"{what} needs {nbytes} bytes ({_human(nbytes)}), "
+                        f"more than max_bytes={max_bytes} ({_human(max_bytes)}); pass a larger "
+                        "max_bytes= (or max_bytes=None) if the file is meant to be that big")
+
+
+def library_error(path, library, exc, cause="corrupt"):
+    """A LoadError for an exception ``library`` raised on the file's content.
+
+    MemoryError (a header claiming more than can be allocated) becomes "too
+    large"; everything else ``cause``, naming the library and its exception.
+    """
+    if isinstance(exc, LoadError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return LoadError(path, "too large", f"{library} ran out of memory reading it "
+                         f"({exc or 'MemoryError'}): the file claims more data than this "
+                         "machine can hold")
+    return LoadError(path, cause, f"{library} could not read it: {type(exc).__name__}: {exc}")
 
 
 def require(module, extra, what):

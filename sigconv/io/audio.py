@@ -12,7 +12,8 @@ import struct
 import numpy as np
 
 from ..errors import ArgumentError
-from ._common import LoadError, extension, inspect, wrong_extension_or
+from ._common import (MAX_BYTES, LoadError, check_max_bytes, extension, inspect, library_error,
+                      limit, wrong_extension_or)
 from .signal import Signal
 
 __all__ = ["load_audio", "resample_waveform", "EXTENSIONS"]
@@ -37,6 +38,38 @@ def sniff(head):
     return False
 
 
+#: WAV format tags whose block align is fixed by channels and bits:
+#: PCM, IEEE float, A-law, mu-law, and WAVE_FORMAT_EXTENSIBLE holding one of them.
+_LINEAR_TAGS = (1, 3, 6, 7)
+
+
+def _check_fmt(path, fmt):
+    """Refuse a WAV ``fmt `` chunk no writer could mean (libsndfile reads some anyway:
+    7 bits per sample in 2-byte blocks came out as twice the samples)."""
+    if len(fmt) < 16:
+        raise LoadError(path, "corrupt", f"WAV fmt chunk of {len(fmt)} bytes, expected at least 16")
+    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == 0xFFFE and len(fmt) >= 26:
+        tag = struct.unpack("<H", fmt[24:26])[0]
+    if channels < 1:
+        raise LoadError(path, "corrupt", f"WAV header says {channels} channels, expected at least 1")
+    if rate < 1:
+        raise LoadError(path, "corrupt", f"WAV header says a sample rate of {rate} Hz, expected "
+                        "a positive rate")
+    if tag in _LINEAR_TAGS:
+        if not 1 <= bits <= 64:
+            raise LoadError(path, "corrupt", f"WAV header says {bits} bits per sample, expected "
+                            "1 to 64")
+        expected = channels * -(-bits // 8)
+        if block != expected:
+            raise LoadError(path, "corrupt", f"WAV header says {bits} bits per sample and "
+                            f"{channels} channel(s), so {expected}-byte frames, but its block "
+                            f"align is {block} bytes")
+    elif block < 1:
+        raise LoadError(path, "corrupt", f"WAV header says a block align of {block} bytes, "
+                        "expected at least 1")
+
+
 def _wav_chunks(path, size, head):
     """(fmt chunk bytes or None, data offset, data size) of a RIFF/WAVE file, or None.
 
@@ -55,10 +88,16 @@ def _wav_chunks(path, size, head):
                 f = f or open(path, "rb")
                 f.seek(pos)
                 chunk = f.read(8)
+            if len(chunk) < 8:
+                break
             chunk_id, chunk_size = struct.unpack("<4sI", chunk)
             if chunk_id == b"fmt " and pos + 8 + chunk_size <= len(head):
                 fmt = head[pos + 8:pos + 8 + chunk_size]
+                _check_fmt(path, fmt)
             if chunk_id == b"data":
+                if fmt is None:
+                    raise LoadError(path, "corrupt", "WAV data chunk before any fmt chunk (or no "
+                                    "fmt chunk in the first 64 KiB)")
                 if chunk_size in (0, 0xFFFFFFFF):
                     return None  # streamed WAV with unknown length: libsndfile copes
                 if pos + 8 + chunk_size > size:
@@ -79,7 +118,7 @@ _PCM = {(1, 16): ("<i2", 1.0 / 32768.0), (1, 32): ("<i4", 1.0 / 2147483648.0),
         (3, 32): ("<f4", None)}
 
 
-def _read_small_wav(path, size, head, chunks, offset, duration):
+def _read_small_wav(path, size, head, chunks, offset, duration, max_bytes=None):
     """Decode a whole-in-memory 16/32-bit PCM or float WAV with numpy, or return None.
 
     The values equal libsndfile's float reads bit for bit (the tests check
@@ -100,6 +139,7 @@ def _read_small_wav(path, size, head, chunks, offset, duration):
         raise LoadError(path, "unsupported", f"offset {offset} s is past the end "
                         f"({total / rate:.3f} s)")
     count = total - first if duration is None else min(int(round(duration * rate)), total - first)
+    limit(path, count * channels * 4, max_bytes, f"{count} frames of {channels} channels as float32")
     raw = np.frombuffer(head, dtype, count=count * channels, offset=start + first * block)
     data = raw.reshape(count, channels).T.astype(np.float32)
     if scale is not None:
@@ -119,19 +159,24 @@ def resample_waveform(data, rate, new_rate, *, quality="HQ"):
     return np.ascontiguousarray(out.T.reshape(data.shape[0], -1))
 
 
-def _read_soundfile(path, offset, duration):
+def _read_soundfile(path, offset, duration, max_bytes=None):
     import soundfile as sf
 
     try:
         with sf.SoundFile(str(path)) as f:
             rate = f.samplerate
             total = f.frames
+            if not rate or rate < 1:
+                raise LoadError(path, "corrupt", f"the header says a sample rate of {rate} Hz, "
+                                "expected a positive rate")
             start = int(round(offset * rate))
             if start > total:
                 raise LoadError(path, "unsupported", f"offset {offset} s is past the end "
                                 f"({total / rate:.3f} s)")
             count = total - start if duration is None else min(int(round(duration * rate)),
                                                                  total - start)
+            limit(path, count * f.channels * 4, max_bytes,
+                  f"{count} frames of {f.channels} channels as float32")
             if start and f.seekable():
                 f.seek(start)
             elif start:
@@ -139,30 +184,36 @@ def _read_soundfile(path, offset, duration):
             data = f.read(count, dtype="float32", always_2d=True)
             meta = {"format": f.format, "subtype": f.subtype, "channels_in_file": f.channels,
                     "frames_in_file": total}
-    except sf.LibsndfileError as exc:
-        return None, exc
-    except RuntimeError as exc:  # soundfile < 0.12
-        return None, exc
+    except LoadError:
+        raise
+    except MemoryError as exc:
+        raise library_error(path, "libsndfile", exc) from None
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        return None, exc  # RuntimeError: soundfile < 0.12
     if data.shape[0] < count:
         raise LoadError(path, "truncated", f"the header promises {count} frames from offset "
                         f"{offset} s but only {data.shape[0]} could be decoded")
     return (data.T, rate, meta), None
 
 
-def _read_pyav(path, offset, duration, timeout):
+def _read_pyav(path, offset, duration, timeout, max_bytes=None):
     """Decode the first audio stream with PyAV (in-process; audio decoders are robust)."""
     import av
 
     try:
         container = av.open(str(path), timeout=timeout)
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         return None, exc
     with container:
         if not container.streams.audio:
             raise LoadError(path, "unsupported", "the file has no audio stream")
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate
-        chunks = []
+        rate = (getattr(stream.codec_context, "sample_rate", None)
+                or getattr(stream, "sample_rate", None) or getattr(stream, "rate", None))
+        if not rate or rate < 1:
+            raise LoadError(path, "corrupt", f"the audio stream has a sample rate of {rate!r}, "
+                            "expected a positive rate")
+        chunks, held = [], 0
         try:
             for frame in container.decode(stream):
                 array = frame.to_ndarray()
@@ -170,8 +221,15 @@ def _read_pyav(path, offset, duration, timeout):
                     array = array.reshape(-1, frame.layout.nb_channels).T
                 chunks.append(array.astype(np.float32) if array.dtype.kind == "f"
                               else _int_to_float(array))
-        except av.error.FFmpegError as exc:
-            raise LoadError(path, "corrupt", f"PyAV could not decode the audio: {exc}") from None
+                held += chunks[-1].nbytes
+                limit(path, held, max_bytes, "the decoded audio (float32)")
+        except LoadError:
+            raise
+        except (av.error.FFmpegError, ValueError, TypeError, AttributeError, MemoryError) as exc:
+            if isinstance(exc, MemoryError):
+                raise library_error(path, "PyAV", exc) from None
+            raise LoadError(path, "corrupt", f"PyAV could not decode the audio: "
+                            f"{type(exc).__name__}: {exc}") from None
     if not chunks:
         raise LoadError(path, "corrupt", "no audio frames could be decoded")
     data = np.concatenate(chunks, axis=1)
@@ -187,7 +245,7 @@ def _int_to_float(array):
 
 
 def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
-               dtype=np.float32, quality="HQ", timeout=30.0):
+               dtype=np.float32, quality="HQ", timeout=30.0, max_bytes=MAX_BYTES):
     """Load an audio file as a waveform :class:`Signal`.
 
     Parameters
@@ -205,6 +263,9 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
     dtype : float32 or float64
     quality : str
         soxr quality when resampling ("QQ", "LQ", "MQ", "HQ", "VHQ").
+    max_bytes : int or None
+        Refuse (LoadError, cause "too large") a file whose decoded samples
+        (float32) need more bytes; default :data:`sigconv.io.MAX_BYTES`.
 
     Returns
     -------
@@ -214,11 +275,12 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
     """
     path, size, head = inspect(path)
     return _load(path, size, head, sample_rate=sample_rate, mono=mono, offset=offset,
-                 duration=duration, dtype=dtype, quality=quality, timeout=timeout)
+                 duration=duration, dtype=dtype, quality=quality, timeout=timeout,
+                 max_bytes=max_bytes)
 
 
 def _load(path, size, head, *, sample_rate=None, mono=True, offset=0.0, duration=None,
-          dtype=np.float32, quality="HQ", timeout=30.0):
+          dtype=np.float32, quality="HQ", timeout=30.0, max_bytes=MAX_BYTES):
     """load_audio after the file checks (``head``: the first bytes, or all of a small file)."""
     if not (isinstance(offset, numbers.Real) and offset >= 0):
         raise ArgumentError(f"offset must be a number of seconds >= 0, got {offset!r}")
@@ -229,18 +291,19 @@ def _load(path, size, head, *, sample_rate=None, mono=True, offset=0.0, duration
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")
+    max_bytes = check_max_bytes(max_bytes)
     chunks = _wav_chunks(path, size, head)
-    result = _read_small_wav(path, size, head, chunks, offset, duration)
+    result = _read_small_wav(path, size, head, chunks, offset, duration, max_bytes)
     if result is not None:
         sf_error = None
     else:
-        result, sf_error = _read_soundfile(path, offset, duration)
+        result, sf_error = _read_soundfile(path, offset, duration, max_bytes)
     if result is None:
         from .loaders import sniff_content
 
         if sniff_content(path) in ("image", "volume", "skeleton"):
             raise wrong_extension_or(path, "waveform", "audio", str(sf_error))
-        result, av_error = _read_pyav(path, offset, duration, timeout)
+        result, av_error = _read_pyav(path, offset, duration, timeout, max_bytes)
         if result is None:
             if sniff(head) or extension(path) in EXTENSIONS:
                 raise wrong_extension_or(path, "waveform", "audio",
@@ -249,6 +312,11 @@ def _load(path, size, head, *, sample_rate=None, mono=True, offset=0.0, duration
             raise LoadError(path, "unsupported", f"not an audio file libsndfile or FFmpeg "
                             f"can read ({sf_error})")
     data, rate, meta = result
+    if data.dtype.kind == "f" and not np.isfinite(data).all():  # float WAV/FLAC: NaN, inf
+        bad = np.flatnonzero(~np.isfinite(data.reshape(-1)))[0]
+        raise LoadError(path, "corrupt", f"sample {bad % data.shape[1]} of channel "
+                        f"{bad // data.shape[1]} is {data.reshape(-1)[bad]}, expected finite "
+                        "samples")
     if mono and data.shape[0] > 1:
         data = data.mean(axis=0, keepdims=True)
     if sample_rate is not None and sample_rate != rate:

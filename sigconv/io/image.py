@@ -21,7 +21,8 @@ without scaling.
 import numpy as np
 
 from .._validation import check_choice
-from ._common import LoadError, check_file, extension, read_head, wrong_extension_or
+from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension,
+                      library_error, limit, read_head, wrong_extension_or)
 from .signal import Signal
 
 __all__ = ["load_image", "to_float", "EXTENSIONS"]
@@ -32,12 +33,53 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp",
 _NAMES = {1: ("L",), 2: ("L", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
 
 
+def content_extension(head):
+    """The extension of the image format the first bytes are ("".png", ...), or None."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    if head[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
+    if head[:2] == b"BM":
+        return ".bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return ".tif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return ".ppm"
+    return None
+
+
 def sniff(head):
-    return (head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff"
-            or head[:6] in (b"GIF87a", b"GIF89a") or head[:2] == b"BM"
-            or head[:4] in (b"II*\x00", b"MM\x00*")
-            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-            or (len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace()))
+    return content_extension(head) is not None
+
+
+def _check_size(path, itemsize, max_bytes):
+    """Refuse an image whose header claims more than ``max_bytes`` of decoded pixels
+    (Pillow reads the header only; formats Pillow does not know are not checked here)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - imageio needs Pillow for these formats
+        return
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            bands = 4 if im.mode in ("P", "PA") else len(im.getbands())
+    except Image.DecompressionBombError as exc:
+        raise LoadError(path, "too large", f"Pillow refuses it as a decompression bomb: {exc} "
+                        "(the limit is PIL.Image.MAX_IMAGE_PIXELS)") from None
+    except Exception:  # noqa: BLE001 - not for Pillow to judge; imageio will say what is wrong
+        return
+    limit(path, width * height * bands * itemsize, max_bytes,
+          f"a {width} x {height} image of {bands} channel(s) at {itemsize} bytes per value")
+
+
+def struct_error():
+    import struct
+
+    return struct.error
 
 
 def to_float(array, dtype=np.float32):
@@ -66,7 +108,7 @@ def _convert(array, mode):
     return np.concatenate([colour, alpha])
 
 
-def load_image(path, *, mode=None, index=0, dtype=np.float32):
+def load_image(path, *, mode=None, index=0, dtype=np.float32, max_bytes=MAX_BYTES):
     """Load an image file as an image :class:`Signal`.
 
     Parameters
@@ -76,6 +118,9 @@ def load_image(path, *, mode=None, index=0, dtype=np.float32):
     index : int
         Frame of a multi-frame file.
     dtype : float32 or float64
+    max_bytes : int or None
+        Refuse (LoadError, cause "too large") an image whose header claims
+        more decoded bytes; default :data:`sigconv.io.MAX_BYTES`.
 
     Returns
     -------
@@ -88,23 +133,33 @@ def load_image(path, *, mode=None, index=0, dtype=np.float32):
     path = check_file(path)
     if mode is not None:
         check_choice(mode, "mode", ("L", "RGB", "RGBA"))
+    max_bytes = check_max_bytes(max_bytes)
     head = read_head(path)
     if not sniff(head) and extension(path) not in EXTENSIONS:
         raise LoadError(path, "unsupported", "not an image format (PNG, JPEG, GIF, BMP, TIFF, "
                         "WebP, PNM) by content or extension")
+    _check_size(path, np.dtype(dtype).itemsize, max_bytes)
     try:
-        array = iio.imread(path, index=index)
+        # the content, not the name, picks imageio's plugin (a PNG named .nii is a PNG)
+        array = iio.imread(path, index=index, extension=content_extension(head))
     except IndexError as exc:
         raise LoadError(path, "unsupported", f"no frame {index}: {exc}") from None
-    except (OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
-        message = str(exc)
-        if "truncated" in message.lower() or isinstance(exc, EOFError):
+    except MemoryError as exc:
+        raise library_error(path, "imageio", exc) from None
+    except (OSError, ValueError, SyntaxError, RuntimeError, EOFError, TypeError, KeyError,
+            ZeroDivisionError, OverflowError, struct_error()) as exc:
+        found = (content_extension(head) or extension(path) or "image").lstrip(".").upper()
+        message = f"imageio cannot decode it as a {found} image: {exc}"
+        if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
             raise LoadError(path, "truncated", message) from None
         if sniff(head):
             raise LoadError(path, "corrupt", message) from None
         raise wrong_extension_or(path, "image", "image", message) from None
     array = np.asarray(array)
     source_dtype = array.dtype
+    if array.dtype.kind not in "biuf":
+        raise LoadError(path, "unsupported", f"pixel values of dtype {array.dtype}, expected "
+                        "numbers")
     if array.ndim == 2:
         array = array[None]
     elif array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4):

@@ -1,7 +1,8 @@
 """`load`: recognise a file's kind (content first, extension second) and call its reader."""
 from .._validation import check_choice
 from . import audio, image, skeleton, video, volume
-from ._common import LoadError, check_file, extension, inspect, read_head
+from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension, inspect,
+                      library_error, read_head)
 from .signal import KINDS
 
 __all__ = ["load", "detect", "sniff_content"]
@@ -55,7 +56,7 @@ def detect(path):
     return kind
 
 
-def load(path, *, kind=None, **options):
+def load(path, *, kind=None, max_bytes=MAX_BYTES, **options):
     """Load any supported file as a :class:`~sigconv.io.Signal`.
 
     Parameters
@@ -66,6 +67,12 @@ def load(path, *, kind=None, **options):
         Force a reader: "waveform", "spectrogram" (audio then
         :func:`~sigconv.io.spectrogram`), "skeleton", "image", "volume",
         "video".  Default: recognised from the content, then the extension.
+    max_bytes : int or None
+        The most bytes of decoded data the reader may allocate (the returned
+        array, or the file's decoded content when that is larger); default
+        :data:`sigconv.io.MAX_BYTES` (2 GiB); None for no limit.  A file
+        that needs more is refused with LoadError (cause "too large") before
+        anything that size is allocated.
     **options
         Passed to the reader (e.g. ``sample_rate=``, ``radians=``, ``mode=``,
         ``stop=``).
@@ -73,10 +80,12 @@ def load(path, *, kind=None, **options):
     Raises
     ------
     LoadError
-        Missing, empty, unrecognised, truncated or corrupt file.
+        Missing, empty, unrecognised, truncated, corrupt or too large file;
+        nothing a file holds raises anything else.
     """
     from .spectrogram import load_spectrogram
 
+    max_bytes = check_max_bytes(max_bytes)
     path, size, head = inspect(path, directory_ok=True)
     if kind is None:
         kind = _content_kind(path, head) or _extension_kind(path)
@@ -86,9 +95,12 @@ def load(path, *, kind=None, **options):
                             "skeleton, image, volume or video)")
     else:
         check_choice(kind, "kind", KINDS)
-    if kind == "waveform":
-        return audio._load(path, size, head, **options)  # no second look at a small file
     reader = {"waveform": audio.load_audio, "spectrogram": load_spectrogram,
               "skeleton": skeleton.load_skeleton, "image": image.load_image,
               "volume": volume.load_volume, "video": video.load_video}[kind]
-    return reader(path, **options)
+    try:
+        if kind == "waveform":  # no second look at a small file
+            return audio._load(path, size, head, max_bytes=max_bytes, **options)
+        return reader(path, max_bytes=max_bytes, **options)
+    except (MemoryError, RecursionError) as exc:  # the last net: no reader should let these out
+        raise library_error(path, f"the {kind} reader", exc) from None

@@ -13,7 +13,7 @@ import collections
 import numpy as np
 
 from ..errors import ArgumentError
-from ._common import LoadError, check_file, read_head
+from ._common import MAX_BYTES, LoadError, check_file, check_max_bytes, limit, read_head
 from .signal import Signal
 
 __all__ = ["load_skeleton", "forward_kinematics", "Joint", "parse_bvh"]
@@ -69,7 +69,7 @@ class _Tokens:
         return values
 
 
-def parse_bvh(path, text):
+def parse_bvh(path, text, max_bytes=None):
     """Parse BVH text into (joints, frame_time, motion (T, n_channels) float64)."""
     header, sep, motion = text.partition("MOTION")
     if not sep:
@@ -80,42 +80,47 @@ def parse_bvh(path, text):
     tokens = _Tokens(path, header)
     tokens.next("HIERARCHY")
     joints = []
+    open_joints = []  # (index, name) of the joints whose braces are open, innermost last
 
-    def joint(parent, name):
+    def start_joint(parent, name):
         index = len(joints)
         tokens.next("{")
         tokens.next("OFFSET")
-        offset = tuple(tokens.numbers(3, "OFFSET"))
+        offset = tuple(_finite(path, tokens, tokens.numbers(3, "OFFSET"), "OFFSET"))
         tokens.next("CHANNELS")
         count = tokens.next(what="channel count")
-        if not count.isdigit():
-            raise LoadError(path, "corrupt", f"line {tokens.line}: CHANNELS needs a count, "
-                            f"found {count!r}")
+        if not count.isdigit() or int(count) > len(_CHANNELS):
+            raise LoadError(path, "corrupt", f"line {tokens.line}: CHANNELS needs a count of 0 "
+                            f"to {len(_CHANNELS)}, found {count!r}")
         channels = tuple(tokens.next(what="channel name") for _ in range(int(count)))
         for channel in channels:
             if channel not in _CHANNELS:
                 raise LoadError(path, "corrupt", f"line {tokens.line}: unknown channel "
                                 f"{channel!r} (expected one of {', '.join(_CHANNELS)})")
         joints.append(Joint(name, parent, offset, channels, False))
-        while True:
-            token = tokens.next(what="JOINT, End Site or }")
-            if token.upper() == "JOINT":
-                joint(index, tokens.rest_of_line("joint name"))
-            elif token.upper() == "END":
-                tokens.next("Site")
-                tokens.next("{")
-                tokens.next("OFFSET")
-                end = tuple(tokens.numbers(3, "OFFSET"))
-                tokens.next("}")
-                joints.append(Joint(f"{name}.End", index, end, (), True))
-            elif token == "}":
-                return
-            else:
-                raise LoadError(path, "corrupt", f"line {tokens.line}: expected JOINT, End Site "
-                                f"or }}, found {token!r}")
+        open_joints.append((index, name))
 
+    # iterative, not recursive: a file may nest joints deeper than Python's stack
     tokens.next("ROOT")
-    joint(-1, tokens.rest_of_line("root name"))
+    start_joint(-1, tokens.rest_of_line("root name"))
+    while open_joints:
+        index, name = open_joints[-1]
+        token = tokens.next(what="JOINT, End Site or }")
+        if token.upper() == "JOINT":
+            start_joint(index, tokens.rest_of_line("joint name"))
+        elif token.upper() == "END":
+            tokens.next("Site")
+            tokens.next("{")
+            tokens.next("OFFSET")
+            end = tuple(_finite(path, tokens, tokens.numbers(3, "OFFSET"), "End Site OFFSET"))
+            tokens.next("}")
+            joints.append(Joint(f"{name}.End", index, end, (), True))
+        elif token == "}":
+            open_joints.pop()
+        else:
+            raise LoadError(path, "corrupt", f"line {tokens.line}: expected JOINT, End Site "
+                            f"or }}, found {token!r}")
+
     if tokens.tokens or any(line.strip() for line in tokens.lines[tokens.line:]):
         raise LoadError(path, "corrupt", "text after the root joint's closing brace "
                         "(only one ROOT is supported)")
@@ -130,10 +135,12 @@ def parse_bvh(path, text):
     except (ValueError, IndexError):
         raise LoadError(path, "truncated" if len(lines) < 4 else "corrupt",
                         "MOTION must be followed by 'Frames: N' and 'Frame Time: seconds'") from None
-    if n_frames < 0 or not frame_time > 0:
-        raise LoadError(path, "corrupt", f"Frames: {n_frames} and Frame Time: {frame_time} "
-                        "must be positive")
+    if n_frames < 0 or not 0 < frame_time < float("inf"):
+        raise LoadError(path, "corrupt", f"Frames: {n_frames} and Frame Time: {frame_time}: "
+                        "expected a count >= 0 and a finite time > 0 seconds")
     n_channels = sum(len(j.channels) for j in joints)
+    limit(path, n_frames * n_channels * 8, max_bytes,
+          f"{n_frames} frames of {n_channels} channels (float64)")
     body = lines[3] if len(lines) > 3 else ""
     try:
         values = np.array(body.split(), dtype=np.float64)
@@ -147,7 +154,30 @@ def parse_bvh(path, text):
     if values.size > expected:
         raise LoadError(path, "corrupt", f"{n_frames} frames of {n_channels} channels need "
                         f"{expected} numbers, the file has {values.size}")
-    return tuple(joints), frame_time, values.reshape(n_frames, n_channels)
+    values = values.reshape(n_frames, n_channels)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        frame, channel = (int(i[0]) for i in np.nonzero(bad))
+        joint = [j for j in joints for _ in j.channels][channel]
+        name = joint.channels[channel - sum(len(j.channels) for j in joints[:joints.index(joint)])]
+        raise LoadError(path, "corrupt", f"motion value {values[frame, channel]} in frame "
+                        f"{frame}, channel {joint.name}.{name}: expected finite numbers")
+    return tuple(joints), frame_time, values
+
+
+def _finite(path, tokens, values, what):
+    if not all(np.isfinite(values)):
+        raise LoadError(path, "corrupt", f"line {tokens.line}: {what} {values}: expected finite "
+                        "numbers")
+    return values
+
+
+def _is_text(head):
+    try:
+        head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut by the end of the head
+    return True
 
 
 def _is_number(token):
@@ -214,7 +244,8 @@ def forward_kinematics(signal):
     return np.stack(positions, axis=1)
 
 
-def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32):
+def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32,
+                  max_bytes=MAX_BYTES):
     """Load a BVH file as a skeleton :class:`Signal`.
 
     Parameters
@@ -227,6 +258,9 @@ def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32):
         joint and End Site.
     dtype : float32 or float64
         float64 keeps the numbers exactly as parsed.
+    max_bytes : int or None
+        Refuse (LoadError, cause "too large") a file longer than this, or
+        whose motion (float64) needs more; default :data:`sigconv.io.MAX_BYTES`.
 
     Returns
     -------
@@ -238,17 +272,19 @@ def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32):
         hierarchy, a tuple of :class:`Joint`).
     """
     path = check_file(path)
+    max_bytes = check_max_bytes(max_bytes)
     head = read_head(path)
+    if not sniff(head):
+        if b"\0" in head or not _is_text(head):
+            raise LoadError(path, "unsupported", "not a BVH file (binary content)")
+        raise LoadError(path, "unsupported" if path.suffix.lower() != ".bvh" else "corrupt",
+                        "a BVH file starts with HIERARCHY")
+    limit(path, path.stat().st_size, max_bytes, "the BVH text")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
-        if sniff(head):
-            raise LoadError(path, "corrupt", "BVH header followed by bytes that are not text") from None
-        raise LoadError(path, "unsupported", "not a BVH file (binary content)") from None
-    if not sniff(head):
-        raise LoadError(path, "unsupported" if path.suffix.lower() != ".bvh" else "corrupt",
-                        "a BVH file starts with HIERARCHY")
-    joints, frame_time, motion = parse_bvh(path, text)
+        raise LoadError(path, "corrupt", "BVH header followed by bytes that are not text") from None
+    joints, frame_time, motion = parse_bvh(path, text, max_bytes)
     names = [f"{j.name}.{c}" for j in joints for c in j.channels]
     data = motion.T.copy()  # (C, T)
     meta = dict(frame_rate=1.0 / frame_time, frame_time=frame_time, joints=joints,

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import ArgumentError
 from .._validation import check_choice
-from ._common import LoadError, check_file, extension, read_head, wrong_extension_or
+from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension, limit,
+                      read_head, wrong_extension_or)
 from ._video_worker import decode_frames as _decode
 from ._video_worker import plane_array as _plane_array
 from .signal import Signal
@@ -291,16 +292,23 @@ def _scale(planes, out, dtype):
             np.multiply(plane, dtype.type(1.0 / 255.0), out=out[c], dtype=dtype)
 
 
+def _expected_frames(total, start, stop, step):
+    end = total if stop is None or total is None else min(stop, total)
+    return max(0, -(-(end - start) // step)) if end is not None else 0
+
+
 def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="RGB",
-               dtype=np.float32, isolate=True, timeout=20.0, seek=False):
+               dtype=np.float32, isolate=True, timeout=20.0, seek=False, max_bytes=MAX_BYTES):
     """Yield the video as chunks: Signals of at most ``chunk`` frames, (C, t, H, W) each.
 
     Each chunk's ``start_time`` is the time of its first frame and its
     ``meta["first_frame"]`` that frame's index, so chunks can be placed back
-    on the video's time line.  Options as in :func:`load_video`.
+    on the video's time line.  Options as in :func:`load_video`; ``max_bytes``
+    bounds one chunk.
     """
     path = check_file(path)
     start, stop, step, size = _check_options(start, stop, step, size, mode, chunk)
+    max_bytes = check_max_bytes(max_bytes)
     dtype = np.dtype(dtype)
     info = {}
     buffer, first, filled = None, None, 0
@@ -314,6 +322,8 @@ def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="R
     for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
                                  info.update, seek):
         if buffer is None:
+            limit(path, len(planes) * chunk * planes[0].size * dtype.itemsize, max_bytes,
+                  f"a chunk of {chunk} frames of {len(planes)} x {planes[0].shape} ({dtype})")
             buffer = np.empty((len(planes), chunk) + planes[0].shape, dtype)
         if filled == 0:
             first = index
@@ -330,7 +340,7 @@ def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="R
 
 
 def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype=np.float32,
-               isolate=True, timeout=20.0, seek=False):
+               isolate=True, timeout=20.0, seek=False, max_bytes=MAX_BYTES):
     """Load a video file as a video :class:`Signal`.
 
     Parameters
@@ -353,6 +363,11 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
         Decode in a watched child process (default; see the module docstring).
     timeout : float
         Seconds without a decoded frame after which decoding is abandoned.
+    max_bytes : int or None
+        Refuse (LoadError, cause "too large") a video whose frames asked for
+        need more bytes (as ``dtype``); default :data:`sigconv.io.MAX_BYTES`.
+        A long or large video fits with ``stop=``, ``step=``, ``size=``, or
+        :func:`iter_video`.
 
     Returns
     -------
@@ -363,14 +378,26 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
     """
     path = check_file(path)
     start, stop, step, size = _check_options(start, stop, step, size, mode)
+    max_bytes = check_max_bytes(max_bytes)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64, np.uint8):
         raise ArgumentError(f"dtype must be float32, float64 or uint8, got {dtype}")
     info = {}
     out, chunks, t, first = None, [], 0, None
     direct = _DIRECT and isolate and dtype == np.uint8
+
+    def check(frames, channels, height, width):
+        limit(path, frames * channels * height * width * dtype.itemsize, max_bytes,
+              f"{frames} frames of {channels} x {height} x {width} ({dtype})")
+
+    def on_header(header):
+        info.update(header)
+        if header.get("out_channels"):  # the child's header: the output's frame size
+            check(_expected_frames(header.get("frames"), start, stop, step),
+                  header["out_channels"], header["out_height"], header["out_width"])
+
     for index, planes in _frames(path, start, stop, step, size, mode, isolate, timeout,
-                                 info.update, seek, direct):
+                                 on_header, seek, direct):
         if planes is None:  # already written into info["direct"] by the child
             if out is None:
                 out, first = info["direct"], index
@@ -378,11 +405,11 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
             continue
         if out is None:
             first = index
-            total = info.get("frames")
-            end = total if stop is None or total is None else min(stop, total)
-            expected = max(0, -(-(end - start) // step)) if end is not None else 0
+            expected = _expected_frames(info.get("frames"), start, stop, step)
+            check(max(expected, 1), len(planes), *planes[0].shape)
             out = np.empty((len(planes), max(expected, 1)) + planes[0].shape, dtype)
         if t == out.shape[1]:  # more frames than the header said: grow
+            check(sum(c.shape[1] for c in chunks) + t + max(16, t), *out.shape[:1], *out.shape[2:])
             chunks.append(out)
             out = np.empty((out.shape[0], max(16, t)) + out.shape[2:], dtype)
             t = 0

@@ -1,0 +1,1 @@
+"""Long-running generators (fuzzers) of bad input; run by hand, not collected by pytest."""
