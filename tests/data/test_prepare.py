@@ -350,7 +350,7 @@ def test_a_second_run_on_a_store_being_prepared_fails_at_once(tmp_path, rng, sha
     prepare(sources, out, convert_npy, progress=False, log=None)   # free again afterwards
 
 
-def test_the_store_lock_is_taken_in_one_process_too(tmp_path, rng):
+def test_the_store_lock_is_taken_in_one_process_too(tmp_path, rng, capsys):
     from sigconv._lock import folder_lock
 
     sources = _sources(tmp_path / "src", rng, n=2)
@@ -359,6 +359,9 @@ def test_the_store_lock_is_taken_in_one_process_too(tmp_path, rng):
     with folder_lock(out, what="store", error=StoreError):
         with pytest.raises(StoreError, match=rf"pid {os.getpid()}"):
             prepare(sources, out, convert_npy, progress=False, log=None)
+        from sigconv.cli import main            # sigconv prepare says so and exits 2
+        assert main(["prepare", str(tmp_path / "src"), str(out), "--kind", "volume"]) == 2
+        assert "is in use by another process" in capsys.readouterr().err
     assert (out / ".lock").read_bytes() == b""        # no holder noted once released
     assert prepare(sources, out, convert_npy, progress=False, log=None).unchanged == 2
 
