@@ -3,7 +3,9 @@
 The public wrappers call these once at the boundary; the kernels may then
 assume valid, contiguous arrays of a native float dtype.
 """
+import math
 import numbers
+import os
 
 import numpy as np
 
@@ -12,14 +14,25 @@ from .errors import ArgumentError, DTypeError, ShapeError
 #: dtypes the kernels compute in natively.
 NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Largest int option (stride, padding, dilation, kernel and output sizes,
+#: groups, channels) and largest element count: the kernels compute offsets
+#: and window positions in int64, and sums of a few such values stay below
+#: 2**63.
+INDEX_MAX = 2**60
 
-def as_tuple(value, n, name, *, minimum=None):
+
+def _is_int(value):
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def as_tuple(value, n, name, *, minimum=None, maximum=INDEX_MAX):
     """Expand an int (or a length-``n`` sequence of ints) to a tuple of ``n`` ints.
 
     Raises :class:`ArgumentError` naming ``name`` when the value is not an
-    integer, has the wrong length, or is below ``minimum``.
+    integer, has the wrong length, or is below ``minimum`` or above
+    ``maximum`` (:data:`INDEX_MAX` by default).
     """
-    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+    if _is_int(value):
         values = (int(value),) * n
     else:
         try:
@@ -32,13 +45,100 @@ def as_tuple(value, n, name, *, minimum=None):
             raise ArgumentError(
                 f"{name} must have one value per spatial axis ({n}), got {value!r}"
             )
-        if not all(isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
-                   for v in values):
+        if not all(_is_int(v) for v in values):
             raise ArgumentError(f"{name} must hold ints, got {value!r}")
         values = tuple(int(v) for v in values)
     if minimum is not None and any(v < minimum for v in values):
         raise ArgumentError(f"{name} must be >= {minimum} on every axis, got {value!r}")
+    if maximum is not None and any(v > maximum for v in values):
+        raise ArgumentError(f"{name} must be at most {_limit_text(maximum)} on every axis, "
+                            f"got {value!r}")
     return values
+
+
+def _limit_text(maximum):
+    return "2**60" if maximum == INDEX_MAX else str(maximum)
+
+
+def check_int(value, name, *, minimum=1, maximum=INDEX_MAX):
+    """A single int option (``groups``, ``pieces``, ``channels``) as an int, within its range.
+
+    Raises :class:`ArgumentError` naming ``name`` for a bool, a float, a
+    string or any other non-integer, and for values out of range.
+    """
+    wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if not _is_int(value) or value < minimum or value > maximum:
+        raise ArgumentError(f"{name} must be {wanted} (at most {_limit_text(maximum)}), "
+                            f"got {value!r}")
+    return int(value)
+
+
+def check_flag(value, name):
+    """``value`` as a bool; only ``True``, ``False`` (or numpy bools) are accepted.
+
+    Strings such as ``"no"``, ints and ``None`` raise :class:`ArgumentError`
+    instead of being read by their truth value.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_positive_real(value, name, what=""):
+    """A finite real number > 0 (``p``, ``sigma``) as a float; bools, strings and complex raise."""
+    if (not isinstance(value, (numbers.Real, np.floating, np.integer))
+            or isinstance(value, (bool, np.bool_)) or not math.isfinite(float(value))
+            or float(value) <= 0):
+        raise ArgumentError(f"{name} must be a finite number > 0{what}, got {value!r}")
+    return float(value)
+
+
+def memory_limit():
+    """Bytes one array may take: the machine's physical memory, or the process's address-space limit.
+
+    Arrays larger than this cannot be allocated (or would only swap), so the
+    ops refuse them before allocating (:func:`check_size`).
+    """
+    limit = INDEX_MAX
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limit = min(limit, soft)
+    except (ImportError, ValueError, OSError):
+        pass
+    return limit
+
+
+def _bytes_text(n):
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def check_size(shape, dtype, what, options):
+    """Raise :class:`ShapeError` unless an array of ``shape`` and ``dtype`` can exist.
+
+    The element count is computed with Python ints (no int64 wrap-around)
+    and compared with :data:`INDEX_MAX` and :func:`memory_limit`, before
+    anything is allocated.  ``what`` names the array (``"the output"``);
+    ``options`` names the arguments that decide its size, for the message.
+    Returns the element count.
+    """
+    shape = tuple(int(v) for v in shape)
+    count = math.prod(shape)
+    nbytes = count * np.dtype(dtype).itemsize
+    limit = memory_limit()
+    if count > INDEX_MAX or nbytes > limit:
+        raise ShapeError(
+            f"{what} would have shape {shape}: {count} elements ({_bytes_text(nbytes)}), more "
+            f"than the {_bytes_text(limit)} of memory this process can allocate; check {options}")
+    return count
 
 
 def check_choice(value, name, choices):
@@ -131,7 +231,7 @@ def shape_argument(value, name):
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) and v >= 0
-            for v in value):
-        raise ArgumentError(f"{name} must be a tuple of non-negative ints, got {value!r}")
+            _is_int(v) and 0 <= v <= INDEX_MAX for v in value):
+        raise ArgumentError(f"{name} must be a tuple of non-negative ints (at most 2**60), "
+                            f"got {value!r}")
     return tuple(int(v) for v in value)

@@ -8,11 +8,13 @@ and 2-D items are 3-D items with length-1 leading axes).  A dense batch is
 the case where every row has the same shape; a :class:`Ragged` batch stores
 its items back to back and hands the kernels its own table.
 """
+import itertools
+import math
 import numbers
 
 import numpy as np
 
-from ._validation import as_float_array, result_dtype
+from ._validation import INDEX_MAX, as_float_array, check_int, result_dtype
 from .errors import ArgumentError, ShapeError
 
 __all__ = ["Ragged", "lift3", "item_table", "map_items", "map_grad_input", "sum_over_items"]
@@ -51,6 +53,11 @@ def item_table(channels, shapes, offsets=None):
     return table
 
 
+def _frozen(array):
+    array.flags.writeable = False
+    return array
+
+
 class Ragged:
     """A batch of ``N`` items ``(C, *spatial_i)``: same channels and rank, any sizes.
 
@@ -67,26 +74,41 @@ class Ragged:
     channels : int
     """
 
+    __slots__ = ("_data", "_shapes", "_offsets", "_channels")
+
     def __init__(self, data, shapes, channels):
         shapes = np.asarray(shapes)
         if shapes.ndim != 2 or not 1 <= shapes.shape[1] <= 3 or shapes.dtype.kind not in "iu":
             raise ShapeError(f"shapes must be an (N, nd) integer array with 1 <= nd <= 3, "
                              f"got {shapes.dtype} array of shape {shapes.shape}")
-        if (shapes < 1).any():
-            raise ShapeError(f"every spatial size must be >= 1, got shapes {shapes.tolist()}")
-        if not isinstance(channels, (numbers.Integral, np.integer)) or channels < 1:
-            raise ArgumentError(f"channels must be a positive int, got {channels!r}")
+        rows = shapes.tolist()  # Python ints: no wrap-around of uint64 or of products
+        if any(v < 1 or v > INDEX_MAX for row in rows for v in row):
+            raise ShapeError(f"every spatial size in shapes must be >= 1 (and at most 2**60), "
+                             f"got shapes {rows}")
+        channels = check_int(channels, "channels")
         data = np.asarray(data)
         if data.ndim != 1:
             raise ShapeError(f"data must be a flat array, got shape {data.shape}")
-        self.shapes = shapes.astype(np.int64)
-        self.channels = int(channels)
-        sizes = self.channels * np.prod(self.shapes, axis=1)
-        if data.size != int(sizes.sum()):
+        sizes = [channels * math.prod(row) for row in rows]
+        total = sum(sizes)
+        if total > INDEX_MAX or data.size != total:
             raise ShapeError(f"data holds {data.size} elements but {channels} channels of "
-                             f"shapes {self.shapes.tolist()} need {int(sizes.sum())}")
-        self.data = data
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+                             f"shapes {rows} need {total}")
+        self._data = data
+        self._shapes = _frozen(np.array(rows, dtype=np.int64).reshape(shapes.shape))
+        self._channels = channels
+        self._offsets = _frozen(np.array([0] + list(itertools.accumulate(sizes))[:-1],
+                                         dtype=np.int64))
+
+    #: The items' elements, item after item (values may be written; the
+    #: array cannot be replaced, so its size always matches ``shapes``).
+    data = property(lambda self: self._data)
+    #: ``(N, nd)`` int64 spatial shapes, read-only.
+    shapes = property(lambda self: self._shapes)
+    #: ``(N,)`` int64 element offset of each item in ``data``, read-only.
+    offsets = property(lambda self: self._offsets)
+    #: Number of channels of every item.
+    channels = property(lambda self: self._channels)
 
     @classmethod
     def from_list(cls, items, *, dtype=None):
@@ -159,7 +181,7 @@ class Ragged:
         """A Ragged of the same item shapes holding ``data`` (a flat array of the same size).
 
         The result shares this batch's ``shapes`` and ``offsets`` arrays, which
-        nothing changes in place; only the size of ``data`` is checked.
+        are read-only; only the size of ``data`` is checked.
         """
         data = np.asarray(data)
         if data.ndim != 1:
@@ -168,9 +190,12 @@ class Ragged:
             raise ShapeError(f"data holds {data.size} elements but {self.channels} channels of "
                              f"shapes {self.shapes.tolist()} need {self.data.size}")
         result = object.__new__(type(self))
-        result.shapes, result.channels, result.offsets = self.shapes, self.channels, self.offsets
-        result.data = data
+        result._shapes, result._channels, result._offsets = self._shapes, self._channels, self._offsets
+        result._data = data
         return result
+
+    def __reduce__(self):  # pickle and copy rebuild (and re-check) the batch
+        return type(self), (self._data, self._shapes, self._channels)
 
     def __len__(self):
         return len(self.shapes)

@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import as_tuple
+from ._validation import INDEX_MAX, as_tuple
 from .errors import ArgumentError, ShapeError
 
 PADDING_MODES = ("valid", "same", "full")
@@ -121,10 +121,18 @@ def resolve_paddings(padding, input_sizes, kernel_size, stride=1, dilation=1, *,
 
 
 def _spans(kernel_size, dilation):
-    """Dilated kernel spans as an int64 array; ``dilation`` an already checked tuple."""
+    """Dilated kernel spans as an int64 array; ``dilation`` an already checked tuple.
+
+    Raises :class:`ArgumentError` naming ``dilation`` when a span exceeds
+    :data:`~sigconv._validation.INDEX_MAX` (it would not fit the kernels' int64 positions).
+    """
     if len(kernel_size) != len(dilation):
         dilated_size(kernel_size, dilation)  # raises its error for a kernel of another rank
-    return np.array([(k - 1) * d + 1 for k, d in zip(kernel_size, dilation)], dtype=np.int64)
+    spans = [(int(k) - 1) * d + 1 for k, d in zip(kernel_size, dilation)]
+    if any(e > INDEX_MAX for e in spans):
+        raise ArgumentError(f"dilation {dilation} with kernel size {tuple(kernel_size)} spans "
+                            f"{tuple(spans)} samples, more than 2**60: use a smaller dilation")
+    return np.array(spans, dtype=np.int64)
 
 
 def _resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip):
@@ -174,6 +182,8 @@ def _explicit_padding(padding, n):
         pairs = tuple(pairs)
     if any(lo < 0 or hi < 0 for lo, hi in pairs):
         raise ArgumentError(f"padding must be non-negative, got {padding!r}")
+    if any(lo > INDEX_MAX or hi > INDEX_MAX for lo, hi in pairs):
+        raise ArgumentError(f"padding must be at most 2**60 on every side, got {padding!r}")
     return pairs
 
 
