@@ -72,8 +72,9 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
     labels : str or os.PathLike, optional
         A CSV file with a header ``path,label[,split]`` (paths relative to
         ``root``; a path that is absolute or climbs out of ``root`` with
-        ``..`` is refused with :class:`ArgumentError` naming its line).  Without it, each sub-folder of ``root`` is a class named
-        after it, and files directly in ``root`` have no label.
+        ``..`` is refused with :class:`ArgumentError` naming its line).
+        Without it, each sub-folder of ``root`` is a class named after it,
+        and files directly in ``root`` have no label.
     extensions : iterable of str, optional
         Only files with these extensions (e.g. ``{".wav", ".flac"}``).
     test, validation : float

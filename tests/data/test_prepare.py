@@ -269,7 +269,8 @@ def test_a_manifest_naming_files_outside_the_store_is_refused(tmp_path, rng, esc
     else:
         named = "../outside/secret.npy" if escape == "relative" else str(secret)
         _rewrite_file(out, record["id"], named)
-    pattern = rf"item 'clip_000' names the file '{re.escape(named)}', which resolves outside .*items"
+    pattern = (rf"item 'clip_000' names the file '{re.escape(named)}', which resolves "
+               r"outside .*items")
     with pytest.raises(StoreError, match=pattern):
         Store(out)                                    # so neither store[i] nor verify() reads it
     item = out / "items" / "clip_000.npy"
@@ -330,8 +331,9 @@ def test_a_second_run_on_a_store_being_prepared_fails_at_once(tmp_path, rng, sha
         while not ((out / "manifest.jsonl").exists() and (out / "manifest.jsonl").read_bytes()):
             assert child.poll() is None and time.monotonic() < deadline, "the run did not start"
             time.sleep(0.01)
-        with pytest.raises(StoreError, match=rf"store '{re.escape(str(out))}' is in use by another process "
-                                             rf"\(pid {child.pid} on .*\): it holds the lock file"):
+        busy = (rf"store '{re.escape(str(out))}' is in use by another process "
+                rf"\(pid {child.pid} on .*\): it holds the lock file")
+        with pytest.raises(StoreError, match=busy):
             prepare(sources, out, convert_npy, progress=False, log=None)
         # the dataset scripts say so and exit 2
         path = pathlib.Path(__file__).resolve().parents[2] / "datasets" / "fsdd.py"
