@@ -16,7 +16,6 @@ kernel offsets ``m``; samples outside the input are the zeros of the padding.
 Output sizes and padding modes are defined once, in :mod:`sigconv.shapes`.
 """
 import contextlib
-import numbers
 import threading
 from dataclasses import dataclass
 
@@ -25,8 +24,9 @@ from threadpoolctl import ThreadpoolController
 
 from .. import shapes
 from .. import _kernels as _kernel
-from .._validation import (as_float_array, as_tuple, check_choice, result_dtype,
-                           shape_argument as _shape_of)
+from . import tuning
+from .._validation import (as_float_array, as_tuple, check_choice, check_flag, check_int,
+                           check_size, result_dtype, shape_argument as _shape_of)
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, item_table, lift3
 
@@ -127,9 +127,8 @@ def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, gro
             f"spatial axes as {x_name}: {x_name} has shape {x_shape}, "
             f"{weight_name} has shape {weight_shape}")
     nd = len(x_shape) - 2
-    if not isinstance(groups, (numbers.Integral, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise ArgumentError(f"groups must be a positive int, got {groups!r}")
-    groups = int(groups)
+    groups = check_int(groups, "groups")
+    check_flag(flip, "flip")
     stride = as_tuple(stride, nd, "stride", minimum=1)
     dilation = as_tuple(dilation, nd, "dilation", minimum=1)
     c_in = x_shape[1]
@@ -160,6 +159,10 @@ def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, gro
         raise ShapeError(
             f"kernel is larger than the padded input: {x_name} spatial shape {x_shape[2:]} with "
             f"padding {pads}, dilated kernel span {spans}; pad the input or use a smaller kernel")
+    outputs = [c_out * x_shape[0] * np.prod(row, dtype=object) for row in out.tolist()]
+    check_size((sum(outputs),), np.float32, "the output",
+               f"padding {tuple(zip(lo[0].tolist(), hi[0].tolist()))}, stride {stride} and "
+               f"dilation {dilation} against {x_name} shape {x_shape}")
     largest = np.maximum(np.maximum(np.prod(spatial, axis=1), np.prod(out, axis=1)),
                          c_in_g * int(np.prod(kernel)))
     too_large = largest > _BLAS_INT_MAX
@@ -167,8 +170,10 @@ def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, gro
         i = int(np.argmax(too_large))
         x_name, x_shape = describe(i)
         raise ShapeError(
-            f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape} has {largest[i]} "
-            f"positions or taps per item; BLAS indexes at most {_BLAS_INT_MAX}: split the item")
+            f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape}, padding "
+            f"{tuple(zip(lo[i].tolist(), hi[i].tolist()))}, stride {stride} and dilation "
+            f"{dilation} has {largest[i]} positions or taps per item; BLAS indexes at most "
+            f"{_BLAS_INT_MAX}: split the item")
     return stride, dilation, groups, lo, hi, out
 
 
@@ -212,20 +217,21 @@ def _flip_spatial(weight):
     return weight[(slice(None), slice(None)) + (slice(None, None, -1),) * (weight.ndim - 2)]
 
 
-def _resolve_method(method, stride, input_dilation):
-    """The kernel path ("direct" or "gemm") for ``method``.
+def _kernel_paths(method, stride, input_dilation):
+    """The kernel paths ("direct", "gemm") ``method`` lets the forward kernel take, default last.
 
-    ``"auto"`` takes the direct path whenever its vector loop applies (unit
-    stride and no input dilation along the last axis): it measured faster
-    than gemm on every layer of the benchmark, from 1 to 32 input channels.
-    Strided layers take the gemm path.  The choice of the FFT or separable
-    paths is made before this, in :func:`conv` (dense batches only: Ragged
-    batches given "fft" or "separable" take this rule).
+    An explicit "direct" or "gemm" is obeyed.  Otherwise (``"auto"``, and
+    "fft" or "separable" given a Ragged batch) both are candidates when the
+    direct path's vector loop applies (unit stride and no input dilation
+    along the last axis), and :func:`sigconv.functional.tuning.choose_path`
+    times them; otherwise gemm alone.
     """
     check_choice(method, "method", CONV_METHODS)
-    if method not in ("gemm", "direct"):
-        return "direct" if stride[-1] == 1 and input_dilation[-1] == 1 else "gemm"
-    return method
+    if method in ("gemm", "direct"):
+        return (method,)
+    if tuning.default_path(stride, input_dilation) == "direct":
+        return ("gemm", "direct")
+    return ("gemm",)
 
 
 def _separable_weight_factors(weight, geometry, method):
@@ -274,20 +280,33 @@ def _pad_last_axis(x, out_width, kernel_width, dilation, pad_lo):
 
 
 def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input_dilation,
-                 method):
+                 method, op="forward", pad_for_direct=None):
     """Call the forward kernel on the flat buffers of ``x`` and ``out`` described by ``table``.
 
     ``input_dilation`` inserts ``d - 1`` zeros between input samples (the
     input gradient of a strided convolution); the table's padding may be
-    negative.
+    negative.  ``pad_for_direct()``, when given, returns the ``(x, table)``
+    the direct path reads instead (the input padded along its last axis).
+    ``op`` names the operation in the tuning cache.  Returns the path taken.
     """
-    path = _resolve_method(method, stride, input_dilation)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
-    with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
-        _kernel.conv_forward(x.reshape(-1), weight.reshape(-1), out.reshape(-1), table,
-                             weight.shape[1] * groups, weight.shape[0], groups,
-                             lift3(weight.shape[2:], 1), lift3(stride, 1), lift3(dilation, 1),
-                             lift3(input_dilation, 1), bias, path == "direct", WORKSPACE_BYTES)
+    args = (weight.reshape(-1), out.reshape(-1))
+    sizes = (weight.shape[1] * groups, weight.shape[0], groups, lift3(weight.shape[2:], 1),
+             lift3(stride, 1), lift3(dilation, 1), lift3(input_dilation, 1), bias)
+
+    def run(path):
+        source, items = pad_for_direct() if path == "direct" and pad_for_direct else (x, table)
+        with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
+            _kernel.conv_forward(source.reshape(-1), *args, items, *sizes, path == "direct",
+                                 WORKSPACE_BYTES)
+
+    paths = _kernel_paths(method, stride, input_dilation)
+    key = None
+    if len(paths) > 1:
+        key = tuning.signature(op, x.dtype, weight.shape, groups, stride, dilation,
+                               input_dilation, table, _kernel.max_threads())
+    flops = 2.0 * out.size * weight[0].size
+    return tuning.choose_path(key, paths, run, flops)
 
 
 def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dilation):
@@ -304,17 +323,21 @@ def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dil
 
 
 def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dilation,
-             pad_lo, method):
+             pad_lo, method, op="forward"):
     """The forward kernel on a dense batch; returns the ``out_shape`` output."""
     out = np.empty(out_shape, dtype=x.dtype)
     if out.size == 0:
         return out
-    if (_resolve_method(method, stride, input_dilation) == "direct"
-            and stride[-1] == 1 and input_dilation[-1] == 1):
-        x, pad_lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
-    table = _conv_table(*_dense_tables(x.shape, out_shape), lift3(pad_lo, 0))
-    _run_forward(x, weight, bias, out, table, groups=groups, stride=stride, dilation=dilation,
-                 input_dilation=input_dilation, method=method)
+    tables = _dense_tables(x.shape, out_shape)
+
+    def pad_for_direct():  # unit-stride rows read in place (see _pad_last_axis)
+        padded, lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
+        return padded, _conv_table(*_dense_tables(padded.shape, out_shape), lift3(lo, 0))
+
+    vector_rows = tuning.default_path(stride, input_dilation) == "direct"
+    _run_forward(x, weight, bias, out, _conv_table(*tables, lift3(pad_lo, 0)), groups=groups,
+                 stride=stride, dilation=dilation, input_dilation=input_dilation, method=method,
+                 op=op, pad_for_direct=pad_for_direct if vector_rows else None)
     return out
 
 
@@ -426,7 +449,7 @@ def _conv_ragged(x, weight, bias, options, method):
 def _grad_input_ragged(grad_output, weight, input_shape, options, method, bias=None):
     """h(K, G, s) of a Ragged batch in one kernel call; ``bias`` (conv_transpose's) added."""
     dtype = result_dtype(grad_output=grad_output.data, weight=weight)
-    channels = weight.shape[1] * options["groups"]
+    channels = weight.shape[1] * check_int(options["groups"], "groups")
     geometry = _ragged_geometry(_ragged_shapes(input_shape, "input_shape"), channels,
                                 weight.shape, options, x_name="input_shape")
     _check_ragged_grad(grad_output, geometry, weight.shape[0])
@@ -439,7 +462,8 @@ def _grad_input_ragged(grad_output, weight, input_shape, options, method, bias=N
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, bias,
                  grad_input.data, table, groups=geometry.groups, stride=(1,) * geometry.ndim,
-                 dilation=geometry.dilation, input_dilation=geometry.stride, method=method)
+                 dilation=geometry.dilation, input_dilation=geometry.stride, method=method,
+                 op="grad_input")
     return grad_input
 
 
@@ -599,7 +623,7 @@ def _grad_input_dense(grad_output, weight, bias, input_shape, *, groups, stride,
                     input_dilation=stride,
                     pad_lo=_grad_input_pad_lo(weight.shape[2:], dilation,
                                               [lo for lo, _ in padding]),
-                    method=method)
+                    method=method, op="grad_input")
 
 
 def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",

@@ -62,8 +62,9 @@ import numbers
 import numpy as np
 
 from .. import _kernels as _k
-from .._validation import (as_float_array, as_tuple, check_batch, check_choice,
-                           check_spatial_nonempty, result_dtype)
+from .._validation import (INDEX_MAX, as_float_array, as_tuple, check_batch, check_choice,
+                           check_flag, check_int, check_positive_real, check_size,
+                           check_spatial_nonempty, result_dtype, shape_argument)
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ragged import Ragged, item_table, lift3
 from ..shapes import _pool_output_size, unpool_output_size
@@ -89,6 +90,10 @@ _KIND_CODE = {"avg": 0, "max": 1, "lp": 2}
 # ---------------------------------------------------------------------------
 # validation and kernel plumbing
 # ---------------------------------------------------------------------------
+
+#: the arguments that decide a window op's output size, for error messages
+_WINDOW_OPTIONS = "kernel_size, stride, padding and dilation"
+
 
 class _Items:
     """A batch as the kernels read it: one flat buffer and the table of its items.
@@ -129,13 +134,18 @@ class _Items:
             return f"Ragged of {self.channels} channels and item shapes {self.shapes}"
         return f"shape {tuple(self.dense_shape)}"
 
-    def mapped(self, spatial, channels=None, dtype=None, name="x"):
-        """An empty batch of ``spatial(item shape)`` items: the output of a window op."""
+    def mapped(self, spatial, channels=None, dtype=None, name="x", options=_WINDOW_OPTIONS):
+        """An empty batch of ``spatial(item shape)`` items: the output of a window op.
+
+        Its size is checked (:func:`sigconv._validation.check_size`) before
+        it is allocated; ``options`` names the arguments that decide it.
+        """
         channels = self.channels if channels is None else channels
         dtype = self.dtype if dtype is None else dtype
         if not self.ragged:
-            n = self.dense_shape[0]
-            return _Items.dense(np.empty((n, channels) + tuple(spatial(self.dense_shape[2:])), dtype))
+            shape = (self.dense_shape[0], channels) + tuple(spatial(self.dense_shape[2:]))
+            check_size(shape, dtype, "the output", options)
+            return _Items.dense(np.empty(shape, dtype))
         cache, shapes = {}, []
         for i, shape in enumerate(self.shapes):
             if shape not in cache:
@@ -145,6 +155,7 @@ class _Items:
                     raise ShapeError(f"{name} item {i}: {exc}") from None
             shapes.append(cache[shape])
         size = channels * sum(math.prod(shape) for shape in shapes)
+        check_size((size,), dtype, "the output (all items)", options)
         return _Items(np.empty(size, dtype), channels, shapes)
 
     def result(self):
@@ -189,9 +200,10 @@ def _shape_arg(shape, name="input_shape"):
     if isinstance(shape, Ragged):
         return shape
     try:
-        shape = tuple(int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{name} must be a tuple of ints (N, C, *spatial), got {shape!r}") from None
+        shape = shape_argument(shape, name)
+    except ArgumentError:
+        raise ArgumentError(f"{name} must be a tuple of ints (N, C, *spatial), each between 0 "
+                            f"and 2**60, got {shape!r}") from None
     if not 3 <= len(shape) <= 5 or any(v < 0 for v in shape) or any(v == 0 for v in shape[2:]):
         raise ShapeError(
             f"{name} must be (N, C, *spatial) with 1 to 3 non-empty spatial axes, got {shape}")
@@ -202,13 +214,8 @@ def _empty_items(shape, dtype):
     """Uninitialised :class:`_Items` for a forward input given as a shape or a Ragged."""
     if isinstance(shape, Ragged):
         return _Items(np.empty(shape.data.size, dtype), shape.channels, shape.shapes)
+    check_size(shape, dtype, "the input gradient", "input_shape")
     return _Items.dense(np.empty(shape, dtype))
-
-
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ArgumentError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _geom(k, s, p, d):
@@ -221,7 +228,7 @@ def _window(nd, kernel_size, stride, padding, dilation, ceil_mode):
     s = k if stride is None else as_tuple(stride, nd, "stride", minimum=1)
     p = as_tuple(padding, nd, "padding", minimum=0)
     d = as_tuple(dilation, nd, "dilation", minimum=1)
-    ceil_mode = _flag(ceil_mode, "ceil_mode")
+    ceil_mode = check_flag(ceil_mode, "ceil_mode")
     for axis, (kk, pp) in enumerate(zip(k, p)):
         if pp > kk // 2:
             raise ArgumentError(
@@ -241,10 +248,7 @@ def _check_grad_shape(grad_output, expected):
 
 
 def _check_p(p):
-    if (not isinstance(p, (numbers.Real, np.floating, np.integer)) or isinstance(p, bool)
-            or not math.isfinite(float(p)) or float(p) <= 0):
-        raise ArgumentError(f"p must be a finite number > 0 (p = 2 is L2 pooling), got {p!r}")
-    p = float(p)
+    p = check_positive_real(p, "p", " (p = 2 is L2 pooling)")
     return p, (1 if p == 1 else 2 if p == 2 else 3)
 
 
@@ -258,6 +262,10 @@ def _indices(indices, like, planes, name="indices"):
     arr = indices.data if ragged else np.asarray(indices)
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > INDEX_MAX:  # would wrap in int64
+        raise ArgumentError(
+            f"{name} must be flat indices into each (n, c) plane (0 to the plane size - 1, or "
+            f"-1 for none); got the unsigned value {int(arr.max())}")
     if ragged != like.ragged or (
             ragged and list(map(tuple, indices.shapes.tolist())) != like.shapes) or (
             not ragged and arr.shape != tuple(like.dense_shape)):
@@ -319,7 +327,7 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     """
     x = _input(x)
     k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, dilation, ceil_mode)
-    want = _flag(return_indices, "return_indices")
+    want = check_flag(return_indices, "return_indices")
     out = x.mapped(size)
     idx = out.mapped(lambda spatial: spatial, dtype=np.int64) if want else None
     _k.max_pool_forward(x.flat, x.table, out.flat, idx.flat if want else np.empty(0, np.int64),
@@ -380,7 +388,7 @@ def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_i
     """
     x = _input(x)
     k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, 1, ceil_mode)
-    divmode = 1 if _flag(count_include_pad, "count_include_pad") else 2
+    divmode = 1 if check_flag(count_include_pad, "count_include_pad") else 2
     out = x.mapped(size)
     _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
                           _geom(k, s, p, d), _empty(x.dtype), divmode, 0, 1.0)
@@ -405,7 +413,7 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, pad
     gin = _empty_items(input_shape, g.dtype)
     k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, ceil_mode)
     _check_grad_shape(g, gin.mapped(size, name="input_shape"))
-    divmode = 1 if _flag(count_include_pad, "count_include_pad") else 2
+    divmode = 1 if check_flag(count_include_pad, "count_include_pad") else 2
     _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
                            _empty(g.dtype), divmode, 0, 1.0, _empty(g.dtype), _empty(g.dtype))
     return gin.result()
@@ -473,12 +481,23 @@ def lp_pool_backward(grad_output, x, p, kernel_size, *, stride=None, ceil_mode=F
 
 
 def _gaussian_axis_weights(k, sigma):
-    """One normalised 1-D weight vector per axis; their outer product is the window weight."""
+    """One normalised 1-D weight vector per axis; their outer product is the window weight.
+
+    The exponent is taken relative to the taps nearest the centre (weight 1),
+    so a tiny ``sigma`` gives those taps all the weight instead of 0 / 0.
+    """
+    sigmas = _sigma(sigma, len(k))
+    check_size((2 * sum(k),), np.float64, "the Gaussian window weights", "kernel_size")
     vectors = []
-    for kk, sg in zip(k, _sigma(sigma, len(k))):
-        j = np.arange(kk) - (kk - 1) / 2
-        v = np.exp(-j * j / (2 * sg * sg))
-        vectors.append(v / v.sum())
+    for kk, sg in zip(k, sigmas):
+        v = np.arange(kk, dtype=np.float64)
+        v -= (kk - 1) / 2
+        v *= v
+        v -= v.min()
+        v /= -2 * sg * sg
+        np.exp(v, out=v)
+        v /= v.sum()
+        vectors.append(v)
     return vectors
 
 
@@ -511,6 +530,7 @@ def gaussian_pool_weights(kernel_size, sigma):
     except TypeError:
         raise ArgumentError(f"kernel_size must be an int or a tuple of ints, got {kernel_size!r}") from None
     k = as_tuple(kernel_size, n, "kernel_size", minimum=1)
+    check_size(k, np.float64, "the window weights", "kernel_size")
     w = np.ones(())
     for v in _gaussian_axis_weights(k, sigma):
         w = np.multiply.outer(w, v)
@@ -519,17 +539,19 @@ def gaussian_pool_weights(kernel_size, sigma):
 
 def _sigma(sigma, nd):
     if isinstance(sigma, (numbers.Real, np.floating, np.integer)) and not isinstance(sigma, bool):
-        values = (float(sigma),) * nd
+        values = (sigma,) * nd
     else:
         try:
-            values = tuple(float(v) for v in sigma)
-        except (TypeError, ValueError):
+            values = tuple(sigma)
+        except TypeError:
             raise ArgumentError(f"sigma must be a number or one number per axis, got {sigma!r}") from None
+        if isinstance(sigma, str):
+            raise ArgumentError(f"sigma must be a number or one number per axis, got {sigma!r}")
         if len(values) != nd:
             raise ArgumentError(f"sigma must have one value per spatial axis ({nd}), got {sigma!r}")
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise ArgumentError(f"sigma must be finite and > 0, got {sigma!r}")
-    return values
+    for v in values:
+        check_positive_real(v, "sigma", f" (one number or one per axis; got {sigma!r})")
+    return tuple(float(v) for v in values)
 
 
 def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
@@ -622,7 +644,7 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
     """
     kind = check_choice(kind, "kind", POOL_KINDS)
     x = _input(x)
-    want = _flag(return_indices, "return_indices")
+    want = check_flag(return_indices, "return_indices")
     if want and kind != "max":
         raise ArgumentError(f"return_indices=True needs kind='max', got kind={kind!r}")
     pp, mode = _check_p(p) if kind == "lp" else (1.0, 0)
@@ -735,9 +757,7 @@ def global_pool_backward(grad_output, x, kind="avg", *, p=2):
 # ---------------------------------------------------------------------------
 
 def _pieces(pieces, channels):
-    if not isinstance(pieces, (numbers.Integral, np.integer)) or isinstance(pieces, bool) or pieces < 1:
-        raise ArgumentError(f"pieces must be an int >= 1, got {pieces!r}")
-    pieces = int(pieces)
+    pieces = check_int(pieces, "pieces")
     if channels % pieces:
         raise ShapeError(
             f"x has {channels} channels, which is not a multiple of pieces={pieces}; maxout "
