@@ -35,11 +35,13 @@ def _blas():
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover
         return {}
-    for pool in threadpool_info():
-        if pool.get("user_api") == "blas":
-            return {key: pool.get(key) for key in
-                    ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
-    return {}
+    pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    # sigconv's kernels call scipy's BLAS (numpy may load another one)
+    pools.sort(key=lambda pool: "scipy.libs" not in str(pool.get("filepath", "")).lower())
+    if not pools:
+        return {}
+    return {key: pools[0].get(key) for key in
+            ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
 
 
 def cpu_info():

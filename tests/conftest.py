@@ -1,6 +1,11 @@
 """Shared fixtures: the real-data folder and the optional PyTorch oracle."""
 import os
 import pathlib
+import tempfile
+
+# conv(method="auto") remembers its timings in the user's cache folder: the
+# tests use a folder of their own, so they neither read nor write the user's.
+os.environ.setdefault("SIGCONV_CACHE_DIR", tempfile.mkdtemp(prefix="sigconv-test-cache-"))
 
 import numpy as np
 import pytest

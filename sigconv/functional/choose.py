@@ -135,8 +135,10 @@ def _finite(*arrays):
 def _auto_choice(geometry, x, weight, dtype):
     """``(method, factors)`` for ``conv(method="auto")``; ``weight`` already flipped.
 
-    ``factors`` are the per-channel separable factors when the choice is
-    "separable", else None.
+    ``method`` is "fft" or "separable" when the model says they beat the
+    direct and gemm paths, else "auto": the kernel then times direct against
+    gemm on first use (:mod:`sigconv.functional.tuning`).  ``factors`` are the
+    per-channel separable factors when the choice is "separable", else None.
     """
     times = _estimate(geometry, dtype)
     baseline = _default_path(geometry)
@@ -150,7 +152,7 @@ def _auto_choice(geometry, x, weight, dtype):
                 return "separable", factors
         elif _finite(x, weight):
             return "fft", None
-    return baseline, None
+    return "auto", None
 
 
 def estimate_conv_times(x, weight, *, stride=1, padding="valid", dilation=1, groups=1,
@@ -215,7 +217,8 @@ def choose_conv_method(x, weight, *, stride=1, padding="valid", dilation=1, grou
     if not measure:
         xf = as_float_array(x, dtype, "x")
         wf = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
-        return _auto_choice(geometry, xf, wf, dtype)[0]
+        choice = _auto_choice(geometry, xf, wf, dtype)[0]
+        return _default_path(geometry) if choice == "auto" else choice
     x = as_float_array(x, dtype, "x")
     weight = as_float_array(weight, dtype, "weight")
     candidates = ["gemm", "fft"]

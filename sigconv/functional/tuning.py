@@ -1,0 +1,240 @@
+"""The kernel path ``method="auto"`` takes, timed on this machine and remembered.
+
+Which of the direct and gemm paths is faster depends on the CPU (vector
+width, caches, the BLAS's kernels) as much as on the layer: on an AVX-512
+machine the direct path wins almost every layer, on an AVX2 machine gemm wins
+many mid-size ones.  No fixed cost model holds on both, so sigconv does what
+cuDNN's benchmark mode does: the first time a *layer signature* is seen it
+runs every applicable path on the real call, keeps the fastest, and looks the
+answer up afterwards.
+
+A signature is what decides the speed, not the exact shape: dtype, channels
+per group, groups, kernel, stride, dilation, input dilation, the number of
+OpenMP threads, and the sizes rounded to powers of two (positions per item,
+output row length, item count).  Batches of clips of different lengths thus
+share one measurement per size class.
+
+Answers are kept in memory (at most :data:`MAX_ENTRIES`) and in a JSON file
+per machine in the user's cache folder (``$SIGCONV_CACHE_DIR``, else
+``$XDG_CACHE_HOME/sigconv``, else ``~/.cache/sigconv``), like FFTW's wisdom,
+so a new process does not measure again.  The file records the CPU, the
+dispatch target, the BLAS and sigconv's version; a file of another machine or
+version is ignored, a corrupt one is ignored with a warning, and both are
+rewritten.  Writes are atomic (temporary file and rename) and merge what
+another process wrote meanwhile, so concurrent first uses do not corrupt it.
+``SIGCONV_AUTOTUNE=0`` turns measuring off: "auto" then takes the rule of
+:func:`default_path`.  A given cache gives the same choices every run.
+"""
+import contextlib
+import json
+import math
+import os
+import threading
+import time
+import warnings
+
+import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["choose_path", "default_path", "cache_path", "clear", "MAX_ENTRIES"]
+
+#: Entries kept in memory and on disk; the oldest go first.
+MAX_ENTRIES = 4096
+
+#: Version of the cache file's layout.
+FORMAT = 1
+
+#: Problems estimated under this many seconds are timed ``SMALL_REPEAT`` times per path.
+SMALL_SECONDS = 2e-3
+SMALL_REPEAT = 3
+
+PATHS = ("direct", "gemm")
+
+_lock = threading.Lock()
+_choices = {}          # signature -> path, in insertion order
+_loaded_from = None    # (cache file, target) read into _choices, if any
+
+
+_machines = {}        # dispatch target -> _machine() of this process
+
+
+def _machine():
+    """What a cached timing depends on besides the layer."""
+    from .. import __version__
+    from .._cpu import cpu_info
+    from .._kernels import current_target
+    target = current_target()
+    if target not in _machines:
+        info = cpu_info()
+        blas = info["blas"]
+        _machines[target] = {
+            "cpu": info["model"], "target": target, "threads": info["threads"],
+            "blas": f"{blas.get('internal_api')} {blas.get('architecture')}",
+            "sigconv": __version__}
+    return _machines[target]
+
+
+def cache_path():
+    """The cache file of this machine, or None when no cache folder can be named."""
+    folder = os.environ.get("SIGCONV_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        if base.startswith("~"):
+            return None
+        folder = os.path.join(base, "sigconv")
+    return os.path.join(folder, "conv-paths.json")
+
+
+def _enabled():
+    return os.environ.get("SIGCONV_AUTOTUNE", "1").strip().lower() not in ("0", "off", "no", "false")
+
+
+def _read(path, machine):
+    """Valid entries of the cache file at ``path`` for ``machine`` ({} if none)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(16 << 20)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        warnings.warn(f"sigconv: cannot read the tuning cache {path}: {exc}; measuring again",
+                      RuntimeWarning, stacklevel=4)
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format') if isinstance(data, dict) else None!r}, "
+                             f"expected {FORMAT}")
+        entries = data.get("paths")
+        if not isinstance(entries, dict):
+            raise ValueError("no 'paths' table")
+    except (ValueError, UnicodeDecodeError) as exc:
+        warnings.warn(f"sigconv: ignoring the corrupt tuning cache {path} ({exc}); "
+                      "it will be rewritten", RuntimeWarning, stacklevel=4)
+        return {}
+    if data.get("machine") != machine:
+        return {}  # another CPU, target, BLAS or version: its timings do not apply
+    return {key: path_ for key, path_ in entries.items()
+            if isinstance(key, str) and path_ in PATHS}
+
+
+@contextlib.contextmanager
+def _file_lock(path):
+    """Wait for an exclusive lock on ``path`` (POSIX ``flock``; no lock elsewhere).
+
+    Held only around the read-merge-write of the cache file, so that two
+    processes measuring at once both keep their entries.
+    """
+    if fcntl is None:  # pragma: no cover - Windows: the atomic replace alone
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write(path, machine):
+    """Merge the in-memory choices into the cache file, atomically; failures only warn."""
+    from .._atomic import atomic_write_bytes
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with _file_lock(path + ".lock"):
+            merged = _read(path, machine)
+            merged.update(_choices)
+            keys = list(merged)[-MAX_ENTRIES:]
+            payload = {"format": FORMAT, "machine": machine,
+                       "paths": {k: merged[k] for k in keys}}
+            atomic_write_bytes(path, json.dumps(payload, indent=0).encode("utf-8"))
+    except OSError as exc:
+        warnings.warn(f"sigconv: cannot write the tuning cache {path}: {exc}",
+                      RuntimeWarning, stacklevel=4)
+
+
+def _load():
+    """Read the cache file once per process (and again when its path changes)."""
+    global _loaded_from
+    path = cache_path()
+    origin = (path, _machine()["target"])
+    if origin == _loaded_from:
+        return
+    _choices.clear()
+    _loaded_from = origin
+    if path is not None:
+        _choices.update(_read(path, _machine()))
+
+
+def clear(*, disk=False):
+    """Forget every remembered choice (and delete this machine's cache file if ``disk``)."""
+    global _loaded_from
+    with _lock:
+        _choices.clear()
+        _loaded_from = None
+        path = cache_path()
+        if disk and path is not None and os.path.exists(path):
+            os.unlink(path)
+
+
+def _size_class(value):
+    """``value`` rounded to a power of two (0 stays 0)."""
+    return 0 if value <= 0 else 1 << round(math.log2(value))
+
+
+def signature(op, dtype, weight_shape, groups, stride, dilation, input_dilation, table, threads):
+    """The key under which a path choice is remembered (a string, for JSON)."""
+    positions = table[:, 5] * table[:, 6] * table[:, 7]
+    parts = (op, np.dtype(dtype).name, weight_shape[0] // groups, weight_shape[1], groups,
+             tuple(weight_shape[2:]), tuple(stride), tuple(dilation), tuple(input_dilation),
+             threads, _size_class(len(table)), _size_class(int(positions.mean())),
+             _size_class(int(table[:, 7].mean())))
+    return repr(parts)
+
+
+def default_path(stride, input_dilation):
+    """The rule without measurements: direct when its vector loop applies, else gemm."""
+    return "direct" if stride[-1] == 1 and input_dilation[-1] == 1 else "gemm"
+
+
+def choose_path(key, candidates, run, flops):
+    """Run the remembered (or fastest) path of ``candidates`` for ``key``; return its name.
+
+    ``run(path)`` computes the whole result by ``path``; ``flops`` estimates
+    the work, so that small problems are timed a few times (the best kept)
+    and large ones once.  The result of the last run is the caller's output:
+    every path computes all of it.
+    """
+    if len(candidates) == 1 or not _enabled():
+        run(candidates[0])
+        return candidates[0]
+    with _lock:
+        _load()
+        known = _choices.get(key)
+    if known in candidates:
+        run(known)
+        return known
+    repeat = SMALL_REPEAT if flops < SMALL_SECONDS * 20e9 else 1
+    times = {}
+    for path in candidates:
+        best = math.inf
+        for _ in range(repeat):
+            start = time.perf_counter()
+            run(path)
+            best = min(best, time.perf_counter() - start)
+        times[path] = best
+    fastest = min(times, key=times.get)
+    if fastest != candidates[-1]:
+        run(fastest)  # the output must be the chosen path's (paths agree to rounding)
+    with _lock:
+        _choices[key] = fastest
+        while len(_choices) > MAX_ENTRIES:
+            _choices.pop(next(iter(_choices)))
+        path = cache_path()
+        if path is not None:
+            _write(path, _machine())
+    return fastest

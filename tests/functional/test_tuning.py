@@ -1,0 +1,177 @@
+"""conv(method="auto"): timed on first use of a layer signature, remembered per machine."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import sigconv.functional as F
+from sigconv.functional import tuning
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh, empty cache folder for one test."""
+    monkeypatch.setenv("SIGCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SIGCONV_AUTOTUNE", raising=False)
+    tuning.clear()
+    yield tmp_path / "conv-paths.json"
+    tuning.clear()
+
+
+def _fake_run(seconds):
+    """A ``run(path)`` that sleeps ``seconds[path]`` and records the calls."""
+    calls = []
+
+    def run(path):
+        calls.append(path)
+        time.sleep(seconds[path])
+    return run, calls
+
+
+def test_first_use_times_every_path_and_keeps_the_fastest(cache):
+    run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "direct"
+    assert calls == ["gemm", "direct"]
+    saved = json.loads(cache.read_text())
+    assert saved["paths"] == {"k1": "direct"}
+    assert saved["machine"]["target"]
+
+
+def test_the_chosen_path_computes_the_output(cache):
+    run, calls = _fake_run({"gemm": 0.0, "direct": 0.02})
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "gemm"
+    assert calls == ["gemm", "direct", "gemm"]   # the last run, whose output is kept, is gemm's
+
+
+def test_small_problems_are_timed_several_times(cache):
+    run, calls = _fake_run({"gemm": 0.0, "direct": 0.0})
+    tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e3)
+    assert calls.count("gemm") >= tuning.SMALL_REPEAT
+    assert calls.count("direct") == tuning.SMALL_REPEAT
+
+
+def test_a_remembered_choice_is_used_without_timing(cache):
+    run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
+    tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12)
+    calls.clear()
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "direct"
+    assert calls == ["direct"]
+
+
+def test_a_new_process_reads_the_choice_from_the_cache(cache):
+    """Deterministic for a given cache: the file decides, whatever is faster now."""
+    tuning.choose_path("k1", ("gemm", "direct"), _fake_run({"gemm": 0.0, "direct": 0.0})[0], 1e12)
+    data = json.loads(cache.read_text())
+    data["paths"]["k1"] = "gemm"
+    cache.write_text(json.dumps(data))
+    tuning.clear()                                   # as a new process
+    run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "gemm"
+    assert calls == ["gemm"]
+
+
+@pytest.mark.parametrize("content", [
+    b"\x00\xff not json", b"[1, 2, 3]", b'{"format": 99, "paths": {}}', b'{"format": 1}',
+    b'{"format": 1, "machine": {}, "paths": ',
+])
+def test_a_corrupt_cache_is_ignored_with_a_warning_and_rewritten(cache, content):
+    cache.write_bytes(content)
+    run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
+    with pytest.warns(RuntimeWarning, match="ignoring the corrupt tuning cache"):
+        assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "direct"
+    assert calls[:2] == ["gemm", "direct"]
+    assert json.loads(cache.read_text())["paths"] == {"k1": "direct"}
+
+
+def test_a_foreign_cache_is_not_trusted(cache):
+    """Timings of another CPU (or target, BLAS, version) do not apply here."""
+    cache.write_text(json.dumps({"format": 1, "machine": {"cpu": "some other CPU"},
+                                 "paths": {"k1": "gemm"}}))
+    run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "direct"
+    assert calls[:2] == ["gemm", "direct"]
+    saved = json.loads(cache.read_text())
+    assert saved["paths"] == {"k1": "direct"} and saved["machine"]["cpu"] != "some other CPU"
+
+
+def test_invalid_entries_are_dropped(cache):
+    tuning.choose_path("k0", ("gemm", "direct"), _fake_run({"gemm": 0.0, "direct": 0.0})[0], 1e12)
+    data = json.loads(cache.read_text())
+    data["paths"].update({"k1": "rm -rf /", "k2": 3})
+    cache.write_text(json.dumps(data))
+    tuning.clear()
+    run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "direct"
+    assert calls[:2] == ["gemm", "direct"]
+
+
+def test_the_cache_is_bounded(cache, monkeypatch):
+    monkeypatch.setattr(tuning, "MAX_ENTRIES", 3)
+    for i in range(5):
+        tuning.choose_path(f"k{i}", ("gemm", "direct"), _fake_run({"gemm": 0, "direct": 0})[0], 1e12)
+    assert list(json.loads(cache.read_text())["paths"]) == ["k2", "k3", "k4"]
+
+
+def test_measuring_can_be_turned_off(cache, monkeypatch):
+    monkeypatch.setenv("SIGCONV_AUTOTUNE", "0")
+    run, calls = _fake_run({"gemm": 0.0, "direct": 0.0})
+    assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "gemm"
+    assert calls == ["gemm"] and not cache.exists()
+
+
+def test_an_unwritable_cache_folder_only_warns(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SIGCONV_CACHE_DIR", str(blocker / "sub"))
+    tuning.clear()
+    run, _ = _fake_run({"gemm": 0.0, "direct": 0.0})
+    with pytest.warns(RuntimeWarning, match="cannot write the tuning cache"):
+        assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) in ("gemm", "direct")
+    tuning.clear()
+
+
+def test_conv_auto_records_its_choice_and_equals_both_paths(cache):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 30, 30))
+    w = rng.standard_normal((6, 4, 3, 3))
+    y = F.conv(x, w, padding="same")
+    paths = json.loads(cache.read_text())["paths"]
+    assert len(paths) == 1 and "'forward'" in next(iter(paths))
+    for method in ("direct", "gemm"):
+        np.testing.assert_allclose(y, F.conv(x, w, padding="same", method=method), rtol=1e-12,
+                                   atol=1e-12)
+    g = F.conv_grad_input(np.ones_like(y), w, x.shape, padding="same")
+    assert any("'grad_input'" in k for k in json.loads(cache.read_text())["paths"])
+    np.testing.assert_allclose(g, F.conv_grad_input(np.ones_like(y), w, x.shape, padding="same",
+                                                    method="gemm"), rtol=1e-12, atol=1e-12)
+
+
+def test_ragged_batches_of_one_size_class_share_a_signature(cache):
+    from sigconv.ragged import Ragged
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 1, 9))
+    for lengths in ((3000, 3100, 2900), (3050, 2950, 3000)):
+        F.conv(Ragged.from_list([rng.standard_normal((1, n)) for n in lengths]), w)
+    assert len(json.loads(cache.read_text())["paths"]) == 1
+
+
+def test_concurrent_first_uses_keep_every_entry(cache):
+    """Four processes measuring different layers at once: a valid file with all their entries."""
+    script = textwrap.dedent("""
+        import sys, time
+        from sigconv.functional import tuning
+        for i in range(5):
+            tuning.choose_path(f"{sys.argv[1]}-{i}", ("gemm", "direct"),
+                               lambda path: time.sleep(0.001), 1e12)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"p{n}"], env=env)
+             for n in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    paths = json.loads(cache.read_text())["paths"]
+    assert set(paths) == {f"p{n}-{i}" for n in range(4) for i in range(5)}
