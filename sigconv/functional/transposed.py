@@ -41,16 +41,17 @@ copy of any loop):
 
 ``method="auto"`` takes the phase path whenever it does less work.
 """
-import numbers
+import math
 
 import numpy as np
 
 from .. import shapes
 from .. import _kernels as _unshared_kernel
-from .._validation import as_float_array, as_tuple, check_choice, result_dtype
+from .._validation import (as_float_array, as_tuple, check_choice, check_int, check_size,
+                           result_dtype)
 from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
-from ..ragged import Ragged, lift3
+from ..ragged import Ragged, lift3, map_items
 from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
                    _grad_input_dense, _grad_input_ragged, conv, conv_grad_weight)
 
@@ -104,10 +105,7 @@ def _geometry(x_shape, weight_shape, *, stride, padding, output_padding, dilatio
             f"{weight_name} must have shape {_WEIGHT_LAYOUT} with as many spatial axes as "
             f"{x_name}: {x_name} has shape {x_shape}, {weight_name} has shape {weight_shape}")
     nd = len(x_shape) - 2
-    if not isinstance(groups, (numbers.Integral, np.integer)) or isinstance(groups, bool) \
-            or groups < 1:
-        raise ArgumentError(f"groups must be a positive int, got {groups!r}")
-    groups = int(groups)
+    groups = check_int(groups, "groups")
     stride = as_tuple(stride, nd, "stride", minimum=1)
     dilation = as_tuple(dilation, nd, "dilation", minimum=1)
     n, c_in, spatial = x_shape[0], x_shape[1], x_shape[2:]
@@ -163,12 +161,15 @@ def _geometry(x_shape, weight_shape, *, stride, padding, output_padding, dilatio
             f"{stride}, dilated kernel span {spans}, padding {pads} and output_padding "
             f"{output_padding} give (in - 1) * stride - lo - hi + span + output_padding = "
             f"{out_spatial}; reduce the padding")
-    largest = max(int(np.prod(spatial)), int(np.prod(out_spatial)), c_in * int(np.prod(kernel)))
-    if largest > _BLAS_INT_MAX:
-        raise ShapeError(f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape} has "
-                         f"{largest} positions or taps per item; BLAS indexes at most "
-                         f"{_BLAS_INT_MAX}: split the item")
     out_shape = (n, weight_shape[1] * groups) + out_spatial
+    options = (f"stride {stride}, dilation {dilation}, padding {pads} and output_padding "
+               f"{output_padding} against {x_name} shape {x_shape}")
+    check_size(out_shape, np.float32, "the output", options)
+    largest = max(math.prod(spatial), math.prod(out_spatial), c_in * math.prod(kernel))
+    if largest > _BLAS_INT_MAX:
+        raise ShapeError(f"{x_name} shape {x_shape} with {weight_name} shape {weight_shape}, "
+                         f"{options[:options.index(' against')]} has {largest} positions or taps "
+                         f"per item; BLAS indexes at most {_BLAS_INT_MAX}: split the item")
     return _Geometry(x_shape, weight_shape, out_shape, stride, dilation, pads, output_padding,
                      groups)
 
@@ -263,6 +264,45 @@ def _forward_phase(x, weight, bias, geometry, method):
     return out
 
 
+def _forward_taps(x, weight, bias, geometry):
+    """The defining sum tap by tap: each output adds ``x * w`` only over the taps that reach it.
+
+    The phase and dilated paths also multiply zeros (the zero taps that pad
+    the phase sub-kernels, the samples inserted between inputs) by the input
+    or the weight; with an infinite or NaN operand those products are NaN
+    where the output does not depend on that operand.  This path forms only
+    the products of the formula in the module docstring (as PyTorch does),
+    one ``einsum`` per kernel tap; :func:`conv_transpose` takes it when ``x``
+    or ``weight`` is not all finite.
+    """
+    nd, g = geometry.ndim, geometry.groups
+    n, c_in = x.shape[:2]
+    out = np.zeros(geometry.out_shape, dtype=x.dtype)
+    xg = x.reshape((n, g, c_in // g) + x.shape[2:])                       # (N, g, C_in/g, *in)
+    wg = weight.reshape((g, c_in // g, weight.shape[1]) + geometry.kernel)  # (g, C_in/g, C_out/g, *k)
+    og = out.reshape((n, g, weight.shape[1]) + geometry.out_shape[2:])     # (N, g, C_out/g, *out)
+    head = (slice(None),) * 3
+    for tap in np.ndindex(*geometry.kernel):
+        src, dst = [], []
+        for m, s, d, (lo, _), size, m_out in zip(tap, geometry.stride, geometry.dilation,
+                                                 geometry.padding, x.shape[2:],
+                                                 geometry.out_shape[2:]):
+            # input i lands on output o = i s + m d - lo, kept when 0 <= o < m_out
+            first = max(0, -(-(lo - m * d) // s))
+            last = min(size - 1, (m_out - 1 + lo - m * d) // s)
+            if last < first:
+                break
+            start = first * s + m * d - lo
+            src.append(slice(first, last + 1))
+            dst.append(slice(start, start + (last - first) * s + 1, s))
+        else:
+            og[head + tuple(dst)] += np.einsum("ngc...,gco->ngo...", xg[head + tuple(src)],
+                                               wg[head + tap])
+    if bias is not None:
+        out += bias.reshape((1, -1) + (1,) * nd)
+    return out
+
+
 def _phase_is_cheaper(geometry):
     spans = [(k - 1) * d // s + 1 for k, s, d in zip(geometry.kernel, geometry.stride,
                                                       geometry.dilation)]
@@ -320,6 +360,9 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
     if x.shape[0] == 0:
         return np.empty(geometry.out_shape, dtype=dtype)
+    from .choose import _finite
+    if not _finite(x, weight):  # only the products of the formula: no 0 * inf
+        return _forward_taps(x, weight, bias, geometry)
     if method == "phase" or (method == "auto" and _phase_is_cheaper(geometry)):
         return _forward_phase(x, weight, bias, geometry, "auto")
     return _forward_dilated(x, weight, bias, geometry, "auto")
@@ -484,5 +527,9 @@ def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, 
                          f"an empty output {tuple(out_shapes[i].tolist())}: padding {padding} "
                          "crops more than the transposed convolution produces")
     _check_bias(bias, weight.shape[1] * groups)
+    from .choose import _finite
+    if not _finite(x.data, weight):  # item by item through the formula's products (no 0 * inf)
+        return map_items(conv_transpose, x, weight, bias, stride=stride, padding=padding,
+                         output_padding=output_padding, dilation=dilation, groups=groups)
     options = dict(stride=stride, padding=pairs, dilation=dilation, groups=groups, flip=False)
     return _grad_input_ragged(x, weight, out_shapes, options, "auto", bias=bias)

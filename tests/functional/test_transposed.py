@@ -321,3 +321,60 @@ def test_output_only_in_cropped_padding_has_zero_gradients(torch):
                                   tx.grad.numpy())
     np.testing.assert_array_equal(F.conv_transpose_grad_weight(x, gy, w.shape, **options),
                                   tw.grad.numpy())
+
+
+# -- non-finite operands: an output depends only on the products of the formula --
+
+def _non_finite_case(rng, nd, where):
+    x = rng.standard_normal((2, 2) + (5,) * nd)
+    w = rng.standard_normal((2, 3) + (3,) * nd)
+    if where in ("x", "both"):
+        x.reshape(-1)[[3, 17]] = [np.inf, np.nan]
+    if where in ("weight", "both"):
+        w.reshape(-1)[[1, 8]] = [-np.inf, np.nan]
+    return x, w
+
+
+@pytest.mark.parametrize("method", ["auto", "phase", "dilated"])
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("where", ["x", "weight", "both"])
+def test_non_finite_operands_reach_only_the_outputs_that_depend_on_them(rng, method, nd, where):
+    x, w = _non_finite_case(rng, nd, where)
+    options = dict(stride=2, padding=1, output_padding=1)
+    expected = scatter_reference(x, w, **options)
+    got = F.conv_transpose(x, w, method=method, **options)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.isfinite(got).sum() == np.isfinite(expected).sum()
+
+
+def test_issue_example_gives_zeros_where_the_inf_does_not_reach(torch):
+    x = np.array([[[0, np.inf, 0, 0]]])
+    w = np.ones((1, 1, 3))
+    expected = torch.nn.functional.conv_transpose1d(torch.tensor(x), torch.tensor(w),
+                                                    stride=2).numpy()
+    np.testing.assert_array_equal(expected, [[[0, 0, np.inf, np.inf, np.inf, 0, 0, 0, 0]]])
+    for method in ("auto", "phase", "dilated"):
+        np.testing.assert_array_equal(F.conv_transpose(x, w, stride=2, method=method), expected)
+
+
+@pytest.mark.parametrize("where", ["x", "weight", "both"])
+def test_non_finite_operands_match_pytorch(torch, rng, where):
+    x, w = _non_finite_case(rng, 2, where)
+    b = rng.standard_normal(6)
+    options = dict(stride=(2, 3), padding=(1, 0), dilation=(1, 2), groups=2)
+    x2 = np.concatenate([x, x[:, ::-1]], axis=1)  # 4 input channels, 2 groups
+    w2 = np.concatenate([w, w[::-1]], axis=0)
+    expected = torch.nn.functional.conv_transpose2d(torch.tensor(x2), torch.tensor(w2),
+                                                    torch.tensor(b), **options).numpy()
+    np.testing.assert_allclose(F.conv_transpose(x2, w2, b, **options), expected,
+                               rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_non_finite_ragged_items_equal_items_alone(rng):
+    from sigconv import Ragged
+    x, w = _non_finite_case(rng, 1, "both")
+    batch = Ragged.from_list([x[0], x[1, :, :3]])
+    out = F.conv_transpose(batch, w, stride=2)
+    for item, alone in zip(out, (x[:1], x[1:, :, :3])):
+        np.testing.assert_allclose(item, scatter_reference(alone, w, stride=2)[0],
+                                   rtol=1e-12, atol=1e-12, equal_nan=True)
