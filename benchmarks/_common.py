@@ -11,6 +11,36 @@ import time
 import tracemalloc
 
 
+def sgemm_gflops(size=2048, repeat=3):
+    """The machine's single-precision GEMM rate through numpy (all BLAS threads), GFLOP/s."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeat))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def machine_line():
+    """One line naming the CPU, sigconv's dispatch target, the BLAS and its sgemm rate.
+
+    Every benchmark prints it first, so that its ratios can be read against
+    the machine's physical limit.
+    """
+    import sigconv
+    info = sigconv.cpu_info()
+    blas = info["blas"]
+    return (f"CPU: {info['model']} ({info['machine']}, {cpu_count()} cores); sigconv target "
+            f"{info['target']} (of {', '.join(info['targets'])}); BLAS {blas.get('internal_api')} "
+            f"{blas.get('version')} {blas.get('architecture')}; numpy sgemm 2048^2: "
+            f"{sgemm_gflops():.0f} GFLOP/s")
+
+
 def cpu_count():
     try:
         return len(os.sched_getaffinity(0))

@@ -2,9 +2,17 @@
 
 Usage::
 
-    python benchmarks/bench_conv.py               # the six cases of issue 2
+    python benchmarks/bench_conv.py               # the six cases, float32
+    python benchmarks/bench_conv.py --dtype float64
     python benchmarks/bench_conv.py --quick       # smaller batches, 3 repeats
     python benchmarks/bench_conv.py --repeat 15 --cases 3,4
+    SIGCONV_CPU=avx2 python benchmarks/bench_conv.py   # another dispatch target
+
+The first line names the CPU, the dispatch target and the machine's sgemm
+rate.  The first table compares ``method="auto"`` with PyTorch against the
+targets of issue 13; the second times every forced kernel path (forward, and
+forward plus both gradients with that path) beside ``"auto"``, and says
+whether auto is within 10% of the fastest forced path.
 
 All peers run on the same float32 inputs in one process, padding "same",
 stride 1.  Forward times one convolution; forward+backward times the forward
@@ -25,7 +33,7 @@ import sys
 
 import numpy as np
 
-from _common import cpu_count, format_table, peak_memory, time_call
+from _common import cpu_count, format_table, machine_line, peak_memory, sgemm_gflops, time_call
 
 try:
     import sigconv
@@ -49,9 +57,13 @@ CASES = [
     ("3-D 3->16 16x112x112 k=3", 2, 3, 16, (16, 112, 112), (3, 3, 3)),
 ]
 
-# issue 2's targets: sigconv / PyTorch throughput, forward and forward+backward
-TARGET_FORWARD = {1: 1.0, 2: 0.5, 3: 0.5, 4: 1.0, 5: 0.5, 6: 1.0}
-TARGET_BACKWARD = 0.5
+# issue 13's targets: sigconv / PyTorch throughput, forward and forward+backward
+TARGET_RATIO = {1: 1.0, 2: 0.8, 3: 0.8, 4: 1.0, 5: 0.8, 6: 1.0}
+#: forward GFLOP/s as a share of the machine's sgemm rate, on cases 2, 3 and 5
+TARGET_SGEMM_SHARE = {2: 0.7, 3: 0.7, 5: 0.7}
+#: "auto" within this factor of the fastest forced path
+AUTO_SLACK = 1.10
+METHODS = ("direct", "gemm")
 
 
 # ---------------------------------------------------------------------------
@@ -160,26 +172,30 @@ def run_case(number, case, args):
     if args.quick:
         n = max(1, n // 4)
     rng = np.random.default_rng(number)
-    x = rng.standard_normal((n, c_in) + spatial).astype(np.float32)
+    dtype = np.dtype(args.dtype)
+    x = rng.standard_normal((n, c_in) + spatial).astype(dtype)
     w = (rng.standard_normal((c_out, c_in) + kernel) / math.sqrt(c_in * math.prod(kernel))
-         ).astype(np.float32)
+         ).astype(dtype)
     out = spatial  # "same", stride 1
-    gy = rng.standard_normal((n, c_out) + out).astype(np.float32)
+    gy = rng.standard_normal((n, c_out) + out).astype(dtype)
     flops = 2 * n * c_out * c_in * math.prod(kernel) * math.prod(out)
     opts = dict(padding="same")
 
-    def sc_forward():
-        return F.conv(x, w, **opts)
+    def sc_forward(method="auto"):
+        return F.conv(x, w, method=method, **opts)
 
-    def sc_forward_backward():
-        y = F.conv(x, w, **opts)
-        return (y, F.conv_grad_input(gy, w, x.shape, **opts),
+    def sc_forward_backward(method="auto"):
+        y = F.conv(x, w, method=method, **opts)
+        return (y, F.conv_grad_input(gy, w, x.shape, method=method, **opts),
                 F.conv_grad_weight(x, gy, w.shape, **opts))
 
     timing = dict(repeat=args.repeat, warmup=args.warmup)
     results = {}
     results["sigconv", "fwd"] = time_call(sc_forward, **timing)[0]
     results["sigconv", "fwd+bwd"] = time_call(sc_forward_backward, **timing)[0]
+    for method in METHODS:
+        results[method, "fwd"] = time_call(lambda: sc_forward(method), **timing)[0]
+        results[method, "fwd+bwd"] = time_call(lambda: sc_forward_backward(method), **timing)[0]
     if torch is not None:
         t_fwd, t_fb = torch_functions(x, w, gy)
         results["torch", "fwd"] = time_call(t_fwd, **timing)[0]
@@ -205,26 +221,35 @@ def run_case(number, case, args):
         memory["fwd"] = peak_memory(sc_forward)
         memory["fwd+bwd"] = peak_memory(sc_forward_backward)
 
-    rows = []
+    rows, method_rows = [], []
     for phase, factor in (("fwd", 1), ("fwd+bwd", 3)):
         f = flops * factor
         s = results["sigconv", phase]
         t = results.get(("torch", phase))
         p = results.get(("numpy", phase))
         ratio = t / s if t else None
-        target = TARGET_FORWARD[number] if phase == "fwd" else TARGET_BACKWARD
+        target = TARGET_RATIO[number]
         met = "-" if ratio is None else ("yes" if ratio >= target else "NO")
+        share = gflops(f, s) / args.sgemm
+        share_target = TARGET_SGEMM_SHARE.get(number) if phase == "fwd" else None
+        share_cell = f"{share:.0%}" + ("" if share_target is None else
+                                       (" yes" if share >= share_target else " NO"))
         rss, traced = memory.get(phase, (None, None))
         rows.append([
             f"{number}. {name}" if phase == "fwd" else "", phase,
-            fmt(s * 1e3, 2), fmt(gflops(f, s)),
+            fmt(s * 1e3, 2), fmt(gflops(f, s)), share_cell,
             fmt(t * 1e3 if t else None, 2), fmt(gflops(f, t) if t else None),
             fmt(ratio, 2), f"{target:g}x {met}",
             fmt(p * 1e3 if p else None, 2), fmt(gflops(f, p) if p else None),
             f"{errors[phase][0]:.1e}", f"{errors[phase][1]:.1e}",
             fmt(rss, 0), fmt(traced, 0),
         ])
-    return rows
+        fastest = min(results[m, phase] for m in METHODS)
+        method_rows.append([
+            f"{number}. {name}" if phase == "fwd" else "", phase,
+            *[fmt(gflops(f, results[m, phase])) for m in METHODS], fmt(gflops(f, s)),
+            fmt(fastest / s, 2), "yes" if s <= AUTO_SLACK * fastest else "NO"])
+    return rows, method_rows
 
 
 def main(argv=None):
@@ -237,29 +262,38 @@ def main(argv=None):
     parser.add_argument("--cases", default="1,2,3,4,5,6", help="comma-separated case numbers")
     parser.add_argument("--threads", type=int, default=cpu_count(),
                         help="PyTorch threads (default: the core count)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--no-numpy", action="store_true", help="skip the numpy im2col peer")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 3 if args.quick else 7
 
+    print(machine_line())
+    args.sgemm = sgemm_gflops()
     print(f"sigconv {sigconv.__version__}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch is not None else 'not installed'}; "
-          f"{cpu_count()} cores; float32, padding 'same', stride 1; "
+          f"{args.dtype}, padding 'same', stride 1; "
           f"median of {args.repeat} after {args.warmup} warm-up runs"
           + ("; --quick: batches / 4" if args.quick else ""))
     if torch is not None:
         torch.set_num_threads(args.threads)
         warm_up_torch()
 
-    headers = ["case", "pass", "sigconv ms", "GFLOP/s", "torch ms", "GFLOP/s", "sc/torch",
-               "target", "numpy ms", "GFLOP/s", "max abs err", "max rel err",
+    headers = ["case", "pass", "sigconv ms", "GFLOP/s", "of sgemm", "torch ms", "GFLOP/s",
+               "sc/torch", "target", "numpy ms", "GFLOP/s", "max abs err", "max rel err",
                "peak RSS MiB", "traced MiB"]
-    rows = []
+    rows, method_rows = [], []
     for number in [int(c) for c in args.cases.split(",") if c.strip()]:
-        rows += run_case(number, CASES[number - 1], args)
+        case_rows, case_methods = run_case(number, CASES[number - 1], args)
+        rows += case_rows
+        method_rows += case_methods
     print(format_table(headers, rows))
-    print("sc/torch: sigconv throughput / PyTorch throughput.  max abs/rel err: largest "
+    print()
+    print(format_table(["case", "pass"] + [f"{m} GFLOP/s" for m in METHODS]
+                       + ["auto GFLOP/s", "auto / fastest", "auto within 10%"], method_rows))
+    print("sigconv: method='auto'.  of sgemm: its GFLOP/s over the machine's sgemm rate.  "
+          "sc/torch: sigconv throughput / PyTorch throughput.  max abs/rel err: largest "
           "difference of sigconv's output (fwd), or of its output and both gradients (fwd+bwd), "
           "from PyTorch's (numpy's without torch), absolute and relative to the largest "
           "reference value of that array.  peak RSS: growth "

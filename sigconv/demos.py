@@ -192,8 +192,9 @@ def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
             store = _store_of(items, folder)
         if log is not None:
             print(f"{name}: {what}: training ...", file=log)
+        # the demo's own folder: a second `sigconv demo` replaces its runs
         metrics = train(store, folder + "-run", epochs=epochs, seed=seed, progress=progress,
-                        log=None, **options)
+                        log=None, overwrite=True, **options)
         results[name] = {k: v for k, v in metrics["test"].items() if isinstance(v, float)}
         if log is not None:
             print(f"{name}: test " + ", ".join(f"{k} {v:.3f}" for k, v in

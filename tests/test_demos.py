@@ -69,3 +69,6 @@ def test_demo_trains_on_three_ranks(tmp_path, capsys):
         assert (tmp_path / f"{name.replace(' ', '-')}-run" / "metrics.json").exists()
     assert main(["demo", "--out", str(tmp_path / "cli"), "--epochs", "1", "--quiet"]) == 0
     assert "results: 1-D accuracy" in capsys.readouterr().out
+    # a second demo into the same folder replaces its runs
+    assert main(["demo", "--out", str(tmp_path / "cli"), "--epochs", "1", "--quiet"]) == 0
+    assert "results: 1-D accuracy" in capsys.readouterr().out

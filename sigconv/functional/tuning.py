@@ -48,9 +48,13 @@ MAX_ENTRIES = 4096
 #: Version of the cache file's layout.
 FORMAT = 1
 
-#: Problems estimated under this many seconds are timed ``SMALL_REPEAT`` times per path.
+#: Each path is timed ``SMALL_REPEAT`` times (the best kept) for problems
+#: estimated under ``SMALL_SECONDS`` at ``NOMINAL_RATE`` flop/s, twice under
+#: ``LARGE_SECONDS``, once above (the first use then costs one run per path).
 SMALL_SECONDS = 2e-3
+LARGE_SECONDS = 0.25
 SMALL_REPEAT = 3
+NOMINAL_RATE = 20e9
 
 PATHS = ("direct", "gemm")
 
@@ -218,15 +222,14 @@ def choose_path(key, candidates, run, flops):
     if known in candidates:
         run(known)
         return known
-    repeat = SMALL_REPEAT if flops < SMALL_SECONDS * 20e9 else 1
-    times = {}
-    for path in candidates:
-        best = math.inf
-        for _ in range(repeat):
+    estimate = flops / NOMINAL_RATE
+    rounds = SMALL_REPEAT if estimate < SMALL_SECONDS else 2 if estimate < LARGE_SECONDS else 1
+    times = dict.fromkeys(candidates, math.inf)
+    for _ in range(rounds):  # interleaved, so that a burst of load hits both paths
+        for path in candidates:
             start = time.perf_counter()
             run(path)
-            best = min(best, time.perf_counter() - start)
-        times[path] = best
+            times[path] = min(times[path], time.perf_counter() - start)
     fastest = min(times, key=times.get)
     if fastest != candidates[-1]:
         run(fastest)  # the output must be the chosen path's (paths agree to rounding)

@@ -36,7 +36,7 @@ def _fake_run(seconds):
 def test_first_use_times_every_path_and_keeps_the_fastest(cache):
     run, calls = _fake_run({"gemm": 0.02, "direct": 0.0})
     assert tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e12) == "direct"
-    assert calls == ["gemm", "direct"]
+    assert calls == ["gemm", "direct"]      # a large problem: one run per path
     saved = json.loads(cache.read_text())
     assert saved["paths"] == {"k1": "direct"}
     assert saved["machine"]["target"]
@@ -48,11 +48,13 @@ def test_the_chosen_path_computes_the_output(cache):
     assert calls == ["gemm", "direct", "gemm"]   # the last run, whose output is kept, is gemm's
 
 
-def test_small_problems_are_timed_several_times(cache):
+def test_small_problems_are_timed_several_times_interleaved(cache):
     run, calls = _fake_run({"gemm": 0.0, "direct": 0.0})
     tuning.choose_path("k1", ("gemm", "direct"), run, flops=1e3)
-    assert calls.count("gemm") >= tuning.SMALL_REPEAT
-    assert calls.count("direct") == tuning.SMALL_REPEAT
+    assert calls[:2 * tuning.SMALL_REPEAT] == ["gemm", "direct"] * tuning.SMALL_REPEAT
+    run, calls = _fake_run({"gemm": 0.0, "direct": 0.0})
+    tuning.choose_path("k2", ("gemm", "direct"), run, flops=tuning.NOMINAL_RATE * 0.1)
+    assert calls[:4] == ["gemm", "direct", "gemm", "direct"]
 
 
 def test_a_remembered_choice_is_used_without_timing(cache):
