@@ -647,7 +647,9 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
     want = check_flag(return_indices, "return_indices")
     if want and kind != "max":
         raise ArgumentError(f"return_indices=True needs kind='max', got kind={kind!r}")
-    pp, mode = _check_p(p) if kind == "lp" else (1.0, 0)
+    pp, mode = _check_p(p)  # checked for every kind: a bad p is never silently ignored
+    if kind != "lp":
+        pp, mode = 1.0, 0
     out = x.mapped(lambda spatial: _adaptive_size(output_size, spatial))
     idx = out.mapped(lambda spatial: spatial, dtype=np.int64) if want else None
     _k.adaptive_forward(x.flat, x.table, out.flat, idx.flat if want else np.empty(0, np.int64),

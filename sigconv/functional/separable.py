@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import as_float_array, result_dtype
+from .._validation import as_float_array, check_flag, result_dtype
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
 from .conv import (_check_array, _check_grad_output, _forward, _geometry, _grad_input_dense,
@@ -154,6 +154,7 @@ def separable_factors(kernel, *, rtol=None, per_channel=False):
     """
     array = _check_array(kernel, "kernel", "(*kernel) or (C, *kernel)")
     dtype = result_dtype(kernel=array)
+    per_channel = check_flag(per_channel, "per_channel")
     lead = 1 if per_channel else 0
     if not 1 <= array.ndim - lead <= 3:
         layout = "(C, *kernel)" if per_channel else "(*kernel)"
@@ -217,11 +218,11 @@ def _check_factors(factors, x_shape, nd):
     return arrays
 
 
-def _setup(x_shape, factors, stride, padding, dilation, flip):
+def _setup(x_shape, factors, stride, padding, dilation, flip, x_name="x"):
     """Validate the problem; return the factor arrays and the :class:`ConvGeometry`."""
     x_shape = tuple(x_shape)
     if not 3 <= len(x_shape) <= 5:
-        raise ShapeError(f"x must have shape (N, C, *spatial) with 1 to 3 spatial axes, "
+        raise ShapeError(f"{x_name} must have shape (N, C, *spatial) with 1 to 3 spatial axes, "
                          f"got shape {x_shape} ({len(x_shape)}-d)")
     nd = len(x_shape) - 2
     arrays = _check_factors(factors, x_shape, nd)
@@ -229,7 +230,7 @@ def _setup(x_shape, factors, stride, padding, dilation, flip):
     kernel = tuple(f.shape[-1] for f in arrays)
     geometry = _geometry(x_shape, (channels, 1) + kernel, stride=stride, padding=padding,
                          dilation=dilation, groups=max(channels, 1), flip=flip,
-                         weight_name="the factors' outer product")
+                         x_name=x_name, weight_name="the factors' outer product")
     return arrays, geometry
 
 
@@ -368,7 +369,8 @@ def separable_conv_grad_input(grad_output, factors, input_shape, *, stride=1, pa
             stride=stride, padding=padding, dilation=dilation, flip=flip)
     grad_output = _check_array(grad_output, "grad_output")
     input_shape = _shape_of(input_shape, "input_shape")
-    arrays, geometry = _setup(input_shape, factors, stride, padding, dilation, flip)
+    arrays, geometry = _setup(input_shape, factors, stride, padding, dilation, flip,
+                              "input_shape")
     _check_grad_output(grad_output, geometry.out_shape)
     dtype = result_dtype(grad_output=grad_output, **_named(arrays))
     grad = as_float_array(grad_output, dtype, "grad_output")

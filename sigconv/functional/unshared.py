@@ -50,7 +50,7 @@ import numpy as np
 
 from .. import shapes
 from .. import _kernels as _kernel
-from .._validation import as_float_array, as_tuple, result_dtype
+from .._validation import as_float_array, as_tuple, check_size, result_dtype
 from .._validation import shape_argument as _shape_of
 from ..errors import ShapeError
 from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
@@ -98,6 +98,8 @@ def _output_geometry(x_shape, c_out, kernel, stride, padding, x_name):
         raise ShapeError(f"kernel {kernel} is larger than the padded input: {x_name} spatial "
                          f"shape {spatial} with padding {pads}; pad the input or use a "
                          "smaller kernel")
+    check_size((x_shape[0], c_out) + out, np.float32, "the output",
+               f"padding {pads} and stride {stride} against {x_name} shape {tuple(x_shape)}")
     return _Geometry(tuple(x_shape), c_out, kernel, out, stride, pads)
 
 
