@@ -63,9 +63,32 @@ def _load_for_cli(args, command):
         return None
 
 
+def _cpu_lines():
+    """``sigconv info --cpu``: the CPU, the microkernel target in use, the BLAS."""
+    from ._cpu import cpu_info
+    info = cpu_info()
+    blas = info["blas"]
+    forced = f" (forced by SIGCONV_CPU={info['forced']})" if info["forced"] else ""
+    return [f"cpu: {info['model']} ({info['machine']})",
+            f"target: {info['target']}{forced}",
+            f"targets this CPU runs: {', '.join(info['targets'])} "
+            f"(compiled: {', '.join(info['compiled'])})",
+            f"threads: {info['threads']}",
+            f"blas: {blas.get('internal_api')} {blas.get('version')}, kernels for "
+            f"{blas.get('architecture')}, {blas.get('num_threads')} threads"]
+
+
 def _info(args):
     from .io.show import describe
 
+    if args.cpu:
+        for line in _cpu_lines():
+            print(line)
+        if args.file is None:
+            return 0
+    elif args.file is None:
+        print("sigconv info: give a data file, or --cpu for the machine", file=sys.stderr)
+        return 2
     signal = _load_for_cli(args, "info")
     if signal is None:
         return 2
@@ -91,8 +114,9 @@ def _show(args):
     return 0
 
 
-def _add_load_options(parser):
-    parser.add_argument("file", help="waveform (WAV, FLAC, OGG, MP3, ...), BVH, image, "
+def _add_load_options(parser, optional=False):
+    parser.add_argument("file", nargs="?" if optional else None,
+                        help="waveform (WAV, FLAC, OGG, MP3, ...), BVH, image, "
                         "volume (NIfTI, DICOM file or series folder, .npy/.npz) or video")
     parser.add_argument("--kind", choices=("waveform", "skeleton", "image", "volume", "video"),
                         help="read as this kind instead of recognising the file")
@@ -238,8 +262,12 @@ def main(argv=None):
     edges.add_argument("image", help="a photograph (PNG, JPEG, ...), at least 280 x 320 pixels")
     edges.add_argument("--out", help="write the edge map to this image file")
     edges.set_defaults(run=_edges)
-    info = commands.add_parser("info", help="kind, shape, dtype and metadata of a data file")
-    _add_load_options(info)
+    info = commands.add_parser("info", help="kind, shape, dtype and metadata of a data file; "
+                               "--cpu: the CPU and the kernel target sigconv uses")
+    _add_load_options(info, optional=True)
+    info.add_argument("--cpu", action="store_true",
+                      help="print the CPU, the microkernel target in use (SIGCONV_CPU forces "
+                      "one) and the BLAS")
     info.set_defaults(run=_info)
     show = commands.add_parser("show", help="draw a data file (waveform, spectrogram, "
                                "skeleton, image, CT slices, video frames) to an image")

@@ -45,3 +45,17 @@ def test_prediction_names_are_unique_and_follow_the_paths(tmp_path):
         "a/scan.nii.npy", "b/scan.nii.npy"]                     # told apart by their folders
     assert _prediction_names([str(tmp_path / "series") + "/", tmp_path / "series" / "s.dcm"]) \
         == ["series.npy", "series/s.dcm.npy"]
+
+
+def test_info_cpu_names_the_target_in_use(capsys):
+    import sigconv
+    assert main(["info", "--cpu"]) == 0
+    out = capsys.readouterr().out
+    info = sigconv.cpu_info()
+    assert f"target: {info['target']}" in out
+    assert info["model"] in out and "blas: " in out
+
+
+def test_info_without_a_file_or_cpu_exits_2(capsys):
+    assert main(["info"]) == 2
+    assert "give a data file, or --cpu" in capsys.readouterr().err
