@@ -15,9 +15,11 @@ video         (channel, time, height, width)        :func:`load_video` (PyAV, is
 ============  ====================================  ================================
 
 Every failure to read a file raises :class:`LoadError` naming the file and
-the cause.
+the cause: a damaged file never raises anything else.  Every reader takes
+``max_bytes`` (default :data:`MAX_BYTES`, 2 GiB): a file whose decoded data
+need more is refused (cause "too large") before they are allocated.
 """
-from ._common import LoadError, MissingDependencyError
+from ._common import MAX_BYTES, LoadError, MissingDependencyError
 from .audio import load_audio
 from .image import load_image
 from .loaders import detect, load
@@ -28,7 +30,7 @@ from .video import iter_video, load_video, probe_video
 from .volume import load_dicom, load_nifti, load_numpy_volume, load_volume
 
 __all__ = [
-    "load", "detect", "Signal", "LoadError", "MissingDependencyError", "KINDS", "AXES",
+    "load", "detect", "Signal", "LoadError", "MAX_BYTES", "MissingDependencyError", "KINDS", "AXES",
     "HU_WINDOWS", "load_audio", "spectrogram", "load_spectrogram", "load_skeleton",
     "forward_kinematics", "Joint", "load_image", "load_volume", "load_nifti", "load_dicom",
     "load_numpy_volume", "load_video", "iter_video", "probe_video",

@@ -146,6 +146,10 @@ def _header_size(name, data):
         return 128
     if name == "dcm":
         return data.rindex(b"\xe0\x7f\x10\x00")  # the PixelData tag
+    if name == "jpg":
+        return 2  # no checksum, and its tables are data: a zeroed table is a valid JPEG
+    if name == "mp4" and 0 <= data.find(b"mdat") < data.find(b"moov"):
+        return data.index(b"mdat") + 4            # frames follow; the index (moov) is at the end
     return min(len(data), 4096)
 
 
@@ -214,13 +218,15 @@ def _npz_with(member, *, compress=True):
     return buffer.getvalue()
 
 
-def _zip_bomb(path, inflated):
-    """An .npz whose one member inflates to ``inflated`` zero bytes (a uint8 array)."""
+def _zip_bomb(path, mib):
+    """An .npz whose one member inflates to ``mib`` MiB of zero bytes: a valid
+    (mib, 1024, 1024) uint8 volume."""
     import zipfile
 
+    inflated = mib * 2**20
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         with z.open("arr_0.npy", "w", force_zip64=True) as member:
-            member.write(_npy_bytes((inflated,), payload=b""))
+            member.write(_npy_bytes((mib, 1024, 1024), payload=b""))
             block = bytes(64 * 2**20)
             left = inflated
             while left:
@@ -307,9 +313,9 @@ def crafted(src, work, level):
         _npy_bytes((1000, 1000, 1000), "<f8"), ".npy", True
     yield "npy", "negative shape", _npy_bytes((-5, 4, 4)), ".npy", True
     bomb = work / "crafted_bomb.npz"
-    inflated = 2 * 2**30 + 1024 if long else 2**30 + 1024
-    _zip_bomb(bomb, inflated)
-    yield "npz", f"zip bomb: {bomb.stat().st_size} bytes inflating to {inflated}", bomb, ".npz", True
+    mib = 2048 if long else 1024
+    _zip_bomb(bomb, mib)
+    yield "npz", f"zip bomb: {bomb.stat().st_size} bytes inflating to {mib} MiB", bomb, ".npz", True
 
     yield "png-grey", "IHDR 100000 x 100000", _png(100000, 100000), ".png", True
     yield "png-grey", "IHDR 12000 x 12000 (between Pillow's warning and error)", \
