@@ -109,3 +109,57 @@ def test_like_shares_the_layout_and_checks_the_size(rng):
         batch.like(np.zeros(3))
     with pytest.raises(ShapeError, match="must be a flat array"):
         batch.like(batch.data.reshape(1, -1))
+
+
+# -- memory safety: the layout the kernels trust cannot be changed or forged --
+
+def _batch():
+    return Ragged.from_list([np.arange(16.0).reshape(2, 8), np.arange(10.0).reshape(2, 5)])
+
+
+def test_layout_arrays_are_read_only():
+    batch = _batch()
+    with pytest.raises(ValueError, match="read-only"):
+        batch.shapes[0, 0] = 10**6
+    with pytest.raises(ValueError, match="read-only"):
+        batch.offsets += 10**7
+    assert batch.shapes.tolist() == [[8], [5]] and batch.offsets.tolist() == [0, 16]
+
+
+@pytest.mark.parametrize("name, value", [("data", np.zeros(5)), ("shapes", [[10**6], [5]]),
+                                         ("offsets", [0, 10**7]), ("channels", 7)])
+def test_layout_cannot_be_replaced(name, value):
+    batch = _batch()
+    with pytest.raises(AttributeError):
+        setattr(batch, name, value)
+    assert batch.data.size == 26 and batch.channels == 2
+
+
+def test_item_values_stay_writable_and_like_shares_the_frozen_layout():
+    batch = _batch()
+    batch.data[0] = 42.0
+    assert batch[0][0, 0] == 42.0
+    other = batch.like(np.zeros(26))
+    assert other.shapes is batch.shapes and not other.shapes.flags.writeable
+
+
+def test_pickle_and_copy_keep_the_layout_frozen():
+    import copy
+    import pickle
+    batch = _batch()
+    for clone in (pickle.loads(pickle.dumps(batch)), copy.deepcopy(batch)):
+        assert not clone.shapes.flags.writeable and not clone.offsets.flags.writeable
+        np.testing.assert_array_equal(clone[1], batch[1])
+
+
+@pytest.mark.parametrize("data, shapes, channels, error, regex", [
+    (np.zeros(0), [[2**32, 2**32]], 1, ShapeError, r"need 18446744073709551616"),
+    (np.zeros(0), [[2**62]], 4, ShapeError, r"at most 2\*\*60"),
+    (np.zeros(4), np.array([[2**64 - 1]], np.uint64), 1, ShapeError, r"at most 2\*\*60"),
+    (np.zeros(0), [[1]], 2**63, ArgumentError, r"channels must be a positive int"),
+    (np.zeros(4), [[4]], True, ArgumentError, r"channels must be a positive int"),
+    (np.zeros(4), [[4]], 1.0, ArgumentError, r"channels must be a positive int"),
+])
+def test_sizes_are_overflow_checked(data, shapes, channels, error, regex):
+    with pytest.raises(error, match=regex):
+        Ragged(data, shapes, channels)

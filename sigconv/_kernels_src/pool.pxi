@@ -139,6 +139,26 @@ cdef inline floating _dtr(floating v, int mode, floating p) noexcept nogil:
     return -_pow(-v, p - 1)
 
 
+cdef inline void _taps_in(isize base, isize d, isize k, isize lo_b, isize hi_b,
+                          isize* j0, isize* j1) noexcept nogil:
+    """Taps ``j`` in ``[j0, j1)`` of ``[0, k)`` with ``lo_b <= base + j * d < hi_b`` (O(1)).
+
+    Window loops run over these taps only, so their work is bounded by the
+    input and output sizes however large the kernel and its padding are.
+    """
+    cdef isize a = 0, b = 0
+    if lo_b > base:
+        a = (lo_b - base + d - 1) // d
+    if hi_b - 1 >= base:
+        b = (hi_b - 1 - base) // d + 1
+    if b > k:
+        b = k
+    if a > b:
+        a = b
+    j0[0] = a
+    j1[0] = b
+
+
 cdef inline isize _count(isize o, isize k, isize s, isize p, isize d, isize n, int divmode) noexcept nogil:
     """Window taps counted by the divisor of average pooling along one axis.
 
@@ -146,51 +166,73 @@ cdef inline isize _count(isize o, isize k, isize s, isize p, isize d, isize n, i
     of the padding: PyTorch's ``count_include_pad=True``), 2 only taps inside
     the input (``count_include_pad=False``).
     """
-    cdef isize lo = 0, hi = n, j, q, c = 0
+    cdef isize lo = 0, hi = n, j0, j1
     if divmode == 1:
         lo = -p
         hi = n + p
-    for j in range(k):
-        q = o * s - p + j * d
-        if q >= lo and q < hi:
-            c += 1
-    return c
+    _taps_in(o * s - p, d, k, lo, hi, &j0, &j1)
+    return j1 - j0
 
 
 cdef inline isize _first_valid(isize od, isize oh, isize ow, isize D, isize H, isize W,
                              const Geometry* g) noexcept nogil:
     """Flat index of the first in-input tap of a window in scan order, or -1."""
-    cdef isize kd, kh, kw, a, b, c
-    for kd in range(g.k[0]):
-        a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
-        if a < 0 or a >= D:
-            continue
-        for kh in range(g.k[1]):
-            b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
-            if b < 0 or b >= H:
-                continue
-            for kw in range(g.k[2]):
-                c = ow * g.s[2] - g.pad[2] + kw * g.dil[2]
-                if c >= 0 and c < W:
-                    return (a * H + b) * W + c
-    return -1
+    cdef isize d0, d1, h0, h1, w0, w1
+    _taps_in(od * g.s[0] - g.pad[0], g.dil[0], g.k[0], 0, D, &d0, &d1)
+    _taps_in(oh * g.s[1] - g.pad[1], g.dil[1], g.k[1], 0, H, &h0, &h1)
+    _taps_in(ow * g.s[2] - g.pad[2], g.dil[2], g.k[2], 0, W, &w0, &w1)
+    if d0 == d1 or h0 == h1 or w0 == w1:
+        return -1
+    return (((od * g.s[0] - g.pad[0] + d0 * g.dil[0]) * H
+             + oh * g.s[1] - g.pad[1] + h0 * g.dil[1]) * W + ow * g.s[2] - g.pad[2] + w0 * g.dil[2])
+
+
+#: a tap index past every kernel (kernel sizes are at most 2**60)
+cdef isize INDEX_END = (<isize>1) << 62
+
+
+cdef inline isize _next_tap(isize kw, isize d, isize p, isize s, isize W, isize OW) noexcept nogil:
+    """The first W tap at or after ``kw`` that some output reads inside the input.
+
+    Tap ``kw`` reads ``o * s + kw * d - p`` for output ``o``; a tap no output
+    reads inside ``[0, W)`` is skipped in one step to the first tap of the
+    nearest output to its right.  Returns a tap past any kernel when none is
+    left, so a sweep over the W taps costs the useful taps plus one step per
+    output, not the kernel size.
+    """
+    cdef isize t = kw * d - p, o_lo = 0, o_hi, o
+    if t > W - 1:
+        return INDEX_END
+    o_hi = (W - 1 - t) // s
+    if t < 0:
+        o_lo = (-t + s - 1) // s
+    if o_lo <= o_hi and o_lo < OW:
+        return kw
+    o = o_hi if o_hi < OW else OW - 1
+    return (p - o * s + d - 1) // d
+
+
+cdef isize _count_taps(isize k, isize d, isize p, isize s, isize W, isize OW) noexcept nogil:
+    """Number of W taps :func:`_next_tap` visits: at most the input plus the output size."""
+    cdef isize n = 0, kw = _next_tap(0, d, p, s, W, OW)
+    while kw < k:
+        n += 1
+        kw = _next_tap(kw + 1, d, p, s, W, OW)
+    return n
 
 
 # ----------------------------------------------------------------------------
 # per-plane scratch space
 #
 # Value-only max pooling and the window sums work separably: the window's
-# input rows are first reduced into one row ``tmp`` of W samples (contiguous
-# sweeps), then ``tmp`` is reduced along W with stride s.  ``tmp`` carries
-# ``pad`` samples of padding (-inf for max, 0 for sums) before and enough
-# after it that every W tap of every output is in range, so the W stage runs
-# over whole output rows with no bounds logic.
+# input rows (only those inside the input) are first reduced into one row
+# ``tmp`` of W samples (contiguous sweeps), then ``tmp`` is reduced along W
+# with stride s, each W tap over the outputs whose sample it reads lies in
+# the input (:func:`_span`, :func:`_next_tap`).  Padding is never
+# materialised: it is -inf for max and 0 for sums, so a tap in the padding
+# changes nothing.  Scratch is O(W + OW) and work O(input + output) per tap
+# row, whatever the kernel size and padding.
 # ----------------------------------------------------------------------------
-
-cdef inline isize _tail(const Geometry* g, isize W, isize OW) noexcept nogil:
-    """Samples needed after the W input samples by the last window's last tap."""
-    cdef isize t = (OW - 1) * g.s[2] + (g.k[2] - 1) * g.dil[2] - g.pad[2] - W + 1
-    return t if t > 0 else 0
 
 
 cdef inline void _fill(floating* a, isize n, floating v) noexcept nogil:
@@ -223,21 +265,6 @@ cdef inline void _max_row(floating* acc, const floating* src, isize t, isize lo,
             acc[o] = _mx(acc[o], src[o * s + t])
 
 
-cdef inline void _copy_row(floating* acc, const floating* src, isize t, isize n,
-                           isize s) noexcept nogil:
-    """acc[o] = src[o*s + t] for o in [0, n)."""
-    cdef isize o
-    if s == 1:
-        for o in range(n):
-            acc[o] = src[o + t]
-    elif s == 2:
-        for o in range(n):
-            acc[o] = src[2 * o + t]
-    else:
-        for o in range(n):
-            acc[o] = src[o * s + t]
-
-
 cdef inline void _max_row_idx(floating* acc, isize* idx, const floating* src, isize t,
                               isize lo, isize hi, isize s, isize base) noexcept nogil:
     """As :func:`_max_row`, also recording the flat plane index ``base + o*s + t``."""
@@ -258,28 +285,24 @@ cdef void _max_plane(const floating* xp, floating* op, isize D, isize H, isize W
     """Values only, separably (the maximum of a set does not depend on the
     order it is taken in, NaN included; only the argmax needs scan order).
 
-    ``tmp`` has ``pW + W + _tail`` samples; the padding is set here.
+    ``tmp`` has W samples.
     """
-    cdef isize od, oh, ow, kd, kh, kw, a, b, rows, i
+    cdef isize od, oh, ow, kd, kh, kw, a, b, rows, i, d0, d1, h0, h1, t, lo, hi
     cdef isize sW = g.s[2], dW = g.dil[2], pW = g.pad[2], kW = g.k[2]
     cdef floating* orow
-    cdef floating* row = tmp + pW
+    cdef floating* row = tmp
     cdef const floating* src
     cdef floating ninf = -INFINITY
-    _fill(tmp, pW, ninf)
-    _fill(row + W, _tail(g, W, OW), ninf)
     for od in range(OD):
+        _taps_in(od * g.s[0] - g.pad[0], g.dil[0], g.k[0], 0, D, &d0, &d1)
         for oh in range(OH):
+            _taps_in(oh * g.s[1] - g.pad[1], g.dil[1], g.k[1], 0, H, &h0, &h1)
             orow = op + (od * OH + oh) * OW
             rows = 0
-            for kd in range(g.k[0]):
+            for kd in range(d0, d1):
                 a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
-                if a < 0 or a >= D:
-                    continue
-                for kh in range(g.k[1]):
+                for kh in range(h0, h1):
                     b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
-                    if b < 0 or b >= H:
-                        continue
                     src = xp + (a * H + b) * W
                     if rows == 0:
                         for i in range(W):
@@ -290,45 +313,54 @@ cdef void _max_plane(const floating* xp, floating* op, isize D, isize H, isize W
                     rows += 1
             if rows == 0:
                 _fill(row, W, ninf)
-            if kW == 2 and sW == 2 and dW == 1:
+            if kW == 2 and sW == 2 and dW == 1 and pW == 0 and 2 * OW <= W:
                 for ow in range(OW):
-                    orow[ow] = _mx(row[2 * ow - pW], row[2 * ow + 1 - pW])
+                    orow[ow] = _mx(row[2 * ow], row[2 * ow + 1])
             else:
-                _copy_row(orow, row, -pW, OW, sW)
-                for kw in range(1, kW):
-                    _max_row(orow, row, kw * dW - pW, 0, OW, sW)
+                _fill(orow, OW, ninf)
+                kw = _next_tap(0, dW, pW, sW, W, OW)
+                while kw < kW:
+                    t = kw * dW - pW
+                    _span(t, sW, W, OW, &lo, &hi)
+                    _max_row(orow, row, t, lo, hi, sW)
+                    kw = _next_tap(kw + 1, dW, pW, sW, W, OW)
 
 
 cdef void _max_plane_idx(const floating* xp, floating* op, isize* ip, isize D, isize H, isize W,
                          isize OD, isize OH, isize OW, const Geometry* g, isize* sp) noexcept nogil:
-    """Values and argmax, tap by tap in window scan order (the tie rule needs the order)."""
-    cdef isize od, oh, ow, kd, kh, kw, a, b, r
+    """Values and argmax, tap by tap in window scan order (the tie rule needs the order).
+
+    ``sp`` has room for ``3 * _count_taps`` entries: each useful W tap's offset and span.
+    """
+    cdef isize od, oh, ow, kd, kh, kw, a, b, r, d0, d1, h0, h1, j, nw = 0
     cdef floating* orow
     cdef isize* irow
     cdef const floating* src
     cdef floating ninf = -INFINITY
-    for kw in range(g.k[2]):
-        _span(kw * g.dil[2] - g.pad[2], g.s[2], W, OW, &sp[2 * kw], &sp[2 * kw + 1])
+    kw = _next_tap(0, g.dil[2], g.pad[2], g.s[2], W, OW)
+    while kw < g.k[2]:
+        sp[3 * nw] = kw * g.dil[2] - g.pad[2]
+        _span(sp[3 * nw], g.s[2], W, OW, &sp[3 * nw + 1], &sp[3 * nw + 2])
+        nw += 1
+        kw = _next_tap(kw + 1, g.dil[2], g.pad[2], g.s[2], W, OW)
     for od in range(OD):
+        _taps_in(od * g.s[0] - g.pad[0], g.dil[0], g.k[0], 0, D, &d0, &d1)
         for oh in range(OH):
+            _taps_in(oh * g.s[1] - g.pad[1], g.dil[1], g.k[1], 0, H, &h0, &h1)
             r = (od * OH + oh) * OW
             orow = op + r
             irow = ip + r
             for ow in range(OW):
                 orow[ow] = ninf
                 irow[ow] = -1
-            for kd in range(g.k[0]):
+            for kd in range(d0, d1):
                 a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
-                if a < 0 or a >= D:
-                    continue
-                for kh in range(g.k[1]):
+                for kh in range(h0, h1):
                     b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
-                    if b < 0 or b >= H:
-                        continue
                     src = xp + (a * H + b) * W
-                    for kw in range(g.k[2]):
-                        _max_row_idx(orow, irow, src, kw * g.dil[2] - g.pad[2], sp[2 * kw],
-                                     sp[2 * kw + 1], g.s[2], (a * H + b) * W)
+                    for j in range(nw):
+                        _max_row_idx(orow, irow, src, sp[3 * j], sp[3 * j + 1], sp[3 * j + 2],
+                                     g.s[2], (a * H + b) * W)
             # a window whose samples are all -inf keeps its first sample
             for ow in range(OW):
                 if irow[ow] < 0:
@@ -359,7 +391,9 @@ def max_pool_forward(const floating[::1] x, const isize[:, ::1] itab,
         isz = it[POOL_COLS * n + X_D] * it[POOL_COLS * n + X_H] * it[POOL_COLS * n + X_W]
         osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
         if want_idx:
-            sp = <isize*>try_alloc(2 * g.k[2], sizeof(isize))
+            sp = <isize*>try_alloc(3 * _count_taps(g.k[2], g.dil[2], g.pad[2], g.s[2],
+                                                   it[POOL_COLS * n + X_W],
+                                                   ot[POOL_COLS * n + X_W]) + 3, sizeof(isize))
             if sp == NULL:
                 missing += 1
                 continue
@@ -369,9 +403,7 @@ def max_pool_forward(const floating[::1] x, const isize[:, ::1] itab,
                            ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], ot[POOL_COLS * n + X_W], g, sp)
             free(sp)
         else:
-            tmp = <floating*>try_alloc(g.pad[2] + it[POOL_COLS * n + X_W]
-                                       + _tail(g, it[POOL_COLS * n + X_W], ot[POOL_COLS * n + X_W]),
-                                       sizeof(floating))
+            tmp = <floating*>try_alloc(it[POOL_COLS * n + X_W], sizeof(floating))
             if tmp == NULL:
                 missing += 1
                 continue
@@ -380,7 +412,7 @@ def max_pool_forward(const floating[::1] x, const isize[:, ::1] itab,
                        ot[POOL_COLS * n + X_D], ot[POOL_COLS * n + X_H], ot[POOL_COLS * n + X_W], g, tmp)
             free(tmp)
     if missing:
-        raise_no_memory("a padded input row", g.pad[2] + itab[0, X_W], sizeof(floating))
+        raise_no_memory("an input row", itab[0, X_W] + otab[0, X_W], sizeof(floating))
 
 
 # ----------------------------------------------------------------------------
@@ -419,18 +451,18 @@ cdef inline void _acc_row(floating* acc, const floating* src, isize n, floating 
                 acc[i] += wt * _tr(src[i], mode, p)
 
 
-cdef inline void _sum_row(floating* acc, const floating* src, isize t, isize n,
+cdef inline void _sum_row(floating* acc, const floating* src, isize t, isize lo, isize hi,
                           isize s, floating wt) noexcept nogil:
-    """acc[o] += wt * src[o*s + t] for o in [0, n)."""
+    """acc[o] += wt * src[o*s + t] for o in [lo, hi)."""
     cdef isize o
     if s == 1:
-        for o in range(n):
+        for o in range(lo, hi):
             acc[o] += wt * src[o + t]
     elif s == 2:
-        for o in range(n):
+        for o in range(lo, hi):
             acc[o] += wt * src[2 * o + t]
     else:
-        for o in range(n):
+        for o in range(lo, hi):
             acc[o] += wt * src[o * s + t]
 
 
@@ -444,29 +476,25 @@ cdef void _sum_plane(const floating* xp, floating* op, isize D, isize H, isize W
                      isize OD, isize OH, isize OW, const Geometry* g, const floating* w,
                      int divmode, int mode, floating p, floating* tmp,
                      floating* cw) noexcept nogil:
-    """``tmp`` has ``pW + W + _tail`` samples, ``cw`` OW."""
-    cdef isize od, oh, ow, kd, kh, kw, a, b, cd, ch, rows
+    """``tmp`` has W samples, ``cw`` OW."""
+    cdef isize od, oh, ow, kd, kh, kw, a, b, cd, ch, rows, d0, d1, h0, h1, t, lo, hi
     cdef isize sW = g.s[2], dW = g.dil[2], pW = g.pad[2], kW = g.k[2]
     cdef floating* orow
-    cdef floating* row = tmp + pW
+    cdef floating* row = tmp
     cdef floating wt = 1, f
-    _fill(tmp, pW, <floating>0)
-    _fill(row + W, _tail(g, W, OW), <floating>0)
     if divmode:
         _counts(cw, g, W, OW, divmode)
     for od in range(OD):
         cd = _count(od, g.k[0], g.s[0], g.pad[0], g.dil[0], D, divmode) if divmode else 1
+        _taps_in(od * g.s[0] - g.pad[0], g.dil[0], g.k[0], 0, D, &d0, &d1)
         for oh in range(OH):
             ch = _count(oh, g.k[1], g.s[1], g.pad[1], g.dil[1], H, divmode) if divmode else 1
+            _taps_in(oh * g.s[1] - g.pad[1], g.dil[1], g.k[1], 0, H, &h0, &h1)
             rows = 0
-            for kd in range(g.k[0]):
+            for kd in range(d0, d1):
                 a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
-                if a < 0 or a >= D:
-                    continue
-                for kh in range(g.k[1]):
+                for kh in range(h0, h1):
                     b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
-                    if b < 0 or b >= H:
-                        continue
                     if w != NULL:
                         wt = w[kd] * w[g.k[0] + kh]
                     _acc_row(row, xp + (a * H + b) * W, W, wt, mode, p, rows == 0)
@@ -474,20 +502,20 @@ cdef void _sum_plane(const floating* xp, floating* op, isize D, isize H, isize W
             if rows == 0:
                 _fill(row, W, <floating>0)
             orow = op + (od * OH + oh) * OW
-            if w == NULL and kW == 2 and sW == 2 and dW == 1:
+            if w == NULL and kW == 2 and sW == 2 and dW == 1 and pW == 0 and 2 * OW <= W:
                 for ow in range(OW):
-                    orow[ow] = row[2 * ow - pW] + row[2 * ow + 1 - pW]
+                    orow[ow] = row[2 * ow] + row[2 * ow + 1]
             else:
-                if w != NULL:
-                    wt = w[g.k[0] + g.k[1]]
-                _copy_row(orow, row, -pW, OW, sW)
-                if wt != 1:
-                    for ow in range(OW):
-                        orow[ow] = wt * orow[ow]
-                for kw in range(1, kW):
+                _fill(orow, OW, <floating>0)
+                wt = 1
+                kw = _next_tap(0, dW, pW, sW, W, OW)
+                while kw < kW:
                     if w != NULL:
                         wt = w[g.k[0] + g.k[1] + kw]
-                    _sum_row(orow, row, kw * dW - pW, OW, sW, wt)
+                    t = kw * dW - pW
+                    _span(t, sW, W, OW, &lo, &hi)
+                    _sum_row(orow, row, t, lo, hi, sW, wt)
+                    kw = _next_tap(kw + 1, dW, pW, sW, W, OW)
             if divmode:
                 f = <floating>(cd * ch)
                 for ow in range(OW):
@@ -532,7 +560,7 @@ def window_sum_forward(const floating[::1] x, const isize[:, ::1] itab,
         osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
         W = it[POOL_COLS * n + X_W]
         OW = ot[POOL_COLS * n + X_W]
-        Wp = g.pad[2] + W + _tail(g, W, OW)
+        Wp = W
         buf = <floating*>try_alloc(Wp + OW, sizeof(floating))
         if buf == NULL:
             missing += 1
@@ -542,21 +570,21 @@ def window_sum_forward(const floating[::1] x, const isize[:, ::1] itab,
                    g, wp, divmode, mode, pp, buf, buf + Wp)
         free(buf)
     if missing:
-        raise_no_memory("a padded input row", g.pad[2] + itab[0, X_W], sizeof(floating))
+        raise_no_memory("an input row", itab[0, X_W] + otab[0, X_W], sizeof(floating))
 
 
-cdef inline void _scatter_row(floating* dst, const floating* c, isize t, isize n,
+cdef inline void _scatter_row(floating* dst, const floating* c, isize t, isize lo, isize hi,
                               isize s, floating wt) noexcept nogil:
-    """dst[o*s + t] += wt * c[o] for o in [0, n)."""
+    """dst[o*s + t] += wt * c[o] for o in [lo, hi)."""
     cdef isize o
     if s == 1:
-        for o in range(n):
+        for o in range(lo, hi):
             dst[o + t] += wt * c[o]
     elif s == 2:
-        for o in range(n):
+        for o in range(lo, hi):
             dst[2 * o + t] += wt * c[o]
     else:
-        for o in range(n):
+        for o in range(lo, hi):
             dst[o * s + t] += wt * c[o]
 
 
@@ -565,21 +593,22 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
                               isize OD, isize OH, isize OW, const Geometry* g, const floating* w,
                               int divmode, int mode, floating p, floating* tmp,
                               floating* cw, floating* crow) noexcept nogil:
-    """The transpose of :func:`_sum_plane`: spread along W into ``tmp``, then onto the rows."""
-    cdef isize od, oh, ow, kd, kh, kw, a, b, cd, ch, r, i, Wp
+    """The transpose of :func:`_sum_plane`: spread along W into ``tmp`` (W samples), then onto the rows."""
+    cdef isize od, oh, ow, kd, kh, kw, a, b, cd, ch, r, i, d0, d1, h0, h1, t, lo, hi
     cdef isize sW = g.s[2], dW = g.dil[2], pW = g.pad[2]
     cdef const floating* grow
     cdef floating* dst
-    cdef floating* row = tmp + pW
+    cdef floating* row = tmp
     cdef floating wt = 1, f
-    Wp = pW + W + _tail(g, W, OW)
     memset(gip, 0, D * H * W * sizeof(floating))
     if divmode:
         _counts(cw, g, W, OW, divmode)
     for od in range(OD):
         cd = _count(od, g.k[0], g.s[0], g.pad[0], g.dil[0], D, divmode) if divmode else 1
+        _taps_in(od * g.s[0] - g.pad[0], g.dil[0], g.k[0], 0, D, &d0, &d1)
         for oh in range(OH):
             ch = _count(oh, g.k[1], g.s[1], g.pad[1], g.dil[1], H, divmode) if divmode else 1
+            _taps_in(oh * g.s[1] - g.pad[1], g.dil[1], g.k[1], 0, H, &h0, &h1)
             r = (od * OH + oh) * OW
             grow = gp + r
             if divmode:
@@ -592,19 +621,19 @@ cdef void _sum_plane_backward(const floating* gp, floating* gip, const floating*
             else:
                 for ow in range(OW):
                     crow[ow] = grow[ow] * _dfinish(op[r + ow], mode, p)
-            _fill(tmp, Wp, <floating>0)
-            for kw in range(g.k[2]):
+            _fill(tmp, W, <floating>0)
+            kw = _next_tap(0, dW, pW, sW, W, OW)
+            while kw < g.k[2]:
                 if w != NULL:
                     wt = w[g.k[0] + g.k[1] + kw]
-                _scatter_row(row, crow, kw * dW - pW, OW, sW, wt)
-            for kd in range(g.k[0]):
+                t = kw * dW - pW
+                _span(t, sW, W, OW, &lo, &hi)
+                _scatter_row(row, crow, t, lo, hi, sW, wt)
+                kw = _next_tap(kw + 1, dW, pW, sW, W, OW)
+            for kd in range(d0, d1):
                 a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
-                if a < 0 or a >= D:
-                    continue
-                for kh in range(g.k[1]):
+                for kh in range(h0, h1):
                     b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
-                    if b < 0 or b >= H:
-                        continue
                     wt = w[kd] * w[g.k[0] + kh] if w != NULL else 1
                     dst = gip + (a * H + b) * W
                     for i in range(W):
@@ -647,7 +676,7 @@ def window_sum_backward(const floating[::1] gout, const isize[:, ::1] otab,
         osz = ot[POOL_COLS * n + X_D] * ot[POOL_COLS * n + X_H] * ot[POOL_COLS * n + X_W]
         W = it[POOL_COLS * n + X_W]
         OW = ot[POOL_COLS * n + X_W]
-        Wp = g.pad[2] + W + _tail(g, W, OW)
+        Wp = W
         buf = <floating*>try_alloc(Wp + 2 * OW, sizeof(floating))
         if buf == NULL:
             missing += 1
@@ -659,7 +688,7 @@ def window_sum_backward(const floating[::1] gout, const isize[:, ::1] otab,
                             g, wp, divmode, mode, pp, buf, buf + Wp, buf + Wp + OW)
         free(buf)
     if missing:
-        raise_no_memory("a padded input row", g.pad[2] + itab[0, X_W], sizeof(floating))
+        raise_no_memory("an input row", itab[0, X_W] + otab[0, X_W], sizeof(floating))
 
 
 # ----------------------------------------------------------------------------

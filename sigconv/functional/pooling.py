@@ -494,7 +494,9 @@ def _gaussian_axis_weights(k, sigma):
         v -= (kk - 1) / 2
         v *= v
         v -= v.min()
-        v /= -2 * sg * sg
+        v /= sg  # twice, not by sg * sg: that underflows to 0 for a tiny sigma
+        v /= sg
+        v *= -0.5
         np.exp(v, out=v)
         v /= v.sum()
         vectors.append(v)

@@ -13,6 +13,7 @@ import sigconv.functional as F
 from sigconv import shapes
 from sigconv import _kernels as kernels
 from sigconv.errors import ArgumentError, DTypeError, ShapeError
+from sigconv.ragged import Ragged
 
 # ---------------------------------------------------------------------------
 # slow references, from the definitions
@@ -694,3 +695,77 @@ BAD = [
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# -- huge windows: work and scratch bounded by the input and output, not the window --
+
+def _window_reference(x, k, s, p, ceil_mode, kind, count_include_pad=True):
+    """1-D pooling from the definition: each window's taps intersected with the input."""
+    n = x.shape[-1]
+    m = (n + 2 * p - k + ((s - 1) if ceil_mode else 0)) // s + 1
+    if ceil_mode and (m - 1) * s >= n + p:
+        m -= 1
+    out = np.empty(x.shape[:-1] + (m,))
+    for o in range(m):
+        start = o * s - p
+        lo, hi = max(start, 0), min(start + k, n)
+        window = x[..., lo:hi]
+        if kind == "max":
+            out[..., o] = window.max(axis=-1)
+        else:
+            count = (min(start + k, n + p) - max(start, -p)) if count_include_pad else hi - lo
+            out[..., o] = window.sum(axis=-1) / count
+    return out
+
+
+@pytest.mark.parametrize("k, s, p, ceil_mode", [
+    (10**12, None, 5 * 10**11, False),
+    (2**40, None, 2**39, False),
+    (10**12, 4 * 10**11, 5 * 10**11, True),     # two windows far apart: a jump over the gap
+    (10**12, 1, 5 * 10**11, False),             # stride 1: n + 1 windows
+])
+def test_huge_windows_are_fast_and_exact(k, s, p, ceil_mode):
+    x = np.random.default_rng(3).standard_normal((2, 3, 12))
+    stride = k if s is None else s
+    got, idx = F.max_pool(x, k, stride=s, padding=p, ceil_mode=ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(got, _window_reference(x, k, stride, p, ceil_mode, "max"))
+    np.testing.assert_array_equal(F.max_pool(x, k, stride=s, padding=p, ceil_mode=ceil_mode), got)
+    np.testing.assert_array_equal(np.take_along_axis(x, idx, axis=-1), got)
+    for include in (True, False):
+        avg = F.avg_pool(x, k, stride=s, padding=p, ceil_mode=ceil_mode, count_include_pad=include)
+        np.testing.assert_allclose(
+            avg, _window_reference(x, k, stride, p, ceil_mode, "avg", include), rtol=1e-12)
+        g = np.ones_like(avg)
+        grad = F.avg_pool_backward(g, x.shape, k, stride=s, padding=p, ceil_mode=ceil_mode,
+                                   count_include_pad=include)
+        assert grad.shape == x.shape and np.isfinite(grad).all()
+
+
+def test_huge_window_2d_and_ragged():
+    x = np.random.default_rng(4).standard_normal((1, 2, 5, 7))
+    out = F.max_pool(x, 10**12, padding=5 * 10**11)
+    np.testing.assert_array_equal(out[..., 0, 0], x.max(axis=(2, 3)))
+    batch = Ragged.from_list([x[0], x[0, :, :3, :2]])
+    for item, alone in zip(F.avg_pool(batch, 2**40, padding=2**39), (x, x[:, :, :3, :2])):
+        np.testing.assert_allclose(item[..., 0, 0], alone[0].sum(axis=(1, 2)) / 2**80)
+
+
+def test_huge_gaussian_window_is_refused_before_allocating():
+    with pytest.raises(ShapeError, match="kernel_size"):
+        F.gaussian_pool(np.ones((1, 1, 12)), 10**12, sigma=1.0, padding=5 * 10**11)
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 1e-30])
+def test_tiny_sigma_puts_the_weight_on_the_central_taps(sigma):
+    w = F.gaussian_pool_weights(2, sigma)
+    np.testing.assert_array_equal(w, [0.5, 0.5])
+    x = np.arange(12.0).reshape(1, 1, 12)
+    np.testing.assert_allclose(F.gaussian_pool(x, 2, sigma=sigma), F.avg_pool(x, 2))
+    np.testing.assert_array_equal(F.gaussian_pool_weights(3, sigma), [0, 1, 0])
+
+
+@pytest.mark.parametrize("bad", [np.uint64(2**64 - 1)])
+def test_unsigned_indices_beyond_int64_are_refused(bad):
+    indices = np.array([[[0, 1, bad]]], dtype=np.uint64)
+    with pytest.raises(ArgumentError, match="indices"):
+        F.max_unpool(np.ones((1, 1, 3)), indices, 2)
