@@ -487,7 +487,8 @@ def _gaussian_axis_weights(k, sigma):
     so a tiny ``sigma`` gives those taps all the weight instead of 0 / 0.
     """
     sigmas = _sigma(sigma, len(k))
-    check_size((2 * sum(k),), np.float64, "the Gaussian window weights", "kernel_size")
+    # the float64 vectors, their cast and concatenation: about four copies at the peak
+    check_size((4 * sum(k),), np.float64, "the Gaussian window weights", "kernel_size")
     vectors = []
     for kk, sg in zip(k, sigmas):
         v = np.arange(kk, dtype=np.float64)

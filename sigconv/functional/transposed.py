@@ -527,6 +527,10 @@ def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, 
                          f"an empty output {tuple(out_shapes[i].tolist())}: padding {padding} "
                          "crops more than the transposed convolution produces")
     _check_bias(bias, weight.shape[1] * groups)
+    total = weight.shape[1] * groups * sum(math.prod(row) for row in out_shapes.tolist())
+    check_size((total,), result_dtype(x=x.data, weight=weight, bias=bias), "the output (all items)",
+               f"stride {geometry.stride}, dilation {geometry.dilation}, padding {padding} and "
+               f"output_padding {output_padding}")
     from .choose import _finite
     if not _finite(x.data, weight):  # item by item through the formula's products (no 0 * inf)
         return map_items(conv_transpose, x, weight, bias, stride=stride, padding=padding,
