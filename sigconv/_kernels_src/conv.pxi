@@ -442,3 +442,162 @@ def conv_weight_grad(const floating[::1] x, const floating[::1] grad_out, floati
                     grad_w[i] = 0
                     for t in range(threads):
                         grad_w[i] += acc[t, grp * g.cout_g * g.ck + r * g.cout_g + co]
+
+
+#: bytes of the widest vector any target uses (AVX-512)
+cdef enum:
+    WIDEST_VECTOR = 64
+
+
+cdef inline isize padded_width(isize n, isize itemsize) noexcept nogil:
+    """``n`` rounded up to a whole number of the widest vectors (64 bytes)."""
+    cdef isize lanes = WIDEST_VECTOR // itemsize
+    return (n + lanes - 1) // lanes * lanes
+
+
+cdef void wgrad_rows(const floating* x, const floating* gout, floating* acc, const isize* item,
+                     const Geometry* g, isize q0, isize q1, isize* offsets, floating* grows,
+                     floating* rows, floating* state) noexcept nogil:
+    """``acc (cout_g, ck) += g(G, V)`` of one group of one item, output rows ``[q0, q1)``.
+
+    Rows are flat ``(od, oh)`` indices; the stride along W is 1.  The output
+    gradient's rows are copied into ``grows``, and for every kernel row
+    ``(ci, kd, kh)`` the input rows its output rows read into ``rows`` with
+    their padding zeros, all padded to whole 64-byte vectors (each sample is
+    copied once per kernel row, against ``cout_g * kw`` multiply-adds); the
+    register-blocked loops of ``direct.h`` then run without edge cases.
+    Scratch: ``offsets`` ``2 * nk * nq + 2 * nk + 1 + k[2]``, ``grows``
+    ``cout_g * nq * Wp``, ``rows`` ``nk * nq * (Wp + span)`` samples and
+    ``state`` ``6 * ck`` widest vectors, for ``nk = cin_g * kd * kh`` kernel
+    rows, ``nq = q1 - q0`` rows and the padded row ``Wp``.
+    """
+    cdef isize D = item[X_D], H = item[X_H], W = item[X_W]
+    cdef isize Ho = item[OUT_H], Wo = item[OUT_W]
+    cdef isize pad_d = item[PAD_D], pad_h = item[PAD_H], pad_w = item[PAD_W]
+    cdef isize P = item[OUT_D] * Ho * Wo, HW = H * W, DHW = D * H * W
+    cdef isize Kw = g.k[2], dw = g.dil[2]
+    cdef isize Wp = padded_width(Wo, sizeof(floating))
+    cdef isize width = Wp + (Kw - 1) * dw
+    cdef isize nq = q1 - q0, gcs = nq * Wp, nk = g.cin_g * g.k[0] * g.k[1]
+    cdef isize* grow = offsets
+    cdef isize* xrow = offsets + nk * nq
+    cdef isize* start = offsets + 2 * nk * nq
+    cdef isize* cursor = start + nk + 1
+    cdef isize* toff = cursor + nk
+    cdef isize t, q, od, oh, id_, ih, e, ci, kd, kh, k, c
+    for c in range(g.cout_g):
+        for q in range(q0, q1):
+            memcpy(grows + c * gcs + (q - q0) * Wp, gout + c * P + q * Wo, Wo * sizeof(floating))
+            if Wp > Wo:
+                memset(grows + c * gcs + (q - q0) * Wp + Wo, 0, (Wp - Wo) * sizeof(floating))
+    for t in range(Kw):
+        toff[t] = t * dw
+    e = 0
+    k = 0
+    for ci in range(g.cin_g):
+        for kd in range(g.k[0]):
+            for kh in range(g.k[1]):
+                start[k] = e
+                for q in range(q0, q1):
+                    od = q // Ho
+                    oh = q - od * Ho
+                    id_ = od * g.s[0] - pad_d + kd * g.dil[0]
+                    ih = oh * g.s[1] - pad_h + kh * g.dil[1]
+                    if 0 <= id_ < D and 0 <= ih < H:
+                        grow[e] = (q - q0) * Wp
+                        xrow[e] = e * width
+                        row_op(rows + e * width, x + ci * DHW + id_ * HW + ih * W, W, 0,
+                               width, 1, -pad_w, 1, 0, False)
+                        e += 1
+                k += 1
+    start[nk] = e
+    if e == 0:
+        return
+    if floating is float:
+        sigconv_wgrad_f32(acc, g.ck, grows, gcs, rows, grow, xrow, start, nk, nq, Wp, toff,
+                          <int>Kw, <int>g.cout_g, state, cursor)
+    else:
+        sigconv_wgrad_f64(acc, g.ck, grows, gcs, rows, grow, xrow, start, nk, nq, Wp, toff,
+                          <int>Kw, <int>g.cout_g, state, cursor)
+
+
+def conv_weight_grad_direct(const floating[::1] x, const floating[::1] grad_out,
+                            floating[::1] grad_w, const isize[:, ::1] items, isize cin,
+                            isize cout, isize groups, tuple kernel, tuple stride, tuple dilation):
+    """grad_w = g(G, V, s) without patch matrices, for unit stride along W.
+
+    Work units are ranges of output rows of one item, assigned to threads
+    statically; each thread sums into its own copy of ``grad_w``, and the
+    copies are added in thread order, so a given thread count gives the same
+    bits on every run.
+    """
+    cdef Geometry g = make_geometry(kernel, stride, dilation, ONES, ZEROS, ZEROS, ZEROS,
+                                    cin, cout, groups)
+    cdef isize n, rows, total_rows = 0, longest = 0
+    for n in range(items.shape[0]):
+        rows = items[n, OUT_D] * items[n, OUT_H]
+        total_rows += rows
+        longest = max(longest, rows)
+    cdef int threads = team_threads(total_rows, output_positions(items) * g.ck * g.cout)
+    cdef isize longest_row = 0
+    for n in range(items.shape[0]):
+        longest_row = max(longest_row, items[n, OUT_W])
+    cdef isize Wp = padded_width(longest_row, sizeof(floating))
+    # rows per unit: enough units for every thread, and the input rows copied
+    # for a unit within about 512 KiB
+    cdef isize nk = g.cin_g * g.k[0] * g.k[1]
+    cdef isize width = Wp + (g.k[2] - 1) * g.dil[2]
+    cdef isize chunk = max(1, min(longest, (total_rows + 4 * threads - 1) // (4 * threads),
+                                  (512 << 10) // max(nk * width * <isize>sizeof(floating), 1)))
+    cdef isize count = 0
+    for n in range(items.shape[0]):
+        count += (items[n, OUT_D] * items[n, OUT_H] + chunk - 1) // chunk
+    units_arr = np.empty((max(count, 1), 3), dtype=np.intp)
+    cdef isize[:, ::1] units = units_arr
+    cdef isize u = 0, q
+    for n in range(items.shape[0]):
+        rows = items[n, OUT_D] * items[n, OUT_H]
+        q = 0
+        while q < rows:
+            units[u, 0] = n
+            units[u, 1] = q
+            units[u, 2] = min(q + chunk, rows)
+            q += chunk
+            u += 1
+    cdef isize wsize = g.cout * g.ck
+    dtype = np.float32 if floating is float else np.float64
+    partial = scratch_array(threads * wsize, dtype).reshape(threads, wsize)
+    partial[...] = 0
+    cdef isize noffsets = 2 * nk * chunk + 2 * nk + 1 + g.k[2]
+    cdef isize ngrows = g.cout_g * chunk * Wp
+    cdef isize nrows_buf = nk * chunk * width + ngrows
+    cdef isize nstate = 6 * g.ck * (WIDEST_VECTOR // sizeof(floating))
+    pointers = scratch_array(threads * noffsets, np.intp)
+    buffers = scratch_array(threads * (nrows_buf + nstate), dtype)
+    cdef floating[::1] buf = buffers
+    cdef floating* bufp = &buf[0]
+    cdef floating[:, ::1] acc = partial
+    cdef isize[::1] ptrs = pointers
+    cdef isize* ptrp = &ptrs[0]
+    cdef floating* accp = &acc[0, 0]
+    cdef const floating* xp = &x[0] if x.shape[0] > 0 else NULL
+    cdef const floating* gp = &grad_out[0] if grad_out.shape[0] > 0 else NULL
+    cdef isize nunits = count, grp, P, i, tid
+    with nogil:
+        for u in prange(nunits, schedule="static", num_threads=threads):
+            n = units[u, 0]
+            tid = threadid()
+            P = items[n, OUT_D] * items[n, OUT_H] * items[n, OUT_W]
+            for grp in range(g.groups):
+                wgrad_rows(xp + items[n, X_OFF]
+                           + grp * g.cin_g * items[n, X_D] * items[n, X_H] * items[n, X_W],
+                           gp + items[n, OUT_OFF] + grp * g.cout_g * P,
+                           accp + tid * wsize + grp * g.cout_g * g.ck, &items[n, X_OFF], &g,
+                           units[u, 1], units[u, 2], ptrp + tid * noffsets,
+                           bufp + tid * (nrows_buf + nstate),
+                           bufp + tid * (nrows_buf + nstate) + ngrows,
+                           bufp + tid * (nrows_buf + nstate) + nrows_buf)
+        for i in range(wsize):
+            grad_w[i] = 0
+            for tid in range(threads):
+                grad_w[i] += acc[tid, i]

@@ -131,3 +131,174 @@ SIGCONV_INSTANTIATE(double, SIGCONV_NAME(sigconv_direct_f64), 1, 3, 6, 6, 8, 8)
 SIGCONV_INSTANTIATE(float, SIGCONV_NAME(sigconv_direct_f32), 0, 2, 3, 4, 6, 8)
 SIGCONV_INSTANTIATE(double, SIGCONV_NAME(sigconv_direct_f64), 0, 2, 3, 4, 6, 8)
 #endif
+
+/* ---------------------------------------------------------------------------
+ * Weight gradient, direct: for cob output channels c and ntaps taps t of one
+ * kernel row,
+ *
+ *   gw[c * gws + t] += sum over rows r, 0 <= j < n of
+ *                      g[c * gcs + grow[r] + j] * x[xrow[r] + toff[t] + j]
+ *
+ * (the caller copies the rows of g and x, zero-padded, so that n is a
+ * multiple of 64 bytes' worth of samples and x holds its padding).  Blocks of
+ * COB channels times TB taps keep COB * TB vector accumulators over j in
+ * registers; the work is cut into pieces of about SIGCONV_WGRAD_PIECE
+ * positions (several short rows, or a segment of a long one) so that a
+ * block's channel rows stay in the L1 cache while every block passes over
+ * them, and the accumulators wait in `state` between pieces.  Lanes are
+ * summed once, at the end.
+ */
+#ifndef SIGCONV_WGRAD_COMMON
+#define SIGCONV_WGRAD_COMMON
+/* bytes of a channel block's gradient rows that one piece keeps in L1 */
+#define SIGCONV_WGRAD_PIECE_BYTES (24 * 1024)
+#define SIGCONV_WTILE_ARGS(T)                                                        \
+    T *state, const T *g, ptrdiff_t gcs, const T *x, const ptrdiff_t *grow,          \
+    const ptrdiff_t *xrow, ptrdiff_t nrows, const ptrdiff_t *toff, ptrdiff_t ja,     \
+    ptrdiff_t jb
+#define SIGCONV_WTILE_PASS state, g, gcs, x, grow, xrow, nrows, toff, ja, jb
+
+#define SIGCONV_DEFINE_WTILE(T, NAME, COB, TB)                                       \
+__attribute__((unused)) static void NAME##_w##COB##x##TB(SIGCONV_WTILE_ARGS(T))      \
+{                                                                                    \
+    typedef T vec __attribute__((vector_size(SIGCONV_VECTOR_BYTES)));                \
+    const ptrdiff_t lanes = SIGCONV_VECTOR_BYTES / sizeof(T);                        \
+    vec acc[COB][TB];                                                                \
+    memcpy(acc, state, sizeof(acc));                                                 \
+    for (ptrdiff_t r = 0; r < nrows; r++) {                                          \
+        const T *gr = g + grow[r];                                                   \
+        const T *xr = x + xrow[r];                                                   \
+        for (ptrdiff_t j = ja; j < jb; j += lanes) {                                 \
+            /* TB input vectors in registers, each channel vector loaded once */     \
+            vec xv[TB];                                                              \
+            _Pragma("GCC unroll 8")                                                  \
+            for (int t = 0; t < TB; t++) memcpy(&xv[t], xr + toff[t] + j, sizeof(vec)); \
+            _Pragma("GCC unroll 16")                                                 \
+            for (int c = 0; c < COB; c++) {                                          \
+                vec gv;                                                              \
+                memcpy(&gv, gr + c * gcs + j, sizeof(vec));                          \
+                _Pragma("GCC unroll 8")                                              \
+                for (int t = 0; t < TB; t++) acc[c][t] += gv * xv[t];                \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    memcpy(state, acc, sizeof(acc));                                                 \
+}
+
+/* One tile call: channels [c, c + nc) of g, taps [tb, tb + nt) of kernel row
+ * k, over `nrows` rows and positions [ja, jb). */
+#define SIGCONV_WTILE_CALL(NAME, COBMAX, nc, nt, ...)                                \
+    do {                                                                             \
+        if (nc == COBMAX) {                                                          \
+            if (nt == 3) NAME##_w##COBMAX##x3(__VA_ARGS__);                          \
+            else if (nt == 2) NAME##_w##COBMAX##x2(__VA_ARGS__);                     \
+            else NAME##_w##COBMAX##x1(__VA_ARGS__);                                  \
+        } else if (nc == 2) {                                                        \
+            if (nt == 3) NAME##_w2x3(__VA_ARGS__);                                   \
+            else if (nt == 2) NAME##_w2x2(__VA_ARGS__);                              \
+            else NAME##_w2x1(__VA_ARGS__);                                           \
+        } else {                                                                     \
+            if (nt == 3) NAME##_w1x3(__VA_ARGS__);                                   \
+            else if (nt == 2) NAME##_w1x2(__VA_ARGS__);                              \
+            else NAME##_w1x1(__VA_ARGS__);                                           \
+        }                                                                            \
+    } while (0)
+
+/* The weight gradient of one work unit (nq output rows of one item):
+ *
+ *   gw[c * ck + k * kw + t] += sum over the rows e of kernel row k, j < wp of
+ *       g[c * gcs + grow[e] + j] * x[xrow[e] + toff[t] + j]
+ *
+ * where kernel row k's rows are entries [start[k], start[k + 1]) of grow
+ * and xrow, in increasing grow.  For each block of channels the loops run
+ * over pieces of output rows whose channel rows fit the L1 cache (or
+ * segments of a long row), and within a piece over every kernel row: the
+ * block's g stays in L1 while the input rows stream past.  state holds
+ * COBMAX * nk * kw vectors; cursor nk offsets. */
+#define SIGCONV_DEFINE_WUNIT(T, NAME, COBMAX)                                        \
+static void NAME(T *gw, ptrdiff_t ck, const T *g, ptrdiff_t gcs, const T *x,         \
+                 const ptrdiff_t *grow, const ptrdiff_t *xrow, const ptrdiff_t *start,\
+                 ptrdiff_t nk, ptrdiff_t nq, ptrdiff_t wp, const ptrdiff_t *toff,    \
+                 int kw, int cout, T *state, ptrdiff_t *cursor)                      \
+{                                                                                    \
+    const ptrdiff_t lanes = SIGCONV_VECTOR_BYTES / sizeof(T);                        \
+    for (int c = 0; c < cout;) {                                                     \
+        const int nc = cout - c >= COBMAX ? COBMAX : cout - c >= 2 ? 2 : 1;          \
+        const T *gc = g + c * gcs;                                                   \
+        memset(state, 0, (size_t)nc * nk * kw * lanes * sizeof(T));                  \
+        const ptrdiff_t rows_per_piece =                                             \
+            (ptrdiff_t)(SIGCONV_WGRAD_PIECE_BYTES / ((size_t)nc * wp * sizeof(T)));  \
+        if (rows_per_piece >= 1) {                                                   \
+            for (ptrdiff_t k = 0; k < nk; k++) cursor[k] = start[k];                 \
+            for (ptrdiff_t p0 = 0; p0 < nq; p0 += rows_per_piece) {                  \
+                const ptrdiff_t end = (p0 + rows_per_piece) * wp;                    \
+                for (ptrdiff_t k = 0; k < nk; k++) {                                 \
+                    const ptrdiff_t e0 = cursor[k];                                  \
+                    ptrdiff_t e1 = e0;                                               \
+                    while (e1 < start[k + 1] && grow[e1] < end) e1++;                \
+                    cursor[k] = e1;                                                  \
+                    if (e1 == e0) continue;                                          \
+                    for (int tb = 0; tb < kw; tb += 3) {                             \
+                        const int nt = kw - tb >= 3 ? 3 : kw - tb;                   \
+                        T *st = state + ((k * kw + tb) * (ptrdiff_t)nc) * lanes;     \
+                        SIGCONV_WTILE_CALL(NAME, COBMAX, nc, nt, st, gc, gcs, x,     \
+                                           grow + e0, xrow + e0, e1 - e0, toff + tb, \
+                                           0, wp);                                   \
+                    }                                                                \
+                }                                                                    \
+            }                                                                        \
+        } else {                          /* long rows: segments of each */          \
+            const ptrdiff_t seg = SIGCONV_WGRAD_PIECE_BYTES / ((ptrdiff_t)nc * sizeof(T)) \
+                                  / lanes * lanes;                                   \
+            for (ptrdiff_t ja = 0; ja < wp; ja += seg) {                             \
+                const ptrdiff_t jb = wp - ja < seg ? wp : ja + seg;                  \
+                for (ptrdiff_t k = 0; k < nk; k++) {                                 \
+                    if (start[k + 1] == start[k]) continue;                          \
+                    for (int tb = 0; tb < kw; tb += 3) {                             \
+                        const int nt = kw - tb >= 3 ? 3 : kw - tb;                   \
+                        T *st = state + ((k * kw + tb) * (ptrdiff_t)nc) * lanes;     \
+                        SIGCONV_WTILE_CALL(NAME, COBMAX, nc, nt, st, gc, gcs, x,     \
+                                           grow + start[k], xrow + start[k],         \
+                                           start[k + 1] - start[k], toff + tb, ja, jb); \
+                    }                                                                \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+        for (ptrdiff_t k = 0; k < nk; k++)                                           \
+            for (int t = 0; t < kw; t++) {                                           \
+                const int tb = t - t % 3, nt = kw - tb >= 3 ? 3 : kw - tb;           \
+                for (int cc = 0; cc < nc; cc++) {                                    \
+                    T *v = state + ((k * kw + tb) * (ptrdiff_t)nc + cc * nt + (t - tb)) * lanes; \
+                    /* pairwise: log2(lanes) independent steps, not a chain */       \
+                    for (ptrdiff_t w = lanes / 2; w >= 1; w /= 2)                    \
+                        for (ptrdiff_t l = 0; l < w; l++) v[l] += v[l + w];          \
+                    gw[(c + cc) * ck + k * kw + t] += v[0];                          \
+                }                                                                    \
+            }                                                                        \
+        c += nc;                                                                     \
+    }                                                                                \
+}
+
+#define SIGCONV_DEFINE_WGRAD(T, NAME, COBMAX)                                        \
+SIGCONV_DEFINE_WTILE(T, NAME, COBMAX, 3)                                             \
+SIGCONV_DEFINE_WTILE(T, NAME, COBMAX, 2)                                             \
+SIGCONV_DEFINE_WTILE(T, NAME, COBMAX, 1)                                             \
+SIGCONV_DEFINE_WTILE(T, NAME, 2, 3)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 2, 2)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 2, 1)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 1, 3)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 1, 2)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 1, 1)                                                  \
+SIGCONV_DEFINE_WUNIT(T, NAME, COBMAX)
+#define SIGCONV_INSTANTIATE_WGRAD(T, NAME, COBMAX) SIGCONV_DEFINE_WGRAD(T, NAME, COBMAX)
+#endif  /* SIGCONV_WGRAD_COMMON */
+
+/* COBMAX x 3 accumulators plus COBMAX channel vectors and one input vector:
+ * 6 x 3 (25 registers) with 32, 3 x 3 (13) with 16. */
+#if SIGCONV_REGISTERS >= 32
+SIGCONV_INSTANTIATE_WGRAD(float, SIGCONV_NAME(sigconv_wgrad_f32), 6)
+SIGCONV_INSTANTIATE_WGRAD(double, SIGCONV_NAME(sigconv_wgrad_f64), 6)
+#else
+SIGCONV_INSTANTIATE_WGRAD(float, SIGCONV_NAME(sigconv_wgrad_f32), 3)
+SIGCONV_INSTANTIATE_WGRAD(double, SIGCONV_NAME(sigconv_wgrad_f64), 3)
+#endif

@@ -14,6 +14,14 @@ cdef extern from "microkernels.h" nogil:
     void sigconv_direct_f64(double* out, isize ostride, const double* x, isize base,
                             const isize* off, const isize* tap, const double* w, isize wstride,
                             const double* bias, int ntaps, int cob, isize n) noexcept
+    void sigconv_wgrad_f32(float* gw, isize ck, const float* g, isize gcs, const float* x,
+                           const isize* grow, const isize* xrow, const isize* start, isize nk,
+                           isize nq, isize wp, const isize* toff, int kw, int cout,
+                           float* state, isize* cursor) noexcept
+    void sigconv_wgrad_f64(double* gw, isize ck, const double* g, isize gcs, const double* x,
+                           const isize* grow, const isize* xrow, const isize* start, isize nk,
+                           isize nq, isize wp, const isize* toff, int kw, int cout,
+                           double* state, isize* cursor) noexcept
 
 #: dispatch targets, slowest first
 TARGETS = ("baseline", "avx2", "avx512")

@@ -90,8 +90,17 @@ typedef void (*sigconv_direct_f64_fn)(double *, ptrdiff_t, const double *, ptrdi
                                       const ptrdiff_t *, const ptrdiff_t *, const double *,
                                       ptrdiff_t, const double *, int, int, ptrdiff_t);
 
+#define SIGCONV_WGRAD_SIGNATURE(T)                                                   \
+    (T *gw, ptrdiff_t ck, const T *g, ptrdiff_t gcs, const T *x, const ptrdiff_t *grow, \
+     const ptrdiff_t *xrow, const ptrdiff_t *start, ptrdiff_t nk, ptrdiff_t nq,         \
+     ptrdiff_t wp, const ptrdiff_t *toff, int kw, int cout, T *state, ptrdiff_t *cursor)
+typedef void (*sigconv_wgrad_f32_fn) SIGCONV_WGRAD_SIGNATURE(float);
+typedef void (*sigconv_wgrad_f64_fn) SIGCONV_WGRAD_SIGNATURE(double);
+
 static sigconv_direct_f32_fn sigconv_direct_f32_impl = sigconv_direct_f32_baseline;
 static sigconv_direct_f64_fn sigconv_direct_f64_impl = sigconv_direct_f64_baseline;
+static sigconv_wgrad_f32_fn sigconv_wgrad_f32_impl = sigconv_wgrad_f32_baseline;
+static sigconv_wgrad_f64_fn sigconv_wgrad_f64_impl = sigconv_wgrad_f64_baseline;
 static int sigconv_target = SIGCONV_BASELINE;
 
 /* 1 when the CPU and the OS can run target t. */
@@ -122,15 +131,21 @@ static int sigconv_select_target(int t)
 {
     sigconv_direct_f32_impl = sigconv_direct_f32_baseline;
     sigconv_direct_f64_impl = sigconv_direct_f64_baseline;
+    sigconv_wgrad_f32_impl = sigconv_wgrad_f32_baseline;
+    sigconv_wgrad_f64_impl = sigconv_wgrad_f64_baseline;
     sigconv_target = SIGCONV_BASELINE;
 #if SIGCONV_X86_DISPATCH
     if (t == SIGCONV_AVX2) {
         sigconv_direct_f32_impl = sigconv_direct_f32_avx2;
         sigconv_direct_f64_impl = sigconv_direct_f64_avx2;
+        sigconv_wgrad_f32_impl = sigconv_wgrad_f32_avx2;
+        sigconv_wgrad_f64_impl = sigconv_wgrad_f64_avx2;
         sigconv_target = t;
     } else if (t == SIGCONV_AVX512) {
         sigconv_direct_f32_impl = sigconv_direct_f32_avx512;
         sigconv_direct_f64_impl = sigconv_direct_f64_avx512;
+        sigconv_wgrad_f32_impl = sigconv_wgrad_f32_avx512;
+        sigconv_wgrad_f64_impl = sigconv_wgrad_f64_avx512;
         sigconv_target = t;
     }
 #endif
@@ -151,6 +166,19 @@ static inline void sigconv_direct_f64(double *out, ptrdiff_t ostride, const doub
                                       ptrdiff_t n)
 {
     sigconv_direct_f64_impl(out, ostride, x, base, off, tap, w, wstride, bias, ntaps, cob, n);
+}
+
+/* state: room for 6 * nk * kw vectors of the widest target (64 bytes each) */
+static inline void sigconv_wgrad_f32 SIGCONV_WGRAD_SIGNATURE(float)
+{
+    sigconv_wgrad_f32_impl(gw, ck, g, gcs, x, grow, xrow, start, nk, nq, wp, toff, kw, cout,
+                           state, cursor);
+}
+
+static inline void sigconv_wgrad_f64 SIGCONV_WGRAD_SIGNATURE(double)
+{
+    sigconv_wgrad_f64_impl(gw, ck, g, gcs, x, grow, xrow, start, nk, nq, wp, toff, kw, cout,
+                           state, cursor);
 }
 
 #endif  /* SIGCONV_MICROKERNELS_H */

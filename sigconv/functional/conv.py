@@ -16,6 +16,7 @@ kernel offsets ``m``; samples outside the input are the zeros of the padding.
 Output sizes and padding modes are defined once, in :mod:`sigconv.shapes`.
 """
 import contextlib
+import math
 import threading
 from dataclasses import dataclass
 
@@ -309,18 +310,38 @@ def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input
     return tuning.choose_path(key, paths, run, flops)
 
 
-def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dilation):
-    """Call the weight-gradient kernel on flat buffers described by ``table``."""
+def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dilation,
+                     method="auto"):
+    """Call a weight-gradient kernel on flat buffers described by ``table``.
+
+    The gemm path multiplies gathered patches; the direct path (unit stride
+    along the last axis; other strides take gemm) keeps channel-by-tap
+    accumulators in registers over whole rows.  ``"auto"`` times both on
+    first use of the layer signature.
+    """
     grad_weight = np.zeros(weight_shape, dtype=x.dtype)
     if len(table) == 0 or grad_weight.size == 0:
         return grad_weight
-    with _blas_single_thread():
-        _kernel.conv_weight_grad(x.reshape(-1), grad_output.reshape(-1), grad_weight.reshape(-1),
-                                 table, weight_shape[1] * groups, weight_shape[0], groups,
-                                 lift3(weight_shape[2:], 1), lift3(stride, 1),
-                                 lift3(dilation, 1), WORKSPACE_BYTES)
-    return grad_weight
+    sizes = (weight_shape[1] * groups, weight_shape[0], groups, lift3(weight_shape[2:], 1),
+             lift3(stride, 1), lift3(dilation, 1))
 
+    def run(path):
+        if path == "direct":
+            _kernel.conv_weight_grad_direct(x.reshape(-1), grad_output.reshape(-1),
+                                            grad_weight.reshape(-1), table, *sizes)
+            return
+        with _blas_single_thread():
+            _kernel.conv_weight_grad(x.reshape(-1), grad_output.reshape(-1),
+                                     grad_weight.reshape(-1), table, *sizes, WORKSPACE_BYTES)
+
+    # the direct weight gradient needs unit stride along the last axis
+    paths = _kernel_paths(method, stride, (1,) * len(stride)) if stride[-1] == 1 else ("gemm",)
+    key = None
+    if len(paths) > 1:
+        key = tuning.signature("grad_weight", x.dtype, weight_shape, groups, stride, dilation,
+                               (1,) * len(stride), table, _kernel.max_threads())
+    tuning.choose_path(key, paths, run, 2.0 * grad_output.size * math.prod(weight_shape[1:]))
+    return grad_weight
 
 def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dilation,
              pad_lo, method, op="forward"):
@@ -467,7 +488,7 @@ def _grad_input_ragged(grad_output, weight, input_shape, options, method, bias=N
     return grad_input
 
 
-def _grad_weight_ragged(x, grad_output, weight_shape, options):
+def _grad_weight_ragged(x, grad_output, weight_shape, options, method="auto"):
     dtype = result_dtype(x=x.data, grad_output=grad_output.data)
     geometry = _ragged_geometry(x.shapes, x.channels, weight_shape, options,
                                 weight_name="weight_shape")
@@ -476,7 +497,8 @@ def _grad_weight_ragged(x, grad_output, weight_shape, options):
     grad_weight = _run_weight_grad(as_float_array(x.data, dtype, "x"),
                                    as_float_array(grad_output.data, dtype, "grad_output"),
                                    weight_shape, table, groups=geometry.groups,
-                                   stride=geometry.stride, dilation=geometry.dilation)
+                                   stride=geometry.stride, dilation=geometry.dilation,
+                                   method=_kernel_method(method))
     return _flip_spatial(grad_weight).copy() if options["flip"] else grad_weight
 
 
@@ -642,7 +664,10 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
         (:func:`~sigconv.functional.fft_conv_grad_weight`); ``"auto"`` does so
         when :func:`conv` would take the FFT or separable path and the FFT is
         estimated faster than gemm (the gradient of a separable kernel is a
-        full kernel); every other choice uses gemm.
+        full kernel).  ``"direct"`` sums channel-by-tap products in
+        registers over whole rows (unit stride along the last axis), ``"gemm"``
+        multiplies gathered patches; otherwise the faster of the two is timed
+        on first use (:mod:`sigconv.functional.tuning`).
 
     Returns
     -------
@@ -652,7 +677,7 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
     check_choice(method, "method", CONV_METHODS)
     if isinstance(x, Ragged):
         options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
-        return _grad_weight_ragged(x, grad_output, weight_shape, options)
+        return _grad_weight_ragged(x, grad_output, weight_shape, options, method)
     x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
     dtype = result_dtype(x=x, grad_output=grad_output)
     geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
@@ -673,13 +698,19 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
             return np.ascontiguousarray(_flip_spatial(grad_weight)) if flip else grad_weight
     grad_weight = _grad_weight_dense(x, grad_output, weight_shape, groups=geometry.groups,
                                      stride=geometry.stride, dilation=geometry.dilation,
-                                     padding=geometry.padding)
+                                     padding=geometry.padding, method=_kernel_method(method))
     return _flip_spatial(grad_weight).copy() if flip else grad_weight
 
 
-def _grad_weight_dense(x, grad_output, weight_shape, *, groups, stride, dilation, padding):
-    """g(G, V, s) on a dense batch by gemm, unvalidated; ``padding`` the forward's (lo, hi) pairs."""
+def _grad_weight_dense(x, grad_output, weight_shape, *, groups, stride, dilation, padding,
+                       method="auto"):
+    """g(G, V, s) on a dense batch, unvalidated; ``padding`` the forward's (lo, hi) pairs."""
     table = _conv_table(*_dense_tables(x.shape, grad_output.shape),
                         lift3([lo for lo, _ in padding], 0))
     return _run_weight_grad(x, grad_output, weight_shape, table, groups=groups, stride=stride,
-                            dilation=dilation)
+                            dilation=dilation, method=method)
+
+
+def _kernel_method(method):
+    """The weight gradient's kernel choice for ``method``: "direct" or "gemm" if forced, else "auto"."""
+    return method if method in ("direct", "gemm") else "auto"

@@ -390,10 +390,10 @@ def test_conv_and_gradients_medium_random(case):
     x, w, b, gy = case.arrays()
     assert_close(F.conv(x, w, b, method=case.method, **case.options), reference(case, x, w, b),
                  case.dtype, "forward " + repr(case))
-    assert_close(F.conv_grad_input(gy, w, x.shape, **case.options),
+    assert_close(F.conv_grad_input(gy, w, x.shape, method=case.method, **case.options),
                  R.conv_grad_input(gy, w, x.shape, **case.options), case.dtype,
                  "grad_input " + repr(case))
-    assert_close(F.conv_grad_weight(x, gy, w.shape, **case.options),
+    assert_close(F.conv_grad_weight(x, gy, w.shape, method=case.method, **case.options),
                  R.conv_grad_weight(x, gy, w.shape, **case.options), case.dtype,
                  "grad_weight " + repr(case))
 
@@ -406,8 +406,8 @@ def test_conv_and_gradients_medium_random(case):
 @HYPOTHESIS
 def test_gradients_match_reference_adjoint(case):
     x, w, _, gy = case.arrays()
-    gx = F.conv_grad_input(gy, w, x.shape, **case.options)
-    gw = F.conv_grad_weight(x, gy, w.shape, **case.options)
+    gx = F.conv_grad_input(gy, w, x.shape, method=case.method, **case.options)
+    gw = F.conv_grad_weight(x, gy, w.shape, method=case.method, **case.options)
     assert gx.dtype == np.dtype(case.dtype) and gw.dtype == np.dtype(case.dtype), case
     assert_close(gx, R.conv_grad_input(gy, w, x.shape, **case.options), case.dtype,
                  "grad_input " + repr(case))

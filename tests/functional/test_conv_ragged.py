@@ -46,7 +46,7 @@ def test_each_item_equals_the_item_alone(case):
     grads = [rng.standard_normal(item.shape) for item in out]
     grad_out = Ragged.from_list(grads)
     grad_in = F.conv_grad_input(grad_out, weight, batch, method=method, **options)
-    grad_w = F.conv_grad_weight(batch, grad_out, weight.shape, **options)
+    grad_w = F.conv_grad_weight(batch, grad_out, weight.shape, method=method, **options)
 
     expected_grad_w = np.zeros_like(weight)
     for item, got, got_grad_in, g in zip(items, out, grad_in, grads):
@@ -55,7 +55,8 @@ def test_each_item_equals_the_item_alone(case):
         alone_grad_in = F.conv_grad_input(g[None], weight, (1,) + item.shape, method=method,
                                           **options)[0]
         np.testing.assert_allclose(got_grad_in, alone_grad_in, rtol=1e-12, atol=1e-12)
-        expected_grad_w += F.conv_grad_weight(item[None], g[None], weight.shape, **options)
+        expected_grad_w += F.conv_grad_weight(item[None], g[None], weight.shape, method=method,
+                                              **options)
     np.testing.assert_allclose(grad_w, expected_grad_w, rtol=1e-10, atol=1e-10)
 
 
