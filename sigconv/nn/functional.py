@@ -18,17 +18,19 @@ Ragged batches too, item by item.
 """
 import numpy as np
 
+from .. import _kernels as _k
 from .. import functional as _F
 from .._validation import as_tuple, result_dtype
 from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, _channel_sums,
-                        _planes, as_tensor, cat)
+                        _rows, as_tensor, cat)
 from ..errors import ArgumentError, ShapeError
-from ..ragged import Ragged
+from ..functional.pooling import _check_p
+from ..ragged import Ragged, lift3
 
 __all__ = [
     "conv", "conv_transpose", "local_conv", "tiled_conv", "separable_conv", "fft_conv",
     "max_pool", "avg_pool", "lp_pool", "gaussian_pool", "global_pool",
-    "adaptive_pool", "maxout", "max_unpool", "batch_norm", "linear", "dropout",
+    "adaptive_pool", "maxout", "max_unpool", "batch_norm", "batch_norm_relu", "linear", "dropout",
     "relu", "leaky_relu", "tanh", "sigmoid", "log_softmax", "softmax", "flatten",
     "interpolate", "cat",
 ]
@@ -289,12 +291,43 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2):
     return _AdaptivePool.apply(x, output_size=output_size, kind=kind, p=p)
 
 
+class _GlobalAvgPool(Function):
+    """Mean of every row (one channel of one item): ``(N, C, *spatial) -> (N, C)``.
+
+    Global average pooling on the flat buffer: one ``np.add.reduceat`` over
+    the rows (accumulated in float64) forward, one ``np.repeat`` backward.
+    """
+
+    ragged = "native"
+
+    def forward(self, x):
+        self.x_layout, self.dtype = (x if isinstance(x, Ragged) else x.shape), x.dtype
+        if isinstance(x, Ragged):
+            starts, self.lengths = _rows(x)
+            sums = np.add.reduceat(x.data, starts, dtype=np.float64)
+            return (sums / self.lengths).astype(x.dtype).reshape(len(x), x.channels)
+        n, c = x.shape[:2]
+        return x.reshape(n, c, -1).mean(axis=2, dtype=np.float64).astype(x.dtype)
+
+    def backward(self, g):
+        if isinstance(self.x_layout, Ragged):
+            spread = (g.reshape(-1) / self.lengths).astype(self.dtype, copy=False)
+            return (self.x_layout.like(np.repeat(spread, self.lengths)),)
+        shape = self.x_layout
+        share = (g / np.prod(shape[2:])).astype(self.dtype, copy=False)
+        return (np.broadcast_to(share.reshape(shape[:2] + (1,) * (len(shape) - 2)),
+                                shape).copy(),)
+
+
 def global_pool(x, kind="avg", *, p=2):
     """Differentiable :func:`sigconv.functional.global_pool`: ``(N, C, *spatial) -> (N, C)``."""
     x = as_tensor(x)
     if not 3 <= x.ndim <= 5:
         raise ShapeError(f"x must have shape (N, C, *spatial) with 1 to 3 spatial axes, got "
                          f"shape {x.shape} ({x.ndim}-d)")
+    if isinstance(kind, str) and kind == "avg" and x.dtype in (np.float32, np.float64) and x.size:
+        _check_p(p)  # checked for every kind, as sigconv.functional.adaptive_pool does
+        return _GlobalAvgPool.apply(x)
     out = adaptive_pool(x, (1,) * (x.ndim - 2), kind, p=p)
     return out.reshape(out.shape[:2])
 
@@ -338,30 +371,106 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
 # ---------------------------------------------------------------------------
 
 class _BatchNorm(Function):
-    """Batch normalisation over every axis but the channel axis 1.
+    """Batch normalisation over every axis but the channel axis 1, optionally followed by ReLU.
 
     ``training``: normalise with the batch mean and biased variance, and
     update ``running_mean``/``running_var`` in place (with the unbiased
     variance, as PyTorch); otherwise normalise with the running statistics.
     A Ragged batch takes its statistics over every item's own positions (no
-    padding anywhere): the same formulas with per-channel sums over the
-    flat buffer (:func:`sigconv.autograd._channel_sums`) and per-channel
-    arithmetic on each item's ``(C, P_i)`` view.
+    padding anywhere); a dense ``(N, C, *spatial)`` batch is the case of
+    equal items.  ``relu=True`` computes ``relu(batch_norm(x))`` in the same
+    passes (:func:`batch_norm_relu`).
+
+    Passes over memory (``sigconv._kernels``, ``norm.pxi``): the statistics
+    in one sweep (each row's two-pass mean and squared deviations while the
+    row is in cache, rows merged by Chan's formula in float64), the
+    normalisation, affine map and ReLU in a second sweep that writes the
+    output.  Nothing else is stored: the backward recomputes ``xhat`` from
+    the input and takes the ReLU mask from the output (``y > 0``), in one
+    sweep for the per-channel sums and one that writes the input gradient.
+    ``(N, C)`` inputs (after a linear layer) take the numpy formulas.
     """
 
     ragged = "native"
 
-    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
-        self.dense_shape = None
-        if not isinstance(x, Ragged) and x.ndim >= 3 and x.size:  # dense, as equal items
-            self.dense_shape = x.shape
-            x = Ragged(np.ascontiguousarray(x).reshape(-1),
-                       np.tile(np.array(x.shape[2:], np.int64), (x.shape[0], 1)), x.shape[1])
+    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps,
+                relu=False):
+        self.relu, self.training, self.weight = relu, training, weight
         if isinstance(x, Ragged):
-            out = self._forward_ragged(x, weight, bias, running_mean, running_var, training,
-                                       momentum, eps)
-            return out if self.dense_shape is None else out.data.reshape(self.dense_shape)
-        self.ragged_x = None
+            self.x_layout, flat, table = x, x.data, x.table()
+        elif x.ndim >= 3 and x.size:  # dense, as equal items
+            self.x_layout, flat = x.shape, np.ascontiguousarray(x).reshape(-1)
+            n, c, positions = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))
+            table = np.empty((n, 4), np.int64)
+            table[:, 0] = np.arange(n) * (c * positions)
+            table[:, 1:] = lift3(x.shape[2:], 1)
+        else:
+            self.table = None
+            return self._forward_2d(x, weight, bias, running_mean, running_var, training,
+                                    momentum, eps)
+        dtype = result_dtype(x=flat)  # the input's float dtype (sigconv's rule)
+        flat = flat.astype(dtype, copy=False)
+        channels = x.channels if isinstance(x, Ragged) else x.shape[1]
+        count = flat.size // channels  # real positions per channel, all items together
+        if training:
+            if count < 2:
+                raise ShapeError(f"batch normalisation in training needs more than one value per "
+                                 f"channel, got {_describe(x)}")
+            mean, var = _batch_stats(flat, table, channels, count)
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean.astype(running_mean.dtype)
+                running_var *= 1 - momentum
+                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+        else:
+            mean, var = running_mean, running_var
+        invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)  # (C,) float64
+        scale = invstd if weight is None else invstd * weight
+        shift = np.zeros(channels, dtype) if bias is None else bias
+        mean = np.asarray(mean, dtype)
+        out = np.empty_like(flat)
+        _k.bn_apply(flat, table, channels, mean, np.asarray(scale, dtype),
+                    np.asarray(shift, dtype), out, relu)
+        self.x, self.table, self.channels, self.count = flat, table, channels, count
+        self.mean, self.invstd = mean, invstd
+        self.out = out if relu else None
+        return x.like(out) if isinstance(x, Ragged) else out.reshape(x.shape)
+
+    def backward(self, g):
+        if self.table is None:
+            return self._backward_2d(g)
+        need_x, need_w, need_b = self.needs_input_grad
+        dtype, channels, count = self.x.dtype, self.channels, self.count
+        g = (g.data if isinstance(g, Ragged) else np.ascontiguousarray(g).reshape(-1)).astype(
+            dtype, copy=False)
+        out = self.out if self.relu else np.empty(0, dtype)
+        w = np.ones(channels) if self.weight is None else self.weight.astype(np.float64)
+        sum_g = sum_gxhat = None
+        if need_w or need_b or (need_x and self.training):
+            # sum of gy and of gy * xhat per channel (gy: g through the ReLU's mask): the bias
+            # and weight gradients, and (times the weight) the two means of the input gradient
+            rows = len(self.table) * channels
+            rows_g, rows_gx = np.empty(rows), np.empty(rows)
+            _k.bn_grad_sums(g, out, self.x, self.table, channels, self.mean, self.relu,
+                            rows_g, rows_gx)
+            sum_g = rows_g.reshape(-1, channels).sum(axis=0)
+            sum_gxhat = rows_gx.reshape(-1, channels).sum(axis=0) * self.invstd
+        gx = None
+        if need_x:
+            a = self.invstd * w
+            if self.training:  # d/dx of (x - mean) / std with mean and std of the batch itself
+                shift, k = -a * sum_g / count, -a * self.invstd * sum_gxhat / count
+            else:
+                shift = k = np.zeros(channels)
+            gx = np.empty_like(self.x)
+            _k.bn_grad_input(g, out, self.x, self.table, channels, self.mean,
+                             a.astype(dtype), k.astype(dtype), shift.astype(dtype), self.relu, gx)
+            gx = self.x_layout.like(gx) if isinstance(self.x_layout, Ragged) else gx.reshape(
+                self.x_layout)
+        return (gx, None if not need_w else sum_gxhat.astype(dtype),
+                None if not need_b else sum_g.astype(dtype))
+
+    def _forward_2d(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
         axes = _spatial_axes(x)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         if training:
@@ -380,91 +489,18 @@ class _BatchNorm(Function):
             mean, var = running_mean, running_var
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
         xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
-        self.xhat, self.invstd, self.weight, self.training = xhat, invstd, weight, training
-        self.axes, self.shape = axes, shape
+        self.xhat, self.invstd, self.axes, self.shape = xhat, invstd, axes, shape
         out = xhat if weight is None else xhat * weight.reshape(shape)
-        return out if bias is None else out + bias.reshape(shape)
+        out = out if bias is None else out + bias.reshape(shape)
+        if self.relu:
+            self.positive = out > 0
+            out = np.fmax(out, 0)
+        return out
 
-    def _forward_ragged(self, x, weight, bias, running_mean, running_var, training, momentum,
-                        eps):
-        # per-channel sums in one call over the flat buffer; the per-channel arithmetic item
-        # by item on (C, P_i) views with (C, 1) values, so that each item stays in cache
-        # through a loop's steps: no padding and no temporary array
-        self.ragged_x = x
-        count = x.data.size // x.channels  # real positions per channel, all items together
-        column = lambda v: np.asarray(v, x.dtype).reshape(-1, 1)  # noqa: E731 - (C,) -> (C, 1)
-        xhat, out = np.empty_like(x.data), np.empty_like(x.data)
-        planes = list(zip(_planes(x), _planes(x, xhat), _planes(x, out)))
-        if training:
-            if count < 2:
-                raise ShapeError(f"batch normalisation in training needs more than one value per "
-                                 f"channel, got {x!r}")
-            mean = _channel_sums(x) / count
-            m = column(mean)
-            for p, h, o in planes:
-                np.subtract(p, m, out=h)
-                np.square(h, out=o)  # the squared deviations, until the output overwrites them
-            var = _channel_sums(x, out) / count
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean.astype(running_mean.dtype)
-                running_var *= 1 - momentum
-                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
-        else:
-            mean, var = running_mean, running_var
-            m = column(mean)
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        scale = column(invstd)
-        w = None if weight is None else column(weight)
-        b = None if bias is None else column(bias)
-        for p, h, o in planes:
-            if not training:
-                np.subtract(p, m, out=h)
-            h *= scale
-            np.multiply(h, w, out=o) if w is not None else np.copyto(o, h)
-            if b is not None:
-                o += b
-        self.xhat, self.invstd, self.weight, self.training = xhat, invstd, weight, training
-        return x.like(out)
-
-    def _backward_ragged(self, g):
+    def _backward_2d(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        x, g = self.ragged_x, g.data
-        count = x.data.size // x.channels
-        gp, hp = _planes(x, g), _planes(x, self.xhat)
-        # sum of g and of g * xhat per channel: the bias and weight gradients, and (times the
-        # weight) the two means in the training-mode input gradient
-        gb = _channel_sums(x, g)
-        gw = np.sum([np.einsum("cp,cp->c", p, h) for p, h in zip(gp, hp)], axis=0,
-                    dtype=np.float64) if (need_w or (need_x and self.training)) else None
-        gx = None
-        if need_x:
-            w = (np.ones(x.channels, np.float64) if self.weight is None
-                 else self.weight.astype(np.float64))
-            column = lambda v: np.asarray(v, x.dtype).reshape(-1, 1)  # noqa: E731
-            scale = column(self.invstd * w)
-            gx = np.empty_like(x.data)
-            if self.training:
-                mean_g, mean_gx = column(gb / count), column(gw / count)
-                for p, h, o in zip(gp, hp, _planes(x, gx)):
-                    np.multiply(h, mean_gx, out=o)  # d/dx of (x - mean) / std, batch statistics
-                    o += mean_g
-                    np.subtract(p, o, out=o)
-                    o *= scale
-            else:
-                for p, o in zip(gp, _planes(x, gx)):
-                    np.multiply(p, scale, out=o)
-            gx = x.like(gx)
-        return (gx, None if not need_w else gw.astype(x.dtype),
-                None if not need_b else gb.astype(x.dtype))
-
-    def backward(self, g):
-        if self.dense_shape is not None:
-            gx, gw, gb = self._backward_ragged(self.ragged_x.like(np.ascontiguousarray(g).reshape(-1)))
-            return (None if gx is None else gx.data.reshape(self.dense_shape)), gw, gb
-        if self.ragged_x is not None:
-            return self._backward_ragged(g)
-        need_x, need_w, need_b = self.needs_input_grad
+        if self.relu:
+            g = g * self.positive
         gw = (g * self.xhat).sum(axis=self.axes) if need_w else None
         gb = g.sum(axis=self.axes) if need_b else None
         gx = None
@@ -481,6 +517,38 @@ class _BatchNorm(Function):
         return gx, gw, gb
 
 
+def _describe(x):
+    return repr(x) if isinstance(x, Ragged) else f"input of shape {x.shape}"
+
+
+def _batch_stats(flat, table, channels, count):
+    """Mean and biased variance per channel, float64 ``(C,)`` each, of the rows ``table`` lists.
+
+    Each row ``(n, c)`` gives its sum and its squared deviations from its own
+    mean (:func:`sigconv._kernels.bn_row_stats`, one pass over memory); the
+    rows of a channel are merged by Chan's formula,
+    ``M2 = sum(M2_r) + sum(P_r * (mean_r - mean) ** 2)``.
+    """
+    rows = len(table) * channels
+    sums, m2 = np.empty(rows), np.empty(rows)
+    _k.bn_row_stats(flat, table, channels, sums, m2)
+    positions = np.prod(table[:, 1:], axis=1, dtype=np.float64)[:, None]  # (N, 1): P_n
+    sums, m2 = sums.reshape(-1, channels), m2.reshape(-1, channels)
+    mean = sums.sum(axis=0) / count
+    spread = sums / positions - mean
+    var = (m2.sum(axis=0) + (positions * spread * spread).sum(axis=0)) / count
+    return mean, var
+
+
+def _check_batch_norm(x, running_mean, training):
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ShapeError(f"batch_norm needs input (N, C, *spatial), got shape {x.shape}")
+    if not training and running_mean is None:
+        raise ArgumentError("batch_norm with training=False needs running_mean and running_var")
+    return x
+
+
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training=False,
                momentum=0.1, eps=1e-5):
     """Batch normalisation (``torch.nn.functional.batch_norm``'s arguments).
@@ -488,13 +556,23 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
     ``running_mean`` and ``running_var`` are numpy arrays updated in place
     when ``training``; they may be ``None`` when ``training``.
     """
-    x = as_tensor(x)
-    if x.ndim < 2:
-        raise ShapeError(f"batch_norm needs input (N, C, *spatial), got shape {x.shape}")
-    if not training and running_mean is None:
-        raise ArgumentError("batch_norm with training=False needs running_mean and running_var")
+    x = _check_batch_norm(x, running_mean, training)
     return _BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
                             training=bool(training), momentum=momentum, eps=eps)
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, *, training=False,
+                    momentum=0.1, eps=1e-5):
+    """``relu(batch_norm(x, ...))`` in one step: the same result, fewer passes over memory.
+
+    Arguments as :func:`batch_norm`.  The normalised values are not stored:
+    the output is written once, and the backward takes the ReLU's mask from
+    it.  :class:`~sigconv.nn.Sequential` uses this for a
+    :class:`~sigconv.nn.BatchNorm` followed by a :class:`~sigconv.nn.ReLU`.
+    """
+    x = _check_batch_norm(x, running_mean, training)
+    return _BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                            training=bool(training), momentum=momentum, eps=eps, relu=True)
 
 
 class _Linear(Function):

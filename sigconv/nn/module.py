@@ -233,6 +233,14 @@ class Module:
     def extra_repr(self):
         return ""
 
+    def _fused_with(self, following):
+        """A callable computing ``following(self(x))`` in one step, or None (the default).
+
+        :class:`Sequential` asks each layer about the next one; a layer
+        overrides this only where the fused step gives the same result.
+        """
+        return None
+
     def __repr__(self):
         lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
         head = f"{type(self).__name__}({self.extra_repr()}"
@@ -271,8 +279,17 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            # a layer may compute itself and the next one in one step (BatchNorm then ReLU)
+            fused = modules[i]._fused_with(modules[i + 1]) if i + 1 < len(modules) else None
+            if fused is not None:
+                x = fused(x)
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
 

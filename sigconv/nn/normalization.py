@@ -5,6 +5,7 @@ from . import functional as F
 from ._checks import float_dtype, positive_int
 from ..autograd import as_tensor
 from ..errors import ArgumentError, ShapeError
+from .activation import ReLU
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm"]
@@ -46,6 +47,10 @@ class BatchNorm(Module):
                 self.register_buffer(name, None)
 
     def forward(self, x):
+        return self._normalise(x, F.batch_norm)
+
+    def _normalise(self, x, op):
+        """``op(x, ...)`` (:func:`~sigconv.nn.functional.batch_norm` or ``batch_norm_relu``)."""
         x = as_tensor(x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ShapeError(f"BatchNorm expects input (N, {self.num_channels}, *spatial), got "
@@ -56,8 +61,15 @@ class BatchNorm(Module):
             self.num_batches_tracked += 1
             momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                         else self.momentum)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch, momentum=momentum, eps=self.eps)
+        return op(x, self.running_mean, self.running_var, self.weight, self.bias,
+                  training=use_batch, momentum=momentum, eps=self.eps)
+
+    def _fused_with(self, following):
+        """``relu(self(x))`` in one step when ``following`` is a plain ReLU (for Sequential)."""
+        if type(self).forward is not BatchNorm.forward or type(following).forward is not \
+                ReLU.forward:
+            return None
+        return lambda x: self._normalise(x, F.batch_norm_relu)
 
     def extra_repr(self):
         return f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}"
