@@ -77,8 +77,13 @@ def test_every_target_gives_the_reference_result(target, name, dtype, case):
     got = F.conv(x, w, b, method="direct", **options)
     tol = 1e-4 if dtype == np.float32 else 1e-11
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max())
-    # the input gradient runs the same microkernels on the flipped kernel
+    # the weight gradient's own microkernels, against the reference
     g = rng.standard_normal(got.shape).astype(dtype)
+    gw = F.conv_grad_weight(x, g, w.shape, method="direct", **options)
+    expected_gw = reference.conv_grad_weight(x.astype(np.float64), g.astype(np.float64), w.shape,
+                                             **options)
+    np.testing.assert_allclose(gw, expected_gw, rtol=tol, atol=tol * np.abs(expected_gw).max())
+    # the input gradient runs the forward microkernels on the flipped kernel
     gx = F.conv_grad_input(g, w, x.shape, method="direct", **options)
     target("baseline")
     gx_base = F.conv_grad_input(g, w, x.shape, method="direct", **options)

@@ -468,7 +468,7 @@ cdef void wgrad_rows(const floating* x, const floating* gout, floating* acc, con
     register-blocked loops of ``direct.h`` then run without edge cases.
     Scratch: ``offsets`` ``2 * nk * nq + 2 * nk + 1 + k[2]``, ``grows``
     ``cout_g * nq * Wp``, ``rows`` ``nk * nq * (Wp + span)`` samples and
-    ``state`` ``6 * ck`` widest vectors, for ``nk = cin_g * kd * kh`` kernel
+    ``state`` ``8 * ck`` widest vectors, for ``nk = cin_g * kd * kh`` kernel
     rows, ``nq = q1 - q0`` rows and the padded row ``Wp``.
     """
     cdef isize D = item[X_D], H = item[X_H], W = item[X_W]
@@ -544,11 +544,11 @@ def conv_weight_grad_direct(const floating[::1] x, const floating[::1] grad_out,
         longest_row = max(longest_row, items[n, OUT_W])
     cdef isize Wp = padded_width(longest_row, sizeof(floating))
     # rows per unit: enough units for every thread, and the input rows copied
-    # for a unit within about 512 KiB
+    # for a unit within about 1 MiB
     cdef isize nk = g.cin_g * g.k[0] * g.k[1]
     cdef isize width = Wp + (g.k[2] - 1) * g.dil[2]
     cdef isize chunk = max(1, min(longest, (total_rows + 4 * threads - 1) // (4 * threads),
-                                  (512 << 10) // max(nk * width * <isize>sizeof(floating), 1)))
+                                  (1 << 20) // max(nk * width * <isize>sizeof(floating), 1)))
     cdef isize count = 0
     for n in range(items.shape[0]):
         count += (items[n, OUT_D] * items[n, OUT_H] + chunk - 1) // chunk
@@ -571,7 +571,7 @@ def conv_weight_grad_direct(const floating[::1] x, const floating[::1] grad_out,
     cdef isize noffsets = 2 * nk * chunk + 2 * nk + 1 + g.k[2]
     cdef isize ngrows = g.cout_g * chunk * Wp
     cdef isize nrows_buf = nk * chunk * width + ngrows
-    cdef isize nstate = 6 * g.ck * (WIDEST_VECTOR // sizeof(floating))
+    cdef isize nstate = 8 * g.ck * (WIDEST_VECTOR // sizeof(floating))
     pointers = scratch_array(threads * noffsets, np.intp)
     buffers = scratch_array(threads * (nrows_buf + nstate), dtype)
     cdef floating[::1] buf = buffers

@@ -151,7 +151,7 @@ SIGCONV_INSTANTIATE(double, SIGCONV_NAME(sigconv_direct_f64), 0, 2, 3, 4, 6, 8)
 #ifndef SIGCONV_WGRAD_COMMON
 #define SIGCONV_WGRAD_COMMON
 /* bytes of a channel block's gradient rows that one piece keeps in L1 */
-#define SIGCONV_WGRAD_PIECE_BYTES (24 * 1024)
+#define SIGCONV_WGRAD_PIECE_BYTES (32 * 1024)
 #define SIGCONV_WTILE_ARGS(T)                                                        \
     T *state, const T *g, ptrdiff_t gcs, const T *x, const ptrdiff_t *grow,          \
     const ptrdiff_t *xrow, ptrdiff_t nrows, const ptrdiff_t *toff, ptrdiff_t ja,     \
@@ -164,7 +164,11 @@ __attribute__((unused)) static void NAME##_w##COB##x##TB(SIGCONV_WTILE_ARGS(T)) 
     typedef T vec __attribute__((vector_size(SIGCONV_VECTOR_BYTES)));                \
     const ptrdiff_t lanes = SIGCONV_VECTOR_BYTES / sizeof(T);                        \
     vec acc[COB][TB];                                                                \
-    memcpy(acc, state, sizeof(acc));                                                 \
+    _Pragma("GCC unroll 8")                                                          \
+    for (int c = 0; c < COB; c++)                                                    \
+        _Pragma("GCC unroll 4")                                                      \
+        for (int t = 0; t < TB; t++)                                                 \
+            memcpy(&acc[c][t], state + (c * TB + t) * lanes, sizeof(vec));           \
     for (ptrdiff_t r = 0; r < nrows; r++) {                                          \
         const T *gr = g + grow[r];                                                   \
         const T *xr = x + xrow[r];                                                   \
@@ -182,17 +186,25 @@ __attribute__((unused)) static void NAME##_w##COB##x##TB(SIGCONV_WTILE_ARGS(T)) 
             }                                                                        \
         }                                                                            \
     }                                                                                \
-    memcpy(state, acc, sizeof(acc));                                                 \
+    _Pragma("GCC unroll 8")                                                          \
+    for (int c = 0; c < COB; c++)                                                    \
+        _Pragma("GCC unroll 4")                                                      \
+        for (int t = 0; t < TB; t++)                                                 \
+            memcpy(state + (c * TB + t) * lanes, &acc[c][t], sizeof(vec));           \
 }
 
 /* One tile call: channels [c, c + nc) of g, taps [tb, tb + nt) of kernel row
  * k, over `nrows` rows and positions [ja, jb). */
 #define SIGCONV_WTILE_CALL(NAME, COBMAX, nc, nt, ...)                                \
     do {                                                                             \
-        if (nc == COBMAX) {                                                          \
-            if (nt == 3) NAME##_w##COBMAX##x3(__VA_ARGS__);                          \
-            else if (nt == 2) NAME##_w##COBMAX##x2(__VA_ARGS__);                     \
-            else NAME##_w##COBMAX##x1(__VA_ARGS__);                                  \
+        if (nc == 8) {                                                               \
+            if (nt == 3) NAME##_w8x3(__VA_ARGS__);                                   \
+            else if (nt == 2) NAME##_w8x2(__VA_ARGS__);                              \
+            else NAME##_w8x1(__VA_ARGS__);                                           \
+        } else if (nc == 4) {                                                        \
+            if (nt == 3) NAME##_w4x3(__VA_ARGS__);                                   \
+            else if (nt == 2) NAME##_w4x2(__VA_ARGS__);                              \
+            else NAME##_w4x1(__VA_ARGS__);                                           \
         } else if (nc == 2) {                                                        \
             if (nt == 3) NAME##_w2x3(__VA_ARGS__);                                   \
             else if (nt == 2) NAME##_w2x2(__VA_ARGS__);                              \
@@ -223,7 +235,8 @@ static void NAME(T *gw, ptrdiff_t ck, const T *g, ptrdiff_t gcs, const T *x,    
 {                                                                                    \
     const ptrdiff_t lanes = SIGCONV_VECTOR_BYTES / sizeof(T);                        \
     for (int c = 0; c < cout;) {                                                     \
-        const int nc = cout - c >= COBMAX ? COBMAX : cout - c >= 2 ? 2 : 1;          \
+        const int nc = cout - c >= COBMAX ? COBMAX : cout - c >= 4 ? 4               \
+                       : cout - c >= 2 ? 2 : 1;                                      \
         const T *gc = g + c * gcs;                                                   \
         memset(state, 0, (size_t)nc * nk * kw * lanes * sizeof(T));                  \
         const ptrdiff_t rows_per_piece =                                             \
@@ -280,9 +293,12 @@ static void NAME(T *gw, ptrdiff_t ck, const T *g, ptrdiff_t gcs, const T *x,    
 }
 
 #define SIGCONV_DEFINE_WGRAD(T, NAME, COBMAX)                                        \
-SIGCONV_DEFINE_WTILE(T, NAME, COBMAX, 3)                                             \
-SIGCONV_DEFINE_WTILE(T, NAME, COBMAX, 2)                                             \
-SIGCONV_DEFINE_WTILE(T, NAME, COBMAX, 1)                                             \
+SIGCONV_DEFINE_WTILE(T, NAME, 8, 3)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 8, 2)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 8, 1)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 4, 3)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 4, 2)                                                  \
+SIGCONV_DEFINE_WTILE(T, NAME, 4, 1)                                                  \
 SIGCONV_DEFINE_WTILE(T, NAME, 2, 3)                                                  \
 SIGCONV_DEFINE_WTILE(T, NAME, 2, 2)                                                  \
 SIGCONV_DEFINE_WTILE(T, NAME, 2, 1)                                                  \
@@ -293,12 +309,12 @@ SIGCONV_DEFINE_WUNIT(T, NAME, COBMAX)
 #define SIGCONV_INSTANTIATE_WGRAD(T, NAME, COBMAX) SIGCONV_DEFINE_WGRAD(T, NAME, COBMAX)
 #endif  /* SIGCONV_WGRAD_COMMON */
 
-/* COBMAX x 3 accumulators plus COBMAX channel vectors and one input vector:
- * 6 x 3 (25 registers) with 32, 3 x 3 (13) with 16. */
+/* COBMAX x 3 accumulators, 3 input vectors and one channel vector: 8 x 3
+ * (28 registers) with 32, 4 x 3 (16) with 16; then blocks of 4, 2, 1. */
 #if SIGCONV_REGISTERS >= 32
-SIGCONV_INSTANTIATE_WGRAD(float, SIGCONV_NAME(sigconv_wgrad_f32), 6)
-SIGCONV_INSTANTIATE_WGRAD(double, SIGCONV_NAME(sigconv_wgrad_f64), 6)
+SIGCONV_INSTANTIATE_WGRAD(float, SIGCONV_NAME(sigconv_wgrad_f32), 8)
+SIGCONV_INSTANTIATE_WGRAD(double, SIGCONV_NAME(sigconv_wgrad_f64), 8)
 #else
-SIGCONV_INSTANTIATE_WGRAD(float, SIGCONV_NAME(sigconv_wgrad_f32), 3)
-SIGCONV_INSTANTIATE_WGRAD(double, SIGCONV_NAME(sigconv_wgrad_f64), 3)
+SIGCONV_INSTANTIATE_WGRAD(float, SIGCONV_NAME(sigconv_wgrad_f32), 4)
+SIGCONV_INSTANTIATE_WGRAD(double, SIGCONV_NAME(sigconv_wgrad_f64), 4)
 #endif

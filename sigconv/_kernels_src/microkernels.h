@@ -168,7 +168,7 @@ static inline void sigconv_direct_f64(double *out, ptrdiff_t ostride, const doub
     sigconv_direct_f64_impl(out, ostride, x, base, off, tap, w, wstride, bias, ntaps, cob, n);
 }
 
-/* state: room for 6 * nk * kw vectors of the widest target (64 bytes each) */
+/* state: room for 8 * nk * kw vectors of the widest target (64 bytes each) */
 static inline void sigconv_wgrad_f32 SIGCONV_WGRAD_SIGNATURE(float)
 {
     sigconv_wgrad_f32_impl(gw, ck, g, gcs, x, grow, xrow, start, nk, nq, wp, toff, kw, cout,
