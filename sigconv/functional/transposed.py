@@ -304,9 +304,18 @@ def _forward_taps(x, weight, bias, geometry):
 
 
 def _phase_is_cheaper(geometry):
+    """True when the sub-pixel phases multiply fewer zeros than the input-dilated convolution.
+
+    A stride larger than the dilated kernel leaves phases without a tap: their
+    stacked sub-kernels and outputs would be zeros only (a stride of 10**8
+    would stack 10**8 empty phases), so the dilated path is taken then.
+    """
     spans = [(k - 1) * d // s + 1 for k, s, d in zip(geometry.kernel, geometry.stride,
                                                       geometry.dilation)]
-    return any(s > 1 for s in geometry.stride) and np.prod(spans) < np.prod(geometry.kernel)
+    every_phase_has_taps = all(s <= (k - 1) * d + 1 for k, s, d in
+                               zip(geometry.kernel, geometry.stride, geometry.dilation))
+    return (any(s > 1 for s in geometry.stride) and every_phase_has_taps
+            and math.prod(spans) < math.prod(geometry.kernel))
 
 
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,

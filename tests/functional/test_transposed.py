@@ -75,6 +75,28 @@ def test_forward_matches_scatter_loops(rng, method, nd, stride, padding, output_
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+def test_stride_beyond_the_kernel_allocates_only_the_output(rng):
+    """Phases without a tap are not stacked: the extra memory is about the output alone.
+
+    (With a stride of 10**5 and 3 taps the phase path stacked 10**5 sub-kernels
+    and an intermediate as large as the output; at 10**8 that killed the
+    process.)
+    """
+    import tracemalloc
+    x = rng.standard_normal((1, 1, 12))
+    w = rng.standard_normal((1, 1, 3))
+    tracemalloc.start()
+    got = F.conv_transpose(x, w, stride=10**5)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert got.shape == (1, 1, 11 * 10**5 + 3)
+    assert peak < 1.5 * got.nbytes, (peak, got.nbytes)
+    want = np.zeros(got.shape[-1])
+    for i in range(12):
+        want[i * 10**5:i * 10**5 + 3] += x[0, 0, i] * w[0, 0]
+    np.testing.assert_allclose(got[0, 0], want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_is_the_input_gradient_of_conv(rng, nd):
     x, w = _case(rng, nd, k=2)
