@@ -495,10 +495,11 @@ def _gaussian_axis_weights(k, sigma):
         v -= (kk - 1) / 2
         v *= v
         v -= v.min()
-        v /= sg  # twice, not by sg * sg: that underflows to 0 for a tiny sigma
-        v /= sg
-        v *= -0.5
-        np.exp(v, out=v)
+        with np.errstate(over="ignore"):  # a tiny sigma: -inf exponents, weights 0
+            v /= sg  # twice, not by sg * sg: that underflows to 0 for a tiny sigma
+            v /= sg
+            v *= -0.5
+            np.exp(v, out=v)
         v /= v.sum()
         vectors.append(v)
     return vectors

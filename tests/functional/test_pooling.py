@@ -756,6 +756,7 @@ def test_huge_gaussian_window_is_refused_before_allocating():
 
 
 @pytest.mark.parametrize("sigma", [1e-300, 1e-30])
+@pytest.mark.filterwarnings("error")  # and no numpy overflow warning reaches the user
 def test_tiny_sigma_puts_the_weight_on_the_central_taps(sigma):
     w = F.gaussian_pool_weights(2, sigma)
     np.testing.assert_array_equal(w, [0.5, 0.5])
