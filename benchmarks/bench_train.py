@@ -312,13 +312,49 @@ def check_equivalence(x, y, seed, tolerance=1e-4):
 
 # ---------------------------------------------------------------------------
 
+#: the training step's parts: (label, file suffix, function names) of their entry points
+PROFILE_PARTS = [
+    ("conv forward", "functional/conv.py", ("conv",)),
+    ("conv input gradient", "functional/conv.py", ("conv_grad_input",)),
+    ("conv weight gradient", "functional/conv.py", ("conv_grad_weight",)),
+    ("batch norm (+ReLU) forward", "nn/functional.py", ("batch_norm", "batch_norm_relu")),
+    ("ReLU forward (unfused)", "nn/functional.py", ("relu",)),
+    ("max pool forward", "functional/pooling.py", ("max_pool",)),
+    ("max pool backward", "functional/pooling.py", ("max_pool_backward",)),
+    ("global pool forward", "nn/functional.py", ("global_pool",)),
+    ("Ragged batch assembly", "ragged.py", ("from_list",)),
+    ("optimizer step", "optimizer.py", ("step",)),
+]
+
+
 def profile_sigconv(x, y, batches, seed, lr, top=10):
-    """cProfile of one sigconv epoch: the top functions by cumulative and by own time."""
+    """cProfile of one sigconv epoch (CPU time of the process): per part, and the top functions.
+
+    CPU time, not wall time: other jobs on the machine disturb it less (it
+    counts every thread of the process, so an OpenMP kernel's spinning counts).
+    """
     state = sigconv_setup(seed, lr)
-    profiler = cProfile.Profile()
+    sigconv_epoch(state, x, y, batches[:1])  # path choices and first-use costs outside
+    profiler = cProfile.Profile(timer=time.process_time)
     profiler.enable()
     sigconv_epoch(state, x, y, batches)
     profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    total = stats.total_tt
+    print(f"\nCPU time of one sigconv epoch by part (cumulative; {total:.2f} s profiled):")
+    rows = []
+    for label, suffix, names in PROFILE_PARTS:
+        t = sum(v[3] for k, v in stats.stats.items() if k[0].endswith(suffix) and k[2] in names)
+        rows.append([label, f"{t:.2f}", f"{100 * t / total:.1f}"])
+    backward = {}
+    for (path, line, name), v in stats.stats.items():  # each Function's backward, by class line
+        if name == "backward" and path.endswith(("nn/functional.py", "autograd.py")):
+            backward[f"backward at {pathlib.Path(path).name}:{line}"] = v[3]
+    for label, t in sorted(backward.items(), key=lambda kv: -kv[1])[:6]:
+        rows.append([label, f"{t:.2f}", f"{100 * t / total:.1f}"])
+    own = sum(v[2] for k, v in stats.stats.items() if k[0].endswith("sigconv/autograd.py"))
+    rows.append(["autograd.py own time (tape)", f"{own:.2f}", f"{100 * own / total:.1f}"])
+    print(format_table(["part", "CPU s", "%"], rows))
     for key in ("cumulative", "tottime"):
         print(f"\ncProfile of one sigconv epoch, top {top} by {key}:")
         pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(key).print_stats(top)

@@ -397,7 +397,7 @@ class _BatchNorm(Function):
                 relu=False):
         self.relu, self.training, self.weight = relu, training, weight
         if isinstance(x, Ragged):
-            self.x_layout, flat, table = x, x.data, x.table()
+            self.x_layout, flat, table = x, np.ascontiguousarray(x.data), x.table()
         elif x.ndim >= 3 and x.size:  # dense, as equal items
             self.x_layout, flat = x.shape, np.ascontiguousarray(x).reshape(-1)
             n, c, positions = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))
@@ -441,8 +441,7 @@ class _BatchNorm(Function):
             return self._backward_2d(g)
         need_x, need_w, need_b = self.needs_input_grad
         dtype, channels, count = self.x.dtype, self.channels, self.count
-        g = (g.data if isinstance(g, Ragged) else np.ascontiguousarray(g).reshape(-1)).astype(
-            dtype, copy=False)
+        g = np.ascontiguousarray(g.data if isinstance(g, Ragged) else g, dtype).reshape(-1)
         out = self.out if self.relu else np.empty(0, dtype)
         w = np.ones(channels) if self.weight is None else self.weight.astype(np.float64)
         sum_g = sum_gxhat = None

@@ -159,6 +159,22 @@ def test_batch_statistics_against_numpy(rng, dtype, ragged):
     np.testing.assert_allclose(got, want, atol=5e-3 if dtype == np.float32 else 1e-8)
 
 
+def test_strided_and_read_only_buffers(rng):
+    """Ragged batches over strided or read-only flat buffers, and strided gradients."""
+    data = _batch(rng, True, 1, np.float64)
+    strided = Ragged(np.repeat(data.data, 2)[::2], data.shapes, data.channels)
+    frozen = Ragged(data.data.copy(), data.shapes, data.channels)
+    frozen.data.flags.writeable = False
+    direction = rng.standard_normal(2 * data.data.size)[::2]
+    want = _run(lambda x: F.batch_norm_relu(x, None, None, training=True),
+                nn.BatchNorm(3, affine=False, track_running_stats=False), data, direction.copy())
+    for other in (strided, frozen):
+        got = _run(lambda x: F.batch_norm_relu(x, None, None, training=True),
+                   nn.BatchNorm(3, affine=False, track_running_stats=False), other, direction)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_nan_input_as_unfused(rng):
     data = _batch(rng, True, 1, np.float64)
     data.data[4] = np.nan  # channel 0 of item 0
