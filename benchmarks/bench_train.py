@@ -346,11 +346,23 @@ def profile_sigconv(x, y, batches, seed, lr, top=10):
     for label, suffix, names in PROFILE_PARTS:
         t = sum(v[3] for k, v in stats.stats.items() if k[0].endswith(suffix) and k[2] in names)
         rows.append([label, f"{t:.2f}", f"{100 * t / total:.1f}"])
+    # each backward method by the class defining it (the line numbers of its code)
+    import inspect
+    import sigconv.autograd as autograd_module
+    import sigconv.nn.functional as nn_functional
+    owners = {}
+    for module in (autograd_module, nn_functional):
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and "backward" in vars(cls):
+                code = vars(cls)["backward"].__code__
+                owners[(code.co_filename, code.co_firstlineno)] = cls.__name__
     backward = {}
-    for (path, line, name), v in stats.stats.items():  # each Function's backward, by class line
-        if name == "backward" and path.endswith(("nn/functional.py", "autograd.py")):
-            backward[f"backward at {pathlib.Path(path).name}:{line}"] = v[3]
-    for label, t in sorted(backward.items(), key=lambda kv: -kv[1])[:6]:
+    for (path, line, name), v in stats.stats.items():
+        if name == "backward" and (path, line) in owners:
+            label = owners[(path, line)]
+            label = "whole backward pass" if label == "Tensor" else f"{label}.backward"
+            backward[label] = v[3]
+    for label, t in sorted(backward.items(), key=lambda kv: -kv[1])[:7]:
         rows.append([label, f"{t:.2f}", f"{100 * t / total:.1f}"])
     own = sum(v[2] for k, v in stats.stats.items() if k[0].endswith("sigconv/autograd.py"))
     rows.append(["autograd.py own time (tape)", f"{own:.2f}", f"{100 * own / total:.1f}"])
