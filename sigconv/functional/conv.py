@@ -160,8 +160,9 @@ def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, gro
         raise ShapeError(
             f"kernel is larger than the padded input: {x_name} spatial shape {x_shape[2:]} with "
             f"padding {pads}, dilated kernel span {spans}; pad the input or use a smaller kernel")
-    outputs = [c_out * x_shape[0] * np.prod(row, dtype=object) for row in out.tolist()]
-    check_size((sum(outputs),), np.float32, "the output",
+    # Python ints: no int64 wrap-around however large the sizes
+    outputs = c_out * x_shape[0] * sum(math.prod(row) for row in out.tolist())
+    check_size((outputs,), np.float32, "the output",
                f"padding {tuple(zip(lo[0].tolist(), hi[0].tolist()))}, stride {stride} and "
                f"dilation {dilation} against {x_name} shape {x_shape}")
     largest = np.maximum(np.maximum(np.prod(spatial, axis=1), np.prod(out, axis=1)),

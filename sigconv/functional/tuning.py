@@ -64,6 +64,7 @@ _loaded_from = None    # (cache file, target) read into _choices, if any
 
 
 _machines = {}        # dispatch target -> _machine() of this process
+_paths = {}           # (SIGCONV_CACHE_DIR, XDG_CACHE_HOME, HOME) -> cache_path()
 
 
 def _machine():
@@ -84,6 +85,14 @@ def _machine():
 
 def cache_path():
     """The cache file of this machine, or None when no cache folder can be named."""
+    settings = (os.environ.get("SIGCONV_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"),
+                os.environ.get("HOME"))
+    if settings not in _paths:
+        _paths[settings] = _cache_path()
+    return _paths[settings]
+
+
+def _cache_path():
     folder = os.environ.get("SIGCONV_CACHE_DIR")
     if not folder:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
