@@ -265,21 +265,6 @@ cdef inline void _max_row(floating* acc, const floating* src, isize t, isize lo,
             acc[o] = _mx(acc[o], src[o * s + t])
 
 
-cdef inline void _max_row_idx(floating* acc, isize* idx, const floating* src, isize t,
-                              isize lo, isize hi, isize s, isize base) noexcept nogil:
-    """As :func:`_max_row`, also recording the flat plane index ``base + o*s + t``."""
-    cdef isize o, q
-    cdef floating a, v
-    cdef bint c
-    for o in range(lo, hi):
-        q = o * s + t
-        a = acc[o]
-        v = src[q]
-        c = (v > a) | (v != v)
-        acc[o] = v if c else a
-        idx[o] = base + q if c else idx[o]
-
-
 cdef void _max_plane(const floating* xp, floating* op, isize D, isize H, isize W,
                      isize OD, isize OH, isize OW, const Geometry* g, floating* tmp) noexcept nogil:
     """Values only, separably (the maximum of a set does not depend on the
@@ -326,17 +311,54 @@ cdef void _max_plane(const floating* xp, floating* op, isize D, isize H, isize W
                     kw = _next_tap(kw + 1, dW, pW, sW, W, OW)
 
 
+cdef extern from *:
+    """
+    /* m[i], ti[i] <- v[i], base + i * s where v[i] > m[i] or v[i] is NaN, for b0 <= i < b1:
+       branch-free, so that the compiler can vectorise it */
+    #define SIGCONV_SELECT_MAX(T, NAME)                                                 \
+    static inline void NAME(T *m, ptrdiff_t *ti, const T *v, ptrdiff_t b0, ptrdiff_t b1, \
+                            ptrdiff_t base, ptrdiff_t s)                               \
+    {                                                                                  \
+        _Pragma("omp simd")                                                            \
+        for (ptrdiff_t i = b0; i < b1; i++) {                                          \
+            const T x = v[i];                                                          \
+            const ptrdiff_t c = -(ptrdiff_t)((x > m[i]) | (x != x));   /* all ones or 0 */ \
+            m[i] = c ? x : m[i];                                                       \
+            ti[i] = ((base + i * s) & c) | (ti[i] & ~c);                               \
+        }                                                                              \
+    }
+    SIGCONV_SELECT_MAX(float, sigconv_select_max_f32)
+    SIGCONV_SELECT_MAX(double, sigconv_select_max_f64)
+    """
+    void sigconv_select_max_f32(float* m, isize* ti, const float* v, isize b0, isize b1,
+                                isize base, isize s) noexcept nogil
+    void sigconv_select_max_f64(double* m, isize* ti, const double* v, isize b0, isize b1,
+                                isize base, isize s) noexcept nogil
+
+
+cdef enum:
+    #: outputs of a row handled together by the argmax loop (stack buffers)
+    IDX_BLOCK = 256
+
+
 cdef void _max_plane_idx(const floating* xp, floating* op, isize* ip, isize D, isize H, isize W,
                          isize OD, isize OH, isize OW, const Geometry* g, isize* sp) noexcept nogil:
     """Values and argmax, tap by tap in window scan order (the tie rule needs the order).
 
+    Outputs go in blocks of ``IDX_BLOCK`` along W: for each tap the block's
+    (strided) samples are gathered into a contiguous buffer, then a
+    branch-free select keeps the running maximum and its flat index.
     ``sp`` has room for ``3 * _count_taps`` entries: each useful W tap's offset and span.
     """
     cdef isize od, oh, ow, kd, kh, kw, a, b, r, d0, d1, h0, h1, j, nw = 0
+    cdef isize o0, nb, b0, b1, i, t, sW = g.s[2], rowoff
     cdef floating* orow
     cdef isize* irow
     cdef const floating* src
     cdef floating ninf = -INFINITY
+    cdef floating m[IDX_BLOCK]
+    cdef floating vals[IDX_BLOCK]
+    cdef isize ti[IDX_BLOCK]
     kw = _next_tap(0, g.dil[2], g.pad[2], g.s[2], W, OW)
     while kw < g.k[2]:
         sp[3 * nw] = kw * g.dil[2] - g.pad[2]
@@ -350,17 +372,34 @@ cdef void _max_plane_idx(const floating* xp, floating* op, isize* ip, isize D, i
             r = (od * OH + oh) * OW
             orow = op + r
             irow = ip + r
-            for ow in range(OW):
-                orow[ow] = ninf
-                irow[ow] = -1
-            for kd in range(d0, d1):
-                a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
-                for kh in range(h0, h1):
-                    b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
-                    src = xp + (a * H + b) * W
-                    for j in range(nw):
-                        _max_row_idx(orow, irow, src, sp[3 * j], sp[3 * j + 1], sp[3 * j + 2],
-                                     g.s[2], (a * H + b) * W)
+            o0 = 0
+            while o0 < OW:
+                nb = min(<isize>IDX_BLOCK, OW - o0)
+                for i in range(nb):
+                    m[i] = ninf
+                    ti[i] = -1
+                for kd in range(d0, d1):
+                    a = od * g.s[0] - g.pad[0] + kd * g.dil[0]
+                    for kh in range(h0, h1):
+                        b = oh * g.s[1] - g.pad[1] + kh * g.dil[1]
+                        rowoff = (a * H + b) * W
+                        src = xp + rowoff
+                        for j in range(nw):
+                            t = sp[3 * j]
+                            b0 = max(sp[3 * j + 1], o0) - o0
+                            b1 = min(sp[3 * j + 2], o0 + nb) - o0
+                            if b1 <= b0:
+                                continue
+                            for i in range(b0, b1):
+                                vals[i] = src[(o0 + i) * sW + t]
+                            if floating is float:
+                                sigconv_select_max_f32(m, ti, vals, b0, b1, rowoff + o0 * sW + t, sW)
+                            else:
+                                sigconv_select_max_f64(m, ti, vals, b0, b1, rowoff + o0 * sW + t, sW)
+                for i in range(nb):
+                    orow[o0 + i] = m[i]
+                    irow[o0 + i] = ti[i]
+                o0 += nb
             # a window whose samples are all -inf keeps its first sample
             for ow in range(OW):
                 if irow[ow] < 0:
