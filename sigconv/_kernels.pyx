@@ -12,6 +12,7 @@ argument; the kernels trust their caller.  The parts are included from
 ``conv.pxi``        convolution forward / input gradient and weight gradient
 ``pool.pxi``        pooling and its gradients
 ``unshared.pxi``    unshared (locally connected) convolution
+``norm.pxi``        batch-norm statistics and the fused normalise(+ReLU) passes
 """
 include "_kernels_src/common.pxi"
 include "_kernels_src/dispatch.pxi"
