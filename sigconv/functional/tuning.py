@@ -14,6 +14,10 @@ OpenMP threads, and the sizes rounded to powers of two (positions per item,
 output row length, item count).  Batches of clips of different lengths thus
 share one measurement per size class.
 
+A first measurement can be misled by a burst of load on a shared machine,
+so each choice is measured once more, on its fifth use, and the best times
+of both measurements decide.
+
 Answers are kept in memory (at most :data:`MAX_ENTRIES`) and in a JSON file
 per machine in the user's cache folder (``$SIGCONV_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/sigconv``, else ``~/.cache/sigconv``), like FFTW's wisdom,
@@ -25,6 +29,7 @@ another process wrote meanwhile, so concurrent first uses do not corrupt it.
 ``SIGCONV_AUTOTUNE=0`` turns measuring off: "auto" then takes the rule of
 :func:`default_path`.  A given cache gives the same choices every run.
 """
+import collections
 import contextlib
 import json
 import math
@@ -58,8 +63,14 @@ NOMINAL_RATE = 20e9
 
 PATHS = ("direct", "gemm")
 
+#: measurements a choice gets: the first on its first use, the next on its
+#: ``RECHECK_AFTER``-th use (in this or a later process)
+CHECKS = 2
+RECHECK_AFTER = 5
+
 _lock = threading.Lock()
-_choices = {}          # signature -> path, in insertion order
+_choices = collections.OrderedDict()  # signature -> {"path", "times", "checks"}, oldest first
+_uses = {}             # signature -> uses in this process while it awaits its second check
 _loaded_from = None    # (cache file, target) read into _choices, if any
 
 
@@ -131,8 +142,19 @@ def _read(path, machine):
         return {}
     if data.get("machine") != machine:
         return {}  # another CPU, target, BLAS or version: its timings do not apply
-    return {key: path_ for key, path_ in entries.items()
-            if isinstance(key, str) and path_ in PATHS}
+    return {key: entry for key, entry in entries.items()
+            if isinstance(key, str) and _valid_entry(entry)}
+
+
+def _valid_entry(entry):
+    """True for ``{"path": p, "times": {path: seconds}, "checks": n}`` with sane values."""
+    if not isinstance(entry, dict) or entry.get("path") not in PATHS:
+        return False
+    times, checks = entry.get("times"), entry.get("checks")
+    return (isinstance(times, dict) and entry["path"] in times and len(times) >= 2
+            and all(p in PATHS and isinstance(t, (int, float)) and 0 <= t < math.inf
+                    for p, t in times.items())
+            and isinstance(checks, int) and not isinstance(checks, bool) and checks >= 1)
 
 
 @contextlib.contextmanager
@@ -188,6 +210,7 @@ def clear(*, disk=False):
     global _loaded_from
     with _lock:
         _choices.clear()
+        _uses.clear()
         _loaded_from = None
         path = cache_path()
         if disk and path is not None and os.path.exists(path):
@@ -214,13 +237,44 @@ def default_path(stride, input_dilation):
     return "direct" if stride[-1] == 1 and input_dilation[-1] == 1 else "gemm"
 
 
+def _measure(candidates, run, rounds, times=None):
+    """Best seconds of each path over ``rounds`` interleaved rounds (merged into ``times``)."""
+    times = dict(times or {})
+    for _ in range(rounds):  # interleaved, so that a burst of load hits both paths
+        for path in candidates:
+            start = time.perf_counter()
+            run(path)
+            times[path] = min(times.get(path, math.inf), time.perf_counter() - start)
+    return times
+
+
+def _remember(key, times, checks):
+    """Store ``key``'s timings in memory and on disk; return the fastest path."""
+    fastest = min(times, key=times.get)
+    with _lock:
+        _choices[key] = {"path": fastest, "times": times, "checks": checks}
+        _choices.move_to_end(key)
+        while len(_choices) > MAX_ENTRIES:
+            _choices.popitem(last=False)
+        path = cache_path()
+        if path is not None:
+            _write(path, _machine())
+    return fastest
+
+
 def choose_path(key, candidates, run, flops):
     """Run the remembered (or fastest) path of ``candidates`` for ``key``; return its name.
 
     ``run(path)`` computes the whole result by ``path``; ``flops`` estimates
     the work, so that small problems are timed a few times (the best kept)
-    and large ones once.  The result of the last run is the caller's output:
+    and large ones fewer.  The result of the last run is the caller's output:
     every path computes all of it.
+
+    A first measurement can be misled by a burst of load on a shared
+    machine, and the answer is kept for good; so a choice is measured a
+    second time, one round in the other order, on its ``RECHECK_AFTER``-th
+    use (in this process or a later one), and the best times of both
+    measurements decide.
     """
     if len(candidates) == 1 or not _enabled():
         run(candidates[0])
@@ -228,25 +282,24 @@ def choose_path(key, candidates, run, flops):
     with _lock:
         _load()
         known = _choices.get(key)
-    if known in candidates:
-        run(known)
-        return known
+        if known is not None and known["checks"] < CHECKS:
+            _uses[key] = _uses.get(key, 0) + 1
+            recheck = _uses[key] >= RECHECK_AFTER
+        else:
+            recheck = False
+    if known is not None and set(known["times"]) == set(candidates):
+        if not recheck:
+            run(known["path"])
+            return known["path"]
+        times = _measure(tuple(reversed(candidates)), run, 1, known["times"])
+        fastest = _remember(key, times, known["checks"] + 1)
+        if fastest != candidates[0]:
+            run(fastest)
+        return fastest
     estimate = flops / NOMINAL_RATE
     rounds = SMALL_REPEAT if estimate < SMALL_SECONDS else 2 if estimate < LARGE_SECONDS else 1
-    times = dict.fromkeys(candidates, math.inf)
-    for _ in range(rounds):  # interleaved, so that a burst of load hits both paths
-        for path in candidates:
-            start = time.perf_counter()
-            run(path)
-            times[path] = min(times[path], time.perf_counter() - start)
-    fastest = min(times, key=times.get)
+    times = _measure(candidates, run, rounds)
+    fastest = _remember(key, times, 1)
     if fastest != candidates[-1]:
         run(fastest)  # the output must be the chosen path's (paths agree to rounding)
-    with _lock:
-        _choices[key] = fastest
-        while len(_choices) > MAX_ENTRIES:
-            _choices.pop(next(iter(_choices)))
-        path = cache_path()
-        if path is not None:
-            _write(path, _machine())
     return fastest
