@@ -300,6 +300,7 @@ def choose_path(key, candidates, run, flops):
     rounds = SMALL_REPEAT if estimate < SMALL_SECONDS else 2 if estimate < LARGE_SECONDS else 1
     times = _measure(candidates, run, rounds)
     fastest = _remember(key, times, 1)
+    _uses[key] = 1
     if fastest != candidates[-1]:
         run(fastest)  # the output must be the chosen path's (paths agree to rounding)
     return fastest
