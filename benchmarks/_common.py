@@ -63,6 +63,24 @@ def time_call(fn, *, repeat=7, warmup=2):
     return statistics.median(times), times
 
 
+def time_interleaved(fns, *, repeat=7, warmup=2):
+    """Median wall time of each of ``fns`` (a dict of callables), timed round-robin.
+
+    Each round calls every function once, so that a burst of load on a shared
+    machine hits all of them alike; returns ``{name: median seconds}``.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def _status_kib(field):
     try:
         with open("/proc/self/status") as f:

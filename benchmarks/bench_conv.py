@@ -11,8 +11,11 @@ Usage::
 The first line names the CPU, the dispatch target and the machine's sgemm
 rate.  The first table compares ``method="auto"`` with PyTorch against the
 targets of issue 13; the second times every forced kernel path (forward, and
-forward plus both gradients with that path) beside ``"auto"``, and says
-whether auto is within 10% of the fastest forced path.
+forward plus both gradients with that path) beside ``"auto"``, round-robin in
+the same rounds, and says whether auto is within 10% of the fastest forced
+path.  ``auto`` remembers its timings in the cache folder of
+``sigconv.functional.tuning`` (``SIGCONV_CACHE_DIR``); point it at an empty
+folder to include the first-use measurements in the warm-up.
 
 All peers run on the same float32 inputs in one process, padding "same",
 stride 1.  Forward times one convolution; forward+backward times the forward
@@ -33,7 +36,8 @@ import sys
 
 import numpy as np
 
-from _common import cpu_count, format_table, machine_line, peak_memory, sgemm_gflops, time_call
+from _common import (cpu_count, format_table, machine_line, peak_memory, sgemm_gflops, time_call,
+                     time_interleaved)
 
 try:
     import sigconv
@@ -191,11 +195,13 @@ def run_case(number, case, args):
 
     timing = dict(repeat=args.repeat, warmup=args.warmup)
     results = {}
-    results["sigconv", "fwd"] = time_call(sc_forward, **timing)[0]
-    results["sigconv", "fwd+bwd"] = time_call(sc_forward_backward, **timing)[0]
-    for method in METHODS:
-        results[method, "fwd"] = time_call(lambda: sc_forward(method), **timing)[0]
-        results[method, "fwd+bwd"] = time_call(lambda: sc_forward_backward(method), **timing)[0]
+    # auto and the forced paths round-robin, so that load hits them alike
+    for phase, fn in (("fwd", sc_forward), ("fwd+bwd", sc_forward_backward)):
+        medians = time_interleaved({m: (lambda m=m: fn(m)) for m in ("auto",) + METHODS},
+                                   **timing)
+        results["sigconv", phase] = medians.pop("auto")
+        for method, seconds in medians.items():
+            results[method, phase] = seconds
     if torch is not None:
         t_fwd, t_fb = torch_functions(x, w, gy)
         results["torch", "fwd"] = time_call(t_fwd, **timing)[0]
