@@ -7,8 +7,9 @@ import stat
 
 from ..errors import ArgumentError, SigconvError
 
-__all__ = ["LoadError", "MissingDependencyError", "MAX_BYTES", "check_file", "read_head",
-           "require", "check_max_bytes", "limit", "library_error"]
+__all__ = ["LoadError", "MissingDependencyError", "MAX_BYTES", "Inspected", "check_file",
+           "inspect", "read_head", "require", "check_max_bytes", "limit", "library_error",
+           "extension"]
 
 #: Default ``max_bytes`` of every loader: the most bytes of decoded data (the
 #: returned array, or the file's decoded content when that is larger) a loader
@@ -103,7 +104,32 @@ def require(module, extra, what):
             f"({exc}); install it with: pip install 'sigconv[{extra}]'") from None
 
 
+class Inspected(os.PathLike):
+    """A file :func:`inspect` has checked and read the first bytes of.
+
+    :func:`sigconv.io.load` hands it to the reader as the path, so that the
+    reader's own :func:`check_file` / :func:`inspect` neither stats nor reads
+    the file again (``path``: a :class:`pathlib.Path`; ``size``: None for a
+    directory; ``head``: the first bytes, all of a file up to HEAD_SIZE).
+    """
+
+    __slots__ = ("path", "size", "head")
+
+    def __init__(self, path, size, head):
+        self.path, self.size, self.head = path, size, head
+
+    def __fspath__(self):
+        return os.fspath(self.path)
+
+    def __repr__(self):
+        return f"Inspected({os.fspath(self.path)!r})"
+
+
 def _stat(path, directory_ok):
+    if isinstance(path, Inspected):
+        if path.size is None and not directory_ok:
+            raise LoadError(path.path, "unsupported", "is a directory, not a file")
+        return path.path, path.size
     try:
         path = pathlib.Path(os.fspath(path))
     except TypeError:
@@ -132,6 +158,10 @@ def check_file(path, *, directory_ok=False):
 def inspect(path, *, directory_ok=False, head_size=HEAD_SIZE):
     """One stat and one read: ``(Path, size, head)``; a file no longer than ``head_size``
     is read whole (size is None and head is ``b""`` for a directory)."""
+    if isinstance(path, Inspected) and (path.size is None or len(path.head) >= min(path.size,
+                                                                                   head_size)):
+        _stat(path, directory_ok)
+        return path.path, path.size, path.head[:head_size]
     path, size = _stat(path, directory_ok)
     if size is None:
         return path, None, b""
@@ -162,18 +192,3 @@ def extension(path):
             return compound
     return path.suffix.lower()
 
-
-def wrong_extension_or(path, kind, expected, detail):
-    """A LoadError for a file a reader could not read.
-
-    When the file's content says it is another format than its extension
-    claims (sniffed by :func:`sigconv.io.detect`), the cause is "wrong
-    extension"; otherwise ``detail`` is reported as corrupt.
-    """
-    from .loaders import sniff_content
-
-    actual = sniff_content(path)
-    if actual is not None and actual != kind:
-        return LoadError(path, "wrong extension",
-                         f"read as {kind} ({expected}) but the content looks like a {actual} file")
-    return LoadError(path, "corrupt", detail)

@@ -12,30 +12,16 @@ import struct
 import numpy as np
 
 from ..errors import ArgumentError
-from ._common import (MAX_BYTES, LoadError, check_max_bytes, extension, inspect, library_error,
-                      limit, wrong_extension_or)
-from .signal import Signal
+from ._common import MAX_BYTES, LoadError, check_max_bytes, inspect, library_error, limit
+from .formats import BY_NAME, content_kind, wrong_extension_or
+from .signal import Signal, resample_waveform
 
 __all__ = ["load_audio", "resample_waveform", "EXTENSIONS"]
 
-EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
-              ".aifc", ".au", ".snd", ".caf", ".w64", ".m4a", ".aac", ".wma")
+_AUDIO = BY_NAME["audio"]
 
-
-def sniff(head):
-    """True when the first bytes are those of an audio file."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return True
-    if head[:4] in (b"fLaC", b"RF64", b".snd", b"caff") or head[:3] == b"ID3":
-        return True
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return True
-    if head[:4] == b"OggS":
-        # Ogg holding Vorbis, Opus, FLAC or Speex (not Theora video)
-        return any(tag in head[:128] for tag in (b"\x01vorbis", b"OpusHead", b"\x7fFLAC", b"Speex"))
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06):
-        return True  # MPEG audio frame sync (layer bits non-zero)
-    return False
+#: The extensions of audio files (:data:`sigconv.io.formats.FORMATS`).
+EXTENSIONS = _AUDIO.extensions
 
 
 #: WAV format tags whose block align is fixed by channels and bits:
@@ -146,17 +132,6 @@ def _read_small_wav(path, size, head, chunks, offset, duration, max_bytes=None):
         data *= np.float32(scale)
     return data, rate, {"format": "WAV", "subtype": "FLOAT" if tag == 3 else f"PCM_{bits}",
                         "channels_in_file": channels, "frames_in_file": total}
-
-
-def resample_waveform(data, rate, new_rate, *, quality="HQ"):
-    """Resample ``data`` (C, T) from ``rate`` to ``new_rate`` with soxr; returns (C, T')."""
-    import soxr
-
-    if rate == new_rate:
-        return data
-    dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float32
-    out = soxr.resample(np.ascontiguousarray(data.T, dtype=dtype), rate, new_rate, quality=quality)
-    return np.ascontiguousarray(out.T.reshape(data.shape[0], -1))
 
 
 def _read_soundfile(path, offset, duration, max_bytes=None):
@@ -273,15 +248,7 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
         ``data`` shape (C, T) in [-1, 1], axes ("channel", "time"),
         ``sample_rate``, ``start_time`` (= ``offset``).
     """
-    path, size, head = inspect(path)
-    return _load(path, size, head, sample_rate=sample_rate, mono=mono, offset=offset,
-                 duration=duration, dtype=dtype, quality=quality, timeout=timeout,
-                 max_bytes=max_bytes)
-
-
-def _load(path, size, head, *, sample_rate=None, mono=True, offset=0.0, duration=None,
-          dtype=np.float32, quality="HQ", timeout=30.0, max_bytes=MAX_BYTES):
-    """load_audio after the file checks (``head``: the first bytes, or all of a small file)."""
+    path, size, head = inspect(path)  # no second look at a file load() has inspected
     if not (isinstance(offset, numbers.Real) and offset >= 0):
         raise ArgumentError(f"offset must be a number of seconds >= 0, got {offset!r}")
     if duration is not None and not (isinstance(duration, numbers.Real) and duration > 0):
@@ -299,13 +266,11 @@ def _load(path, size, head, *, sample_rate=None, mono=True, offset=0.0, duration
     else:
         result, sf_error = _read_soundfile(path, offset, duration, max_bytes)
     if result is None:
-        from .loaders import sniff_content
-
-        if sniff_content(path) in ("image", "volume", "skeleton"):
+        if content_kind(path, head[:512]) in ("image", "volume", "skeleton"):
             raise wrong_extension_or(path, "waveform", "audio", str(sf_error))
         result, av_error = _read_pyav(path, offset, duration, timeout, max_bytes)
         if result is None:
-            if sniff(head) or extension(path) in EXTENSIONS:
+            if _AUDIO.claims(head, path):
                 raise wrong_extension_or(path, "waveform", "audio",
                                          f"neither libsndfile ({sf_error}) nor FFmpeg ({av_error}) "
                                          "could read it")

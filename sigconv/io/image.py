@@ -18,42 +18,24 @@ Values: uint8 are divided by 255 and uint16 by 65535 (so [0, 1]); bool become
 0/1; float images are kept as they are; other integer types are converted
 without scaling.
 """
+import struct
+
 import numpy as np
 
 from .._validation import check_choice
 from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension,
-                      library_error, limit, read_head, wrong_extension_or)
+                      library_error, limit, read_head)
+from .formats import BY_NAME, image_extension, wrong_extension_or
 from .signal import Signal
 
 __all__ = ["load_image", "to_float", "EXTENSIONS"]
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
-              ".pgm", ".pbm", ".ico")
+_IMAGE = BY_NAME["image"]
+
+#: The extensions of image files (:data:`sigconv.io.formats.FORMATS`).
+EXTENSIONS = _IMAGE.extensions
 
 _NAMES = {1: ("L",), 2: ("L", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
-
-
-def content_extension(head):
-    """The extension of the image format the first bytes are ("".png", ...), or None."""
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return ".png"
-    if head[:3] == b"\xff\xd8\xff":
-        return ".jpg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif"
-    if head[:2] == b"BM":
-        return ".bmp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return ".tif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp"
-    if len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
-        return ".ppm"
-    return None
-
-
-def sniff(head):
-    return content_extension(head) is not None
 
 
 def _check_size(path, itemsize, max_bytes):
@@ -74,12 +56,6 @@ def _check_size(path, itemsize, max_bytes):
         return
     limit(path, width * height * bands * itemsize, max_bytes,
           f"a {width} x {height} image of {bands} channel(s) at {itemsize} bytes per value")
-
-
-def struct_error():
-    import struct
-
-    return struct.error
 
 
 def to_float(array, dtype=np.float32):
@@ -135,24 +111,24 @@ def load_image(path, *, mode=None, index=0, dtype=np.float32, max_bytes=MAX_BYTE
         check_choice(mode, "mode", ("L", "RGB", "RGBA"))
     max_bytes = check_max_bytes(max_bytes)
     head = read_head(path)
-    if not sniff(head) and extension(path) not in EXTENSIONS:
+    if not _IMAGE.claims(head, path):
         raise LoadError(path, "unsupported", "not an image format (PNG, JPEG, GIF, BMP, TIFF, "
                         "WebP, PNM) by content or extension")
     _check_size(path, np.dtype(dtype).itemsize, max_bytes)
     try:
         # the content, not the name, picks imageio's plugin (a PNG named .nii is a PNG)
-        array = iio.imread(path, index=index, extension=content_extension(head))
+        array = iio.imread(path, index=index, extension=image_extension(head))
     except IndexError as exc:
         raise LoadError(path, "unsupported", f"no frame {index}: {exc}") from None
     except MemoryError as exc:
         raise library_error(path, "imageio", exc) from None
     except (OSError, ValueError, SyntaxError, RuntimeError, EOFError, TypeError, KeyError,
-            ZeroDivisionError, OverflowError, struct_error()) as exc:
-        found = (content_extension(head) or extension(path) or "image").lstrip(".").upper()
+            ZeroDivisionError, OverflowError, struct.error) as exc:
+        found = (image_extension(head) or extension(path) or "image").lstrip(".").upper()
         message = f"imageio cannot decode it as a {found} image: {exc}"
         if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
             raise LoadError(path, "truncated", message) from None
-        if sniff(head):
+        if _IMAGE.sniff(head, path):
             raise LoadError(path, "corrupt", message) from None
         raise wrong_extension_or(path, "image", "image", message) from None
     array = np.asarray(array)

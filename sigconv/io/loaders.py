@@ -1,45 +1,35 @@
-"""`load`: recognise a file's kind (content first, extension second) and call its reader."""
+"""`load`: recognise a file's format (content first, extension second) and call its reader.
+
+One loop over the registry :data:`sigconv.io.formats.FORMATS`, as nibabel's
+``loadsave.load`` loops over ``imageclasses``: check that the file exists and
+is not empty, ask each format whether the content is its own, then whether
+the extension is, otherwise "cannot work out file type".  The readers never
+call back here: they tell a wrong extension from a damaged file with the
+registry's sniffers (:func:`sigconv.io.formats.wrong_extension_or`).
+"""
+import importlib
+
 from .._validation import check_choice
-from . import audio, image, skeleton, video, volume
-from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension, inspect,
+from ._common import (MAX_BYTES, Inspected, LoadError, check_file, check_max_bytes, inspect,
                       library_error, read_head)
-from .signal import KINDS
+from .formats import FORMATS, KIND_TABLE, KINDS, recognise, sniff_content
 
 __all__ = ["load", "detect", "sniff_content"]
 
 
-def _content_kind(path, head):
-    if path.is_dir():
-        return "volume"  # a DICOM series
-    if volume.sniff_format(head, path):
-        return "volume"
-    if skeleton.sniff(head):
-        return "skeleton"
-    if image.sniff(head):
-        return "image"
-    if video.sniff(head):
-        return "video"
-    if audio.sniff(head):
-        return "waveform"
-    return None
+def _resolve(name):
+    """The function ``"module.function"`` of a reader module of sigconv.io."""
+    module, _, function = name.partition(".")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
 
 
-def _extension_kind(path):
-    ext = extension(path)
-    for kind, extensions in (("volume", volume.EXTENSIONS), ("skeleton", (".bvh",)),
-                             ("image", image.EXTENSIONS), ("video", video.EXTENSIONS),
-                             ("waveform", audio.EXTENSIONS)):
-        if ext in extensions:
-            return kind
-    return None
+#: The reader of each format (by name) and of each kind named with ``kind=``.
+_FORMAT_READERS = {fmt.name: _resolve(fmt.reader) for fmt in FORMATS}
+_KIND_READERS = {kind.name: _resolve(kind.reader) for kind in KIND_TABLE}
 
-
-def sniff_content(path):
-    """The kind a file's first bytes say it is, or None (no extension used)."""
-    try:
-        return _content_kind(path, read_head(path))
-    except LoadError:
-        return None
+_RECOGNISED = [k for k in KINDS if any(fmt.kind == k for fmt in FORMATS)]
+_UNKNOWN = ("cannot work out file type (the content matches no reader and the extension is "
+            f"not one of a {', '.join(_RECOGNISED[:-1])} or {_RECOGNISED[-1]})")
 
 
 def detect(path):
@@ -48,12 +38,10 @@ def detect(path):
     Raises :class:`LoadError` when neither tells.
     """
     path = check_file(path, directory_ok=True)
-    kind = _content_kind(path, read_head(path)) or _extension_kind(path)
-    if kind is None:
-        raise LoadError(path, "unsupported", "cannot work out file type (the content matches no "
-                        "reader and the extension is not one of a waveform, skeleton, image, "
-                        "volume or video)")
-    return kind
+    fmt = recognise(path, read_head(path))
+    if fmt is None:
+        raise LoadError(path, "unsupported", _UNKNOWN)
+    return fmt.kind
 
 
 def load(path, *, kind=None, max_bytes=MAX_BYTES, **options):
@@ -66,7 +54,8 @@ def load(path, *, kind=None, max_bytes=MAX_BYTES, **options):
     kind : str, optional
         Force a reader: "waveform", "spectrogram" (audio then
         :func:`~sigconv.io.spectrogram`), "skeleton", "image", "volume",
-        "video".  Default: recognised from the content, then the extension.
+        "video".  Default: recognised from the content, then the extension
+        (see :data:`sigconv.io.formats.FORMATS` for the order).
     max_bytes : int or None
         The most bytes of decoded data the reader may allocate (the returned
         array, or the file's decoded content when that is larger); default
@@ -83,24 +72,18 @@ def load(path, *, kind=None, max_bytes=MAX_BYTES, **options):
         Missing, empty, unrecognised, truncated, corrupt or too large file;
         nothing a file holds raises anything else.
     """
-    from .spectrogram import load_spectrogram
-
     max_bytes = check_max_bytes(max_bytes)
     path, size, head = inspect(path, directory_ok=True)
     if kind is None:
-        kind = _content_kind(path, head) or _extension_kind(path)
-        if kind is None:
-            raise LoadError(path, "unsupported", "cannot work out file type (the content "
-                            "matches no reader and the extension is not one of a waveform, "
-                            "skeleton, image, volume or video)")
+        fmt = recognise(path, head)
+        if fmt is None:
+            raise LoadError(path, "unsupported", _UNKNOWN)
+        kind, reader = fmt.kind, _FORMAT_READERS[fmt.name]
     else:
         check_choice(kind, "kind", KINDS)
-    reader = {"waveform": audio.load_audio, "spectrogram": load_spectrogram,
-              "skeleton": skeleton.load_skeleton, "image": image.load_image,
-              "volume": volume.load_volume, "video": video.load_video}[kind]
+        reader = _KIND_READERS[kind]
     try:
-        if kind == "waveform":  # no second look at a small file
-            return audio._load(path, size, head, max_bytes=max_bytes, **options)
-        return reader(path, max_bytes=max_bytes, **options)
+        # the reader gets the checked file and its head: no second stat or read
+        return reader(Inspected(path, size, head), max_bytes=max_bytes, **options)
     except (MemoryError, RecursionError) as exc:  # the last net: no reader should let these out
         raise library_error(path, f"the {kind} reader", exc) from None

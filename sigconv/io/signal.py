@@ -12,21 +12,9 @@ import numpy as np
 
 from ..errors import ArgumentError, DTypeError, ShapeError
 from .._validation import check_choice
+from .formats import AXES, KINDS
 
-__all__ = ["Signal", "KINDS", "AXES", "HU_WINDOWS"]
-
-#: The six kinds of the chapter's table.
-KINDS = ("waveform", "spectrogram", "skeleton", "image", "volume", "video")
-
-#: Axis names of each kind (the first is always ``"channel"``).
-AXES = {
-    "waveform": ("channel", "time"),
-    "skeleton": ("channel", "time"),
-    "spectrogram": ("channel", "freq", "time"),
-    "image": ("channel", "height", "width"),
-    "volume": ("channel", "depth", "height", "width"),
-    "video": ("channel", "time", "height", "width"),
-}
+__all__ = ["Signal", "KINDS", "AXES", "HU_WINDOWS", "resample_waveform"]
 
 #: Common CT windows as (level, width) in Hounsfield units.
 HU_WINDOWS = {
@@ -55,6 +43,17 @@ FIELDS = (
     "start_time",       # time axes: seconds of the first sample/frame/column in the source
     "path",             # the file the signal came from
 )
+
+
+def resample_waveform(data, rate, new_rate, *, quality="HQ"):
+    """Resample ``data`` (C, T) from ``rate`` to ``new_rate`` with soxr; returns (C, T')."""
+    import soxr
+
+    if rate == new_rate:
+        return data
+    dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float32
+    out = soxr.resample(np.ascontiguousarray(data.T, dtype=dtype), rate, new_rate, quality=quality)
+    return np.ascontiguousarray(out.T.reshape(data.shape[0], -1))
 
 
 class Signal:
@@ -313,8 +312,6 @@ class Signal:
             if not old:
                 raise ArgumentError(f"this {self.kind} has no rate on a time axis to resample")
             if self.kind == "waveform":
-                from .audio import resample_waveform
-
                 data = resample_waveform(self.data, old, rate, quality=quality)
                 return self.replace(data, sample_rate=rate)
             n = self.data.shape[self.axis("time")]

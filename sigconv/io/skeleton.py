@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ._common import MAX_BYTES, LoadError, check_file, check_max_bytes, limit, read_head
+from .formats import BY_NAME
 from .signal import Signal
 
 __all__ = ["load_skeleton", "forward_kinematics", "Joint", "parse_bvh"]
@@ -24,11 +25,9 @@ __all__ = ["load_skeleton", "forward_kinematics", "Joint", "parse_bvh"]
 #: ``end_site`` marks the "End Site" leaves (no channels), named "<parent>.End".
 Joint = collections.namedtuple("Joint", "name parent offset channels end_site")
 
+_BVH = BY_NAME["BVH"]
+
 _CHANNELS = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
-
-
-def sniff(head):
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:9].upper() == b"HIERARCHY"
 
 
 class _Tokens:
@@ -274,7 +273,7 @@ def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32,
     path = check_file(path)
     max_bytes = check_max_bytes(max_bytes)
     head = read_head(path)
-    if not sniff(head):
+    if not _BVH.sniff(head, path):
         if b"\0" in head or not _is_text(head):
             raise LoadError(path, "unsupported", "not a BVH file (binary content)")
         raise LoadError(path, "unsupported" if path.suffix.lower() != ".bvh" else "corrupt",

@@ -6,6 +6,7 @@ import numpy as np
 from ..errors import ArgumentError
 from .._validation import check_choice
 from ._common import MAX_BYTES, require
+from .audio import load_audio
 from .signal import Signal
 
 __all__ = ["spectrogram", "load_spectrogram", "SPECTROGRAM_KINDS"]
@@ -97,8 +98,6 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
 def load_spectrogram(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
                      max_bytes=MAX_BYTES, **options):
     """:func:`load_audio` then :func:`spectrogram` (``options`` go to the latter)."""
-    from .audio import load_audio
-
     wave = load_audio(path, sample_rate=sample_rate, mono=mono, offset=offset, duration=duration,
                       max_bytes=max_bytes)
     return spectrogram(wave, **options)

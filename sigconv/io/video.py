@@ -17,6 +17,7 @@ held; :func:`iter_video` yields chunks of frames so a long video never has
 to fit in memory at all.
 """
 import json
+import mmap
 import numbers
 import os
 import select
@@ -29,28 +30,18 @@ import numpy as np
 
 from ..errors import ArgumentError
 from .._validation import check_choice
-from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension, limit,
-                      read_head, wrong_extension_or)
+from ._common import MAX_BYTES, LoadError, check_file, check_max_bytes, limit, read_head
 from ._video_worker import decode_frames as _decode
 from ._video_worker import plane_array as _plane_array
+from .formats import BY_NAME, wrong_extension_or
 from .signal import Signal
 
 __all__ = ["load_video", "iter_video", "probe_video", "EXTENSIONS"]
 
-EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".ogv",
-              ".flv", ".wmv", ".3gp")
+_VIDEO = BY_NAME["video"]
 
-
-def sniff(head):
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        return brand not in (b"M4A ", b"M4B ", b"M4P ", b"F4A ")  # audio-only MP4 brands
-    return (head[:4] == b"\x1aE\xdf\xa3"                       # Matroska / WebM
-            or (head[:4] == b"RIFF" and head[8:11] == b"AVI")
-            or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")  # MPEG-PS
-            or head[:3] == b"FLV"
-            or (head[:4] == b"OggS" and b"\x80theora" in head[:128])
-            or head[4:8] in (b"moov", b"mdat", b"wide", b"free"))
+#: The extensions of video files (:data:`sigconv.io.formats.FORMATS`).
+EXTENSIONS = _VIDEO.extensions
 
 
 # -- decoding: _video_worker.decode_frames (in the child, or in-process) ------------
@@ -158,8 +149,6 @@ class _Worker:
         else:
             shape = (SLOTS, info["out_channels"], info["out_height"], info["out_width"])
         if all(shape):
-            import mmap
-
             self.mapping = mmap.mmap(self.shared_fd, int(np.prod(shape)))
             self.ring = np.frombuffer(self.mapping, np.uint8).reshape(shape)
         return info
@@ -266,7 +255,7 @@ def _check_options(start, stop, step, size, mode, chunk=None):
 def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header, seek=False,
             direct=False):
     head = read_head(path)
-    if not sniff(head) and extension(path) not in EXTENSIONS:
+    if not _VIDEO.claims(head, path):
         raise LoadError(path, "unsupported", "not a video container (MP4, MOV, MKV, WebM, AVI, "
                         "MPEG, OGV) by content or extension")
     try:
@@ -277,7 +266,7 @@ def _frames(path, start, stop, step, size, mode, isolate, timeout, on_header, se
             yield from _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header,
                                          seek)
     except LoadError as exc:
-        if exc.cause == "corrupt" and not sniff(head):
+        if exc.cause == "corrupt" and not _VIDEO.sniff(head, path):
             raise wrong_extension_or(path, "video", "video", exc.detail) from None
         raise
 

@@ -34,62 +34,20 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension,
-                      library_error, limit, read_head, wrong_extension_or)
+                      library_error, limit, read_head)
+from .formats import BY_NAME, extensions, gunzip_head, nifti_class, recognise, wrong_extension_or
 from .signal import Signal
 
 __all__ = ["load_volume", "load_nifti", "load_dicom", "load_numpy_volume", "EXTENSIONS"]
 
-EXTENSIONS = (".nii", ".nii.gz", ".hdr", ".img", ".dcm", ".dicom", ".ima", ".npy", ".npz")
+#: The extensions of volume files (:data:`sigconv.io.formats.FORMATS`).
+EXTENSIONS = extensions("volume")
+
+#: DICOM files of a series directory without the DICM magic go by these.
+_DICOM_EXTENSIONS = BY_NAME["DICOM"].extensions
 
 #: LPS (DICOM) to RAS (NIfTI) patient coordinates.
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def sniff_format(head, path):
-    """"nifti", "dicom", "npy", "npz" or None from the first bytes (and name for gzip/zip)."""
-    name = path.name.lower()
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
-    if len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00"):
-        return "nifti"
-    if len(head) >= 8 and head[4:8] in (b"n+2\x00", b"ni2\x00"):
-        return "nifti"
-    if head[:6] == b"\x93NUMPY":
-        return "npy"
-    if head[:2] == b"\x1f\x8b" and (name.endswith(".nii.gz") or name.endswith(".hdr.gz")
-                                    or _nifti_class(_gunzip_head(head)) is not None):
-        return "nifti"
-    if head[:4] == b"PK\x03\x04":  # a zip archive whose first member is an .npy array
-        first = head[30:30 + int.from_bytes(head[26:28], "little")]
-        if name.endswith(".npz") or first.endswith(b".npy"):
-            return "npz"
-    return None
-
-
-def _gunzip_head(head, size=560):
-    """The first ``size`` bytes of the gzip stream that ``head`` starts (b"" if none)."""
-    try:
-        return zlib.decompressobj(31).decompress(head, size)
-    except zlib.error:
-        return b""
-
-
-def _nifti_class(header):
-    """"Nifti1Image", "Nifti2Image" (single files), "pair" (.hdr/.img) or None from the
-    first bytes of an (uncompressed) NIfTI header."""
-    if len(header) >= 348 and header[344:348] == b"n+1\x00":
-        return "Nifti1Image"
-    if len(header) >= 8 and header[4:8] == b"n+2\x00":
-        return "Nifti2Image"
-    if (len(header) >= 348 and header[344:348] == b"ni1\x00") or header[4:8] == b"ni2\x00":
-        return "pair"
-    return None
-
-
-def format_from_extension(path):
-    return {".nii": "nifti", ".nii.gz": "nifti", ".hdr": "nifti", ".img": "nifti",
-            ".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom",
-            ".npy": "npy", ".npz": "npz"}.get(extension(path))
 
 
 def _canonical(path, data, affine, dtype, **meta):
@@ -133,8 +91,8 @@ def load_nifti(path, *, dtype=np.float32, max_bytes=MAX_BYTES):
     max_bytes = check_max_bytes(max_bytes)
     head = read_head(path, 4096)
     compressed = head[:2] == b"\x1f\x8b"
-    raw = _gunzip_head(head) if compressed else head
-    klass = _nifti_class(raw)
+    raw = gunzip_head(head) if compressed else head
+    klass = nifti_class(raw)
     opened = None
     try:
         if klass in ("Nifti1Image", "Nifti2Image"):
@@ -255,7 +213,7 @@ def _dcmread(path, *, stop_before_pixels=False):
                 ds = read_partial(f, stop_when=stop_when)
         except pydicom.errors.InvalidDicomError as exc:
             raise LoadError(path, "corrupt", f"not a DICOM file: {exc}") from None
-        except (EOFError, OSError, ValueError, KeyError, TypeError, struct_error()) as exc:
+        except (EOFError, OSError, ValueError, KeyError, TypeError, struct.error) as exc:
             raise LoadError(path, "truncated" if isinstance(exc, EOFError) else "corrupt",
                             f"pydicom cannot parse it: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - whatever else a damaged header makes pydicom raise
@@ -266,12 +224,6 @@ def _dcmread(path, *, stop_before_pixels=False):
                                                  "expected explicit vr", "delimiter")):
             raise LoadError(path, "truncated", f"pydicom: {text}")
     return ds
-
-
-def struct_error():
-    import struct
-
-    return struct.error
 
 
 def _pixels(path, ds, max_bytes=None):
@@ -385,7 +337,7 @@ def load_dicom(path, *, series=None, dtype=np.float32, max_bytes=MAX_BYTES):
     for file in sorted(p for p in path.iterdir() if p.is_file()):
         head = read_head(file, 132)
         if len(head) < 132 or head[128:132] != b"DICM":
-            if file.suffix.lower() not in (".dcm", ".dicom", ".ima"):
+            if file.suffix.lower() not in _DICOM_EXTENSIONS:
                 continue  # DICOMDIR listings, notes, thumbnails
         ds = _dcmread(file, stop_before_pixels=True)
         if "ImagePositionPatient" not in ds:
@@ -561,7 +513,7 @@ def _load_npz(path, head, key, max_bytes, out_itemsize):
     return array.reshape(shape, order="F" if fortran else "C")
 
 
-# -- dispatch -----------------------------------------------------------------
+# -- any volume format -----------------------------------------------------------------
 def load_volume(path, *, dtype=np.float32, max_bytes=MAX_BYTES, **options):
     """Load a CT/MR volume: NIfTI, DICOM (file or series directory) or .npy/.npz.
 
@@ -578,11 +530,9 @@ def load_volume(path, *, dtype=np.float32, max_bytes=MAX_BYTES, **options):
         see the module docstring for the orientation.
     """
     path = check_file(path, directory_ok=True)
-    if path.is_dir():
-        return load_dicom(path, dtype=dtype, max_bytes=max_bytes, **options)
-    fmt = sniff_format(read_head(path), path) or format_from_extension(path)
+    fmt = recognise(path, read_head(path), kind="volume")
     if fmt is None:
         raise LoadError(path, "unsupported", "not a NIfTI, DICOM, .npy or .npz file")
-    loader = {"nifti": load_nifti, "dicom": load_dicom, "npy": load_numpy_volume,
-              "npz": load_numpy_volume}[fmt]
-    return loader(path, dtype=dtype, max_bytes=max_bytes, **options)
+    # the registry names this module's readers ("volume.load_nifti", ...)
+    reader = globals()[fmt.reader.partition(".")[2]]
+    return reader(path, dtype=dtype, max_bytes=max_bytes, **options)
