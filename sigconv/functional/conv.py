@@ -29,7 +29,7 @@ from . import tuning
 from .._validation import (as_float_array, as_tuple, check_choice, check_flag, check_int,
                            check_size, result_dtype, shape_argument as _shape_of)
 from ..errors import ArgumentError, ShapeError
-from ..ragged import Ragged, item_table, lift3
+from ..ragged import Ragged, lift3
 
 __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
 
@@ -209,9 +209,16 @@ def _conv_table(in_table, out_table, pad_lo):
 
 
 def _dense_tables(x_shape, out_shape):
-    """Item tables of a dense input and output batch."""
-    n = x_shape[0]
-    return item_table(x_shape[1], [x_shape[2:]] * n), item_table(out_shape[1], [out_shape[2:]] * n)
+    """Item tables of a dense input and output batch (what ``item_table`` gives, directly)."""
+    return _dense_table(x_shape), _dense_table(out_shape)
+
+
+def _dense_table(shape):
+    """``(N, 4)`` rows ``(offset, D, H, W)`` of a C-contiguous ``(N, C, *spatial)`` batch."""
+    table = np.empty((shape[0], 4), dtype=np.intp)
+    table[:, 0] = np.arange(shape[0]) * math.prod(shape[1:])
+    table[:, 1:] = lift3(shape[2:], 1)
+    return table
 
 
 def _flip_spatial(weight):
@@ -282,14 +289,17 @@ def _pad_last_axis(x, out_width, kernel_width, dilation, pad_lo):
 
 
 def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input_dilation,
-                 method, op="forward", pad_for_direct=None):
+                 method, op="forward", pad_for_direct=None, out_sizes=None):
     """Call the forward kernel on the flat buffers of ``x`` and ``out`` described by ``table``.
 
     ``input_dilation`` inserts ``d - 1`` zeros between input samples (the
     input gradient of a strided convolution); the table's padding may be
-    negative.  ``pad_for_direct()``, when given, returns the ``(x, table)``
-    the direct path reads instead (the input padded along its last axis).
-    ``op`` names the operation in the tuning cache.  Returns the path taken.
+    negative.  ``table`` may be a function that builds it (only gemm reads
+    it when ``pad_for_direct`` is given).  ``pad_for_direct()``, when given,
+    returns the ``(x, table)`` the direct path reads instead (the input
+    padded along its last axis).  ``op`` names the operation in the tuning
+    cache, ``out_sizes`` the output's :func:`_output_sizes` (computed from a
+    dense ``out`` when not given).  Returns the path taken.
     """
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
     args = (weight.reshape(-1), out.reshape(-1))
@@ -297,7 +307,10 @@ def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input
              lift3(stride, 1), lift3(dilation, 1), lift3(input_dilation, 1), bias)
 
     def run(path):
-        source, items = pad_for_direct() if path == "direct" and pad_for_direct else (x, table)
+        if path == "direct" and pad_for_direct:
+            source, items = pad_for_direct()
+        else:
+            source, items = x, table() if callable(table) else table
         with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
             _kernel.conv_forward(source.reshape(-1), *args, items, *sizes, path == "direct",
                                  WORKSPACE_BYTES)
@@ -306,9 +319,18 @@ def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input
     key = None
     if len(paths) > 1:
         key = tuning.signature(op, x.dtype, weight.shape, groups, stride, dilation,
-                               input_dilation, table, _kernel.max_threads())
+                               input_dilation, out_sizes or _output_sizes(out),
+                               _kernel.max_threads())
     flops = 2.0 * out.size * weight[0].size
     return tuning.choose_path(key, paths, run, flops)
+
+
+def _output_sizes(out):
+    """``(items, positions per item, row length)`` of a dense or Ragged output, for tuning."""
+    if isinstance(out, Ragged):
+        shapes_ = out.shapes
+        return len(shapes_), int(np.prod(shapes_, axis=1).mean()), int(shapes_[:, -1].mean())
+    return out.shape[0], math.prod(out.shape[2:]), out.shape[-1]
 
 
 def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dilation,
@@ -339,8 +361,11 @@ def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dil
     paths = _kernel_paths(method, stride, (1,) * len(stride)) if stride[-1] == 1 else ("gemm",)
     key = None
     if len(paths) > 1:
+        positions = table[:, 5] * table[:, 6] * table[:, 7]
         key = tuning.signature("grad_weight", x.dtype, weight_shape, groups, stride, dilation,
-                               (1,) * len(stride), table, _kernel.max_threads())
+                               (1,) * len(stride),
+                               (len(table), positions.mean(), table[:, 7].mean()),
+                               _kernel.max_threads())
     tuning.choose_path(key, paths, run, 2.0 * grad_output.size * math.prod(weight_shape[1:]))
     return grad_weight
 
@@ -350,16 +375,18 @@ def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dila
     out = np.empty(out_shape, dtype=x.dtype)
     if out.size == 0:
         return out
-    tables = _dense_tables(x.shape, out_shape)
+
+    def table():
+        return _conv_table(*_dense_tables(x.shape, out_shape), lift3(pad_lo, 0))
 
     def pad_for_direct():  # unit-stride rows read in place (see _pad_last_axis)
         padded, lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
         return padded, _conv_table(*_dense_tables(padded.shape, out_shape), lift3(lo, 0))
 
     vector_rows = tuning.default_path(stride, input_dilation) == "direct"
-    _run_forward(x, weight, bias, out, _conv_table(*tables, lift3(pad_lo, 0)), groups=groups,
-                 stride=stride, dilation=dilation, input_dilation=input_dilation, method=method,
-                 op=op, pad_for_direct=pad_for_direct if vector_rows else None)
+    _run_forward(x, weight, bias, out, table, groups=groups, stride=stride, dilation=dilation,
+                 input_dilation=input_dilation, method=method, op=op,
+                 pad_for_direct=pad_for_direct if vector_rows else None)
     return out
 
 
@@ -463,6 +490,7 @@ def _conv_ragged(x, weight, bias, options, method):
     out = _ragged_empty(geometry.out_shapes, weight.shape[0], dtype)
     table = _conv_table(x.table(), out.table(), geometry.pad_lo)
     _run_forward(as_float_array(x.data, dtype, "x"), weight, bias, out.data, table,
+                 out_sizes=_output_sizes(out),
                  groups=geometry.groups, stride=geometry.stride, dilation=geometry.dilation,
                  input_dilation=(1,) * x.ndim, method=method)
     return out
@@ -483,7 +511,8 @@ def _grad_input_ragged(grad_output, weight, input_shape, options, method, bias=N
     # raises numpy's own error, as the bias add this replaced did
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
     _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, bias,
-                 grad_input.data, table, groups=geometry.groups, stride=(1,) * geometry.ndim,
+                 grad_input.data, table, out_sizes=_output_sizes(grad_input),
+                 groups=geometry.groups, stride=(1,) * geometry.ndim,
                  dilation=geometry.dilation, input_dilation=geometry.stride, method=method,
                  op="grad_input")
     return grad_input

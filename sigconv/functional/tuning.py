@@ -222,13 +222,15 @@ def _size_class(value):
     return 0 if value <= 0 else 1 << round(math.log2(value))
 
 
-def signature(op, dtype, weight_shape, groups, stride, dilation, input_dilation, table, threads):
-    """The key under which a path choice is remembered (a string, for JSON)."""
-    positions = table[:, 5] * table[:, 6] * table[:, 7]
+def signature(op, dtype, weight_shape, groups, stride, dilation, input_dilation, sizes, threads):
+    """The key under which a path choice is remembered (a string, for JSON).
+
+    ``sizes`` is ``(items, mean output positions per item, mean output row
+    length)``; each is rounded to a power of two.
+    """
     parts = (op, np.dtype(dtype).name, weight_shape[0] // groups, weight_shape[1], groups,
              tuple(weight_shape[2:]), tuple(stride), tuple(dilation), tuple(input_dilation),
-             threads, _size_class(len(table)), _size_class(int(positions.mean())),
-             _size_class(int(table[:, 7].mean())))
+             threads) + tuple(_size_class(int(v)) for v in sizes)
     return repr(parts)
 
 
