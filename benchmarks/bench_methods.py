@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from _common import cpu_count, format_table, time_call
+from _common import cpu_count, format_table, time_call, machine_line
 
 try:
     import sigconv
@@ -135,6 +135,7 @@ def main(argv=None):
     parser.add_argument("--cases", default="a,b,d")
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args(argv)
+    print(machine_line())  # CPU, dispatch target, sgemm rate: the physical limit
     print(f"sigconv {getattr(sigconv, '__version__', '?')}, numpy {np.__version__}, "
           f"scipy {scipy.__version__}, torch {torch.__version__ if torch else 'absent'}, "
           f"{cpu_count()} CPUs")

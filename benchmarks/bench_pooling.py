@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from _common import machine_line
+
 try:
     import sigconv.functional as F
 except ImportError:  # run from a source checkout without installing
@@ -82,6 +84,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both libraries (default: all cores)")
     args = parser.parse_args()
+    print(machine_line())  # CPU, dispatch target, sgemm rate: the physical limit
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads, user_api="openmp")

@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from _common import machine_line
+
 try:
     import sigconv
 except ImportError:  # run from a source checkout without installing
@@ -78,6 +80,7 @@ def main():
     parser.add_argument("--batch", type=int, default=300, help="clips per batch (divides 300)")
     parser.add_argument("--data", type=pathlib.Path, default=DATA / "fsdd" / "recordings")
     args = parser.parse_args()
+    print(machine_line())  # CPU, dispatch target, sgemm rate: the physical limit
 
     clips, labels = load_test_clips(args.data)
     n = len(clips)

@@ -68,7 +68,7 @@ import time
 
 import numpy as np
 
-from _common import cpu_count, format_table
+from _common import cpu_count, format_table, machine_line
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 try:
@@ -392,6 +392,7 @@ def main():
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of one (extra, untimed) sigconv epoch")
     args = parser.parse_args()
+    print(machine_line())  # CPU, dispatch target, sgemm rate: the physical limit
     if args.quick:
         args.repeats = 1
         args.items = args.items or 300

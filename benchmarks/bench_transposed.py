@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from _common import cpu_count, format_table, time_call
+from _common import cpu_count, format_table, time_call, machine_line
 
 try:
     import sigconv
@@ -147,6 +147,7 @@ def main():
     parser.add_argument("--threads", type=int, default=cpu_count(),
                         help="PyTorch threads (default: the core count)")
     args = parser.parse_args()
+    print(machine_line())  # CPU, dispatch target, sgemm rate: the physical limit
     threads = args.threads
     if torch is not None:
         torch.set_num_threads(threads)
