@@ -35,7 +35,8 @@ __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
 
 #: Accepted values of ``method``.  "fft" and "separable" live in
 #: :mod:`sigconv.functional.fft` and :mod:`sigconv.functional.separable`;
-#: "auto" asks the cost model of :mod:`sigconv.functional.choose`.
+#: "auto" asks the cost model of :mod:`sigconv.functional.choose` (FFT, separable) and times
+#: direct against gemm (:mod:`sigconv.functional.tuning`).
 CONV_METHODS = ("auto", "gemm", "direct", "fft", "separable")
 
 #: Bytes of patch matrix each thread gathers at once (fits in a 2 MiB L2 cache).
@@ -560,12 +561,13 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
         is :func:`~sigconv.functional.fft_conv`; ``"separable"`` factors a
         depthwise (or single-channel) kernel into one 1-D kernel per axis
         (:func:`~sigconv.functional.separable_conv`; raises ``ArgumentError``
-        if the kernel is not separable).  ``"auto"`` asks the cost model of
-        :func:`~sigconv.functional.choose_conv_method`: the direct path when
-        the stride along the last axis is 1, else gemm, unless FFT (large
-        kernels, finite inputs) or separable (a separable kernel) is
-        estimated faster.  All give the same result within float tolerance.
-        Ragged batches take direct or gemm.
+        if the kernel is not separable).  ``"auto"`` takes FFT (large
+        kernels, finite inputs) or separable (a separable kernel) when the
+        cost model of :func:`~sigconv.functional.choose_conv_method`
+        estimates them faster, and otherwise the faster of direct and gemm
+        on this machine, timed on the first use of the layer signature and
+        remembered (:mod:`sigconv.functional.tuning`).  All give the same
+        result within float tolerance.  Ragged batches take direct or gemm.
 
     Returns
     -------
