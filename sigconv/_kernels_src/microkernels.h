@@ -44,12 +44,18 @@ enum { SIGCONV_BASELINE = 0, SIGCONV_AVX2 = 1, SIGCONV_AVX512 = 2, SIGCONV_NTARG
 #undef SIGCONV_VECTOR_BYTES
 
 #if SIGCONV_X86_DISPATCH
+/* Code between these compiles for target ISA (a string), whatever the build's flags. */
+#define SIGCONV_STR(x) #x
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#define SIGCONV_TARGET_BEGIN(ISA) \
+    _Pragma(SIGCONV_STR(clang attribute push(__attribute__((target(ISA))), apply_to = function)))
+#define SIGCONV_TARGET_END _Pragma("clang attribute pop")
 #else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#define SIGCONV_TARGET_BEGIN(ISA) _Pragma("GCC push_options") _Pragma(SIGCONV_STR(GCC target(ISA)))
+#define SIGCONV_TARGET_END _Pragma("GCC pop_options")
 #endif
+
+SIGCONV_TARGET_BEGIN("avx2,fma")
 #define SIGCONV_TARGET avx2
 #define SIGCONV_REGISTERS 16
 #define SIGCONV_VECTOR_BYTES 32
@@ -57,18 +63,9 @@ enum { SIGCONV_BASELINE = 0, SIGCONV_AVX2 = 1, SIGCONV_AVX512 = 2, SIGCONV_NTARG
 #undef SIGCONV_TARGET
 #undef SIGCONV_REGISTERS
 #undef SIGCONV_VECTOR_BYTES
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIGCONV_TARGET_END
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
-#endif
+SIGCONV_TARGET_BEGIN("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
 #define SIGCONV_TARGET avx512
 #define SIGCONV_REGISTERS 32
 #define SIGCONV_VECTOR_BYTES 64
@@ -76,11 +73,7 @@ enum { SIGCONV_BASELINE = 0, SIGCONV_AVX2 = 1, SIGCONV_AVX512 = 2, SIGCONV_NTARG
 #undef SIGCONV_TARGET
 #undef SIGCONV_REGISTERS
 #undef SIGCONV_VECTOR_BYTES
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SIGCONV_TARGET_END
 #endif  /* SIGCONV_X86_DISPATCH */
 
 typedef void (*sigconv_direct_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t,
