@@ -186,7 +186,7 @@ def test_blas_limit_is_restored_when_callers_overlap():
     (Each caller saving and restoring the limits it found on entry would
     leave BLAS at one thread: B found A's limit.)
     """
-    conv_module = importlib.import_module("sigconv.functional.conv")
+    conv_module = importlib.import_module("sigconv.functional._core")
     before = _blas_threads()
     if not before or max(before) < 2:
         pytest.skip("BLAS runs one thread here; nothing to restore")

@@ -44,10 +44,10 @@ import numpy as np
 import scipy.fft as _fft
 
 from .. import shapes
-from .._validation import as_float_array, result_dtype
+from .._validation import as_float_array, result_dtype, shape_argument as _shape_of
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from .conv import (_WEIGHT_LAYOUT, _check_array, _check_bias, _check_grad_output, _flip_spatial,
-                   _geometry, _shape_of, _swap_groups)
+from ._core import (_WEIGHT_LAYOUT, _check_array, _check_bias, _check_grad_output, _flip_spatial,
+                    _geometry, _swap_groups)
 
 __all__ = ["fft_conv", "fft_conv_grad_input", "fft_conv_grad_weight"]
 

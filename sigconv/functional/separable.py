@@ -28,11 +28,11 @@ import numbers
 
 import numpy as np
 
-from .._validation import as_float_array, check_flag, result_dtype
+from .._validation import as_float_array, check_flag, result_dtype, shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from .conv import (_check_array, _check_grad_output, _forward, _geometry, _grad_input_dense,
-                   _grad_weight_dense, _shape_of)
+from ._core import (_check_array, _check_grad_output, _forward, _geometry, _grad_input_dense,
+                    _grad_weight_dense)
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
            "separable_factors"]

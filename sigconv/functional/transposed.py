@@ -52,8 +52,10 @@ from .._validation import (as_float_array, as_tuple, check_choice, check_int, ch
 from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, lift3, map_items
-from .conv import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
-                   _grad_input_dense, _grad_input_ragged, conv, conv_grad_weight)
+from ._core import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
+                    _grad_input_dense, _grad_input_ragged)
+from ._costmodel import _finite
+from .conv import conv, conv_grad_weight
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -369,7 +371,6 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
     if x.shape[0] == 0:
         return np.empty(geometry.out_shape, dtype=dtype)
-    from .choose import _finite
     if not _finite(x, weight):  # only the products of the formula: no 0 * inf
         return _forward_taps(x, weight, bias, geometry)
     if method == "phase" or (method == "auto" and _phase_is_cheaper(geometry)):
@@ -540,7 +541,6 @@ def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, 
     check_size((total,), result_dtype(x=x.data, weight=weight, bias=bias), "the output (all items)",
                f"stride {geometry.stride}, dilation {geometry.dilation}, padding {padding} and "
                f"output_padding {output_padding}")
-    from .choose import _finite
     if not _finite(x.data, weight):  # item by item through the formula's products (no 0 * inf)
         return map_items(conv_transpose, x, weight, bias, stride=stride, padding=padding,
                          output_padding=output_padding, dilation=dilation, groups=groups)

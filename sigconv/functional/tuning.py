@@ -40,6 +40,9 @@ import warnings
 
 import numpy as np
 
+import sigconv  # the package's __version__, set after it imports this module: read when used
+from .. import _atomic, _cpu, _kernels
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -80,17 +83,14 @@ _paths = {}           # (SIGCONV_CACHE_DIR, XDG_CACHE_HOME, HOME) -> cache_path(
 
 def _machine():
     """What a cached timing depends on besides the layer."""
-    from .. import __version__
-    from .._cpu import cpu_info
-    from .._kernels import current_target
-    target = current_target()
+    target = _kernels.current_target()
     if target not in _machines:
-        info = cpu_info()
+        info = _cpu.cpu_info()
         blas = info["blas"]
         _machines[target] = {
             "cpu": info["model"], "target": target, "threads": info["threads"],
             "blas": f"{blas.get('internal_api')} {blas.get('architecture')}",
-            "sigconv": __version__}
+            "sigconv": sigconv.__version__}
     return _machines[target]
 
 
@@ -177,7 +177,6 @@ def _file_lock(path):
 
 def _write(path, machine):
     """Merge the in-memory choices into the cache file, atomically; failures only warn."""
-    from .._atomic import atomic_write_bytes
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with _file_lock(path + ".lock"):
@@ -186,7 +185,7 @@ def _write(path, machine):
             keys = list(merged)[-MAX_ENTRIES:]
             payload = {"format": FORMAT, "machine": machine,
                        "paths": {k: merged[k] for k in keys}}
-            atomic_write_bytes(path, json.dumps(payload, indent=0).encode("utf-8"))
+            _atomic.atomic_write_bytes(path, json.dumps(payload, indent=0).encode("utf-8"))
     except OSError as exc:
         warnings.warn(f"sigconv: cannot write the tuning cache {path}: {exc}",
                       RuntimeWarning, stacklevel=4)

@@ -54,7 +54,8 @@ from .._validation import as_float_array, as_tuple, check_size, result_dtype
 from .._validation import shape_argument as _shape_of
 from ..errors import ShapeError
 from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
-from .conv import _check_array, _check_grad_output, conv, conv_grad_input, conv_grad_weight
+from ._core import _check_array, _check_grad_output
+from .conv import conv, conv_grad_input, conv_grad_weight
 from .fft import _workers
 
 __all__ = ["local_conv", "local_conv_grad_input", "local_conv_grad_weight",

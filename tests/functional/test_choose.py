@@ -74,7 +74,7 @@ def test_estimates_are_cheap_and_cover_every_method():
     assert set(times) == {"direct", "gemm", "fft", "separable"}
     assert all(t > 0 for t in times.values())
     assert set(F.estimate_conv_times(x, np.ones((2, 1, 5, 5), np.float32), stride=(1, 2))) == {"gemm", "fft"}
-    from sigconv.functional.conv import _geometry
+    from sigconv.functional._core import _geometry
     geometry = _geometry(
         (16, 32, 4000), (64, 32, 9), stride=1, padding="same", dilation=1, groups=1, flip=False)
     start = time.perf_counter()
