@@ -28,7 +28,7 @@ from .. import shapes
 from .. import _kernels as _kernel
 from . import tuning
 from .._validation import (as_float_array, as_tuple, check_choice, check_flag, check_int,
-                           check_size, result_dtype)
+                           check_size, result_dtype, shape_argument as _shape_of)
 from ..errors import ShapeError
 from ..ragged import Ragged, lift3
 
@@ -194,6 +194,52 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
     out_shape = (x_shape[0], weight_shape[0]) + tuple(out[0].tolist())
     return ConvGeometry(x_shape, weight_shape, out_shape, stride, dilation,
                         tuple(zip(lo[0].tolist(), hi[0].tolist())), groups)
+
+
+def _forward_problem(x, weight, bias, stride, padding, dilation, groups, flip):
+    """A dense forward, checked and converted: ``x``, ``weight``, ``bias``, geometry.
+
+    ``weight`` is flipped when ``flip`` (true convolution).
+    """
+    x, weight = _check_array(x, "x"), _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    dtype = result_dtype(x=x, weight=weight, bias=bias)
+    geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, flip=flip)
+    _check_bias(bias, weight.shape[0])
+    x = as_float_array(x, dtype, "x")
+    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+    bias = None if bias is None else as_float_array(bias, dtype, "bias")
+    return x, weight, bias, geometry
+
+
+def _grad_input_problem(grad_output, weight, input_shape, stride, padding, dilation, groups,
+                        flip):
+    """A dense input gradient, checked and converted: ``grad_output``, ``weight``, geometry.
+
+    ``weight`` is flipped when ``flip`` (as the forward uses it).
+    """
+    grad_output = _check_array(grad_output, "grad_output")
+    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    input_shape = _shape_of(input_shape, "input_shape")
+    dtype = result_dtype(grad_output=grad_output, weight=weight)
+    geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
+    _check_grad_output(grad_output, geometry.out_shape)
+    grad_output = as_float_array(grad_output, dtype, "grad_output")
+    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+    return grad_output, weight, geometry
+
+
+def _grad_weight_problem(x, grad_output, weight_shape, stride, padding, dilation, groups, flip):
+    """A dense weight gradient, checked and converted: ``x``, ``grad_output``, geometry."""
+    x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
+    weight_shape = _shape_of(weight_shape, "weight_shape")
+    dtype = result_dtype(x=x, grad_output=grad_output)
+    geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, flip=flip, weight_name="weight_shape")
+    _check_grad_output(grad_output, geometry.out_shape)
+    return (as_float_array(x, dtype, "x"), as_float_array(grad_output, dtype, "grad_output"),
+            geometry)
 
 
 def _conv_table(in_table, out_table, pad_lo):

@@ -17,13 +17,14 @@ Output sizes and padding modes are defined once, in :mod:`sigconv.shapes`.
 """
 import numpy as np
 
-from .._validation import as_float_array, check_choice, result_dtype, shape_argument as _shape_of
+from .._validation import check_choice, shape_argument as _shape_of
 from ..errors import ArgumentError
 from ..ragged import Ragged
 from . import fft, separable  # called as fft._name, separable._name: tests may patch them
-from ._core import (CONV_METHODS, _WEIGHT_LAYOUT, _check_array, _check_bias, _check_grad_output,
-                    _conv_ragged, _flip_spatial, _forward, _geometry, _grad_input_dense,
-                    _grad_input_ragged, _grad_weight_dense, _grad_weight_ragged, _kernel_method)
+from ._core import (CONV_METHODS, _WEIGHT_LAYOUT, _check_array, _check_bias, _conv_ragged,
+                    _flip_spatial, _forward, _forward_problem, _grad_input_dense,
+                    _grad_input_problem, _grad_input_ragged, _grad_weight_dense,
+                    _grad_weight_problem, _grad_weight_ragged, _kernel_method)
 from ._costmodel import _auto_choice, _depthwise, _estimate, _finite
 
 __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
@@ -129,19 +130,14 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
     if isinstance(x, Ragged):
         options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
         return _conv_ragged(x, weight, bias, options, method)
-    x = _check_array(x, "x")
-    dtype = result_dtype(x=x, weight=weight, bias=bias)
-    geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip)
-    x = as_float_array(x, dtype, "x")
-    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
-    bias = None if bias is None else as_float_array(bias, dtype, "bias")
+    x, weight, bias, geometry = _forward_problem(x, weight, bias, stride, padding, dilation,
+                                                 groups, flip)
     path, factors = _plan("forward", geometry, (x, weight), method)
     if path == "fft":
         return fft._fft_forward(x, weight, bias, geometry)
     if path == "separable":
         if x.shape[0] == 0:
-            return np.zeros(geometry.out_shape, dtype=dtype)
+            return np.zeros(geometry.out_shape, dtype=x.dtype)
         out = separable._passes(x, factors, geometry, separable._pass_order(geometry))[-1]
         if bias is not None:
             out += bias.reshape((1, -1) + (1,) * geometry.ndim)
@@ -177,14 +173,8 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
     if isinstance(grad_output, Ragged):
         options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
         return _grad_input_ragged(grad_output, weight, input_shape, options, method)
-    grad_output = _check_array(grad_output, "grad_output")
-    input_shape = _shape_of(input_shape, "input_shape")
-    dtype = result_dtype(grad_output=grad_output, weight=weight)
-    geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
-    flipped = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+    grad_output, flipped, geometry = _grad_input_problem(
+        grad_output, weight, input_shape, stride, padding, dilation, groups, flip)
     path, factors = _plan("grad_input", geometry, (grad_output, flipped), method)
     if path == "fft":
         return fft._fft_grad_input(grad_output, flipped, geometry)
@@ -192,9 +182,9 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
         axes = separable._pass_order(geometry)
         return separable._adjoint_passes(grad_output, factors, geometry, axes,
                                          separable._stage_shapes(geometry, axes))
-    return _grad_input_dense(grad_output, weight, None, input_shape, groups=geometry.groups,
+    return _grad_input_dense(grad_output, flipped, None, geometry.x_shape, groups=geometry.groups,
                              stride=geometry.stride, dilation=geometry.dilation,
-                             padding=geometry.padding, flip=flip, method=path)
+                             padding=geometry.padding, flip=False, method=path)
 
 
 def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
@@ -227,13 +217,8 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
     if isinstance(x, Ragged):
         options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
         return _grad_weight_ragged(x, grad_output, weight_shape, options, method)
-    x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
-    dtype = result_dtype(x=x, grad_output=grad_output)
-    geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    x = as_float_array(x, dtype, "x")
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
+    x, grad_output, geometry = _grad_weight_problem(x, grad_output, weight_shape, stride,
+                                                    padding, dilation, groups, flip)
     path, _ = _plan("grad_weight", geometry, (x, grad_output), method)
     if path == "fft":
         grad_weight = fft._fft_grad_weight(x, grad_output, geometry)

@@ -44,10 +44,9 @@ import numpy as np
 import scipy.fft as _fft
 
 from .. import shapes
-from .._validation import as_float_array, result_dtype, shape_argument as _shape_of
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from ._core import (_WEIGHT_LAYOUT, _check_array, _check_bias, _check_grad_output, _flip_spatial,
-                    _geometry, _swap_groups)
+from ._core import (_flip_spatial, _forward_problem, _grad_input_problem, _grad_weight_problem,
+                    _swap_groups)
 
 __all__ = ["fft_conv", "fft_conv_grad_input", "fft_conv_grad_weight"]
 
@@ -260,18 +259,6 @@ def _add_bias(out, bias):
     return out
 
 
-def _prepare(x, weight, bias, stride, padding, dilation, groups, flip):
-    x, weight = _check_array(x, "x"), _check_array(weight, "weight", _WEIGHT_LAYOUT)
-    dtype = result_dtype(x=x, weight=weight, bias=bias)
-    geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip)
-    _check_bias(bias, weight.shape[0])
-    x = as_float_array(x, dtype, "x")
-    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
-    bias = None if bias is None else as_float_array(bias, dtype, "bias")
-    return x, weight, bias, geometry
-
-
 def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
              flip=False):
     """N-d multi-channel convolution through the FFT; the same result as :func:`conv`.
@@ -303,7 +290,8 @@ def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, gro
     if isinstance(x, Ragged):  # item by item: each item sizes its own work
         return map_items(fft_conv, x, weight, bias, stride=stride, padding=padding,
             dilation=dilation, groups=groups, flip=flip)
-    x, weight, bias, geometry = _prepare(x, weight, bias, stride, padding, dilation, groups, flip)
+    x, weight, bias, geometry = _forward_problem(x, weight, bias, stride, padding, dilation,
+                                                 groups, flip)
     return _fft_forward(x, weight, bias, geometry)
 
 
@@ -324,15 +312,8 @@ def fft_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="
     if isinstance(grad_output, Ragged):  # item by item: each item sizes its own work
         return map_grad_input(fft_conv_grad_input, grad_output, weight, input_shape, stride=stride,
             padding=padding, dilation=dilation, groups=groups, flip=flip)
-    grad_output = _check_array(grad_output, "grad_output")
-    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
-    input_shape = _shape_of(input_shape, "input_shape")
-    dtype = result_dtype(grad_output=grad_output, weight=weight)
-    geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
-    weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
+    grad_output, weight, geometry = _grad_input_problem(
+        grad_output, weight, input_shape, stride, padding, dilation, groups, flip)
     return _fft_grad_input(grad_output, weight, geometry)
 
 
@@ -362,14 +343,8 @@ def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="val
     if isinstance(x, Ragged):  # item by item: each item sizes its own work
         return sum_over_items(fft_conv_grad_weight, x, grad_output, weight_shape, stride=stride,
             padding=padding, dilation=dilation, groups=groups, flip=flip)
-    x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
-    weight_shape = _shape_of(weight_shape, "weight_shape")
-    dtype = result_dtype(x=x, grad_output=grad_output)
-    geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    x = as_float_array(x, dtype, "x")
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
+    x, grad_output, geometry = _grad_weight_problem(x, grad_output, weight_shape, stride,
+                                                    padding, dilation, groups, flip)
     grad_weight = _fft_grad_weight(x, grad_output, geometry)
     return np.ascontiguousarray(_flip_spatial(grad_weight)) if flip else grad_weight
 
