@@ -395,6 +395,16 @@ def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_i
     return out.result()
 
 
+def _window_backward(grad_output, input_shape, kernel_size, stride, padding, ceil_mode):
+    """A window-sum backward's checks: ``(g, gin, (k, s, p, d))``, ``gin`` allocated, not filled."""
+    input_shape = _shape_arg(input_shape)
+    g = _input(grad_output, "grad_output")
+    gin = _empty_items(input_shape, g.dtype)
+    k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, ceil_mode)
+    _check_grad_shape(g, gin.mapped(size, name="input_shape"))
+    return g, gin, (k, s, p, d)
+
+
 def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, padding=0,
                       ceil_mode=False, count_include_pad=True):
     """Gradient of :func:`avg_pool` with respect to ``x`` (same options).
@@ -408,11 +418,8 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, pad
     -------
     array, shape ``input_shape``
     """
-    input_shape = _shape_arg(input_shape)
-    g = _input(grad_output, "grad_output")
-    gin = _empty_items(input_shape, g.dtype)
-    k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, ceil_mode)
-    _check_grad_shape(g, gin.mapped(size, name="input_shape"))
+    g, gin, (k, s, p, d) = _window_backward(grad_output, input_shape, kernel_size, stride,
+                                            padding, ceil_mode)
     divmode = 1 if check_flag(count_include_pad, "count_include_pad") else 2
     _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
                            _empty(g.dtype), divmode, 0, 1.0, _empty(g.dtype), _empty(g.dtype))
@@ -592,11 +599,8 @@ def gaussian_pool_backward(grad_output, input_shape, kernel_size, *, sigma, stri
     -------
     array, shape ``input_shape``
     """
-    input_shape = _shape_arg(input_shape)
-    g = _input(grad_output, "grad_output")
-    gin = _empty_items(input_shape, g.dtype)
-    k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, False)
-    _check_grad_shape(g, gin.mapped(size, name="input_shape"))
+    g, gin, (k, s, p, d) = _window_backward(grad_output, input_shape, kernel_size, stride,
+                                            padding, False)
     w = _gaussian_kernel_weights(k, sigma, g.dtype)
     _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
                            w, 0, 0, 1.0, _empty(g.dtype), _empty(g.dtype))

@@ -395,6 +395,25 @@ def _adjoint_conv(grad_output, geometry):
     return grad_output[(slice(None), slice(None)) + tuple(crop)], tuple(pairs)
 
 
+def _gradient_problem(arrays, shape, shape_name, options):
+    """Checks of either gradient: ``(arrays, shape, dtype, geometry)``.
+
+    ``arrays`` are ``(value, name[, layout])``, checked in order: grad_output
+    and weight for the input gradient (``shape_name`` "input_shape"), x and
+    grad_output for the weight gradient ("weight_shape").  ``options`` are
+    :func:`_geometry`'s.
+    """
+    checked = {name: _check_array(value, name, *layout) for value, name, *layout in arrays}
+    shape = _shape_of(shape, shape_name)
+    dtype = result_dtype(**checked)
+    if shape_name == "input_shape":
+        geometry = _geometry(shape, checked["weight"].shape, x_name=shape_name, **options)
+    else:
+        geometry = _geometry(checked["x"].shape, shape, weight_name=shape_name, **options)
+    _check_grad_output(checked["grad_output"], geometry.out_shape)
+    return list(checked.values()), shape, dtype, geometry
+
+
 def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, padding=0,
                               output_padding=0, dilation=1, groups=1, output_size=None):
     """Gradient of :func:`conv_transpose` with respect to ``x``: a strided :func:`conv`.
@@ -417,19 +436,15 @@ def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, pad
                               groups, output_size, "input_shape")
         return conv(grad_output, weight, stride=stride, padding=pairs, dilation=dilation,
                     groups=groups)
-    grad_output = _check_array(grad_output, "grad_output")
-    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
-    input_shape = _shape_of(input_shape, "input_shape")
-    result_dtype(grad_output=grad_output, weight=weight)
-    geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
-                         output_padding=output_padding, dilation=dilation, groups=groups,
-                         output_size=output_size, x_name="input_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
+    (grad_output, weight), input_shape, dtype, geometry = _gradient_problem(
+        [(grad_output, "grad_output"), (weight, "weight", _WEIGHT_LAYOUT)], input_shape,
+        "input_shape", dict(stride=stride, padding=padding, output_padding=output_padding,
+                            dilation=dilation, groups=groups, output_size=output_size))
     if input_shape[0] == 0:
-        return np.zeros(input_shape, dtype=result_dtype(grad_output=grad_output, weight=weight))
+        return np.zeros(input_shape, dtype=dtype)
     cropped, pairs = _adjoint_conv(grad_output, geometry)
     if cropped.size == 0:  # every output sample lies in the cropped padding
-        return np.zeros(input_shape, dtype=result_dtype(grad_output=grad_output, weight=weight))
+        return np.zeros(input_shape, dtype=dtype)
     # the weight (C_in, C_out/g, *k) is already the convolution's (C_out_conv, C_in_conv/g, *k)
     return conv(cropped, weight, stride=geometry.stride, padding=pairs,
                       dilation=geometry.dilation, groups=geometry.groups)
@@ -461,14 +476,10 @@ def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, paddin
                               dilation, groups, output_size, "x")
         return conv_grad_weight(grad_output, x, weight_shape, stride=stride, padding=pairs,
                                 dilation=dilation, groups=groups)
-    x = _check_array(x, "x")
-    grad_output = _check_array(grad_output, "grad_output")
-    weight_shape = _shape_of(weight_shape, "weight_shape")
-    dtype = result_dtype(x=x, grad_output=grad_output)
-    geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
-                         output_padding=output_padding, dilation=dilation, groups=groups,
-                         output_size=output_size, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
+    (x, grad_output), weight_shape, dtype, geometry = _gradient_problem(
+        [(x, "x"), (grad_output, "grad_output")], weight_shape, "weight_shape",
+        dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+             groups=groups, output_size=output_size))
     if x.shape[0] == 0:
         return np.zeros(weight_shape, dtype=dtype)
     cropped, pairs = _adjoint_conv(grad_output, geometry)

@@ -155,6 +155,51 @@ def _tiled_geometry(x_shape, weight_shape, stride, padding, *, x_name="x",
     return _output_geometry(x_shape, c_out, kernel, stride, padding, x_name), tile
 
 
+def _grad_input_problem(grad_output, weight, input_shape, stride, padding, layout,
+                        geometry_of):
+    """An input gradient's checks: ``(grad_output, weight, found, grad_input)``.
+
+    ``geometry_of`` is :func:`_local_geometry` or :func:`_tiled_geometry`,
+    ``found`` what it returns; ``grad_input`` holds zeros, and the arrays are
+    converted to its dtype unless it is empty.
+    """
+    grad_output = _check_array(grad_output, "grad_output")
+    weight = _check_array(weight, "weight", layout)
+    input_shape = _shape_of(input_shape, "input_shape")
+    dtype = result_dtype(grad_output=grad_output, weight=weight)
+    found = geometry_of(input_shape, weight.shape, stride, padding, x_name="input_shape")
+    _check_grad_output(grad_output, _geometry_of(found).out_shape)
+    grad_input = np.zeros(input_shape, dtype=dtype)
+    if grad_input.size:
+        grad_output = as_float_array(grad_output, dtype, "grad_output")
+        weight = as_float_array(weight, dtype, "weight")
+    return grad_output, weight, found, grad_input
+
+
+def _grad_weight_problem(x, grad_output, weight_shape, stride, padding, geometry_of):
+    """A weight gradient's checks: ``(x, grad_output, found, grad_weight)``.
+
+    As :func:`_grad_input_problem`; the arrays are converted unless ``x``
+    holds no items.
+    """
+    x = _check_array(x, "x")
+    grad_output = _check_array(grad_output, "grad_output")
+    weight_shape = _shape_of(weight_shape, "weight_shape")
+    dtype = result_dtype(x=x, grad_output=grad_output)
+    found = geometry_of(x.shape, weight_shape, stride, padding, weight_name="weight_shape")
+    _check_grad_output(grad_output, _geometry_of(found).out_shape)
+    grad_weight = np.zeros(weight_shape, dtype=dtype)
+    if x.shape[0]:
+        x = as_float_array(x, dtype, "x")
+        grad_output = as_float_array(grad_output, dtype, "grad_output")
+    return x, grad_output, found, grad_weight
+
+
+def _geometry_of(found):
+    """The :class:`_Geometry` of what :func:`_local_geometry` or :func:`_tiled_geometry` found."""
+    return found if isinstance(found, _Geometry) else found[0]
+
+
 def _check_bias(bias, c_out, per, what):
     """``bias`` of shape ``(C_out,)`` or ``(C_out, *per)``, broadcastable to ``(C_out, *per)``."""
     if bias is None:
@@ -257,19 +302,12 @@ def local_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     -------
     ndarray, shape input_shape
     """
-    grad_output = _check_array(grad_output, "grad_output")
-    weight = _check_array(weight, "weight", _LOCAL_LAYOUT)
-    input_shape = _shape_of(input_shape, "input_shape")
-    dtype = result_dtype(grad_output=grad_output, weight=weight)
-    geometry = _local_geometry(input_shape, weight.shape, stride, padding, x_name="input_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_input = np.zeros(input_shape, dtype=dtype)
+    grad_output, weight, geometry, grad_input = _grad_input_problem(
+        grad_output, weight, input_shape, stride, padding, _LOCAL_LAYOUT, _local_geometry)
     if grad_input.size == 0:
         return grad_input
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
-    weight = as_float_array(weight, dtype, "weight")
     _kernel.local_grad_input(grad_output.reshape(-1), weight.reshape(-1), grad_input.reshape(-1),
-                             input_shape[0], input_shape[1], geometry.c_out,
+                             grad_input.shape[0], grad_input.shape[1], geometry.c_out,
                              *_kernel_args(geometry), WORKSPACE_BYTES)
     return grad_input
 
@@ -290,17 +328,10 @@ def local_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="v
     -------
     ndarray, shape weight_shape
     """
-    x = _check_array(x, "x")
-    grad_output = _check_array(grad_output, "grad_output")
-    weight_shape = _shape_of(weight_shape, "weight_shape")
-    dtype = result_dtype(x=x, grad_output=grad_output)
-    geometry = _local_geometry(x.shape, weight_shape, stride, padding, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_weight = np.zeros(weight_shape, dtype=dtype)
+    x, grad_output, geometry, grad_weight = _grad_weight_problem(
+        x, grad_output, weight_shape, stride, padding, _local_geometry)
     if x.shape[0] == 0:
         return grad_weight
-    x = as_float_array(x, dtype, "x")
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
     _kernel.local_grad_weight(x.reshape(-1), grad_output.reshape(-1), grad_weight.reshape(-1),
                               x.shape[0], x.shape[1], geometry.c_out, *_kernel_args(geometry),
                               _units(geometry.out_spatial, _patch_bytes(x, geometry)),
@@ -409,18 +440,10 @@ def tiled_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     if isinstance(grad_output, Ragged):  # item by item: each item sizes its own work
         return map_grad_input(tiled_conv_grad_input, grad_output, weight, input_shape,
             stride=stride, padding=padding)
-    grad_output = _check_array(grad_output, "grad_output")
-    weight = _check_array(weight, "weight", _TILED_LAYOUT)
-    input_shape = _shape_of(input_shape, "input_shape")
-    dtype = result_dtype(grad_output=grad_output, weight=weight)
-    geometry, tile = _tiled_geometry(input_shape, weight.shape, stride, padding,
-                                     x_name="input_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_input = np.zeros(input_shape, dtype=dtype)
+    grad_output, weight, (geometry, tile), grad_input = _grad_input_problem(
+        grad_output, weight, input_shape, stride, padding, _TILED_LAYOUT, _tiled_geometry)
     if grad_input.size == 0:
         return grad_input
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
-    weight = as_float_array(weight, dtype, "weight")
     for r, out_index, in_index, pairs in _tile_phases(geometry, tile):
         if in_index is None:
             continue
@@ -451,19 +474,11 @@ def tiled_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="v
     if isinstance(x, Ragged):  # item by item: each item sizes its own work
         return sum_over_items(tiled_conv_grad_weight, x, grad_output, weight_shape, stride=stride,
             padding=padding)
-    x = _check_array(x, "x")
-    grad_output = _check_array(grad_output, "grad_output")
-    weight_shape = _shape_of(weight_shape, "weight_shape")
-    dtype = result_dtype(x=x, grad_output=grad_output)
-    geometry, tile = _tiled_geometry(x.shape, weight_shape, stride, padding,
-                                     weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_weight = np.zeros(weight_shape, dtype=dtype)
+    x, grad_output, (geometry, tile), grad_weight = _grad_weight_problem(
+        x, grad_output, weight_shape, stride, padding, _tiled_geometry)
     if x.shape[0] == 0:
         return grad_weight
-    x = as_float_array(x, dtype, "x")
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
-    kernel_shape = tuple(weight_shape[:2 + geometry.ndim])
+    kernel_shape = grad_weight.shape[:2 + geometry.ndim]
     for r, out_index, in_index, pairs in _tile_phases(geometry, tile):
         if in_index is None:
             continue
