@@ -1,8 +1,7 @@
 """Argument checks shared by the layers (one helper per concept)."""
-import numbers
-
 import numpy as np
 
+from .._validation import check_int
 from ..autograd import as_tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
 
@@ -10,9 +9,8 @@ _AXES = {1: "(N, C, W)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
 def positive_int(value, name):
-    if not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    """``value`` as an int >= 1, or :class:`ArgumentError` "``name`` must be a positive int"."""
+    return check_int(value, name)
 
 
 def spatial_ndim(ndim):

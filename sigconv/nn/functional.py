@@ -21,8 +21,8 @@ import numpy as np
 from .. import _kernels as _k
 from .. import functional as _F
 from .._validation import as_tuple, result_dtype
-from ..autograd import (Function, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, _channel_sums,
-                        _rows, as_tensor, cat)
+from .._ops import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, cat, channel_sums, plane_rows
+from ..autograd import Function, as_tensor
 from ..errors import ArgumentError, ShapeError
 from ..functional.pooling import _check_p
 from ..ragged import Ragged, lift3
@@ -48,7 +48,7 @@ def _layout(x):
 def _bias_sum(g):
     """Gradient of a per-channel bias added to ``g`` (dense or Ragged): (C,)."""
     if isinstance(g, Ragged):
-        return _channel_sums(g).astype(g.dtype)
+        return channel_sums(g).astype(g.dtype)
     return g.sum(axis=_spatial_axes(g))
 
 
@@ -303,7 +303,7 @@ class _GlobalAvgPool(Function):
     def forward(self, x):
         self.x_layout, self.dtype = (x if isinstance(x, Ragged) else x.shape), x.dtype
         if isinstance(x, Ragged):
-            starts, self.lengths = _rows(x)
+            starts, self.lengths = plane_rows(x)
             sums = np.add.reduceat(x.data, starts, dtype=np.float64)
             return (sums / self.lengths).astype(x.dtype).reshape(len(x), x.channels)
         n, c = x.shape[:2]

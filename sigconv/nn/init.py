@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from .._validation import as_tuple
+from ._checks import positive_int
 from ..autograd import Tensor
 from ..errors import ArgumentError, ShapeError
 
@@ -167,7 +168,7 @@ def edge_kernels(kernel_size, ndim, *, orientations=None):
     if orientations is None:
         directions = np.eye(ndim)
     else:
-        directions = _directions(ndim, _count(orientations, "orientations"))
+        directions = _directions(ndim, positive_int(orientations, "orientations"))
     steered = np.stack([np.tensordot(u, np.stack(axis_kernels), axes=1) for u in directions])
     steered = _unit(steered)
     return np.stack([s for kernel in steered for s in (kernel, -kernel)])
@@ -190,8 +191,8 @@ def gabor_kernels(kernel_size, ndim, *, orientations=4, scales=2):
     """
     ndim = _ndim(ndim)
     k = as_tuple(kernel_size, ndim, "kernel_size", minimum=1)
-    scales = _count(scales, "scales")
-    directions = _directions(ndim, _count(orientations, "orientations"))
+    scales = positive_int(scales, "scales")
+    directions = _directions(ndim, positive_int(orientations, "orientations"))
     grids = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in k], indexing="ij")
     r = np.stack(grids, axis=-1)  # (*k, ndim)
     radius2 = (r * r).sum(axis=-1)
@@ -212,12 +213,6 @@ def _ndim(ndim):
     if ndim not in (1, 2, 3):
         raise ArgumentError(f"ndim must be 1, 2 or 3, got {ndim!r}")
     return ndim
-
-
-def _count(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _conv_geometry(layer, name):
@@ -305,8 +300,8 @@ def kmeans_filters(data, kernel_size, n_filters, *, n_patches=10000, iterations=
         raise ShapeError(f"data must have shape (N, C, *spatial) with 1 to 3 spatial axes, got "
                          f"shape {data.shape}")
     kernel = as_tuple(kernel_size, data.ndim - 2, "kernel_size", minimum=1)
-    n_filters = _count(n_filters, "n_filters")
-    n_patches, iterations = _count(n_patches, "n_patches"), _count(iterations, "iterations")
+    n_filters = positive_int(n_filters, "n_filters")
+    n_patches, iterations = positive_int(n_patches, "n_patches"), positive_int(iterations, "iterations")
     if not whiten_eps > 0:
         raise ArgumentError(f"whiten_eps must be > 0, got {whiten_eps!r}")
     rng = _rng(rng)

@@ -10,7 +10,9 @@ classification outputs ``(N, C)`` with targets ``(N,)``.
 import numpy as np
 
 from .._validation import check_choice
-from ..autograd import Function, Tensor, _log_softmax, _same_layout, as_tensor
+from .._ops import log_softmax_array
+from .._tape import same_layout
+from ..autograd import Function, Tensor, as_tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ragged import Ragged
 from .module import Module
@@ -43,7 +45,7 @@ class _CrossEntropy(Function):
 
     def forward(self, logits, *, target, weight, smoothing, ignore_index, reduction):
         c = logits.shape[1]
-        logp = _log_softmax(logits, 1)
+        logp = log_softmax_array(logits, 1)
         valid = target != ignore_index
         labels = np.where(valid, target, 0)
         if labels.size and (labels.min() < 0 or labels.max() >= c):
@@ -163,7 +165,7 @@ def mse_loss(input, target, *, reduction="mean"):
     """
     input, target = as_tensor(input), as_tensor(target)
     if input.ragged or target.ragged:
-        if not (input.ragged and target.ragged and _same_layout(input.data, target.data)):
+        if not (input.ragged and target.ragged and same_layout(input.data, target.data)):
             raise ShapeError(f"mse_loss: a Ragged input needs a Ragged target of the same item "
                              f"shapes, got {input.data!r} and {target.data!r}")
     elif input.shape != target.shape:
@@ -203,7 +205,7 @@ def dice_loss(logits, target, *, smooth=1.0):
     c = logits.shape[1]
     raw = target.data if isinstance(target, Tensor) else target
     if logits.ragged or isinstance(raw, Ragged):  # soft masks of the logits' item shapes
-        if not (logits.ragged and isinstance(raw, Ragged) and _same_layout(raw, logits.data)):
+        if not (logits.ragged and isinstance(raw, Ragged) and same_layout(raw, logits.data)):
             raise ShapeError(f"dice_loss of Ragged logits needs a Ragged target of the same "
                              f"channels and item shapes (one-hot or soft masks), got logits "
                              f"{logits.data!r} and target {raw!r}")

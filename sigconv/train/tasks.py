@@ -30,7 +30,8 @@ import math
 import numpy as np
 
 from .. import nn
-from ..autograd import Tensor, _log_softmax, no_grad
+from .._ops import log_softmax_array as _log_softmax
+from ..autograd import Tensor, no_grad
 from ..data.sliding import sliding_window_inference
 from ..errors import ArgumentError
 from ..models import Classifier, EncoderDecoder, StructuredLabeller
