@@ -348,10 +348,10 @@ def profile_sigconv(x, y, batches, seed, lr, top=10):
         rows.append([label, f"{t:.2f}", f"{100 * t / total:.1f}"])
     # each backward method by the class defining it (the line numbers of its code)
     import inspect
-    import sigconv.autograd as autograd_module
+    import sigconv._ops as ops_module
     import sigconv.nn.functional as nn_functional
     owners = {}
-    for module in (autograd_module, nn_functional):
+    for module in (ops_module, nn_functional):
         for cls in vars(module).values():
             if inspect.isclass(cls) and "backward" in vars(cls):
                 code = vars(cls)["backward"].__code__

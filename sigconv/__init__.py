@@ -13,7 +13,7 @@ from .autograd import Tensor, gradcheck, no_grad
 from . import checkpoint, data, models, nn, optim
 from ._cpu import cpu_info
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["functional", "shapes", "SigconvError", "ShapeError", "DTypeError", "ArgumentError",
            "Ragged", "Tensor", "no_grad", "gradcheck", "nn", "optim", "models", "checkpoint",

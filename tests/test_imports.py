@@ -30,10 +30,6 @@ PACKAGE = "sigconv"
 #: are to be removed (issue 15); do not add to this list: break a new cycle
 #: instead.  The test drops these edges and wants no cycle in what is left.
 ALLOWED_CYCLES = {
-    # sigconv -> functional -> ... -> functional.tuning -> sigconv: tuning does
-    # ``import sigconv`` at the top to read ``sigconv.__version__`` when it runs
-    ("sigconv.functional.tuning", "sigconv"):
-        "tuning reads the package version; to be removed (a version module)",
     # nn.conv imports nn.init (default initialisation) at the top; nn.init's
     # _conv_geometry imports LocalConv and TiledConv from nn.conv in the function
     ("sigconv.nn.init", "sigconv.nn.conv"):

@@ -40,7 +40,7 @@ import warnings
 
 import numpy as np
 
-import sigconv  # the package's __version__, set after it imports this module: read when used
+from .._version import __version__
 from .. import _atomic, _cpu, _kernels
 
 try:
@@ -90,7 +90,7 @@ def _machine():
         _machines[target] = {
             "cpu": info["model"], "target": target, "threads": info["threads"],
             "blas": f"{blas.get('internal_api')} {blas.get('architecture')}",
-            "sigconv": sigconv.__version__}
+            "sigconv": __version__}
     return _machines[target]
 
 
