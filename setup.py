@@ -2,12 +2,13 @@
 
 ``sigconv/_kernels.pyx`` includes its parts from ``sigconv/_kernels_src/``
 and is compiled with ``-O3`` and OpenMP for the architecture's baseline
-(no ``-march=native``), so that a binary built on one machine runs on any
-CPU of its architecture.  The hot microkernels are compiled for several
+(no flag tied to the build machine's CPU), so that a binary built on one
+machine runs on any CPU of its architecture.  The hot microkernels are compiled for several
 targets inside the same binary (x86-64: baseline SSE2, AVX2 + FMA, AVX-512)
 and chosen at import from what the CPU reports; see ``docs/convolution.md``.
-``SIGCONV_CFLAGS`` appends compiler flags (for example ``-march=native``,
-which gives up portability and is never needed for speed).
+``SIGCONV_CFLAGS`` appends compiler flags for experiments (a flag that
+targets the build machine's CPU gives up portability and is not needed for
+speed).
 """
 import os
 import shlex

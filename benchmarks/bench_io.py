@@ -22,11 +22,11 @@ table gives medians and the ratio of sigconv's speed to the peer's
 """
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 import numpy as np
+
+from _common import time_interleaved
 
 try:
     import sigconv.io as sio
@@ -35,19 +35,6 @@ except ImportError:  # run from a source checkout without installing
     import sigconv.io as sio
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def alternate(peers, repeat):
-    """Median seconds of each peer; peers are timed in turn, after one warm-up each."""
-    for fn in peers.values():
-        fn()
-    times = {name: [] for name in peers}
-    for _ in range(repeat):
-        for name, fn in peers.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_audio(repeat):
@@ -64,7 +51,7 @@ def bench_audio(repeat):
         peers["librosa.load(sr=None)"] = lambda: [librosa.load(p, sr=None) for p in paths]
     except ImportError:
         print("librosa is not installed: skipping its loop")
-    medians = alternate(peers, repeat)
+    medians = time_interleaved(peers, repeat=repeat, warmup=1)
     ours = medians["sigconv.io.load"]
     print(f"\naudio: {len(paths)} FSDD clips (8 kHz mono WAV), median of {repeat}")
     print(f"{'reader':<24}{'total s':>10}{'ms/clip':>10}{'sigconv speed-up':>18}")
@@ -84,7 +71,7 @@ def bench_video(repeat):
         "load_video float32": lambda: sio.load_video(path, max_bytes=None),  # 3.1 GB > MAX_BYTES
         "iter_video uint8 chunk=32": lambda: [c.shape for c in sio.iter_video(path, dtype=np.uint8)],
     }
-    medians = alternate(peers, repeat)
+    medians = time_interleaved(peers, repeat=repeat, warmup=1)
     peer = medians["imageio.v3.imread"]
     print(f"\nvideo: {path.name}, {frames} frames 1280x720 H.264, median of {repeat}")
     print(f"{'reader':<30}{'s':>8}{'frames/s':>10}{'vs imageio':>12}")

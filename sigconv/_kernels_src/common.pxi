@@ -27,7 +27,6 @@ cdef enum:
     PAD_H = 9
     PAD_W = 10
     POOL_COLS = 4
-    CONV_COLS = 11
 
 #: jobs of fewer operations than this run on the calling thread: waking a
 #: second thread costs microseconds on an idle machine and up to a scheduler
