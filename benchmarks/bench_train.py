@@ -12,7 +12,8 @@ store is prepared on the first run (into ``--store``, by default a folder
 under the system's temporary directory) and reused afterwards; a store that
 already holds every recording is used as it is.  The training items are
 loaded as ``sigconv train`` loads them (``sigconv.train.loop._split_items`` with
-a tenth held out for validation, ``_load``, which standardises each clip):
+a tenth held out for validation, then the classification task's ``split_item``,
+which standardises each clip and numbers its label):
 2,438 clips of 1,149 to 18,262 samples (median 3,349).  ``--quick`` keeps
 the first 300 of them and times one epoch per framework.
 
@@ -80,8 +81,8 @@ from sigconv import checkpoint, nn, optim
 from sigconv.autograd import Tensor
 from sigconv.data import BucketBatchSampler, Store
 from sigconv.ragged import Ragged
-from sigconv.train import make_model
-from sigconv.train.loop import _load, _split_items
+from sigconv.train import TASKS, make_model
+from sigconv.train.loop import _split_items
 
 try:
     import torch
@@ -401,12 +402,15 @@ def main():
     train_records, _, _ = _split_items(store, 0.1)
     if args.items:
         train_records = train_records[:args.items]
-    classes = sorted({r.get("label") for r in store.records if r.get("label") is not None},
-                     key=str)
-    to_index = {c: i for i, c in enumerate(classes)}
+    # the classes of every labelled clip (not only the kept ones: the model has all 10)
+    classify = TASKS["classify"]
+    task = classify(classify.fit(None, [r for r in store.records if r.get("label") is not None],
+                                 {}), args.seed)
     started = time.perf_counter()
-    x, labels = _load(store, train_records)
-    y = [to_index[label] for label in labels]
+    kept = {r["id"] for r in train_records}
+    items = [task.split_item(array, record)
+             for array, record in store.filter(lambda r: r["id"] in kept)]
+    x, y = [a for a, _ in items], [label for _, label in items]
     lengths = np.array([a.shape[-1] for a in x])
     # the training loop's batch order of epoch 0; every framework and repeat uses this one
     batches = epoch_batches(len(x), args.batch_size, args.seed)

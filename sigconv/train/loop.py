@@ -34,16 +34,15 @@ import time
 import numpy as np
 
 from . import tasks as _tasks
-from .. import checkpoint, nn, optim
+from .. import checkpoint, optim
 from .._atomic import atomic_write_bytes
 from .._lock import folder_lock
-from ..autograd import Tensor, no_grad
 from ..data import Store
 from ..data.sources import hashed_split
+from .._validation import check_int, check_positive_real
 from ..errors import ArgumentError, SigconvError
-from ..ragged import Ragged
 from .plots import plot_run
-from .tasks import MODELS, TASKS, standardised, task_of
+from .tasks import MODELS, TASKS, task_of
 
 __all__ = ["train", "evaluate", "predict", "load_model", "make_model", "TrainingError",
            "RUN_FILES"]
@@ -72,11 +71,6 @@ def _arrays(store, records):
     """The stored arrays of ``records`` (memory-mapped)."""
     index = {r["id"]: i for i, r in enumerate(store.records)}
     return [store[index[r["id"]]][0] for r in records]
-
-
-def _load(store, records):
-    """``(arrays, labels)`` of ``records``: standardised arrays and the raw labels."""
-    return [standardised(a) for a in _arrays(store, records)], [r.get("label") for r in records]
 
 
 def _items(task, store, records):
@@ -211,30 +205,18 @@ def predict(run, paths, *, batch_size=32):
             raise ArgumentError(f"{path}: shape {array.shape}, the model takes "
                                 f"{expected} channels and {state['ndim']} spatial axes")
         arrays.append(array)
-    if task.name != "classify":
-        return [(os.fspath(p), task.predict(model, a)) for p, a in zip(paths, arrays)]
-    arrays = [standardised(a) for a in arrays]
-    results = []
-    with no_grad():
-        for first in range(0, len(arrays), batch_size):
-            batch = arrays[first:first + batch_size]
-            logits = model(Tensor(Ragged.from_list(batch)))
-            probabilities = nn.functional.softmax(logits, axis=1).data
-            for i, p in enumerate(probabilities, start=first):
-                k = int(np.argmax(p))
-                results.append((os.fspath(paths[i]), model.classes[k], float(p[k])))
-    return results
+    answers = task.predict(model, arrays, batch_size=batch_size)
+    return [(os.fspath(path), *answer) for path, answer in zip(paths, answers)]
 
 
-def _check_options(epochs, batch_size, lr, task, model):
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ArgumentError(f"{name} must be a positive int, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ArgumentError(f"lr must be a positive number, got {lr!r}")
-    if model is not None and model not in task.models:
-        raise ArgumentError(f"model {model!r} does not do task {task.name!r}; it takes "
-                            f"{', '.join(task.models)} (all models: {', '.join(MODELS)})")
+def _check_options(epochs, batch_size, lr, task_class, model):
+    """``(epochs, batch_size, lr)`` as int, int, float, or ArgumentError."""
+    epochs, batch_size = check_int(epochs, "epochs"), check_int(batch_size, "batch_size")
+    lr = check_positive_real(lr, "lr")
+    if model is not None and model not in task_class.models:
+        raise ArgumentError(f"model {model!r} does not do task {task_class.name!r}; it takes "
+                            f"{', '.join(task_class.models)} (all models: {', '.join(MODELS)})")
+    return epochs, batch_size, lr
 
 
 #: The files a run writes: a folder holding any of them holds a run, and
@@ -315,13 +297,12 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
     source = Store(store)
     train_records, val_records, test_records = _split_items(source, validation)
     saved = _run_folder_state(out, resume, overwrite)  # refuse before creating anything
-    if saved is not None:
-        task = saved["task"]
-    kind = task_of(train_records, task)
-    _check_options(epochs, batch_size, lr, kind, model)
+    task_name = task if saved is None else saved["task"]
+    task_class = task_of(train_records, task_name)
+    epochs, batch_size, lr = _check_options(epochs, batch_size, lr, task_class, model)
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                "store": os.path.abspath(os.fspath(store)), "noise": noise, "patch": patch,
-               "model": model or kind.models[0]}
+               "model": model or task_class.models[0]}
     os.makedirs(out, exist_ok=True)
     with folder_lock(out, what="run folder", error=TrainingError):
         saved = _run_folder_state(out, resume, overwrite)  # again, now that it is ours
@@ -329,11 +310,11 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
             for name in RUN_FILES:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(out, name))
-        return _train_locked(source, out, kind, saved, options, train_records, val_records,
+        return _train_locked(source, out, task_class, saved, options, train_records, val_records,
                              test_records, stop_after, progress, log)
 
 
-def _train_locked(source, out, kind, saved, options, train_records, val_records, test_records,
+def _train_locked(source, out, task_class, saved, options, train_records, val_records, test_records,
                   stop_after, progress, log):
     """:func:`train` once it holds the run folder's lock."""
     from tqdm.auto import tqdm
@@ -341,15 +322,15 @@ def _train_locked(source, out, kind, saved, options, train_records, val_records,
     epochs, batch_size, lr, seed = (options[k] for k in ("epochs", "batch_size", "lr", "seed"))
     state_path = os.path.join(out, "state.json")
     if saved is None:
-        task_state = kind.fit(_arrays(source, train_records), train_records, options)
+        task_state = task_class.fit(_arrays(source, train_records), train_records, options)
         task_state["model"] = options["model"]
     else:
         task_state = saved["task_state"]
-    the_task = kind(task_state, seed)
-    train_data = _items(the_task, source, train_records)
-    val_data = _items(the_task, source, val_records)
+    task = task_class(task_state, seed)
+    train_data = _items(task, source, train_records)
+    val_data = _items(task, source, val_records)
     ndim, in_channels = train_data[0][0].ndim - 1, train_data[0][0].shape[0]
-    net = the_task.model(in_channels, ndim, seed)
+    net = task.model(in_channels, ndim, seed)
     params = list(net.parameters())
     optimizer = optim.Adam(params, lr=lr)
     schedule = optim.CosineAnnealingLR(optimizer, epochs)
@@ -360,19 +341,19 @@ def _train_locked(source, out, kind, saved, options, train_records, val_records,
         history, first, best = saved["history"], saved["epoch"], saved["best"]
         for _ in range(first):
             schedule.step()
-    metric = the_task.metric
+    metric = task.metric
     last = epochs if stop_after is None else min(epochs, first + stop_after)
     for epoch in range(first, last):
         started = time.perf_counter()
         net.train()
         rng = np.random.default_rng((seed, epoch))
-        batches = list(the_task.batches(train_data, batch_size, rng))
-        total, seen, tally = 0.0, 0, the_task.tally()
+        batches = list(task.batches(train_data, batch_size, rng))
+        total, seen, tally = 0.0, 0, task.tally()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress, file=log)
         for inputs, target in bar:
-            output = the_task.forward(net, inputs)
-            loss = the_task.loss(output, target)
+            output = task.forward(net, inputs)
+            loss = task.loss(output, target)
             value = float(loss.data)
             if not math.isfinite(value):
                 raise TrainingError(
@@ -391,7 +372,7 @@ def _train_locked(source, out, kind, saved, options, train_records, val_records,
                   "train_loss": total / seen, f"train_{metric}": tally.result()[metric]}
         schedule.step()
         if val_data:
-            scores = the_task.evaluate(net, val_data)
+            scores = task.evaluate(net, val_data)
             record.update({"validation_loss": scores["loss"],
                            f"validation_{metric}": scores[metric]})
         record["seconds"] = time.perf_counter() - started
@@ -403,7 +384,7 @@ def _train_locked(source, out, kind, saved, options, train_records, val_records,
             best = score
             checkpoint.save(net, os.path.join(out, "best.safetensors"))
         _save_json(state_path, {"epoch": epoch + 1, "history": history, "best": best,
-                                "task": the_task.name, "task_state": task_state,
+                                "task": task.name, "task_state": task_state,
                                 "ndim": ndim, "in_channels": in_channels, "options": options,
                                 "input": _input_spec(train_records[0])})
         _write_metrics(out, history, {})
@@ -414,10 +395,10 @@ def _train_locked(source, out, kind, saved, options, train_records, val_records,
         return {"history": history, "test": test}
     best_model = load_model(out)
     if test_records:
-        test_data = _items(the_task, source, test_records)
-        test = the_task.evaluate(best_model, test_data, records=test_records)
-        test.update(the_task.baseline(train_data, test_data))
+        test_data = _items(task, source, test_records)
+        test = task.evaluate(best_model, test_data, records=test_records)
+        test.update(task.baseline(train_data, test_data))
     _write_metrics(out, history, test)
     example = (val_data or train_data)[0]
-    plot_run(out, history, test, best_model, metric, example, the_task)
+    plot_run(out, history, test, best_model, metric, example, task)
     return {"history": history, "test": test}

@@ -117,8 +117,9 @@ def plot_run(out, history, test, model, metric, example=None, task=None):
     else:
         fig = _tiles(plt, [_middle(m) for m in maps], "first-layer feature maps", "viridis")
     save(fig, "feature_maps.png")
-    if task is not None and task.name != "classify" and example[0].ndim >= 3:
-        panels = zip(("input", "output", "target"), task.example(model, *example))
+    images = task.example(model, *example) if task is not None and example[0].ndim >= 3 else None
+    if images is not None:
+        panels = zip(("input", "output", "target"), images)
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
         for ax, (title, image) in zip(axes, panels):
             ax.imshow(_middle(image), cmap="gray")

@@ -122,6 +122,16 @@ class Task:
         """The model's output in training (all refinement steps for the labeller)."""
         return model(x)
 
+    def predict(self, model, arrays, *, batch_size=32):
+        """The answer for each raw item ``(C, *spatial)`` of ``arrays``, as a tuple:
+        what :func:`sigconv.train.predict` gives after the file's path."""
+        raise NotImplementedError
+
+    def example(self, model, x, y):
+        """``(input, output, target)`` images of one item for ``example.png``, or None
+        (the default: no such picture for this task)."""
+        return None
+
 
 class Classification(Task):
     """One class per item (cross-entropy); scores: accuracy, loss and confusion matrix."""
@@ -160,6 +170,20 @@ class Classification(Task):
     def tally(self):
         return _Accuracy(self.outputs(0))
 
+    def predict(self, model, arrays, *, batch_size=32):
+        """``(class, probability)`` of each raw item, ``batch_size`` items per Ragged batch."""
+        classes = self.state["classes"]
+        arrays = [standardised(a) for a in arrays]
+        answers = []
+        model.eval()
+        with no_grad():
+            for first in range(0, len(arrays), batch_size):
+                logits = model(Tensor(Ragged.from_list(arrays[first:first + batch_size])))
+                for p in nn.functional.softmax(logits, axis=1).data:
+                    k = int(np.argmax(p))
+                    answers.append((classes[k], float(p[k])))
+        return answers
+
     def evaluate(self, model, data, *, records=None, batch_size=64):
         """Accuracy, mean loss, confusion matrix (and ``per_speaker`` accuracy when the
         ``records`` name speakers)."""
@@ -184,7 +208,7 @@ class Classification(Task):
         return {}
 
 
-def _items(batch):
+def _batch_items(batch):
     """The items of a dense batch or a Ragged, each ``(C, *spatial)``."""
     return list(batch) if isinstance(batch, Ragged) else list(np.asarray(batch))
 
@@ -212,10 +236,6 @@ class _Accuracy:
 
 class _Dense(Task):
     """Shared by denoising and labelling: global normalisation, crops, sliding windows."""
-
-    def __init__(self, state, seed=0):
-        super().__init__(state, seed)
-        self._foreground_positions = {}
 
     @classmethod
     def _fit_scale(cls, inputs, options):
@@ -258,9 +278,8 @@ class _Dense(Task):
     def _crops(self, data, rng):
         """Random crops of ``patch`` samples (clipped to the item), about one item's worth each.
 
-        For labelling, every other crop is centred on a sample of a foreground
-        class (one of those present, chosen uniformly), so that rare classes
-        are seen (as nnU-Net oversamples foreground).
+        Every other crop is centred on a sample of one of the item's
+        :meth:`_oversampled` groups (chosen uniformly) when it has any.
         """
         patch = self.state["patch"]
         crops = []
@@ -268,10 +287,10 @@ class _Dense(Task):
             spatial = x.shape[1:]
             size = [min(p, n) for p, n in zip(patch, spatial)]
             count = math.ceil(np.prod(spatial) / np.prod(size))
-            foreground = self._foreground(index, y) if self.name == "label" else []
+            groups = self._oversampled(index, y)
             for k in range(count):
-                if foreground and k % 2:
-                    where = foreground[int(rng.integers(len(foreground)))]
+                if groups and k % 2:
+                    where = groups[int(rng.integers(len(groups)))]
                     centre = np.unravel_index(where[int(rng.integers(len(where)))], spatial)
                     origin = [int(np.clip(c - s // 2, 0, n - s))
                               for c, s, n in zip(centre, size, spatial)]
@@ -280,14 +299,10 @@ class _Dense(Task):
                 crops.append((index, tuple(slice(o, o + s) for o, s in zip(origin, size))))
         return [crops[i] for i in rng.permutation(len(crops))]
 
-    def _foreground(self, index, labels):
-        """Flat positions of each foreground class present in training item ``index``'s
-        ``labels`` (1, *spatial), found once per run."""
-        if index not in self._foreground_positions:
-            flat = labels.reshape(-1)
-            self._foreground_positions[index] = [np.flatnonzero(flat == k)
-                                                 for k in np.unique(flat) if k > 0]
-        return self._foreground_positions[index]
+    def _oversampled(self, index, target):
+        """Groups of flat positions of training item ``index`` (target ``target``) that
+        half the crops are centred on; none by default (every crop uniform)."""
+        return []
 
     def batches(self, data, batch_size, rng):
         crops = self._crops(data, rng)
@@ -317,6 +332,14 @@ class _Dense(Task):
     def _readout(self, output):
         """The answer in a model's output ``(C_out, *spatial)``: itself (denoise)."""
         return output
+
+    def predict(self, model, arrays, *, batch_size=32):
+        """``(answer,)`` of each raw item: :meth:`_answer`, item by item (the sliding
+        windows of one item are its batches, so ``batch_size`` is not used)."""
+        return [(self._answer(model, array),) for array in arrays]
+
+    def _answer(self, model, array):
+        raise NotImplementedError
 
     def evaluation_inputs(self, data):
         """The noisy input of each item, the same draw in every epoch and run."""
@@ -353,7 +376,7 @@ class Denoising(_Dense):
     def tally(self):
         return _PSNR(self.state)
 
-    def predict(self, model, array):
+    def _answer(self, model, array):
         """The denoised signal of one raw item ``(C, *spatial)``, in the store's units."""
         output = self._whole(model.eval(), self._normalise(np.asarray(array, np.float32)))
         shape = (-1,) + (1,) * (output.ndim - 1)
@@ -409,7 +432,7 @@ class _PSNR:
         self.count = 0
 
     def add(self, output, target):
-        for y, t in zip(_items(output), _items(target)):
+        for y, t in zip(_batch_items(output), _batch_items(target)):
             sums = ((y.astype(np.float64) - t) ** 2).reshape(len(self.scale2), -1).sum(axis=1)
             self.error += float(sums.sum())
             self.scaled += float((sums * self.scale2).sum())
@@ -426,6 +449,10 @@ class Labelling(_Dense):
 
     name, metric = "label", "dice"
     models = ("labeller", "encoder-decoder")
+
+    def __init__(self, state, seed=0):
+        super().__init__(state, seed)
+        self._foreground_positions = {}
 
     @classmethod
     def fit(cls, arrays, records, options):
@@ -477,7 +504,18 @@ class Labelling(_Dense):
     def _readout(self, logits):
         return logits.argmax(axis=0)[None]
 
-    def predict(self, model, array):
+    def _oversampled(self, index, labels):
+        """Flat positions of each foreground class present in training item ``index``'s
+        ``labels`` (1, *spatial), found once per run: half the crops are centred on a
+        foreground sample, so that rare classes are seen (as nnU-Net oversamples
+        foreground)."""
+        if index not in self._foreground_positions:
+            flat = labels.reshape(-1)
+            self._foreground_positions[index] = [np.flatnonzero(flat == k)
+                                                 for k in np.unique(flat) if k > 0]
+        return self._foreground_positions[index]
+
+    def _answer(self, model, array):
         """The class of every sample of one raw item ``(C, *spatial)`` (input channels only)."""
         x = self._normalise(np.asarray(array, np.float32))
         return self._readout(self._whole(model.eval(), x))[0]
@@ -537,7 +575,7 @@ class _Dice:
     def add(self, logits, target):
         if isinstance(logits, list):  # the labeller's steps: score the last
             logits = logits[-1]
-        for z, labels in zip(_items(logits), _items(target)):
+        for z, labels in zip(_batch_items(logits), _batch_items(target)):
             log_p = _log_softmax(np.asarray(z, dtype=np.float64), axis=0)
             labels = labels[0].astype(np.int64)
             self.loss -= float(np.take_along_axis(log_p, labels[None], axis=0).sum())
@@ -557,7 +595,7 @@ class _Dice:
                 "loss": self.loss / max(self.count, 1)}
 
 
-TASKS = {task.name: task for task in (Classification, Denoising, Labelling)}
+TASKS = {task_class.name: task_class for task_class in (Classification, Denoising, Labelling)}
 
 
 def task_of(records, task=None):
