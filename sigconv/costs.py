@@ -23,13 +23,12 @@ with ``n_in = C_in prod(n)`` inputs, ``n_out = C_out prod(m)`` outputs,
 do the same work per output as the convolution; they differ only in how
 many weights are stored.
 """
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import shapes
-from ._validation import as_tuple
+from ._validation import as_tuple, check_int
 from .errors import ArgumentError, ShapeError
 
 __all__ = ["LayerCost", "conv_costs", "layer_costs"]
@@ -112,11 +111,9 @@ def layer_costs(input_size, kernel_size, *, in_channels=1, out_channels=1, strid
         raise ArgumentError(
             f"kernel_size must have one entry per axis of input_size: got input_size "
             f"{input_size} and kernel_size {kernel_size}")
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("groups", groups)):
-        if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
-                or value < 1):
-            raise ArgumentError(f"{name} must be a positive int, got {value!r}")
+    in_channels = check_int(in_channels, "in_channels")
+    out_channels = check_int(out_channels, "out_channels")
+    groups = check_int(groups, "groups")
     if in_channels % groups or out_channels % groups:
         raise ArgumentError(f"groups={groups} must divide in_channels={in_channels} and "
                             f"out_channels={out_channels}")

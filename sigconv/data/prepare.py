@@ -36,6 +36,7 @@ import numpy as np
 
 from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_save_npy, atomic_write_bytes
 from .._lock import folder_lock
+from .._validation import check_int
 from ..errors import ArgumentError
 from .store import (FAILURES, ITEMS, MANIFEST, StoreError, checked_records, file_sha256,
                     read_records)
@@ -247,8 +248,7 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
            or any(c in i for c in separators)]
     if bad:
         raise ArgumentError(f"source ids must be plain file names, got {bad[:3]}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ArgumentError(f"workers must be a positive int, got {workers!r}")
+    workers = check_int(workers, "workers")
     os.makedirs(os.path.join(out, ITEMS), exist_ok=True)
     with folder_lock(out, what="store", error=StoreError):
         return _prepare_locked(sources, out, convert, workers, client, progress, log)

@@ -1,9 +1,9 @@
 """Bucketing: batches of items of similar size, shuffled within and across buckets."""
-import numbers
 
 import numpy as np
 
-from ..errors import ArgumentError, ShapeError
+from .._validation import check_int
+from ..errors import ShapeError
 
 __all__ = ["BucketBatchSampler"]
 
@@ -42,9 +42,8 @@ class BucketBatchSampler:
         if sizes.ndim != 1 or sizes.dtype.kind not in "iuf":
             raise ShapeError(f"sizes must be a 1-D array of numbers, got {sizes.dtype} "
                              f"array of shape {sizes.shape}")
-        for name, value in (("batch_size", batch_size), ("num_buckets", num_buckets)):
-            if not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
-                raise ArgumentError(f"{name} must be a positive int, got {value!r}")
+        batch_size = check_int(batch_size, "batch_size")
+        num_buckets = check_int(num_buckets, "num_buckets")
         self.sizes = sizes
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), seed

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from .._validation import as_float_array, result_dtype
+from .._validation import as_float_array, check_int, result_dtype
 from ..errors import ArgumentError
 from ._core import _WEIGHT_LAYOUT, _check_array, _flip_spatial, _geometry
 # COST_CONSTANTS is the model's own dict: editing choose.COST_CONSTANTS edits the model
@@ -99,8 +99,7 @@ def choose_conv_method(x, weight, *, stride=1, padding="valid", dilation=1, grou
     """
     if not isinstance(measure, (bool, np.bool_)):
         raise ArgumentError(f"measure must be True or False, got {measure!r}")
-    if (not isinstance(repeat, (int, np.integer)) or isinstance(repeat, bool) or repeat < 1):
-        raise ArgumentError(f"repeat must be a positive int, got {repeat!r}")
+    repeat = check_int(repeat, "repeat")
     x, weight = _check_array(x, "x"), _check_array(weight, "weight", _WEIGHT_LAYOUT)
     dtype = result_dtype(x=x, weight=weight)
     geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,

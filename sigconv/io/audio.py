@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 
+from .._validation import check_positive_real
 from ..errors import ArgumentError
 from ._common import MAX_BYTES, LoadError, check_max_bytes, inspect, library_error, limit
 from .formats import BY_NAME, content_kind, wrong_extension_or
@@ -251,10 +252,10 @@ def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
     path, size, head = inspect(path)  # no second look at a file load() has inspected
     if not (isinstance(offset, numbers.Real) and offset >= 0):
         raise ArgumentError(f"offset must be a number of seconds >= 0, got {offset!r}")
-    if duration is not None and not (isinstance(duration, numbers.Real) and duration > 0):
-        raise ArgumentError(f"duration must be a number of seconds > 0 or None, got {duration!r}")
-    if sample_rate is not None and not (isinstance(sample_rate, numbers.Real) and sample_rate > 0):
-        raise ArgumentError(f"sample_rate must be a positive number or None, got {sample_rate!r}")
+    if duration is not None:
+        check_positive_real(duration, "duration", " (seconds) or None")
+    if sample_rate is not None:
+        check_positive_real(sample_rate, "sample_rate", " (Hz) or None")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")

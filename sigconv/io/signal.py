@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from ..errors import ArgumentError, DTypeError, ShapeError
-from .._validation import check_choice
+from .._validation import check_choice, check_int, check_positive_real
 from .formats import AXES, KINDS
 
 __all__ = ["Signal", "KINDS", "AXES", "HU_WINDOWS", "resample_waveform"]
@@ -234,9 +234,7 @@ class Signal:
             index = self.axis(name)
             if index == 0:
                 raise ArgumentError("the channel axis cannot be resized")
-            if not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
-                raise ArgumentError(f"size of axis {name!r} must be an int >= 1, got {value!r}")
-            out[index] = int(value)
+            out[index] = check_int(value, f"size of axis {name!r}")
         return out
 
     def resize(self, *, order=1, **sizes):
@@ -306,8 +304,7 @@ class Signal:
         if (rate is None) == (spacing is None):
             raise ArgumentError("resample needs exactly one of rate= or spacing=")
         if rate is not None:
-            if not (isinstance(rate, numbers.Real) and rate > 0):
-                raise ArgumentError(f"rate must be a positive number, got {rate!r}")
+            check_positive_real(rate, "rate")
             old = self.rate("time")
             if not old:
                 raise ArgumentError(f"this {self.kind} has no rate on a time axis to resample")

@@ -1,10 +1,9 @@
 """Spectrograms of waveforms, computed by librosa (an optional extra: ``sigconv[audio]``)."""
-import numbers
 
 import numpy as np
 
 from ..errors import ArgumentError
-from .._validation import check_choice
+from .._validation import check_choice, check_int, check_positive_real
 from ._common import MAX_BYTES, require
 from .audio import load_audio
 from .signal import Signal
@@ -59,14 +58,10 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
         if y.ndim != 2:
             raise ArgumentError(f"spectrogram needs a (C, T) or (T,) array, got shape {y.shape}")
         path, start_time = None, None
-    if not (isinstance(sample_rate, numbers.Real) and sample_rate > 0):
-        raise ArgumentError(f"sample_rate must be a positive number, got {sample_rate!r}")
-    for name, value in (("n_fft", n_fft), ("n_mels", n_mels), ("n_mfcc", n_mfcc)):
-        if not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
-            raise ArgumentError(f"{name} must be an int >= 1, got {value!r}")
-    hop_length = n_fft // 4 if hop_length is None else hop_length
-    if not isinstance(hop_length, (numbers.Integral, np.integer)) or hop_length < 1:
-        raise ArgumentError(f"hop_length must be an int >= 1, got {hop_length!r}")
+    check_positive_real(sample_rate, "sample_rate", " (Hz)")
+    n_fft, n_mels, n_mfcc = (check_int(n_fft, "n_fft"), check_int(n_mels, "n_mels"),
+                             check_int(n_mfcc, "n_mfcc"))
+    hop_length = check_int(n_fft // 4 if hop_length is None else hop_length, "hop_length")
     y = np.ascontiguousarray(y, dtype=np.float32 if y.dtype != np.float64 else np.float64)
     if y.shape[-1] < (n_fft if not center else 1):
         raise ArgumentError(f"the waveform has {y.shape[-1]} samples, fewer than n_fft={n_fft}")

@@ -29,7 +29,7 @@ import tempfile
 import numpy as np
 
 from ..errors import ArgumentError
-from .._validation import check_choice
+from .._validation import check_choice, check_int
 from ._common import MAX_BYTES, LoadError, check_file, check_max_bytes, limit, read_head
 from ._video_worker import decode_frames as _decode
 from ._video_worker import plane_array as _plane_array
@@ -234,9 +234,7 @@ def _frames_inprocess(path, start, stop, step, size, mode, timeout, on_header, s
 
 # -- public API -----------------------------------------------------------------
 def _check_options(start, stop, step, size, mode, chunk=None):
-    for name, value, minimum in (("start", start, 0), ("step", step, 1)):
-        if not isinstance(value, (numbers.Integral, np.integer)) or value < minimum:
-            raise ArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
+    start, step = check_int(start, "start", minimum=0), check_int(step, "step")
     if stop is not None and (not isinstance(stop, (numbers.Integral, np.integer)) or stop <= start):
         raise ArgumentError(f"stop must be None or an int > start ({start}), got {stop!r}")
     if size is not None:
@@ -247,8 +245,8 @@ def _check_options(start, stop, step, size, mode, chunk=None):
         if len(size) != 2 or min(size) < 1:
             raise ArgumentError(f"size must be (height, width) with both >= 1, got {size!r}")
     check_choice(mode, "mode", ("RGB", "L"))
-    if chunk is not None and (not isinstance(chunk, (numbers.Integral, np.integer)) or chunk < 1):
-        raise ArgumentError(f"chunk must be an int >= 1, got {chunk!r}")
+    if chunk is not None:
+        check_int(chunk, "chunk")
     return (int(start), None if stop is None else int(stop), int(step), size)
 
 

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from .._validation import check_int
 from ..errors import ArgumentError
 from .optimizer import Optimizer
 
@@ -31,8 +32,7 @@ class StepLR(_Schedule):
     """``lr = base * gamma ** (epoch // step_size)`` (``torch.optim.lr_scheduler.StepLR``)."""
 
     def __init__(self, optimizer, step_size, *, gamma=0.1):
-        if not isinstance(step_size, int) or step_size < 1:
-            raise ArgumentError(f"step_size must be a positive int, got {step_size!r}")
+        step_size = check_int(step_size, "step_size")
         super().__init__(optimizer)
         self.step_size, self.gamma = step_size, gamma
 
@@ -44,8 +44,7 @@ class CosineAnnealingLR(_Schedule):
     """``lr = eta_min + (base - eta_min) (1 + cos(pi epoch / T_max)) / 2``, flat after ``T_max``."""
 
     def __init__(self, optimizer, T_max, *, eta_min=0.0):
-        if not isinstance(T_max, int) or T_max < 1:
-            raise ArgumentError(f"T_max must be a positive int, got {T_max!r}")
+        T_max = check_int(T_max, "T_max")
         super().__init__(optimizer)
         self.T_max, self.eta_min = T_max, eta_min
 

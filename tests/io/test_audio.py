@@ -98,7 +98,7 @@ def test_bad_options(fsdd):
     path = fsdd / "0_george_0.wav"
     with pytest.raises(ArgumentError, match="offset must be a number of seconds >= 0"):
         sio.load_audio(path, offset=-1)
-    with pytest.raises(ArgumentError, match="sample_rate must be a positive number"):
+    with pytest.raises(ArgumentError, match=r"sample_rate must be a .*number > 0.*, got 0$"):
         sio.load_audio(path, sample_rate=0)
     with pytest.raises(sio.LoadError, match="offset 10 s is past the end"):
         sio.load_audio(path, offset=10)

@@ -57,11 +57,11 @@ def test_multichannel_equals_per_channel(digit, rng):
 def test_bad_arguments(digit):
     with pytest.raises(ArgumentError, match="kind must be one of 'power', 'magnitude'"):
         sio.spectrogram(digit, kind="cqt")
-    with pytest.raises(ArgumentError, match="sample_rate must be a positive number"):
+    with pytest.raises(ArgumentError, match=r"sample_rate must be a .*number > 0.*, got None$"):
         sio.spectrogram(np.zeros(1000))
     with pytest.raises(ArgumentError, match="needs a waveform signal, got a image"):
         sio.spectrogram(sio.Signal(np.zeros((1, 4, 4)), "image"))
-    with pytest.raises(ArgumentError, match="hop_length must be an int >= 1"):
+    with pytest.raises(ArgumentError, match=r"hop_length must be a positive int\b.*, got 0$"):
         sio.spectrogram(digit, hop_length=0)
 
 
