@@ -12,10 +12,9 @@ to ``X``; ``import X.Y`` is an edge to ``X.Y``.  Running a package's
 ``__init__`` because one of its submodules is imported is not an edge: that
 is how Python loads packages, not a dependency the code chose.
 
-A cycle fails the test unless the import closing it is listed in
-:data:`ALLOWED_CYCLES`, the cycles that were known when this test was
-written and are to be removed; any other cycle fails.  (tests/functional and
-tests/io check their own subpackages more strictly.)
+Any cycle fails the test (the known ones, the last ``nn.init`` <->
+``nn.conv``, were removed in issue 15).  (tests/functional and tests/io
+check their own subpackages more strictly.)
 """
 import ast
 import pathlib
@@ -24,17 +23,6 @@ import sigconv
 
 ROOT = pathlib.Path(sigconv.__file__).parent
 PACKAGE = "sigconv"
-
-#: Known import cycles, each named by the import that closes it (importer,
-#: imported) and why it is there.  They are outside the autograd split and
-#: are to be removed (issue 15); do not add to this list: break a new cycle
-#: instead.  The test drops these edges and wants no cycle in what is left.
-ALLOWED_CYCLES = {
-    # nn.conv imports nn.init (default initialisation) at the top; nn.init's
-    # _conv_geometry imports LocalConv and TiledConv from nn.conv in the function
-    ("sigconv.nn.init", "sigconv.nn.conv"):
-        "init checks for LocalConv/TiledConv weights; to be removed",
-}
 
 
 def module_name(path, root=ROOT, package=PACKAGE):
@@ -125,32 +113,9 @@ def cyclic_components(graph):
     return sorted(found, key=sorted)
 
 
-def _reaches(graph, start, goal):
-    seen, todo = set(), [start]
-    while todo:
-        node = todo.pop()
-        if node == goal:
-            return True
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.get(node, ()))
-    return False
-
-
-def test_no_new_import_cycle_in_sigconv():
-    graph = import_graph()
-    for importer, imported in ALLOWED_CYCLES:
-        graph[importer].discard(imported)
-    found = [sorted(c) for c in cyclic_components(graph)]
-    assert found == [], f"import cycles inside sigconv/ (not in ALLOWED_CYCLES): {found}"
-
-
-def test_allowed_cycles_are_still_there():
-    """A known cycle that was broken leaves the list, so the list stays the truth."""
-    graph = import_graph()
-    gone = [edge for edge in ALLOWED_CYCLES
-            if edge[1] not in graph[edge[0]] or not _reaches(graph, edge[1], edge[0])]
-    assert gone == [], f"these cycles are gone: remove them from ALLOWED_CYCLES: {gone}"
+def test_no_import_cycle_in_sigconv():
+    found = [sorted(c) for c in cyclic_components(import_graph())]
+    assert found == [], f"import cycles inside sigconv/: {found}"
 
 
 def test_the_autograd_modules_import_in_one_direction():

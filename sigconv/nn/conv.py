@@ -134,6 +134,9 @@ class LocalConv(Module):
     ``(out_channels, *out_spatial)`` (also unshared).
     """
 
+    #: not a (C_out, C_in, *kernel) bank: nn.init's kernel-bank fillers refuse it
+    _weight_layout = "per position"
+
     def __init__(self, in_channels, out_channels, kernel_size, *, ndim, input_size, stride=1,
                  padding="valid", bias=True, dtype=np.float32, rng=None):
         super().__init__()
@@ -172,6 +175,9 @@ class TiledConv(Module):
     (tile as large as the output).  ``weight``
     ``(out_channels, in_channels, *kernel, *tile)``, ``bias`` ``(out_channels,)``.
     """
+
+    #: not a (C_out, C_in, *kernel) bank: nn.init's kernel-bank fillers refuse it
+    _weight_layout = "per tile"
 
     def __init__(self, in_channels, out_channels, kernel_size, *, ndim, tile, stride=1,
                  padding="same", bias=True, dtype=np.float32, rng=None):

@@ -216,10 +216,14 @@ def _ndim(ndim):
 
 
 def _conv_geometry(layer, name):
-    """``(weight array, C_in per group, kernel shape)`` of a Conv-like layer."""
-    from .conv import LocalConv, TiledConv  # their weights hold more than (C_out, C_in, *kernel)
+    """``(weight array, C_in per group, kernel shape)`` of a Conv-like layer.
 
-    if isinstance(layer, (LocalConv, TiledConv)):
+    A layer whose weight holds more than ``(C_out, C_in, *kernel)`` says so
+    with a ``_weight_layout`` attribute (LocalConv: ``"per position"``,
+    TiledConv: ``"per tile"``), as it gives its own ``fan_in``/``fan_out``;
+    such weights are refused, without this module importing the layers.
+    """
+    if getattr(layer, "_weight_layout", None) is not None:
         raise ArgumentError(f"{name} fills Conv (or ConvTranspose) weights; {type(layer).__name__} "
                             "weights are laid out per position or per tile")
     weight, _, _ = _target(layer)
