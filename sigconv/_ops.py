@@ -2,10 +2,10 @@
 
 Every op is a :class:`~sigconv.autograd.Function` (``forward`` and
 ``backward`` side by side); the convolutions, poolings and normalisation,
-which call the kernels, are in :mod:`sigconv.nn.functional`.  The helpers for
-the planes of a :class:`~sigconv.Ragged` batch (:func:`channel_sums`,
-:func:`plane_rows`) and :func:`log_softmax_array` are public because
-``nn.functional``, the losses and the trainer use them too.
+which call the kernels, are in :mod:`sigconv.nn.functional`.  A Ragged
+batch's planes and per-channel sums are read through
+:class:`sigconv.ragged.Batch`; :func:`log_softmax_array` is public because
+the losses and the trainer use it too.
 
 This module imports the tape (:mod:`sigconv._tape`) and the tape imports
 nothing from here: :class:`Tensor`'s operator methods, which are these ops,
@@ -20,11 +20,11 @@ import numpy as np
 
 from ._tape import Function, Tensor
 from .errors import ArgumentError, ShapeError
-from .ragged import Ragged
+from .ragged import Batch, Ragged
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Reshape", "Transpose",
            "GetItem", "Concat", "Exp", "Log", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "LogSoftmax",
-           "cat", "channel_sums", "plane_rows", "log_softmax_array"]
+           "cat", "log_softmax_array"]
 
 
 def _axes(axis, ndim):
@@ -151,52 +151,17 @@ class Sum(Function):
         return (np.broadcast_to(g, self.shape).copy(),)
 
 
-def _planes(r, flat=None):
-    """``(C, P_i)`` views of every item of Ragged ``r`` (or of ``flat``, laid out like ``r``)."""
-    flat = r.data if flat is None else flat
-    c, sizes = r.channels, np.prod(r.shapes, axis=1).tolist()  # P_i: positions of item i
-    return [flat[o:o + c * p].reshape(c, p) for o, p in zip(r.offsets.tolist(), sizes)]
-
-
-def plane_rows(r):
-    """Start and length of every row (one channel of one item) of Ragged ``r``'s flat buffer.
-
-    Item-major, as the buffer: ``(N * C,)`` arrays, row ``i * C + c``.
-    """
-    positions = np.prod(r.shapes, axis=1)
-    starts = r.offsets[:, None] + np.arange(r.channels) * positions[:, None]
-    return starts.reshape(-1), np.repeat(positions, r.channels)
-
-
-def channel_sums(r, flat=None):
-    """Sum per channel over every item and position of Ragged ``r`` (or of ``flat``): ``(C,)``.
-
-    Each row (one channel of one item) is summed in the buffer's dtype, in
-    one call over the flat buffer; a channel's rows are added in float64,
-    the dtype of the result.
-    """
-    flat = r.data if flat is None else flat
-    rows = np.add.reduceat(flat, plane_rows(r)[0]).reshape(len(r), r.channels)
-    return rows.sum(axis=0, dtype=np.float64)
-
-
-def _spread(r, values):
-    """Per-channel ``values`` ``(C,)`` repeated over every position of Ragged ``r`` (flat)."""
-    values = np.asarray(values)
-    return np.repeat(np.tile(values, len(r)), plane_rows(r)[1])
-
-
 class _ChannelSum(Function):
     """Sum of a Ragged per channel over every item and position: ``(C,)``."""
 
     ragged = "native"
 
     def forward(self, x):
-        self.x = x
-        return channel_sums(x).astype(x.dtype)
+        self.x = Batch.of(x)
+        return self.x.channel_sums().astype(x.dtype)
 
     def backward(self, g):
-        return (self.x.like(_spread(self.x, g).astype(self.x.dtype, copy=False)),)
+        return (self.x.result(self.x.spread(g).astype(self.x.dtype, copy=False)),)
 
 
 class Reshape(Function):
@@ -365,12 +330,12 @@ class LogSoftmax(Function):
             if axis not in (1, -a.ndim - 1):
                 raise ArgumentError(f"log_softmax of a Ragged batch runs over the channel axis 1 "
                                     f"only, got axis={axis}")
-            self.ragged_a = a
-            out = np.empty_like(a.data)
-            for p, o in zip(_planes(a), _planes(a, out)):
+            self.ragged_a = a = Batch.of(a)
+            out = np.empty_like(a.flat)
+            for p, o in zip(a.planes(), a.planes(out)):
                 o[...] = log_softmax_array(p, 0)
             self.out, self.axis = out, 0
-            return a.like(out)
+            return a.result(out)
         self.ragged_a = None
         self.out = log_softmax_array(a, axis)
         self.axis = axis
@@ -379,9 +344,9 @@ class LogSoftmax(Function):
     def backward(self, g):
         if self.ragged_a is not None:
             a, gin = self.ragged_a, np.empty_like(self.out)
-            for gp, op, o in zip(_planes(a, g.data), _planes(a, self.out), _planes(a, gin)):
+            for gp, op, o in zip(a.planes(g.data), a.planes(self.out), a.planes(gin)):
                 o[...] = gp - np.exp(op) * gp.sum(axis=0, keepdims=True)
-            return (a.like(gin),)
+            return (a.result(gin),)
         return (g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
 
 

@@ -7,6 +7,11 @@ a table with one row per item, ``(offset, D, H, W)``: where the item's
 and 2-D items are 3-D items with length-1 leading axes).  A dense batch is
 the case where every row has the same shape; a :class:`Ragged` batch stores
 its items back to back and hands the kernels its own table.
+
+:class:`Batch` is that description, built from either kind: the one way
+convolution, pooling, batch normalisation and the autograd read a batch
+(its flat buffer, item table, per-channel planes and sums) and give the
+caller back the kind of batch it passed.
 """
 import itertools
 import math
@@ -17,7 +22,7 @@ import numpy as np
 from ._validation import INDEX_MAX, as_float_array, check_int, result_dtype
 from .errors import ArgumentError, ShapeError
 
-__all__ = ["Ragged", "lift3", "item_table", "map_items", "map_grad_input", "sum_over_items"]
+__all__ = ["Ragged", "Batch", "lift3", "item_table", "map_items", "map_grad_input", "sum_over_items"]
 
 
 def lift3(values, fill):
@@ -219,6 +224,171 @@ class Ragged:
         more = ", ..." if len(self) > 4 else ""
         return (f"Ragged({len(self)} items, {self.channels} channels, {self.dtype}, "
                 f"spatial shapes [{shown}{more}])")
+
+
+class Batch:
+    """A batch as the kernels read it: one flat buffer, its channels, each item's spatial shape.
+
+    A dense ``(N, C, *spatial)`` array is the case where every item has the
+    same shape; a :class:`Ragged` gives each item its own.  An op takes
+    :meth:`of` its input, makes one kernel call on :attr:`flat` and
+    :meth:`table`, and returns :meth:`result` of its output batch
+    (:meth:`empty_like`): an array for an array, a Ragged for a Ragged.
+
+    Parameters
+    ----------
+    flat : ndarray, shape (total,)
+        The items' elements, item after item, each C-contiguous.
+    channels : int
+    shapes : ndarray of int64, shape (N, nd)
+        Spatial shape of each item.
+    dense_shape : tuple of int, optional
+        ``(N, C, *spatial)`` of a dense batch; None for a Ragged one.
+    offsets : ndarray of int64, shape (N,), optional
+        Element offset of each item; by default items follow each other.
+    """
+
+    __slots__ = ("flat", "channels", "shapes", "dense_shape", "_offsets")
+
+    def __init__(self, flat, channels, shapes, dense_shape=None, offsets=None):
+        self.flat = flat
+        self.channels = int(channels)
+        self.shapes = np.asarray(shapes, dtype=np.int64)
+        self.dense_shape = None if dense_shape is None else tuple(dense_shape)
+        self._offsets = offsets
+
+    @classmethod
+    def of(cls, x, dtype=None, name="x"):
+        """The batch ``x``, a Ragged or an ``(N, C, *spatial)`` array (flattened, a view if contiguous).
+
+        With ``dtype``, the elements are converted to that float dtype
+        (:func:`sigconv._validation.as_float_array`, errors naming ``name``).
+        """
+        if isinstance(x, Ragged):
+            data = x.data if dtype is None else as_float_array(x.data, dtype, name)
+            return cls(data, x.channels, x.shapes, None, x.offsets)
+        x = np.asarray(x) if dtype is None else as_float_array(x, dtype, name)
+        return cls(x.reshape(-1), x.shape[1], np.tile(np.array(x.shape[2:], np.int64),
+                                                      (x.shape[0], 1)), x.shape)
+
+    @classmethod
+    def layout(cls, x, dtype=np.float64):
+        """An uninitialised batch laid out like ``x``: a Ragged, or a shape ``(N, C, *spatial)``."""
+        if isinstance(x, Ragged):
+            return cls(np.empty(x.data.size, dtype), x.channels, x.shapes, None, x.offsets)
+        return cls.of(np.empty(x, dtype))
+
+    def empty_like(self, shapes=None, channels=None, dtype=None):
+        """An uninitialised batch of the same kind and number of items.
+
+        ``shapes`` are the new spatial shapes, ``(N, nd)`` or one row for
+        every item (a dense batch takes one shape for all); by default the
+        same as this batch's, as are ``channels`` and ``dtype``.
+        """
+        shapes = self.shapes if shapes is None else np.asarray(shapes, dtype=np.int64)
+        channels = self.channels if channels is None else int(channels)
+        dtype = self.dtype if dtype is None else dtype
+        n = len(self.shapes)
+        if self.dense_shape is not None:
+            shape = (n, channels) + tuple(shapes[0].tolist() if len(shapes) else self.dense_shape[2:])
+            return Batch.of(np.empty(shape, dtype))
+        shapes = np.broadcast_to(shapes, (n, shapes.shape[-1]))
+        return Batch(np.empty(channels * int(np.prod(shapes, axis=1).sum()), dtype), channels,
+                     shapes)
+
+    def with_flat(self, flat):
+        """This layout holding another flat buffer of the same size (say, in another dtype)."""
+        return Batch(flat, self.channels, self.shapes, self.dense_shape, self._offsets)
+
+    ragged = property(lambda self: self.dense_shape is None,
+                      doc="Whether the items may differ in shape (a Ragged batch).")
+    dtype = property(lambda self: self.flat.dtype)
+    ndim = property(lambda self: self.shapes.shape[1], doc="Number of spatial axes.")
+
+    def __len__(self):
+        return len(self.shapes)
+
+    @property
+    def positions(self):
+        """``(N,)`` int64: the spatial positions of each item."""
+        return np.prod(self.shapes, axis=1)
+
+    @property
+    def offsets(self):
+        """``(N,)`` int64: where each item starts in :attr:`flat`."""
+        if self._offsets is None:
+            sizes = self.channels * self.positions
+            self._offsets = np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64) \
+                if len(sizes) else np.zeros(0, np.int64)
+        return self._offsets
+
+    def table(self):
+        """The kernels' ``(N, 4)`` item table: element offset and ``(D, H, W)`` of each item."""
+        if self.dense_shape is not None:  # computed directly: every row alike
+            table = np.empty((len(self), 4), dtype=np.int64)
+            table[:, 0] = np.arange(len(self)) * math.prod(self.dense_shape[1:])
+            table[:, 1:] = lift3(self.dense_shape[2:], 1)
+            return table
+        return item_table(self.channels, self.shapes, self.offsets)
+
+    def rows(self):
+        """Start and length of every row (one channel of one item) in :attr:`flat`.
+
+        Item-major, as the buffer: ``(N * C,)`` arrays, row ``i * C + c``.
+        """
+        positions = self.positions
+        starts = self.offsets[:, None] + np.arange(self.channels) * positions[:, None]
+        return starts.reshape(-1), np.repeat(positions, self.channels)
+
+    def planes(self, flat=None):
+        """``(C, P_i)`` views of every item of :attr:`flat` (or of ``flat``, laid out alike)."""
+        flat = self.flat if flat is None else flat
+        c = self.channels
+        return [flat[o:o + c * p].reshape(c, p)
+                for o, p in zip(self.offsets.tolist(), self.positions.tolist())]
+
+    def channel_sums(self, flat=None):
+        """Sum per channel over every item and position of :attr:`flat` (or ``flat``): ``(C,)``.
+
+        Each row (one channel of one item) is summed in the buffer's dtype,
+        in one call over the flat buffer; a channel's rows are added in
+        float64, the dtype of the result.
+        """
+        flat = self.flat if flat is None else flat
+        if not len(self) or not flat.size:
+            return np.zeros(self.channels)
+        rows = np.add.reduceat(flat, self.rows()[0]).reshape(len(self), self.channels)
+        return rows.sum(axis=0, dtype=np.float64)
+
+    def spread(self, values):
+        """Per-channel ``values`` ``(C,)`` repeated over every position: a flat buffer."""
+        return np.repeat(np.tile(np.asarray(values), len(self)), self.rows()[1])
+
+    def result(self, flat=None):
+        """The batch as the caller gave it: an ``(N, C, *spatial)`` array, or a Ragged."""
+        flat = self.flat if flat is None else flat
+        if self.dense_shape is not None:
+            return flat.reshape(self.dense_shape)
+        result = Ragged.__new__(Ragged)  # shapes already checked: share them, read-only
+        result._data, result._channels = flat, self.channels
+        result._shapes, result._offsets = _frozen(self.shapes), _frozen(self.offsets)
+        return result
+
+    def same_layout(self, other):
+        """Whether ``other`` has the same kind, channels and item shapes."""
+        return (self.ragged == other.ragged and self.channels == other.channels
+                and np.array_equal(self.shapes, other.shapes)
+                and (self.ragged or self.dense_shape == other.dense_shape))
+
+    def describe(self):
+        """The batch's layout, as errors quote it."""
+        if self.ragged:
+            return (f"Ragged of {self.channels} channels and item shapes "
+                    f"{[tuple(s) for s in self.shapes.tolist()]}")
+        return f"shape {self.dense_shape}"
+
+    def __repr__(self):
+        return f"Batch({self.describe()}, {self.dtype})"
 
 
 # -- item by item: for ops whose algorithm sizes its work per item (FFT lengths,

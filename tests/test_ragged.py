@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sigconv import ArgumentError, DTypeError, ShapeError
-from sigconv.ragged import Ragged, item_table, lift3
+from sigconv.ragged import Batch, Ragged, item_table, lift3
 
 
 def _items(rng, channels=2, shapes=((5,), (9,), (1,))):
@@ -163,3 +163,78 @@ def test_pickle_and_copy_keep_the_layout_frozen():
 def test_sizes_are_overflow_checked(data, shapes, channels, error, regex):
     with pytest.raises(error, match=regex):
         Ragged(data, shapes, channels)
+
+
+# -- Batch: one description of a dense or a Ragged batch --------------------
+
+def _both_kinds(rng, shapes=((3, 4), (2, 7), (3, 4)), channels=3):
+    """A Ragged batch and a dense one of the same items (the first item's shape repeated)."""
+    items = _items(rng, channels, shapes)
+    return Ragged.from_list(items), np.stack([items[0]] * len(items))
+
+
+def test_batch_of_a_dense_array_is_equal_items(rng):
+    ragged, dense = _both_kinds(rng)
+    as_items = Batch.of(Ragged.from_list(list(dense)))
+    batch = Batch.of(dense)
+    assert not batch.ragged and as_items.ragged and len(batch) == 3 and batch.ndim == 2
+    np.testing.assert_array_equal(batch.table(), as_items.table())
+    np.testing.assert_array_equal(batch.offsets, as_items.offsets)
+    np.testing.assert_array_equal(batch.positions, [12, 12, 12])
+    for got, want in zip(batch.planes(), dense):
+        np.testing.assert_array_equal(got, want.reshape(3, -1))
+    assert batch.result() is not dense and np.shares_memory(batch.result(), dense)
+    assert batch.describe() == "shape (3, 3, 3, 4)"
+
+
+def test_batch_of_a_ragged_reads_each_item(rng):
+    ragged, _ = _both_kinds(rng)
+    batch = Batch.of(ragged)
+    np.testing.assert_array_equal(batch.table(), ragged.table())
+    starts, lengths = batch.rows()
+    np.testing.assert_array_equal(lengths, [12] * 3 + [14] * 3 + [12] * 3)
+    for (start, length), (item, c) in zip(zip(starts, lengths),
+                                          [(i, c) for i in range(3) for c in range(3)]):
+        np.testing.assert_array_equal(ragged.data[start:start + length],
+                                      ragged[item][c].reshape(-1))
+    for got, item in zip(batch.planes(), ragged):
+        np.testing.assert_array_equal(got, item.reshape(3, -1))
+    back = batch.result()
+    assert isinstance(back, Ragged) and back.data is ragged.data
+    np.testing.assert_array_equal(back.shapes, ragged.shapes)
+    assert "item shapes [(3, 4), (2, 7), (3, 4)]" in batch.describe()
+
+
+@pytest.mark.parametrize("kind", ["dense", "ragged"])
+def test_channel_sums_and_spread(rng, kind):
+    ragged, dense = _both_kinds(rng)
+    x = dense if kind == "dense" else ragged
+    batch = Batch.of(x)
+    want = (dense.sum(axis=(0, 2, 3)) if kind == "dense"
+            else sum(item.reshape(3, -1).sum(axis=1) for item in ragged))
+    np.testing.assert_allclose(batch.channel_sums(), want, rtol=1e-13)
+    assert batch.channel_sums().dtype == np.float64
+    spread = batch.result(batch.spread(np.array([1.0, 2.0, 3.0])))
+    for item in (spread if kind == "ragged" else list(spread)):
+        np.testing.assert_array_equal(item, np.broadcast_to([[[1.0]], [[2.0]], [[3.0]]],
+                                                            item.shape))
+
+
+def test_empty_like_keeps_the_kind_and_takes_new_shapes(rng):
+    ragged, dense = _both_kinds(rng)
+    out = Batch.of(ragged).empty_like([(1, 2), (3, 3), (1, 2)], channels=5, dtype=np.float32)
+    assert out.ragged and out.flat.size == 5 * (2 + 9 + 2) and out.dtype == np.float32
+    assert isinstance(out.result(), Ragged) and out.result()[1].shape == (5, 3, 3)
+    out = Batch.of(dense).empty_like([(6, 1)], channels=2)
+    assert out.result().shape == (3, 2, 6, 1)
+    assert Batch.layout((2, 4, 5)).result().shape == (2, 4, 5)
+    assert Batch.layout(ragged).same_layout(Batch.of(ragged))
+    assert not Batch.of(dense).same_layout(Batch.of(Ragged.from_list(list(dense))))
+
+
+def test_of_converts_with_a_named_error(rng):
+    ragged, dense = _both_kinds(rng)
+    assert Batch.of(dense, np.float32).dtype == np.float32
+    assert Batch.of(ragged, np.float32).result().dtype == np.float32
+    with pytest.raises(DTypeError, match="x"):
+        Batch.of(np.array([[["a"]]]), np.float64)

@@ -7,14 +7,15 @@ public functions and the one plan that picks a path),
 :mod:`~sigconv.functional.transposed` and :mod:`~sigconv.functional.unshared`
 build on it.  Notation as in :mod:`sigconv.functional.conv`.
 
-- :class:`ConvGeometry` and :func:`_geometry` (dense), :class:`RaggedConvGeometry`
-  and :func:`_ragged_geometry` (every item at once), both from :func:`_validate`;
+- :class:`ConvGeometry`, from :func:`_geometry` (dense) or :func:`_ragged_geometry`
+  (every item of a Ragged batch at once), both through :func:`_validate`;
 - argument checks (``_check_array``, ``_check_bias``, ``_check_grad_output``);
 - kernel layouts (``_flip_spatial``, ``_swap_groups``, ``_swapped_kernel``,
   the item tables);
 - the kernel calls: :func:`_run_forward`, :func:`_run_weight_grad`, and on
-  them the forward and both gradients of a dense batch (``_forward``,
-  ``_grad_input_dense``, ``_grad_weight_dense``) and of a Ragged batch.
+  them one path each for the forward and both gradients (``_forward``,
+  ``_grad_input``, ``_grad_weight``), reading a dense or a Ragged batch
+  alike as a :class:`sigconv.ragged.Batch`.
 """
 import contextlib
 import math
@@ -30,7 +31,7 @@ from . import tuning
 from .._validation import (as_float_array, as_tuple, check_choice, check_flag, check_int,
                            check_size, result_dtype, shape_argument as _shape_of)
 from ..errors import ShapeError
-from ..ragged import Ragged, lift3
+from ..ragged import Batch, Ragged, lift3
 
 #: Accepted values of ``method``.  "fft" and "separable" live in
 #: :mod:`sigconv.functional.fft` and :mod:`sigconv.functional.separable`;
@@ -95,7 +96,13 @@ def _blas_single_thread():
 
 @dataclass(frozen=True)
 class ConvGeometry:
-    """A validated convolution problem: shapes and options, one entry per spatial axis."""
+    """A validated convolution problem: the options and each item's padding and output size.
+
+    ``in_shapes``, ``out_shapes`` and ``pad_lo`` are ``(M, nd)`` int64
+    arrays: one row for a dense batch (every item alike), one per item of a
+    Ragged batch.  ``x_shape``, ``out_shape`` and ``padding`` (``(lo, hi)``
+    pairs) describe a dense batch, and are None for a Ragged one.
+    """
 
     x_shape: tuple
     weight_shape: tuple
@@ -104,10 +111,17 @@ class ConvGeometry:
     dilation: tuple
     padding: tuple  # (lo, hi) pairs
     groups: int
+    in_shapes: np.ndarray
+    out_shapes: np.ndarray
+    pad_lo: np.ndarray
 
     @property
     def ndim(self):
-        return len(self.x_shape) - 2
+        return len(self.weight_shape) - 2
+
+    @property
+    def ragged(self):
+        return self.x_shape is None
 
 
 def _validate(describe, spatial, weight_shape, *, stride, padding, dilation, groups, flip,
@@ -193,59 +207,126 @@ def _geometry(x_shape, weight_shape, *, stride, padding, dilation, groups, flip,
         weight_name=weight_name)
     out_shape = (x_shape[0], weight_shape[0]) + tuple(out[0].tolist())
     return ConvGeometry(x_shape, weight_shape, out_shape, stride, dilation,
-                        tuple(zip(lo[0].tolist(), hi[0].tolist())), groups)
+                        tuple(zip(lo[0].tolist(), hi[0].tolist())), groups,
+                        np.array([x_shape[2:]], dtype=np.int64), out, lo)
+
+
+def _ragged_geometry(shapes_, channels, weight_shape, options, *, x_name="x",
+                     weight_name="weight"):
+    """Validate every item of a Ragged batch at once; its :class:`ConvGeometry`.
+
+    Errors name the first offending item (``"x item 3"``) and its
+    ``(1, C, *spatial)`` shape; what all items share is checked once,
+    quoting item 0.
+    """
+    spatial = np.asarray(shapes_, dtype=np.int64)
+    if len(spatial) == 0:
+        raise ShapeError(f"{x_name} is a Ragged batch of no items")
+    stride, dilation, groups, lo, _, out = _validate(
+        lambda i: (f"{x_name} item {i}", (1, channels) + tuple(spatial[i].tolist())), spatial,
+        weight_shape, weight_name=weight_name, **options)
+    return ConvGeometry(None, tuple(weight_shape), None, stride, dilation, None, groups,
+                        spatial, out, lo)
 
 
 def _forward_problem(x, weight, bias, stride, padding, dilation, groups, flip):
-    """A dense forward, checked and converted: ``x``, ``weight``, ``bias``, geometry.
+    """A forward, checked and converted: ``x`` (a :class:`~sigconv.ragged.Batch`), ``weight``, ``bias``, geometry.
 
-    ``weight`` is flipped when ``flip`` (true convolution).
+    ``x`` is an ``(N, C_in, *spatial)`` array or a Ragged; ``weight`` is
+    flipped when ``flip`` (true convolution).
     """
-    x, weight = _check_array(x, "x"), _check_array(weight, "weight", _WEIGHT_LAYOUT)
-    dtype = result_dtype(x=x, weight=weight, bias=bias)
-    geometry = _geometry(x.shape, weight.shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip)
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
+    weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
+    if isinstance(x, Ragged):
+        dtype = result_dtype(x=x.data, weight=weight, bias=bias)
+        geometry = _ragged_geometry(x.shapes, x.channels, weight.shape, options)
+    else:
+        x = _check_array(x, "x")
+        dtype = result_dtype(x=x, weight=weight, bias=bias)
+        geometry = _geometry(x.shape, weight.shape, **options)
     _check_bias(bias, weight.shape[0])
-    x = as_float_array(x, dtype, "x")
     weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
     bias = None if bias is None else as_float_array(bias, dtype, "bias")
-    return x, weight, bias, geometry
+    return Batch.of(x, dtype, "x"), weight, bias, geometry
 
 
 def _grad_input_problem(grad_output, weight, input_shape, stride, padding, dilation, groups,
                         flip):
-    """A dense input gradient, checked and converted: ``grad_output``, ``weight``, geometry.
+    """An input gradient, checked and converted: ``grad_output`` (a Batch), ``weight``, geometry.
 
+    ``input_shape`` is the forward input's shape, or for a Ragged
+    ``grad_output`` the forward input itself (or its ``(N, nd)`` shapes).
     ``weight`` is flipped when ``flip`` (as the forward uses it).
     """
-    grad_output = _check_array(grad_output, "grad_output")
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
-    input_shape = _shape_of(input_shape, "input_shape")
-    dtype = result_dtype(grad_output=grad_output, weight=weight)
-    geometry = _geometry(input_shape, weight.shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip, x_name="input_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    grad_output = as_float_array(grad_output, dtype, "grad_output")
+    if isinstance(grad_output, Ragged):
+        dtype = result_dtype(grad_output=grad_output.data, weight=weight)
+        channels = weight.shape[1] * check_int(groups, "groups")
+        geometry = _ragged_geometry(_ragged_shapes(input_shape, "input_shape"), channels,
+                                    weight.shape, options, x_name="input_shape")
+        _check_ragged_grad(grad_output, geometry)
+    else:
+        grad_output = _check_array(grad_output, "grad_output")
+        input_shape = _shape_of(input_shape, "input_shape")
+        dtype = result_dtype(grad_output=grad_output, weight=weight)
+        geometry = _geometry(input_shape, weight.shape, x_name="input_shape", **options)
+        _check_grad_output(grad_output, geometry.out_shape)
     weight = as_float_array(_flip_spatial(weight) if flip else weight, dtype, "weight")
-    return grad_output, weight, geometry
+    return Batch.of(grad_output, dtype, "grad_output"), weight, geometry
 
 
 def _grad_weight_problem(x, grad_output, weight_shape, stride, padding, dilation, groups, flip):
-    """A dense weight gradient, checked and converted: ``x``, ``grad_output``, geometry."""
-    x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
-    weight_shape = _shape_of(weight_shape, "weight_shape")
-    dtype = result_dtype(x=x, grad_output=grad_output)
-    geometry = _geometry(x.shape, weight_shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, flip=flip, weight_name="weight_shape")
-    _check_grad_output(grad_output, geometry.out_shape)
-    return (as_float_array(x, dtype, "x"), as_float_array(grad_output, dtype, "grad_output"),
-            geometry)
+    """A weight gradient, checked and converted: ``x``, ``grad_output`` (Batches), geometry."""
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
+    if isinstance(x, Ragged):
+        dtype = result_dtype(x=x.data, grad_output=getattr(grad_output, "data", grad_output))
+        geometry = _ragged_geometry(x.shapes, x.channels, weight_shape, options,
+                                    weight_name="weight_shape")
+        _check_ragged_grad(grad_output, geometry)
+    else:
+        x, grad_output = _check_array(x, "x"), _check_array(grad_output, "grad_output")
+        weight_shape = _shape_of(weight_shape, "weight_shape")
+        dtype = result_dtype(x=x, grad_output=grad_output)
+        geometry = _geometry(x.shape, weight_shape, weight_name="weight_shape", **options)
+        _check_grad_output(grad_output, geometry.out_shape)
+    return Batch.of(x, dtype, "x"), Batch.of(grad_output, dtype, "grad_output"), geometry
+
+
+def _ragged_shapes(value, name):
+    """Spatial shapes of a Ragged batch, or an ``(N, nd)`` shapes array, as given for input_shape."""
+    if isinstance(value, Ragged):
+        return value.shapes
+    shapes_ = np.asarray(value)
+    if shapes_.ndim != 2 or shapes_.dtype.kind not in "iu":
+        raise ShapeError(f"{name} for a Ragged grad_output must be the forward input (a Ragged) "
+                         f"or its (N, nd) spatial shapes, got {value!r}")
+    return shapes_
+
+
+def _check_grad_output(grad_output, expected):
+    """A dense ``grad_output`` must have the forward output's shape ``expected``."""
+    if isinstance(grad_output, Ragged) or grad_output.shape != expected:
+        got = repr(grad_output) if isinstance(grad_output, Ragged) else \
+            f"shape {grad_output.shape}"
+        raise ShapeError(f"grad_output must have the forward output's shape {expected}, "
+                         f"got {got}")
+
+
+def _check_ragged_grad(grad_output, geometry):
+    """A Ragged ``grad_output`` must have the forward output's channels and item shapes."""
+    c_out, expected = geometry.weight_shape[0], geometry.out_shapes
+    if (not isinstance(grad_output, Ragged) or len(grad_output) != len(expected)
+            or grad_output.channels != c_out or grad_output.ndim != expected.shape[1]
+            or not np.array_equal(grad_output.shapes, expected)):
+        raise ShapeError(f"grad_output must be a Ragged of {c_out} channels and item shapes "
+                         f"{[tuple(s) for s in expected.tolist()]}, got {grad_output!r}")
 
 
 def _conv_table(in_table, out_table, pad_lo):
     """The forward kernel's ``(N, 11)`` table: each item's input and output rows and padding.
 
-    ``in_table`` and ``out_table`` are :func:`sigconv.ragged.item_table`
+    ``in_table`` and ``out_table`` are :meth:`sigconv.ragged.Batch.table`
     rows ``(offset, D, H, W)``; ``pad_lo`` the zeros before the input on
     each of the 1-3 spatial axes, one row for all items or one per item
     (leading axes are lifted with 0, as the table's (D, H, W)).
@@ -255,19 +336,6 @@ def _conv_table(in_table, out_table, pad_lo):
     table[:, 0:4] = in_table
     table[:, 4:8] = out_table
     table[:, 11 - pad_lo.shape[-1]:] = pad_lo
-    return table
-
-
-def _dense_tables(x_shape, out_shape):
-    """Item tables of a dense input and output batch (what ``item_table`` gives, directly)."""
-    return _dense_table(x_shape), _dense_table(out_shape)
-
-
-def _dense_table(shape):
-    """``(N, 4)`` rows ``(offset, D, H, W)`` of a C-contiguous ``(N, C, *spatial)`` batch."""
-    table = np.empty((shape[0], 4), dtype=np.intp)
-    table[:, 0] = np.arange(shape[0]) * math.prod(shape[1:])
-    table[:, 1:] = lift3(shape[2:], 1)
     return table
 
 
@@ -325,20 +393,19 @@ def _pad_last_axis(x, out_width, kernel_width, dilation, pad_lo):
 
 
 def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input_dilation,
-                 method, op="forward", pad_for_direct=None, out_sizes=None):
-    """Call the forward kernel on the flat buffers of ``x`` and ``out`` described by ``table``.
+                 method, op="forward", pad_for_direct=None):
+    """Call the forward kernel on the flat buffers of Batches ``x`` and ``out`` read through ``table``.
 
     ``input_dilation`` inserts ``d - 1`` zeros between input samples (the
     input gradient of a strided convolution); the table's padding may be
-    negative.  ``table`` may be a function that builds it (only gemm reads
-    it when ``pad_for_direct`` is given).  ``pad_for_direct()``, when given,
+    negative.  ``table`` is a function that builds it (only gemm reads it
+    when ``pad_for_direct`` is given).  ``pad_for_direct()``, when given,
     returns the ``(x, table)`` the direct path reads instead (the input
     padded along its last axis).  ``op`` names the operation in the tuning
-    cache, ``out_sizes`` the output's :func:`_output_sizes` (computed from a
-    dense ``out`` when not given).  Returns the path taken.
+    cache.  Returns the path taken.
     """
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
-    args = (weight.reshape(-1), out.reshape(-1))
+    args = (weight.reshape(-1), out.flat)
     sizes = (weight.shape[1] * groups, weight.shape[0], groups, lift3(weight.shape[2:], 1),
              lift3(stride, 1), lift3(dilation, 1), lift3(input_dilation, 1), bias)
 
@@ -346,27 +413,23 @@ def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input
         if path == "direct" and pad_for_direct:
             source, items = pad_for_direct()
         else:
-            source, items = x, table() if callable(table) else table
+            source, items = x.flat, table()
         with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
-            _kernel.conv_forward(source.reshape(-1), *args, items, *sizes, path == "direct",
+            _kernel.conv_forward(source, *args, items, *sizes, path == "direct",
                                  WORKSPACE_BYTES)
 
     paths = _kernel_paths(method, stride, input_dilation)
     key = None
     if len(paths) > 1:
         key = tuning.signature(op, x.dtype, weight.shape, groups, stride, dilation,
-                               input_dilation, out_sizes or _output_sizes(out),
-                               _kernel.max_threads())
-    flops = 2.0 * out.size * weight[0].size
+                               input_dilation, _output_sizes(out), _kernel.max_threads())
+    flops = 2.0 * out.flat.size * weight[0].size
     return tuning.choose_path(key, paths, run, flops)
 
 
 def _output_sizes(out):
-    """``(items, positions per item, row length)`` of a dense or Ragged output, for tuning."""
-    if isinstance(out, Ragged):
-        shapes_ = out.shapes
-        return len(shapes_), int(np.prod(shapes_, axis=1).mean()), int(shapes_[:, -1].mean())
-    return out.shape[0], math.prod(out.shape[2:]), out.shape[-1]
+    """``(items, positions per item, row length)`` of an output Batch, for tuning."""
+    return len(out), int(out.positions.mean()), int(out.shapes[:, -1].mean())
 
 
 def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dilation,
@@ -386,12 +449,12 @@ def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dil
 
     def run(path):
         if path == "direct":
-            _kernel.conv_weight_grad_direct(x.reshape(-1), grad_output.reshape(-1),
-                                            grad_weight.reshape(-1), table, *sizes)
+            _kernel.conv_weight_grad_direct(x, grad_output, grad_weight.reshape(-1), table,
+                                            *sizes)
             return
         with _blas_single_thread():
-            _kernel.conv_weight_grad(x.reshape(-1), grad_output.reshape(-1),
-                                     grad_weight.reshape(-1), table, *sizes, WORKSPACE_BYTES)
+            _kernel.conv_weight_grad(x, grad_output, grad_weight.reshape(-1), table, *sizes,
+                                     WORKSPACE_BYTES)
 
     # the direct weight gradient needs unit stride along the last axis
     paths = _kernel_paths(method, stride, (1,) * len(stride)) if stride[-1] == 1 else ("gemm",)
@@ -406,25 +469,60 @@ def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dil
     return grad_weight
 
 
-def _forward(x, weight, bias, out_shape, *, groups, stride, dilation, input_dilation,
-             pad_lo, method, op="forward"):
-    """The forward kernel on a dense batch; returns the ``out_shape`` output."""
-    out = np.empty(out_shape, dtype=x.dtype)
-    if out.size == 0:
+# -- the three kernel paths: one each for a dense or a Ragged batch (sigconv.ragged.Batch) --
+
+def _forward(x, weight, bias, out, pad_lo, *, groups, stride, dilation, input_dilation,
+             method, op="forward"):
+    """The forward kernel from Batch ``x`` into Batch ``out``; returns ``out``.
+
+    ``pad_lo`` is the padding before the input, ``(nd,)`` for all items or
+    ``(N, nd)``, one row per item.  A dense batch's unit-stride rows may be
+    read in place from a copy padded along its last axis (:func:`_pad_last_axis`).
+    """
+    if out.flat.size == 0:
         return out
+    pad_lo = np.asarray(pad_lo)
+    if not x.ragged:  # one row for every item
+        pad_lo = pad_lo.reshape(-1, pad_lo.shape[-1])[0]
 
     def table():
-        return _conv_table(*_dense_tables(x.shape, out_shape), lift3(pad_lo, 0))
+        return _conv_table(x.table(), out.table(), pad_lo)
 
     def pad_for_direct():  # unit-stride rows read in place (see _pad_last_axis)
-        padded, lo = _pad_last_axis(x, out_shape[-1], weight.shape[-1], dilation[-1], pad_lo)
-        return padded, _conv_table(*_dense_tables(padded.shape, out_shape), lift3(lo, 0))
+        padded, lo = _pad_last_axis(x.result(), out.dense_shape[-1], weight.shape[-1],
+                                    dilation[-1], tuple(pad_lo.tolist()))
+        padded = Batch.of(padded)
+        return padded.flat, _conv_table(padded.table(), out.table(), np.asarray(lo))
 
-    vector_rows = tuning.default_path(stride, input_dilation) == "direct"
+    vector_rows = not x.ragged and tuning.default_path(stride, input_dilation) == "direct"
     _run_forward(x, weight, bias, out, table, groups=groups, stride=stride, dilation=dilation,
                  input_dilation=input_dilation, method=method, op=op,
                  pad_for_direct=pad_for_direct if vector_rows else None)
     return out
+
+
+def _grad_input(grad_output, weight, bias, grad_input, pad_lo, *, groups, stride, dilation,
+                flip, method):
+    """h(K, G, s), unvalidated: the input gradient written into Batch ``grad_input``, plus ``bias``.
+
+    A convolution of G, input-dilated by the stride, with the kernel flipped
+    and its channel axes swapped within each group.  ``stride``,
+    ``dilation`` and ``pad_lo`` (``(nd,)`` or one row per item) are the
+    forward's; ``grad_input`` has ``grad_output``'s dtype.  Returns ``grad_input``.
+    """
+    swapped = _swapped_kernel(weight, groups, flip, grad_output.dtype)
+    return _forward(grad_output, swapped, bias, grad_input,
+                    _grad_input_pad_lo(weight.shape[2:], dilation, pad_lo), groups=groups,
+                    stride=(1,) * len(stride), dilation=dilation, input_dilation=stride,
+                    method=method, op="grad_input")
+
+
+def _grad_weight(x, grad_output, weight_shape, pad_lo, *, groups, stride, dilation,
+                 method="auto"):
+    """g(G, V, s) of Batches ``x`` and ``grad_output``, unvalidated; ``pad_lo`` the forward's."""
+    table = _conv_table(x.table(), grad_output.table(), np.asarray(pad_lo))
+    return _run_weight_grad(x.flat, grad_output.flat, weight_shape, table, groups=groups,
+                            stride=stride, dilation=dilation, method=_kernel_method(method))
 
 
 def _swapped_kernel(weight, groups, flip, dtype):
@@ -450,149 +548,6 @@ def _grad_input_pad_lo(kernel, dilation, pad_lo):
     ``pad_lo`` is the forward's padding before the input, ``(nd,)`` or one row per item.
     """
     return np.array(shapes.dilated_size(tuple(kernel), dilation)) - 1 - np.asarray(pad_lo)
-
-
-def _check_grad_output(grad_output, expected):
-    if grad_output.shape != expected:
-        raise ShapeError(f"grad_output must have the forward output's shape {expected}, "
-                         f"got shape {grad_output.shape}")
-
-
-# -- ragged batches: every item's geometry at once, one kernel call for the batch --
-
-@dataclass(frozen=True)
-class RaggedConvGeometry:
-    """A validated convolution of a Ragged batch: per-item ``(N, nd)`` arrays, shared options."""
-
-    in_shapes: np.ndarray
-    out_shapes: np.ndarray
-    pad_lo: np.ndarray
-    stride: tuple
-    dilation: tuple
-    groups: int
-
-    @property
-    def ndim(self):
-        return self.in_shapes.shape[1]
-
-
-def _ragged_geometry(shapes_, channels, weight_shape, options, *, x_name="x",
-                     weight_name="weight"):
-    """Validate every item of a ragged batch at once; its :class:`RaggedConvGeometry`.
-
-    Errors name the first offending item (``"x item 3"``) and its
-    ``(1, C, *spatial)`` shape; what all items share is checked once,
-    quoting item 0.
-    """
-    spatial = np.asarray(shapes_, dtype=np.int64)
-    if len(spatial) == 0:
-        raise ShapeError(f"{x_name} is a Ragged batch of no items")
-    stride, dilation, groups, lo, _, out = _validate(
-        lambda i: (f"{x_name} item {i}", (1, channels) + tuple(spatial[i].tolist())), spatial,
-        weight_shape, weight_name=weight_name, **options)
-    return RaggedConvGeometry(spatial, out, lo, stride, dilation, groups)
-
-
-def _ragged_empty(shapes_, channels, dtype):
-    """An uninitialised Ragged batch of ``channels`` and item shapes ``shapes_``."""
-    return Ragged(np.empty(channels * int(np.prod(shapes_, axis=1).sum()), dtype=dtype),
-                  shapes_, channels)
-
-
-def _ragged_shapes(value, name):
-    """Spatial shapes of a Ragged batch, or an ``(N, nd)`` shapes array, as given for input_shape."""
-    if isinstance(value, Ragged):
-        return value.shapes
-    shapes_ = np.asarray(value)
-    if shapes_.ndim != 2 or shapes_.dtype.kind not in "iu":
-        raise ShapeError(f"{name} for a Ragged grad_output must be the forward input (a Ragged) "
-                         f"or its (N, nd) spatial shapes, got {value!r}")
-    return shapes_
-
-
-def _check_ragged_grad(grad_output, geometry, c_out):
-    expected = geometry.out_shapes
-    if (len(grad_output) != len(expected) or grad_output.channels != c_out
-            or grad_output.ndim != expected.shape[1]
-            or not np.array_equal(grad_output.shapes, expected)):
-        raise ShapeError(f"grad_output must be a Ragged of {c_out} channels and item shapes "
-                         f"{[tuple(s) for s in expected.tolist()]}, got {grad_output!r}")
-
-
-def _conv_ragged(x, weight, bias, options, method):
-    dtype = result_dtype(x=x.data, weight=weight, bias=bias)
-    geometry = _ragged_geometry(x.shapes, x.channels, weight.shape, options)
-    weight = as_float_array(_flip_spatial(weight) if options["flip"] else weight, dtype, "weight")
-    bias = None if bias is None else as_float_array(bias, dtype, "bias")
-    out = _ragged_empty(geometry.out_shapes, weight.shape[0], dtype)
-    table = _conv_table(x.table(), out.table(), geometry.pad_lo)
-    _run_forward(as_float_array(x.data, dtype, "x"), weight, bias, out.data, table,
-                 out_sizes=_output_sizes(out),
-                 groups=geometry.groups, stride=geometry.stride, dilation=geometry.dilation,
-                 input_dilation=(1,) * x.ndim, method=method)
-    return out
-
-
-def _grad_input_ragged(grad_output, weight, input_shape, options, method, bias=None):
-    """h(K, G, s) of a Ragged batch in one kernel call; ``bias`` (conv_transpose's) added."""
-    dtype = result_dtype(grad_output=grad_output.data, weight=weight)
-    channels = weight.shape[1] * check_int(options["groups"], "groups")
-    geometry = _ragged_geometry(_ragged_shapes(input_shape, "input_shape"), channels,
-                                weight.shape, options, x_name="input_shape")
-    _check_ragged_grad(grad_output, geometry, weight.shape[0])
-    swapped = _swapped_kernel(weight, geometry.groups, options["flip"], dtype)
-    grad_input = _ragged_empty(geometry.in_shapes, channels, dtype)
-    table = _conv_table(grad_output.table(), grad_input.table(),
-                        _grad_input_pad_lo(weight.shape[2:], geometry.dilation, geometry.pad_lo))
-    # np.ascontiguousarray, not as_float_array: a bias that cannot be converted
-    # raises numpy's own error, as the bias add this replaced did
-    bias = None if bias is None else np.ascontiguousarray(bias, dtype=dtype)
-    _run_forward(as_float_array(grad_output.data, dtype, "grad_output"), swapped, bias,
-                 grad_input.data, table, out_sizes=_output_sizes(grad_input),
-                 groups=geometry.groups, stride=(1,) * geometry.ndim,
-                 dilation=geometry.dilation, input_dilation=geometry.stride, method=method,
-                 op="grad_input")
-    return grad_input
-
-
-def _grad_weight_ragged(x, grad_output, weight_shape, options, method="auto"):
-    dtype = result_dtype(x=x.data, grad_output=grad_output.data)
-    geometry = _ragged_geometry(x.shapes, x.channels, weight_shape, options,
-                                weight_name="weight_shape")
-    _check_ragged_grad(grad_output, geometry, weight_shape[0])
-    table = _conv_table(x.table(), grad_output.table(), geometry.pad_lo)
-    grad_weight = _run_weight_grad(as_float_array(x.data, dtype, "x"),
-                                   as_float_array(grad_output.data, dtype, "grad_output"),
-                                   weight_shape, table, groups=geometry.groups,
-                                   stride=geometry.stride, dilation=geometry.dilation,
-                                   method=_kernel_method(method))
-    return _flip_spatial(grad_weight).copy() if options["flip"] else grad_weight
-
-
-def _grad_input_dense(grad_output, weight, bias, input_shape, *, groups, stride, dilation,
-                      padding, flip, method):
-    """h(K, G, s) on a dense batch, unvalidated: the ``input_shape`` input gradient (plus ``bias``).
-
-    A convolution of G, input-dilated by the stride, with the kernel flipped
-    and its channel axes swapped within each group.  ``stride``, ``dilation``
-    and ``padding`` (``(lo, hi)`` pairs) are the forward's, already resolved;
-    the result has ``grad_output``'s dtype.
-    """
-    return _forward(grad_output, _swapped_kernel(weight, groups, flip, grad_output.dtype), bias,
-                    input_shape, groups=groups, stride=(1,) * len(stride), dilation=dilation,
-                    input_dilation=stride,
-                    pad_lo=_grad_input_pad_lo(weight.shape[2:], dilation,
-                                              [lo for lo, _ in padding]),
-                    method=method, op="grad_input")
-
-
-def _grad_weight_dense(x, grad_output, weight_shape, *, groups, stride, dilation, padding,
-                       method="auto"):
-    """g(G, V, s) on a dense batch, unvalidated; ``padding`` the forward's (lo, hi) pairs."""
-    table = _conv_table(*_dense_tables(x.shape, grad_output.shape),
-                        lift3([lo for lo, _ in padding], 0))
-    return _run_weight_grad(x, grad_output, weight_shape, table, groups=groups, stride=stride,
-                            dilation=dilation, method=method)
 
 
 def _kernel_method(method):

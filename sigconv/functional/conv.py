@@ -19,12 +19,11 @@ import numpy as np
 
 from .._validation import check_choice, shape_argument as _shape_of
 from ..errors import ArgumentError
-from ..ragged import Ragged
+
 from . import fft, separable  # called as fft._name, separable._name: tests may patch them
-from ._core import (CONV_METHODS, _WEIGHT_LAYOUT, _check_array, _check_bias, _conv_ragged,
-                    _flip_spatial, _forward, _forward_problem, _grad_input_dense,
-                    _grad_input_problem, _grad_input_ragged, _grad_weight_dense,
-                    _grad_weight_problem, _grad_weight_ragged, _kernel_method)
+from ._core import (CONV_METHODS, _WEIGHT_LAYOUT, _check_array, _check_bias, _flip_spatial,
+                    _forward, _forward_problem, _grad_input, _grad_input_problem, _grad_weight,
+                    _grad_weight_problem, _kernel_method)
 from ._costmodel import _auto_choice, _depthwise, _estimate, _finite
 
 __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
@@ -56,7 +55,8 @@ def _plan(op, geometry, arrays, method):
     1-D factors) or what the direct/gemm kernels take: "direct", "gemm", or
     "auto" (timed on first use, :mod:`sigconv.functional.tuning`).
 
-    Forward and input gradient follow the cost model's choice
+    A Ragged batch takes the kernels.  Forward and input gradient follow
+    the cost model's choice
     (:func:`~sigconv.functional._costmodel._auto_choice`); an empty input
     gradient takes the kernels.  The weight gradient takes the FFT when
     asked, or under "auto" when the forward would leave the kernels and the
@@ -64,6 +64,8 @@ def _plan(op, geometry, arrays, method):
     is a full kernel), and otherwise the kernels.
     """
     first, second = arrays
+    if geometry.ragged:
+        return _kernel_method(method), None
     if op == "grad_weight":
         if method not in ("auto", "fft") or not (first.size and second.size):
             return _kernel_method(method), None
@@ -127,25 +129,23 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
     _check_bias(bias, weight.shape[0])
     check_choice(method, "method", CONV_METHODS)
-    if isinstance(x, Ragged):
-        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
-        return _conv_ragged(x, weight, bias, options, method)
     x, weight, bias, geometry = _forward_problem(x, weight, bias, stride, padding, dilation,
                                                  groups, flip)
-    path, factors = _plan("forward", geometry, (x, weight), method)
+    path, factors = _plan("forward", geometry, (x.flat, weight), method)
     if path == "fft":
-        return fft._fft_forward(x, weight, bias, geometry)
+        return fft._fft_forward(x.result(), weight, bias, geometry)
     if path == "separable":
-        if x.shape[0] == 0:
+        if len(x) == 0:
             return np.zeros(geometry.out_shape, dtype=x.dtype)
-        out = separable._passes(x, factors, geometry, separable._pass_order(geometry))[-1]
+        out = separable._passes(x.result(), factors, geometry,
+                                separable._pass_order(geometry))[-1]
         if bias is not None:
             out += bias.reshape((1, -1) + (1,) * geometry.ndim)
         return out
-    pad_lo = tuple(lo for lo, _ in geometry.padding)
-    return _forward(x, weight, bias, geometry.out_shape, groups=geometry.groups,
+    out = x.empty_like(geometry.out_shapes, weight.shape[0])
+    return _forward(x, weight, bias, out, geometry.pad_lo, groups=geometry.groups,
                     stride=geometry.stride, dilation=geometry.dilation,
-                    input_dilation=(1,) * geometry.ndim, pad_lo=pad_lo, method=path)
+                    input_dilation=(1,) * geometry.ndim, method=path).result()
 
 
 def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="valid",
@@ -170,21 +170,19 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
     """
     weight = _check_array(weight, "weight", _WEIGHT_LAYOUT)
     check_choice(method, "method", CONV_METHODS)
-    if isinstance(grad_output, Ragged):
-        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
-        return _grad_input_ragged(grad_output, weight, input_shape, options, method)
     grad_output, flipped, geometry = _grad_input_problem(
         grad_output, weight, input_shape, stride, padding, dilation, groups, flip)
-    path, factors = _plan("grad_input", geometry, (grad_output, flipped), method)
+    path, factors = _plan("grad_input", geometry, (grad_output.flat, flipped), method)
     if path == "fft":
-        return fft._fft_grad_input(grad_output, flipped, geometry)
+        return fft._fft_grad_input(grad_output.result(), flipped, geometry)
     if path == "separable":
         axes = separable._pass_order(geometry)
-        return separable._adjoint_passes(grad_output, factors, geometry, axes,
+        return separable._adjoint_passes(grad_output.result(), factors, geometry, axes,
                                          separable._stage_shapes(geometry, axes))
-    return _grad_input_dense(grad_output, flipped, None, geometry.x_shape, groups=geometry.groups,
-                             stride=geometry.stride, dilation=geometry.dilation,
-                             padding=geometry.padding, flip=False, method=path)
+    grad_input = grad_output.empty_like(geometry.in_shapes, flipped.shape[1] * geometry.groups)
+    return _grad_input(grad_output, flipped, None, grad_input, geometry.pad_lo,
+                       groups=geometry.groups, stride=geometry.stride,
+                       dilation=geometry.dilation, flip=False, method=path).result()
 
 
 def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
@@ -214,16 +212,13 @@ def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
     """
     weight_shape = _shape_of(weight_shape, "weight_shape")
     check_choice(method, "method", CONV_METHODS)
-    if isinstance(x, Ragged):
-        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
-        return _grad_weight_ragged(x, grad_output, weight_shape, options, method)
     x, grad_output, geometry = _grad_weight_problem(x, grad_output, weight_shape, stride,
                                                     padding, dilation, groups, flip)
-    path, _ = _plan("grad_weight", geometry, (x, grad_output), method)
+    path, _ = _plan("grad_weight", geometry, (x.flat, grad_output.flat), method)
     if path == "fft":
-        grad_weight = fft._fft_grad_weight(x, grad_output, geometry)
+        grad_weight = fft._fft_grad_weight(x.result(), grad_output.result(), geometry)
         return np.ascontiguousarray(_flip_spatial(grad_weight)) if flip else grad_weight
-    grad_weight = _grad_weight_dense(x, grad_output, weight_shape, groups=geometry.groups,
-                                     stride=geometry.stride, dilation=geometry.dilation,
-                                     padding=geometry.padding, method=path)
+    grad_weight = _grad_weight(x, grad_output, weight_shape, geometry.pad_lo,
+                               groups=geometry.groups, stride=geometry.stride,
+                               dilation=geometry.dilation, method=path)
     return _flip_spatial(grad_weight).copy() if flip else grad_weight

@@ -292,7 +292,7 @@ def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, gro
             dilation=dilation, groups=groups, flip=flip)
     x, weight, bias, geometry = _forward_problem(x, weight, bias, stride, padding, dilation,
                                                  groups, flip)
-    return _fft_forward(x, weight, bias, geometry)
+    return _fft_forward(x.result(), weight, bias, geometry)
 
 
 def _grad_output_frame(grad_output, frame, where):
@@ -314,7 +314,7 @@ def fft_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="
             padding=padding, dilation=dilation, groups=groups, flip=flip)
     grad_output, weight, geometry = _grad_input_problem(
         grad_output, weight, input_shape, stride, padding, dilation, groups, flip)
-    return _fft_grad_input(grad_output, weight, geometry)
+    return _fft_grad_input(grad_output.result(), weight, geometry)
 
 
 def _fft_grad_input(grad_output, weight, geometry):
@@ -345,7 +345,7 @@ def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="val
             padding=padding, dilation=dilation, groups=groups, flip=flip)
     x, grad_output, geometry = _grad_weight_problem(x, grad_output, weight_shape, stride,
                                                     padding, dilation, groups, flip)
-    grad_weight = _fft_grad_weight(x, grad_output, geometry)
+    grad_weight = _fft_grad_weight(x.result(), grad_output.result(), geometry)
     return np.ascontiguousarray(_flip_spatial(grad_weight)) if flip else grad_weight
 
 

@@ -66,7 +66,7 @@ from .._validation import (INDEX_MAX, as_float_array, as_tuple, check_batch, che
                            check_flag, check_int, check_positive_real, check_size,
                            check_spatial_nonempty, result_dtype, shape_argument)
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..ragged import Ragged, item_table, lift3
+from ..ragged import Batch, Ragged, lift3
 from ..shapes import _pool_output_size, unpool_output_size
 
 __all__ = [
@@ -95,91 +95,45 @@ _KIND_CODE = {"avg": 0, "max": 1, "lp": 2}
 _WINDOW_OPTIONS = "kernel_size, stride, padding and dilation"
 
 
-class _Items:
-    """A batch as the kernels read it: one flat buffer and the table of its items.
+def _mapped(batch, spatial, channels=None, dtype=None, name="x", options=_WINDOW_OPTIONS):
+    """An empty batch of ``spatial(item shape)`` items, of ``batch``'s kind: a window op's output.
 
-    A dense ``(N, C, *spatial)`` array is the case where every item has the
-    same shape; a :class:`sigconv.Ragged` batch gives each item its own.
-    Every op below makes one kernel call on either, and :meth:`result`
-    returns the caller's kind of batch.
+    ``spatial`` maps a tuple of sizes to a tuple of sizes, once per distinct
+    item shape.  The output's size is checked
+    (:func:`sigconv._validation.check_size`) before it is allocated;
+    ``options`` names the arguments that decide it.
     """
-
-    def __init__(self, flat, channels, shapes, dense_shape=None):
-        self.flat = flat
-        self.channels = channels
-        self.shapes = list(map(tuple, np.asarray(shapes, dtype=np.int64).tolist()))
-        self.dense_shape = dense_shape  # (N, C, *spatial) of a dense batch, None if ragged
-        self.table = item_table(channels, self.shapes) if self.shapes else np.zeros((0, 4), np.int64)
-
-    @classmethod
-    def dense(cls, array):
-        return cls(array.reshape(-1), array.shape[1], [array.shape[2:]] * array.shape[0],
-                   array.shape)
-
-    @property
-    def ragged(self):
-        return self.dense_shape is None
-
-    @property
-    def dtype(self):
-        return self.flat.dtype
-
-    @property
-    def ndim(self):
-        """Number of spatial axes."""
-        return len(self.dense_shape) - 2 if not self.ragged else len(self.shapes[0])
-
-    def describe(self):
-        if self.ragged:
-            return f"Ragged of {self.channels} channels and item shapes {self.shapes}"
-        return f"shape {tuple(self.dense_shape)}"
-
-    def mapped(self, spatial, channels=None, dtype=None, name="x", options=_WINDOW_OPTIONS):
-        """An empty batch of ``spatial(item shape)`` items: the output of a window op.
-
-        Its size is checked (:func:`sigconv._validation.check_size`) before
-        it is allocated; ``options`` names the arguments that decide it.
-        """
-        channels = self.channels if channels is None else channels
-        dtype = self.dtype if dtype is None else dtype
-        if not self.ragged:
-            shape = (self.dense_shape[0], channels) + tuple(spatial(self.dense_shape[2:]))
-            check_size(shape, dtype, "the output", options)
-            return _Items.dense(np.empty(shape, dtype))
-        cache, shapes = {}, []
-        for i, shape in enumerate(self.shapes):
-            if shape not in cache:
-                try:
-                    cache[shape] = tuple(spatial(shape))
-                except ShapeError as exc:
-                    raise ShapeError(f"{name} item {i}: {exc}") from None
-            shapes.append(cache[shape])
-        size = channels * sum(math.prod(shape) for shape in shapes)
-        check_size((size,), dtype, "the output (all items)", options)
-        return _Items(np.empty(size, dtype), channels, shapes)
-
-    def result(self):
-        """The batch as the caller gave it: an array, or a Ragged."""
-        if self.ragged:
-            return Ragged(self.flat, np.array(self.shapes, dtype=np.int64), self.channels)
-        return self.flat.reshape(self.dense_shape)
-
-    def same_layout(self, other):
-        return self.channels == other.channels and self.shapes == other.shapes and (
-            self.ragged == other.ragged)
+    channels = batch.channels if channels is None else channels
+    dtype = batch.dtype if dtype is None else dtype
+    if not batch.ragged:
+        shape = (len(batch), channels) + tuple(spatial(batch.dense_shape[2:]))
+        check_size(shape, dtype, "the output", options)
+        return Batch.of(np.empty(shape, dtype))
+    distinct, inverse = np.unique(batch.shapes, axis=0, return_inverse=True)
+    mapped = []
+    for row in distinct.tolist():
+        try:
+            mapped.append(tuple(spatial(tuple(row))))
+        except ShapeError as exc:
+            first = int(np.argmax(np.all(batch.shapes == row, axis=1)))
+            raise ShapeError(f"{name} item {first}: {exc}") from None
+    shapes = np.array(mapped, dtype=np.int64)[inverse.reshape(-1)]
+    size = channels * sum(math.prod(shape) for shape in shapes.tolist())
+    check_size((size,), dtype, "the output (all items)", options)
+    return batch.empty_like(shapes, channels, dtype)
 
 
 def _input(x, name="x", *, min_spatial=1, dtype=None):
-    """Validate a batch (an array or a Ragged) and return it as :class:`_Items` of a float dtype."""
+    """Validate a batch (an array or a Ragged) and return it as a :class:`~sigconv.ragged.Batch` of a float dtype."""
     if isinstance(x, Ragged):
         if x.ndim < min_spatial:
             raise ShapeError(f"{name} items need at least {min_spatial} spatial axes")
         dtype = result_dtype(**{name: x.data}) if dtype is None else dtype
-        return _Items(as_float_array(x.data, dtype, name), x.channels, x.shapes)
+        return Batch.of(x).with_flat(as_float_array(x.data, dtype, name))
     dtype = result_dtype(**{name: x}) if dtype is None else dtype
     check_batch(x, name, min_spatial=min_spatial)
     check_spatial_nonempty(np.shape(x), name)
-    return _Items.dense(as_float_array(x, dtype, name))
+    return Batch.of(as_float_array(x, dtype, name))
 
 
 def _pair(grad_output, x, *, min_spatial=1):
@@ -211,11 +165,10 @@ def _shape_arg(shape, name="input_shape"):
 
 
 def _empty_items(shape, dtype):
-    """Uninitialised :class:`_Items` for a forward input given as a shape or a Ragged."""
-    if isinstance(shape, Ragged):
-        return _Items(np.empty(shape.data.size, dtype), shape.channels, shape.shapes)
-    check_size(shape, dtype, "the input gradient", "input_shape")
-    return _Items.dense(np.empty(shape, dtype))
+    """An uninitialised batch for a forward input given as a shape or a Ragged."""
+    if not isinstance(shape, Ragged):
+        check_size(shape, dtype, "the input gradient", "input_shape")
+    return Batch.layout(shape, dtype)
 
 
 def _geom(k, s, p, d):
@@ -239,9 +192,8 @@ def _window(nd, kernel_size, stride, padding, dilation, ceil_mode):
 
 
 def _check_grad_shape(grad_output, expected):
-    """``grad_output`` (:class:`_Items`) must be laid out like the forward output."""
-    if not grad_output.same_layout(expected) or (
-            not expected.ragged and grad_output.dense_shape != expected.dense_shape):
+    """``grad_output`` (a :class:`~sigconv.ragged.Batch`) must be laid out like the forward output."""
+    if not grad_output.same_layout(expected):
         raise ShapeError(
             f"grad_output has {grad_output.describe()} but the forward output "
             f"has {expected.describe()}")
@@ -253,7 +205,7 @@ def _check_p(p):
 
 
 def _indices(indices, like, planes, name="indices"):
-    """Validate integer indices laid out like ``like`` (:class:`_Items`) into planes of ``planes``.
+    """Validate integer indices laid out like ``like`` (a Batch) into planes of ``planes``.
 
     ``planes`` is the number of samples of each item's ``(n, c)`` plane the
     indices point into (one int, or one per item).  Returns a flat int64 array.
@@ -267,7 +219,7 @@ def _indices(indices, like, planes, name="indices"):
             f"{name} must be flat indices into each (n, c) plane (0 to the plane size - 1, or "
             f"-1 for none); got the unsigned value {int(arr.max())}")
     if ragged != like.ragged or (
-            ragged and list(map(tuple, indices.shapes.tolist())) != like.shapes) or (
+            ragged and not np.array_equal(indices.shapes, like.shapes)) or (
             not ragged and arr.shape != tuple(like.dense_shape)):
         got = f"item shapes {[tuple(int(v) for v in s) for s in indices.shapes]}" if ragged \
             else f"shape {arr.shape}"
@@ -279,7 +231,7 @@ def _indices(indices, like, planes, name="indices"):
         if len(distinct) == 1:  # one plane size (every dense batch): one comparison
             too_large = flat.max() >= distinct[0]
         else:
-            sizes = like.channels * np.array([math.prod(s) for s in like.shapes], dtype=np.int64)
+            sizes = like.channels * like.positions
             too_large = (flat >= np.repeat(np.asarray(planes, dtype=np.int64), sizes)).any()
         if flat.min() < -1 or too_large:
             plane = distinct[0] if len(distinct) == 1 else f"each item's ({distinct})"
@@ -328,10 +280,10 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     x = _input(x)
     k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, dilation, ceil_mode)
     want = check_flag(return_indices, "return_indices")
-    out = x.mapped(size)
-    idx = out.mapped(lambda spatial: spatial, dtype=np.int64) if want else None
-    _k.max_pool_forward(x.flat, x.table, out.flat, idx.flat if want else np.empty(0, np.int64),
-                        out.table, x.channels, _geom(k, s, p, d), want)
+    out = _mapped(x, size)
+    idx = _mapped(out, lambda spatial: spatial, dtype=np.int64) if want else None
+    _k.max_pool_forward(x.flat, x.table(), out.flat, idx.flat if want else np.empty(0, np.int64),
+                        out.table(), x.channels, _geom(k, s, p, d), want)
     return (out.result(), idx.result()) if want else out.result()
 
 
@@ -355,13 +307,13 @@ def max_pool_backward(grad_output, indices, input_shape):
     input_shape = _shape_arg(input_shape)
     g = _input(grad_output, "grad_output")
     gin = _empty_items(input_shape, g.dtype)
-    if (gin.ragged != g.ragged or len(gin.shapes) != len(g.shapes) or gin.ndim != g.ndim
+    if (gin.ragged != g.ragged or len(gin) != len(g) or gin.ndim != g.ndim
             or gin.channels != g.channels):
         raise ShapeError(
             f"grad_output has {g.describe()}, which does not match input_shape "
             f"({gin.describe()}) in rank, batch size or channels")
-    idx = _indices(indices, g, [math.prod(shape) for shape in gin.shapes] or 1)
-    _k.index_scatter(g.flat, idx, g.table, gin.flat, gin.table, g.channels, True)
+    idx = _indices(indices, g, gin.positions.tolist() or 1)
+    _k.index_scatter(g.flat, idx, g.table(), gin.flat, gin.table(), g.channels, True)
     return gin.result()
 
 
@@ -389,8 +341,8 @@ def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_i
     x = _input(x)
     k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, 1, ceil_mode)
     divmode = 1 if check_flag(count_include_pad, "count_include_pad") else 2
-    out = x.mapped(size)
-    _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
+    out = _mapped(x, size)
+    _k.window_sum_forward(x.flat, x.table(), out.flat, out.table(), x.channels,
                           _geom(k, s, p, d), _empty(x.dtype), divmode, 0, 1.0)
     return out.result()
 
@@ -401,7 +353,7 @@ def _window_backward(grad_output, input_shape, kernel_size, stride, padding, cei
     g = _input(grad_output, "grad_output")
     gin = _empty_items(input_shape, g.dtype)
     k, s, p, d, size = _window(gin.ndim, kernel_size, stride, padding, 1, ceil_mode)
-    _check_grad_shape(g, gin.mapped(size, name="input_shape"))
+    _check_grad_shape(g, _mapped(gin, size, name="input_shape"))
     return g, gin, (k, s, p, d)
 
 
@@ -421,7 +373,7 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, pad
     g, gin, (k, s, p, d) = _window_backward(grad_output, input_shape, kernel_size, stride,
                                             padding, ceil_mode)
     divmode = 1 if check_flag(count_include_pad, "count_include_pad") else 2
-    _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
+    _k.window_sum_backward(g.flat, g.table(), gin.flat, gin.table(), g.channels, _geom(k, s, p, d),
                            _empty(g.dtype), divmode, 0, 1.0, _empty(g.dtype), _empty(g.dtype))
     return gin.result()
 
@@ -447,8 +399,8 @@ def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
     x = _input(x)
     p, mode = _check_p(p)
     k, s, pad, d, size = _window(x.ndim, kernel_size, stride, 0, 1, ceil_mode)
-    out = x.mapped(size)
-    _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
+    out = _mapped(x, size)
+    _k.window_sum_forward(x.flat, x.table(), out.flat, out.table(), x.channels,
                           _geom(k, s, pad, d), _empty(x.dtype), 0, mode, p)
     return out.result()
 
@@ -475,14 +427,14 @@ def lp_pool_backward(grad_output, x, p, kernel_size, *, stride=None, ceil_mode=F
     g, x = _pair(grad_output, x)
     p, mode = _check_p(p)
     k, s, pad, d, size = _window(x.ndim, kernel_size, stride, 0, 1, ceil_mode)
-    _check_grad_shape(g, x.mapped(size))
+    _check_grad_shape(g, _mapped(x, size))
     if output is None:
         output = lp_pool(x.result(), p, kernel_size, stride=stride, ceil_mode=ceil_mode)
     output = _input(output, "output", dtype=x.dtype)
     if not output.same_layout(g) or output.dense_shape != g.dense_shape:
         raise ShapeError(f"output has {output.describe()}, expected {g.describe()}")
-    gin = x.mapped(lambda spatial: spatial)
-    _k.window_sum_backward(g.flat, g.table, gin.flat, x.table, x.channels,
+    gin = _mapped(x, lambda spatial: spatial)
+    _k.window_sum_backward(g.flat, g.table(), gin.flat, x.table(), x.channels,
                            _geom(k, s, pad, d), _empty(x.dtype), 0, mode, p, x.flat, output.flat)
     return gin.result()
 
@@ -585,8 +537,8 @@ def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
     x = _input(x)
     k, s, p, d, size = _window(x.ndim, kernel_size, stride, padding, 1, False)
     w = _gaussian_kernel_weights(k, sigma, x.dtype)
-    out = x.mapped(size)
-    _k.window_sum_forward(x.flat, x.table, out.flat, out.table, x.channels,
+    out = _mapped(x, size)
+    _k.window_sum_forward(x.flat, x.table(), out.flat, out.table(), x.channels,
                           _geom(k, s, p, d), w, 0, 0, 1.0)
     return out.result()
 
@@ -602,7 +554,7 @@ def gaussian_pool_backward(grad_output, input_shape, kernel_size, *, sigma, stri
     g, gin, (k, s, p, d) = _window_backward(grad_output, input_shape, kernel_size, stride,
                                             padding, False)
     w = _gaussian_kernel_weights(k, sigma, g.dtype)
-    _k.window_sum_backward(g.flat, g.table, gin.flat, gin.table, g.channels, _geom(k, s, p, d),
+    _k.window_sum_backward(g.flat, g.table(), gin.flat, gin.table(), g.channels, _geom(k, s, p, d),
                            w, 0, 0, 1.0, _empty(g.dtype), _empty(g.dtype))
     return gin.result()
 
@@ -658,13 +610,13 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
     pp, mode = _check_p(p)  # checked for every kind: a bad p is never silently ignored
     if kind != "lp":
         pp, mode = 1.0, 0
-    out = x.mapped(lambda spatial: _adaptive_size(output_size, spatial))
-    idx = out.mapped(lambda spatial: spatial, dtype=np.int64) if want else None
-    _k.adaptive_forward(x.flat, x.table, out.flat, idx.flat if want else np.empty(0, np.int64),
-                        out.table, x.channels, _KIND_CODE[kind], mode, pp, want)
+    out = _mapped(x, lambda spatial: _adaptive_size(output_size, spatial))
+    idx = _mapped(out, lambda spatial: spatial, dtype=np.int64) if want else None
+    _k.adaptive_forward(x.flat, x.table(), out.flat, idx.flat if want else np.empty(0, np.int64),
+                        out.table(), x.channels, _KIND_CODE[kind], mode, pp, want)
     # every item pools to the same size, so a Ragged input gives a dense result
-    dense = (len(out.shapes), out.channels) + (out.shapes[0] if out.shapes else
-                                               tuple(out.dense_shape[2:]))
+    dense = (len(out), out.channels) + (tuple(out.shapes[0].tolist()) if len(out) else
+                                        tuple(out.dense_shape[2:]))
     result = out.flat.reshape(dense)
     return (result, idx.flat.reshape(dense)) if want else result
 
@@ -690,30 +642,30 @@ def adaptive_pool_backward(grad_output, x, kind="avg", *, p=2, indices=None, out
     dtype = result_dtype(grad_output=grad_output, x=getattr(x, "data", x))
     x = _input(x, "x", dtype=dtype)
     g = _input(grad_output, "grad_output", dtype=dtype)
-    if g.ragged or g.ndim != x.ndim or g.channels != x.channels or len(g.shapes) != len(x.shapes):
+    if g.ragged or g.ndim != x.ndim or g.channels != x.channels or len(g) != len(x):
         raise ShapeError(f"grad_output has {g.describe()}, which does not match x "
                          f"({x.describe()}) in rank, batch size or channels")
     if x.ragged:  # the dense gradient, seen as a Ragged of equal items
-        g = _Items(g.flat, g.channels, g.shapes)
-    osp = g.shapes[0] if g.shapes else tuple(g.dense_shape[2:])
+        g = Batch(g.flat, g.channels, g.shapes)
+    osp = tuple(g.shapes[0].tolist()) if len(g) else tuple(g.dense_shape[2:])
     if kind == "max":
         if indices is None:
             _, indices = adaptive_pool(x.result(), osp, "max", return_indices=True)
         if x.ragged:
-            indices = Ragged(np.asarray(indices).reshape(-1), np.array(g.shapes), g.channels)
+            indices = Ragged(np.asarray(indices).reshape(-1), g.shapes, g.channels)
         return max_pool_backward(g.result(), indices, x.result() if x.ragged else x.dense_shape)
     pp, mode = _check_p(p) if kind == "lp" else (1.0, 0)
     if kind == "lp":
         if output is None:
             output = adaptive_pool(x.result(), osp, "lp", p=pp)
         output = as_float_array(output, x.dtype, "output")
-        if output.size != g.flat.size or output.shape[:2] != (len(g.shapes), g.channels):
+        if output.size != g.flat.size or output.shape[:2] != (len(g), g.channels):
             raise ShapeError(f"output has shape {output.shape}, expected that of grad_output")
         output = output.reshape(-1)
     else:
         output = _empty(x.dtype)
-    gin = x.mapped(lambda spatial: spatial)
-    _k.adaptive_backward(g.flat, g.table, gin.flat, x.table, x.channels, _KIND_CODE[kind], mode,
+    gin = _mapped(x, lambda spatial: spatial)
+    _k.adaptive_backward(g.flat, g.table(), gin.flat, x.table(), x.channels, _KIND_CODE[kind], mode,
                          pp, x.flat if kind == "lp" else _empty(x.dtype), output)
     return gin.result()
 
@@ -793,8 +745,8 @@ def maxout(x, pieces):
     x = _input(x, min_spatial=0)
     pieces = _pieces(pieces, x.channels)
     G = x.channels // pieces
-    out = x.mapped(lambda spatial: spatial, channels=G)
-    _k.maxout_forward(x.flat, x.table, out.flat, out.table, G, pieces)
+    out = _mapped(x, lambda spatial: spatial, channels=G)
+    _k.maxout_forward(x.flat, x.table(), out.flat, out.table(), G, pieces)
     return out.result()
 
 
@@ -807,9 +759,9 @@ def maxout_backward(grad_output, x, pieces):
     """
     g, x = _pair(grad_output, x, min_spatial=0)
     pieces = _pieces(pieces, x.channels)
-    _check_grad_shape(g, x.mapped(lambda spatial: spatial, channels=x.channels // pieces))
-    gin = x.mapped(lambda spatial: spatial)
-    _k.maxout_backward(g.flat, x.flat, x.table, gin.flat, g.table, g.channels, pieces)
+    _check_grad_shape(g, _mapped(x, lambda spatial: spatial, channels=x.channels // pieces))
+    gin = _mapped(x, lambda spatial: spatial)
+    _k.maxout_backward(g.flat, x.flat, x.table(), gin.flat, g.table(), g.channels, pieces)
     return gin.result()
 
 
@@ -848,10 +800,10 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     if output_size is not None and x.ragged:
         wanted = (output_size.shapes if isinstance(output_size, Ragged)
                   else np.asarray(output_size))
-        if wanted.shape != (len(x.shapes), nd) or wanted.dtype.kind not in "iu":
+        if wanted.shape != (len(x), nd) or wanted.dtype.kind not in "iu":
             raise ArgumentError(
                 "output_size for a Ragged x must be the forward input (a Ragged) or its "
-                f"({len(x.shapes)}, {nd}) spatial shapes, got {output_size!r}")
+                f"({len(x)}, {nd}) spatial shapes, got {output_size!r}")
         wanted = {i: tuple(int(v) for v in shape) for i, shape in enumerate(wanted)}
 
     def size(spatial, item=None):
@@ -877,13 +829,11 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
         return osp
 
     if wanted is None:
-        out = x.mapped(size)
+        out = _mapped(x, size)
     else:  # one requested size per item
-        shapes = [size(shape, i) for i, shape in enumerate(x.shapes)]
-        out = _Items(np.empty(x.channels * sum(math.prod(o) for o in shapes), x.dtype),
-                     x.channels, shapes)
-    idx = _indices(indices, x, [math.prod(shape) for shape in out.shapes] or 1)
-    _k.index_scatter(x.flat, idx, x.table, out.flat, out.table, x.channels, False)
+        out = x.empty_like([size(tuple(shape), i) for i, shape in enumerate(x.shapes.tolist())])
+    idx = _indices(indices, x, out.positions.tolist() or 1)
+    _k.index_scatter(x.flat, idx, x.table(), out.flat, out.table(), x.channels, False)
     return out.result()
 
 
@@ -901,17 +851,17 @@ def max_unpool_backward(grad_output, indices):
     """
     g = _input(grad_output, "grad_output")
     if isinstance(indices, Ragged):
-        like = _Items(np.empty(0, g.dtype), indices.channels, indices.shapes)
+        like = Batch(np.empty(0, g.dtype), indices.channels, indices.shapes)
     else:
         ishape = np.shape(indices)
         if len(ishape) != len(g.dense_shape or ()) or tuple(ishape[:2]) != tuple(g.dense_shape[:2]):
             raise ShapeError(f"indices has shape {ishape}, which does not match grad_output "
                              f"({g.describe()}) in rank, batch size or channels")
         check_spatial_nonempty(ishape, "indices")
-        like = _Items(np.empty(0, g.dtype), ishape[1], [ishape[2:]] * ishape[0], ishape)
-    if like.ragged != g.ragged or like.channels != g.channels or len(like.shapes) != len(g.shapes):
+        like = Batch(np.empty(0, g.dtype), ishape[1], [ishape[2:]] * ishape[0], ishape)
+    if like.ragged != g.ragged or like.channels != g.channels or len(like) != len(g):
         raise ShapeError(f"indices ({like.describe()}) do not match grad_output ({g.describe()})")
-    idx = _indices(indices, like, [math.prod(shape) for shape in g.shapes] or 1)
-    gin = like.mapped(lambda spatial: spatial, dtype=g.dtype)
-    _k.index_gather(g.flat, g.table, idx, gin.flat, gin.table, g.channels)
+    idx = _indices(indices, like, g.positions.tolist() or 1)
+    gin = _mapped(like, lambda spatial: spatial, dtype=g.dtype)
+    _k.index_gather(g.flat, g.table(), idx, gin.flat, gin.table(), g.channels)
     return gin.result()

@@ -31,8 +31,9 @@ import numpy as np
 from .._validation import as_float_array, check_flag, result_dtype, shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
-from ._core import (_check_array, _check_grad_output, _forward, _geometry, _grad_input_dense,
-                    _grad_weight_dense)
+from ..ragged import Batch
+from ._core import (_check_array, _check_grad_output, _forward, _geometry, _grad_input,
+                    _grad_weight)
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
            "separable_factors"]
@@ -258,8 +259,8 @@ def _axis_options(geometry, axis):
     nd = geometry.ndim
     stride = tuple(geometry.stride[a] if a == axis else 1 for a in range(nd))
     dilation = tuple(geometry.dilation[a] if a == axis else 1 for a in range(nd))
-    padding = tuple(geometry.padding[a] if a == axis else (0, 0) for a in range(nd))
-    return dict(stride=stride, dilation=dilation, padding=padding)
+    pad_lo = tuple(geometry.padding[a][0] if a == axis else 0 for a in range(nd))
+    return dict(stride=stride, dilation=dilation, pad_lo=pad_lo)
 
 
 def _passes(x, factors, geometry, axes):
@@ -271,10 +272,11 @@ def _passes(x, factors, geometry, axes):
         opts = _axis_options(geometry, axis)
         out_shape = list(v.shape)
         out_shape[2 + axis] = geometry.out_shape[2 + axis]
-        stages.append(_forward(v, _axis_weight(factors[axis], axis, nd), None, tuple(out_shape),
-                               groups=channels, stride=opts["stride"],
+        out = Batch.layout(tuple(out_shape), v.dtype)
+        stages.append(_forward(Batch.of(v), _axis_weight(factors[axis], axis, nd), None, out,
+                               opts["pad_lo"], groups=channels, stride=opts["stride"],
                                dilation=opts["dilation"], input_dilation=(1,) * nd,
-                               pad_lo=tuple(lo for lo, _ in opts["padding"]), method="auto"))
+                               method="auto").result())
     return stages
 
 
@@ -331,9 +333,11 @@ def _adjoint_passes(grad, factors, geometry, axes, shapes_before):
     """Apply the adjoints of the passes of ``axes`` (given in forward order) in reverse."""
     channels, nd = geometry.x_shape[1], geometry.ndim
     for axis, shape in zip(reversed(axes), reversed(shapes_before)):
-        grad = _grad_input_dense(grad, _axis_weight(factors[axis], axis, nd), None, shape,
-                                 groups=channels, flip=False, method="auto",
-                                 **_axis_options(geometry, axis))
+        opts = _axis_options(geometry, axis)
+        grad = _grad_input(Batch.of(grad), _axis_weight(factors[axis], axis, nd), None,
+                           Batch.layout(shape, grad.dtype), opts["pad_lo"], groups=channels,
+                           stride=opts["stride"], dilation=opts["dilation"], flip=False,
+                           method="auto").result()
     return grad
 
 
@@ -422,8 +426,9 @@ def separable_conv_grad_factors(x, grad_output, factors, *, stride=1, padding="v
     for position in reversed(range(nd)):
         axis = axes[position]
         weight_shape = _axis_weight(per_channel[axis], axis, nd).shape
-        g = _grad_weight_dense(stages[position], back, weight_shape, groups=channels,
-                               **_axis_options(geometry, axis))
+        opts = _axis_options(geometry, axis)
+        g = _grad_weight(Batch.of(stages[position]), Batch.of(back), weight_shape, opts["pad_lo"],
+                         groups=channels, stride=opts["stride"], dilation=opts["dilation"])
         g = g.reshape(channels, -1)
         if flip:
             g = g[:, ::-1]

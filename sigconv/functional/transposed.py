@@ -51,9 +51,9 @@ from .._validation import (as_float_array, as_tuple, check_choice, check_int, ch
                            result_dtype)
 from .._validation import shape_argument as _shape_of
 from ..errors import ArgumentError, ShapeError
-from ..ragged import Ragged, lift3, map_items
+from ..ragged import Batch, Ragged, lift3, map_items
 from ._core import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output, _forward,
-                    _grad_input_dense, _grad_input_ragged)
+                    _grad_input, _grad_input_problem)
 from ._costmodel import _finite
 from .conv import conv, conv_grad_weight
 
@@ -212,9 +212,10 @@ def _phase_taps(k, s, d):
 
 def _forward_dilated(x, weight, bias, geometry, method):
     """One input-dilated call of the convolution kernel: h(K, G, s) with ``weight`` as K."""
-    return _grad_input_dense(x, weight, bias, geometry.out_shape, groups=geometry.groups,
-                             stride=geometry.stride, dilation=geometry.dilation,
-                             padding=geometry.padding, flip=False, method=method)
+    return _grad_input(Batch.of(x), weight, bias, Batch.layout(geometry.out_shape, x.dtype),
+                       [lo for lo, _ in geometry.padding], groups=geometry.groups,
+                       stride=geometry.stride, dilation=geometry.dilation, flip=False,
+                       method=method).result()
 
 
 def _forward_phase(x, weight, bias, geometry, method):
@@ -249,9 +250,10 @@ def _forward_phase(x, weight, bias, geometry, method):
         np.broadcast_to(bias.reshape(g, 1, c_out_g), (g, phases, c_out_g)).reshape(-1))
     rows = (c_in // g) * int(np.prod(spans))
     inner = method if method != "auto" else ("gemm" if rows >= _PHASE_GEMM_ROWS else "auto")
-    z = _forward(x, stacked, stacked_bias, (n, g * phases * c_out_g) + q_count,
-                       groups=g, stride=(1,) * nd, dilation=(1,) * nd,
-                       input_dilation=(1,) * nd, pad_lo=pad_lo, method=inner)
+    z = _forward(Batch.of(x), stacked, stacked_bias,
+                 Batch.layout((n, g * phases * c_out_g) + q_count, x.dtype), pad_lo, groups=g,
+                 stride=(1,) * nd, dilation=(1,) * nd, input_dilation=(1,) * nd,
+                 method=inner).result()
     # z is (N, g, s_1..s_nd, C_out/g, Q_1..Q_nd); output o of an axis is phase
     # r = (o + lo) % s, phase sample (o + lo) // s - q_lo
     out = np.empty(geometry.out_shape, dtype=x.dtype)
@@ -555,5 +557,12 @@ def _ragged_conv_transpose(x, weight, bias, *, stride, padding, output_padding, 
     if not _finite(x.data, weight):  # item by item through the formula's products (no 0 * inf)
         return map_items(conv_transpose, x, weight, bias, stride=stride, padding=padding,
                          output_padding=output_padding, dilation=dilation, groups=groups)
-    options = dict(stride=stride, padding=pairs, dilation=dilation, groups=groups, flip=False)
-    return _grad_input_ragged(x, weight, out_shapes, options, "auto", bias=bias)
+    x, weight, geometry = _grad_input_problem(x, weight, out_shapes, stride, pairs, dilation,
+                                              groups, False)
+    # np.ascontiguousarray, not as_float_array: a bias that cannot be converted
+    # raises numpy's own error, as the bias add this replaced did
+    bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    grad_input = x.empty_like(geometry.in_shapes, weight.shape[1] * geometry.groups)
+    return _grad_input(x, weight, bias, grad_input, geometry.pad_lo, groups=geometry.groups,
+                       stride=geometry.stride, dilation=geometry.dilation, flip=False,
+                       method="auto").result()

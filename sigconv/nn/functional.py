@@ -21,11 +21,11 @@ import numpy as np
 from .. import _kernels as _k
 from .. import functional as _F
 from .._validation import as_tuple, result_dtype
-from .._ops import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, cat, channel_sums, plane_rows
+from .._ops import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, cat
 from ..autograd import Function, as_tensor
 from ..errors import ArgumentError, ShapeError
 from ..functional.pooling import _check_p
-from ..ragged import Ragged, lift3
+from ..ragged import Batch, Ragged
 
 __all__ = [
     "conv", "conv_transpose", "local_conv", "tiled_conv", "separable_conv", "fft_conv",
@@ -46,10 +46,12 @@ def _layout(x):
 
 
 def _bias_sum(g):
-    """Gradient of a per-channel bias added to ``g`` (dense or Ragged): (C,)."""
-    if isinstance(g, Ragged):
-        return channel_sums(g).astype(g.dtype)
-    return g.sum(axis=_spatial_axes(g))
+    """Gradient of a per-channel bias added to ``g`` (dense or Ragged): (C,).
+
+    Each row (one channel of one item) is summed in ``g``'s dtype, the rows
+    of a channel in float64 (:meth:`sigconv.ragged.Batch.channel_sums`).
+    """
+    return Batch.of(g).channel_sums().astype(g.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -301,22 +303,14 @@ class _GlobalAvgPool(Function):
     ragged = "native"
 
     def forward(self, x):
-        self.x_layout, self.dtype = (x if isinstance(x, Ragged) else x.shape), x.dtype
-        if isinstance(x, Ragged):
-            starts, self.lengths = plane_rows(x)
-            sums = np.add.reduceat(x.data, starts, dtype=np.float64)
-            return (sums / self.lengths).astype(x.dtype).reshape(len(x), x.channels)
-        n, c = x.shape[:2]
-        return x.reshape(n, c, -1).mean(axis=2, dtype=np.float64).astype(x.dtype)
+        self.x = x = Batch.of(x)
+        starts, self.lengths = x.rows()
+        sums = np.add.reduceat(x.flat, starts, dtype=np.float64)
+        return (sums / self.lengths).astype(x.dtype).reshape(len(x), x.channels)
 
     def backward(self, g):
-        if isinstance(self.x_layout, Ragged):
-            spread = (g.reshape(-1) / self.lengths).astype(self.dtype, copy=False)
-            return (self.x_layout.like(np.repeat(spread, self.lengths)),)
-        shape = self.x_layout
-        share = (g / np.prod(shape[2:])).astype(self.dtype, copy=False)
-        return (np.broadcast_to(share.reshape(shape[:2] + (1,) * (len(shape) - 2)),
-                                shape).copy(),)
+        spread = (g.reshape(-1) / self.lengths).astype(self.x.dtype, copy=False)
+        return (self.x.result(np.repeat(spread, self.lengths)),)
 
 
 def global_pool(x, kind="avg", *, p=2):
@@ -396,21 +390,14 @@ class _BatchNorm(Function):
     def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps,
                 relu=False):
         self.relu, self.training, self.weight = relu, training, weight
-        if isinstance(x, Ragged):
-            self.x_layout, flat, table = x, np.ascontiguousarray(x.data), x.table()
-        elif x.ndim >= 3 and x.size:  # dense, as equal items
-            self.x_layout, flat = x.shape, np.ascontiguousarray(x).reshape(-1)
-            n, c, positions = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))
-            table = np.empty((n, 4), np.int64)
-            table[:, 0] = np.arange(n) * (c * positions)
-            table[:, 1:] = lift3(x.shape[2:], 1)
-        else:
+        if not isinstance(x, Ragged) and (x.ndim < 3 or not x.size):  # (N, C): numpy formulas
             self.table = None
             return self._forward_2d(x, weight, bias, running_mean, running_var, training,
                                     momentum, eps)
-        dtype = result_dtype(x=flat)  # the input's float dtype (sigconv's rule)
-        flat = flat.astype(dtype, copy=False)
-        channels = x.channels if isinstance(x, Ragged) else x.shape[1]
+        # the input's float dtype (sigconv's rule), contiguous: a dense batch is equal items
+        batch = Batch.of(x, result_dtype(x=x.data if isinstance(x, Ragged) else x))
+        self.x_layout, flat, table = batch, np.ascontiguousarray(batch.flat), batch.table()
+        dtype, channels = flat.dtype, batch.channels
         count = flat.size // channels  # real positions per channel, all items together
         if training:
             if count < 2:
@@ -434,14 +421,14 @@ class _BatchNorm(Function):
         self.x, self.table, self.channels, self.count = flat, table, channels, count
         self.mean, self.invstd = mean, invstd
         self.out = out if relu else None
-        return x.like(out) if isinstance(x, Ragged) else out.reshape(x.shape)
+        return batch.result(out)
 
     def backward(self, g):
         if self.table is None:
             return self._backward_2d(g)
         need_x, need_w, need_b = self.needs_input_grad
         dtype, channels, count = self.x.dtype, self.channels, self.count
-        g = np.ascontiguousarray(g.data if isinstance(g, Ragged) else g, dtype).reshape(-1)
+        g = np.ascontiguousarray(Batch.of(g).flat, dtype)
         out = self.out if self.relu else np.empty(0, dtype)
         w = np.ones(channels) if self.weight is None else self.weight.astype(np.float64)
         sum_g = sum_gxhat = None
@@ -464,8 +451,7 @@ class _BatchNorm(Function):
             gx = np.empty_like(self.x)
             _k.bn_grad_input(g, out, self.x, self.table, channels, self.mean,
                              a.astype(dtype), k.astype(dtype), shift.astype(dtype), self.relu, gx)
-            gx = self.x_layout.like(gx) if isinstance(self.x_layout, Ragged) else gx.reshape(
-                self.x_layout)
+            gx = self.x_layout.result(gx)
         return (gx, None if not need_w else sum_gxhat.astype(dtype),
                 None if not need_b else sum_g.astype(dtype))
 
