@@ -395,8 +395,9 @@ class _BatchNorm(Function):
             return self._forward_2d(x, weight, bias, running_mean, running_var, training,
                                     momentum, eps)
         # the input's float dtype (sigconv's rule), contiguous: a dense batch is equal items
-        batch = Batch.of(x, result_dtype(x=x.data if isinstance(x, Ragged) else x))
-        self.x_layout, flat, table = batch, np.ascontiguousarray(batch.flat), batch.table()
+        batch = Batch.of(x)
+        batch = batch.with_flat(np.ascontiguousarray(batch.flat, result_dtype(x=batch.flat)))
+        self.x_layout, flat, table = batch, batch.flat, batch.table()
         dtype, channels = flat.dtype, batch.channels
         count = flat.size // channels  # real positions per channel, all items together
         if training:
