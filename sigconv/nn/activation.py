@@ -2,7 +2,7 @@
 from . import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "Softmax"]
 
 
 class ReLU(Module):
@@ -34,6 +34,30 @@ class Tanh(Module):
 class Sigmoid(Module):
     def forward(self, x):
         return F.sigmoid(x)
+
+
+class GELU(Module):
+    """``x * Phi(x)`` with ``Phi`` the standard normal CDF (``torch.nn.GELU``).
+
+    ``approximate="tanh"`` uses ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``.
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = F._check_approximate(approximate)
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """``x * sigmoid(x)`` (``torch.nn.SiLU``, the swish)."""
+
+    def forward(self, x):
+        return F.silu(x)
 
 
 class Softmax(Module):

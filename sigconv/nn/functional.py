@@ -10,17 +10,21 @@ numpy arrays (arrays are constants); options keep the names and defaults of
 A Tensor holding a :class:`sigconv.Ragged` batch goes through ``conv``,
 ``conv_transpose``, ``tiled_conv``, ``separable_conv``, ``fft_conv``, the
 window poolings, ``maxout``, ``max_unpool``, ``batch_norm`` (statistics over
-the items' real positions), ``dropout`` and the activations, each item as if
-alone; ``global_pool`` and ``adaptive_pool`` turn it into a dense array.
+the items' real positions), ``group_norm`` and ``instance_norm`` (each item's
+own statistics), ``dropout`` and the activations, each item as if alone;
+``global_pool`` and ``adaptive_pool`` turn it into a dense array.
 ``local_conv``, whose filters are tied to positions, raises an
 ``ArgumentError`` for one.  ``interpolate`` and ``cat`` (along channels) take
 Ragged batches too, item by item.
 """
+import math
+
 import numpy as np
+from scipy import special as _special
 
 from .. import _kernels as _k
 from .. import functional as _F
-from .._validation import as_tuple, result_dtype
+from .._validation import as_tuple, check_int, check_positive_real, result_dtype
 from .._ops import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, cat
 from ..autograd import Function, as_tensor
 from ..errors import ArgumentError, ShapeError
@@ -30,8 +34,9 @@ from ..ragged import Batch, Ragged
 __all__ = [
     "conv", "conv_transpose", "local_conv", "tiled_conv", "separable_conv", "fft_conv",
     "max_pool", "avg_pool", "lp_pool", "gaussian_pool", "global_pool",
-    "adaptive_pool", "maxout", "max_unpool", "batch_norm", "batch_norm_relu", "linear", "dropout",
-    "relu", "leaky_relu", "tanh", "sigmoid", "log_softmax", "softmax", "flatten",
+    "adaptive_pool", "maxout", "max_unpool", "batch_norm", "batch_norm_relu",
+    "group_norm", "instance_norm", "layer_norm", "linear", "dropout",
+    "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu", "log_softmax", "softmax", "flatten",
     "interpolate", "cat",
 ]
 
@@ -561,6 +566,363 @@ def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, *, tra
                             training=bool(training), momentum=momentum, eps=eps, relu=True)
 
 
+# -- group, instance and layer normalisation: statistics over runs of the flat buffer --------
+#
+# Each of these normalises contiguous runs of the batch's flat buffer by their own mean and
+# biased variance: one run per item and group of channels (group norm), per item and channel
+# (instance norm), per trailing block (layer norm).  A Ragged item's runs cover its own
+# positions only, so item i of the result is item i alone.  Sums are taken in float64.
+
+class _Runs:
+    """Runs of a flat buffer with one statistic each, as ``(S,)`` float64 arrays.
+
+    A dense batch has ``count`` runs of one ``length``: :meth:`view` is the
+    ``(count, length)`` reshape and :meth:`spread` a broadcast column.  A
+    Ragged one lists each run's ``starts`` and ``lengths``: the view is the
+    flat buffer, sums are ``np.add.reduceat`` and spreading is ``np.repeat``.
+    """
+
+    __slots__ = ("count", "length", "starts", "lengths")
+
+    def __init__(self, count, length=None, starts=None, lengths=None):
+        self.count, self.length, self.starts = int(count), length, starts
+        # run lengths for division: one number (dense) or one per run (Ragged)
+        self.lengths = float(length) if starts is None else lengths.astype(np.float64)
+
+    @classmethod
+    def listed(cls, starts, lengths):
+        return cls(len(starts), starts=np.asarray(starts, np.int64),
+                   lengths=np.asarray(lengths, np.int64))
+
+    def view(self, flat):
+        return flat.reshape(self.count, self.length) if self.starts is None else flat
+
+    def spread(self, values, dtype):
+        """Per-run ``values`` ``(S,)`` in ``dtype``, broadcastable against :meth:`view`."""
+        values = np.asarray(values).astype(dtype, copy=False)
+        if self.starts is None:
+            return values[:, None]
+        return np.repeat(values, self.lengths.astype(np.int64))
+
+    def sums(self, view):
+        """Sum of every run of ``view`` (as :meth:`view` gives it): ``(S,)`` float64."""
+        if self.starts is None:
+            return view.sum(axis=1, dtype=np.float64)
+        return np.add.reduceat(view, self.starts, dtype=np.float64)
+
+
+def _group_runs(batch, groups):
+    """One run per item and group of ``C / groups`` consecutive channels."""
+    per_group = batch.channels // groups
+    if not batch.ragged:
+        n, c = batch.dense_shape[:2]
+        return _Runs(n * groups, per_group * (batch.flat.size // max(n * c, 1)))
+    starts = batch.rows()[0].reshape(len(batch), groups, per_group)[:, :, 0]
+    return _Runs.listed(starts.reshape(-1), np.repeat(batch.positions * per_group, groups))
+
+
+def _row_runs(batch):
+    """One run per row (one channel of one item)."""
+    if not batch.ragged:
+        n, c = batch.dense_shape[:2]
+        return _Runs(n * c, batch.flat.size // max(n * c, 1))
+    return _Runs.listed(*batch.rows())
+
+
+def _float_batch(x):
+    """``x`` (array or Ragged) as a Batch with a contiguous flat buffer of its float dtype."""
+    batch = Batch.of(x)
+    return batch.with_flat(np.ascontiguousarray(batch.flat, result_dtype(x=batch.flat)))
+
+
+def _normalise(flat, runs, eps, stats=None):
+    """``(x - mean) / sqrt(var + eps)`` over each run, and the per-run statistics.
+
+    ``stats`` ``(mean, var)`` per run are given (running statistics) or, by
+    default, each run's own mean and biased variance, both accumulated in
+    float64 (two passes: the mean, then the squared deviations from it).
+
+    Returns
+    -------
+    xhat : ndarray, the dtype of ``flat``, shaped as ``runs.view(flat)``
+    mean, var, invstd : ndarray of float64, shape (S,)
+    """
+    dtype, view = flat.dtype, runs.view(flat)
+    if stats is None:
+        mean = runs.sums(view) / runs.lengths
+        xhat = view - runs.spread(mean, dtype)
+        var = runs.sums(xhat * xhat) / runs.lengths
+    else:
+        mean, var = (np.asarray(s, np.float64) for s in stats)
+        xhat = view - runs.spread(mean, dtype)
+    invstd = 1.0 / np.sqrt(var + eps)
+    xhat *= runs.spread(invstd, dtype)
+    return xhat, mean, var, invstd
+
+
+def _normalise_backward(gy, xhat, runs, invstd, own_stats):
+    """Gradient with respect to ``x`` of ``xhat`` given ``gy = dL/dxhat`` (flat arrays).
+
+    With the runs' own statistics, ``invstd * (gy - mean(gy) - xhat * mean(gy * xhat))``
+    per run; with given (fixed) statistics, ``gy * invstd``.
+    """
+    dtype = gy.dtype
+    gy, xhat = runs.view(gy), runs.view(xhat)
+    if not own_stats:
+        return (gy * runs.spread(invstd, dtype)).reshape(-1)
+    mean_g = runs.sums(gy) / runs.lengths
+    mean_gx = runs.sums(gy * xhat) / runs.lengths
+    gx = gy - runs.spread(mean_g, dtype)
+    gx -= xhat * runs.spread(mean_gx, dtype)
+    gx *= runs.spread(invstd, dtype)
+    return gx.reshape(-1)
+
+
+class _ChannelNorm(Function):
+    """Normalisation over runs of whole rows, then a per-channel affine map.
+
+    Subclasses give :meth:`statistics`: the runs, and the statistics to use
+    (``None``: each run's own).  The output is ``xhat * weight[c] + bias[c]``;
+    ``weight`` and ``bias`` are ``(C,)`` or None, computed in the input's dtype.
+    """
+
+    ragged = "native"
+
+    def forward(self, x, weight, bias, *, eps, **options):
+        self.batch = batch = _float_batch(x)
+        dtype, self.n = batch.dtype, len(batch)
+        self.rows = _row_runs(batch)
+        self.weight = None if weight is None else weight.astype(dtype, copy=False)
+        if not batch.flat.size:
+            self.runs = None
+            return batch.result(batch.flat.copy())
+        self.runs, stats = self.statistics(batch, **options)
+        self.own_stats = stats is None
+        xhat, mean, var, self.invstd = _normalise(batch.flat, self.runs, eps, stats)
+        self.xhat = xhat.reshape(-1)
+        self.after(mean, var, **options)
+        out = self.rows.view(self.xhat)
+        if weight is not None:
+            out = out * self.rows.spread(np.tile(self.weight, self.n), dtype)
+        if bias is not None:
+            out = out + self.rows.spread(np.tile(bias, self.n), dtype)
+        return batch.result(np.ascontiguousarray(out).reshape(-1))
+
+    def statistics(self, batch, **options):
+        raise NotImplementedError
+
+    def after(self, mean, var, **options):
+        """Called with the runs' statistics after the forward (running statistics)."""
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        batch, dtype, c = self.batch, self.batch.dtype, self.batch.channels
+        g = np.ascontiguousarray(Batch.of(g).flat, dtype)
+        if self.runs is None:  # an empty batch
+            zeros = np.zeros(c, dtype)
+            return (batch.result(np.zeros_like(batch.flat)) if need_x else None,
+                    zeros if need_w else None, zeros if need_b else None)
+        rows = self.rows
+        gw = gb = gx = None
+        if need_w:
+            gw = rows.sums(rows.view(g) * rows.view(self.xhat)).reshape(self.n, c).sum(axis=0)
+        if need_b:
+            gb = rows.sums(rows.view(g)).reshape(self.n, c).sum(axis=0)
+        if need_x:
+            gy = g if self.weight is None else np.ascontiguousarray(
+                rows.view(g) * rows.spread(np.tile(self.weight, self.n), dtype)).reshape(-1)
+            gx = batch.result(_normalise_backward(gy, self.xhat, self.runs, self.invstd,
+                                                  self.own_stats))
+        return gx, gw, gb
+
+
+class _GroupNorm(_ChannelNorm):
+    def statistics(self, batch, *, groups):
+        return _group_runs(batch, groups), None
+
+
+class _InstanceNorm(_ChannelNorm):
+    def statistics(self, batch, *, running_mean, running_var, use_input_stats, momentum):
+        if use_input_stats:
+            if (batch.positions < 2).any():
+                raise ShapeError(f"instance normalisation with the input's statistics needs more "
+                                 f"than one spatial position in every item, got "
+                                 f"{_describe(batch.result())}")
+            return self.rows, None
+        return self.rows, (np.tile(running_mean, self.n), np.tile(running_var, self.n))
+
+    def after(self, mean, var, *, running_mean, running_var, use_input_stats, momentum):
+        if not use_input_stats or running_mean is None:
+            return
+        # as PyTorch: the mean over items of each item's mean and unbiased variance
+        c, lengths = self.batch.channels, self.rows.lengths
+        unbiased = var * lengths / (lengths - 1)
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean.reshape(self.n, c).mean(axis=0).astype(
+            running_mean.dtype)
+        running_var *= 1 - momentum
+        running_var += momentum * unbiased.reshape(self.n, c).mean(axis=0).astype(
+            running_var.dtype)
+
+
+def _check_eps(eps):
+    return check_positive_real(eps, "eps")
+
+
+def _check_affine(param, name, shape, op):
+    if param is not None and tuple(as_tensor(param).shape) != tuple(shape):
+        raise ShapeError(f"{op}: {name} must have shape {tuple(shape)}, got "
+                         f"{tuple(as_tensor(param).shape)}")
+
+
+def _norm_input(x, op):
+    x = as_tensor(x)
+    if x.ndim < 2 or (x.ragged and not 1 <= x.ndim - 2 <= 3):
+        raise ShapeError(f"{op} needs input (N, C, *spatial), got shape {x.shape}")
+    return x
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation (``torch.nn.functional.group_norm``).
+
+    The channels are split into ``num_groups`` groups of consecutive
+    channels; every item's group is normalised by its own mean and biased
+    variance over ``(C / num_groups, *spatial)``, then channel ``c`` is scaled
+    by ``weight[c]`` and shifted by ``bias[c]``.  No batch statistics: the
+    result of an item does not depend on the others (a Ragged item's
+    statistics cover its own positions only).
+
+    Parameters
+    ----------
+    x : Tensor or array, shape (N, C, *spatial), or a Ragged batch
+    num_groups : int, dividing C
+    weight, bias : Tensor or array, shape (C,), optional
+    eps : float > 0
+
+    Returns
+    -------
+    Tensor, the layout and float dtype of ``x``
+    """
+    x = _norm_input(x, "group_norm")
+    channels = x.shape[1]
+    num_groups = check_int(num_groups, "num_groups")
+    if channels % num_groups:
+        raise ArgumentError(f"group_norm: num_groups ({num_groups}) must divide the number of "
+                            f"channels ({channels}), got input of shape {x.shape}")
+    for name, param in (("weight", weight), ("bias", bias)):
+        _check_affine(param, name, (channels,), "group_norm")
+    return _GroupNorm.apply(x, weight, bias, groups=num_groups, eps=_check_eps(eps))
+
+
+def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Instance normalisation (``torch.nn.functional.instance_norm``'s arguments).
+
+    Each channel of each item is normalised by its own mean and biased
+    variance over its spatial positions (``use_input_stats``), or by
+    ``running_mean`` and ``running_var`` ``(C,)``.  With the input's
+    statistics and running statistics given, these are updated in place
+    with the mean over items of every item's mean and unbiased variance
+    (as PyTorch).  Input ``(N, C, *spatial)`` with at least one spatial axis,
+    or a Ragged batch (each item's own positions).
+    """
+    x = _norm_input(x, "instance_norm")
+    if x.ndim < 3:
+        raise ShapeError(f"instance_norm needs input (N, C, *spatial) with at least one spatial "
+                         f"axis, got shape {x.shape}")
+    channels = x.shape[1]
+    for name, param in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        _check_affine(param, name, (channels,), "instance_norm")
+    if (running_mean is None) != (running_var is None):
+        raise ArgumentError("instance_norm: give both running_mean and running_var, or neither")
+    if not use_input_stats and running_mean is None:
+        raise ArgumentError("instance_norm with use_input_stats=False needs running_mean and "
+                            "running_var")
+    if not (isinstance(momentum, (int, float, np.floating)) and 0 <= momentum <= 1):
+        raise ArgumentError(f"instance_norm: momentum must be a number in [0, 1], got "
+                            f"{momentum!r}")
+    return _InstanceNorm.apply(x, weight, bias, running_mean=running_mean,
+                               running_var=running_var, use_input_stats=bool(use_input_stats),
+                               momentum=float(momentum), eps=_check_eps(eps))
+
+
+class _LayerNorm(Function):
+    """Normalisation over the trailing ``len(shape)`` axes, elementwise affine over them."""
+
+    def forward(self, x, weight, bias, *, shape, eps):
+        x = np.ascontiguousarray(x, result_dtype(x=x))
+        dtype, length = x.dtype, int(np.prod(shape))
+        self.shape, self.x_shape = shape, x.shape
+        self.weight = None if weight is None else weight.astype(dtype, copy=False).reshape(-1)
+        if not x.size:
+            self.runs = None
+            return x.copy()
+        self.runs = _Runs(x.size // length, length)
+        xhat, _, _, self.invstd = _normalise(x.reshape(-1), self.runs, eps)
+        self.xhat = xhat  # (S, L)
+        out = xhat if weight is None else xhat * self.weight
+        out = out if bias is None else out + bias.astype(dtype, copy=False).reshape(-1)
+        return out.reshape(x.shape)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        if self.runs is None:
+            zeros = np.zeros(self.shape, g.dtype)
+            return (np.zeros(self.x_shape, g.dtype) if need_x else None,
+                    zeros if need_w else None, zeros if need_b else None)
+        g = np.ascontiguousarray(g).reshape(self.runs.count, -1)
+        gw = (g * self.xhat).sum(axis=0, dtype=np.float64).reshape(self.shape) if need_w else None
+        gb = g.sum(axis=0, dtype=np.float64).reshape(self.shape) if need_b else None
+        gx = None
+        if need_x:
+            gy = g if self.weight is None else g * self.weight
+            gx = _normalise_backward(gy.reshape(-1), self.xhat.reshape(-1), self.runs,
+                                     self.invstd, True).reshape(self.x_shape)
+        return gx, gw, gb
+
+
+def _normalized_shape(normalized_shape):
+    """``normalized_shape`` (an int or a sequence of ints >= 1) as a tuple."""
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        normalized_shape = (normalized_shape,)
+    try:
+        shape = tuple(normalized_shape)
+    except TypeError:
+        raise ArgumentError(f"normalized_shape must be an int or a sequence of ints, got "
+                            f"{normalized_shape!r}") from None
+    if not shape:
+        raise ArgumentError("normalized_shape must name at least one axis, got ()")
+    return tuple(check_int(n, "normalized_shape") for n in shape)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation (``torch.nn.functional.layer_norm``): over the trailing axes.
+
+    Every slice ``x[i, ..., :, :]`` over the last ``len(normalized_shape)``
+    axes (which must equal ``normalized_shape``) is normalised by its own
+    mean and biased variance; ``weight`` and ``bias`` have shape
+    ``normalized_shape`` and apply elementwise.  Dense input only: for
+    ``(N, C, *spatial)`` the trailing axes are spatial, which a Ragged batch
+    does not share between items.  ``group_norm(x, 1, weight, bias)``
+    normalises each item over ``(C, *spatial)`` with a per-channel affine, the
+    usual "layer norm" of a convolutional network, and takes Ragged batches.
+    """
+    x = as_tensor(x)
+    shape = _normalized_shape(normalized_shape)
+    if x.ragged:
+        raise ArgumentError(f"layer_norm normalises the trailing (spatial) axes, which differ "
+                            f"between the items of a Ragged batch ({x.data!r}); use "
+                            f"group_norm(x, 1) (nn.GroupNorm(1, C)) to normalise each item over "
+                            f"(C, *spatial)")
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ShapeError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape "
+                         f"{shape}")
+    for name, param in (("weight", weight), ("bias", bias)):
+        _check_affine(param, name, shape, "layer_norm")
+    return _LayerNorm.apply(x, weight, bias, shape=shape, eps=_check_eps(eps))
+
+
 class _Linear(Function):
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight
@@ -618,6 +980,72 @@ def tanh(x):
 
 def sigmoid(x):
     return Sigmoid.apply(x)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_SCALE = math.sqrt(2.0 / math.pi)  # GELU's tanh approximation: tanh(s * (x + c x^3))
+_TANH_CUBIC = 0.044715
+
+
+class _GELU(Function):
+    """``x * Phi(x)`` (Phi the standard normal CDF, through ``erf``), or its tanh approximation."""
+
+    ragged = "elementwise"
+
+    def forward(self, a, *, approximate):
+        self.a, self.approximate = a, approximate
+        if approximate == "tanh":
+            self.t = np.tanh(_TANH_SCALE * (a + _TANH_CUBIC * a * a * a))
+            return 0.5 * a * (1 + self.t)
+        self.cdf = 0.5 * (1 + _special.erf(a * _SQRT_HALF))
+        return a * self.cdf
+
+    def backward(self, g):
+        a = self.a
+        if self.approximate == "tanh":
+            t = self.t
+            slope = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * _TANH_SCALE * (
+                1 + 3 * _TANH_CUBIC * a * a)
+        else:
+            slope = self.cdf + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a))
+        return (g * slope,)
+
+
+class _SiLU(Function):
+    """``x * sigmoid(x)`` (the swish)."""
+
+    ragged = "elementwise"
+
+    def forward(self, a):
+        self.a, self.s = a, _special.expit(a)
+        return a * self.s
+
+    def backward(self, g):
+        s = self.s
+        return (g * (s * (1 + self.a * (1 - s))),)
+
+
+def _check_approximate(approximate):
+    """GELU's ``approximate`` option: ``"none"`` or ``"tanh"``."""
+    if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
+        raise ArgumentError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate
+
+
+def gelu(x, approximate="none"):
+    """``x * Phi(x)``, ``Phi`` the standard normal CDF (``torch.nn.functional.gelu``).
+
+    ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``.
+    Elementwise: any shape, and Ragged batches.
+    """
+    x = as_tensor(x)
+    return _GELU.apply(x, approximate=_check_approximate(approximate))
+
+
+def silu(x):
+    """``x * sigmoid(x)`` (``torch.nn.functional.silu``). Elementwise: any shape, and Ragged."""
+    return _SiLU.apply(x)
 
 
 def log_softmax(x, axis=1):
