@@ -112,7 +112,7 @@ def test_elementwise_layers_each_item_alone(case):
     nd, items = case
     c = items[0].shape[0]
     for layer in (nn.ReLU(), nn.LeakyReLU(0.1), nn.Tanh(), nn.Sigmoid(), nn.Identity(),
-                  nn.Dropout(0.3).eval(), _Arithmetic()):
+                  nn.GELU(), nn.GELU("tanh"), nn.SiLU(), nn.Dropout(0.3).eval(), _Arithmetic()):
         assert check_each_item_alone(layer, items).ragged
     bn = nn.BatchNorm(c, dtype=np.float64)
     bn.running_mean[:] = np.linspace(-1, 1, c)
@@ -462,3 +462,89 @@ def test_ragged_gradient_layout_is_checked(rng):
         y.backward(np.ones(6))
     with pytest.raises(ShapeError, match="one-element tensor"):
         y.backward()
+
+
+# -- per-item normalisation: each item alone in training mode too ---------------------------
+
+def _randomised(layer, rng):
+    for p in layer.parameters():
+        p.data[...] = rng.uniform(0.5, 1.5, p.shape) if p is layer.weight else \
+            rng.standard_normal(p.shape)
+    return layer
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=ragged_items(min_size=2, max_channels=4), seed=st.integers(0, 1000),
+       eps=st.sampled_from([1e-5, 0.1]))
+def test_group_and_instance_norm_each_item_alone(case, seed, eps):
+    nd, items = case
+    rng = np.random.default_rng(seed)
+    items = [3 * i + rng.standard_normal() for i in items]  # a different offset per item
+    c = items[0].shape[0]
+    for groups in [g for g in (1, 2, 4) if c % g == 0]:
+        check_each_item_alone(_randomised(nn.GroupNorm(groups, c, eps=eps, dtype=np.float64),
+                                          rng), items)
+    check_each_item_alone(nn.GroupNorm(1, c, affine=False, dtype=np.float64), items)
+    check_each_item_alone(nn.InstanceNorm(c, eps=eps, dtype=np.float64), items)
+    tracked = _randomised(nn.InstanceNorm(c, affine=True, track_running_stats=True,
+                                          dtype=np.float64), rng)
+    check_each_item_alone(tracked, items)  # training: each item's own statistics
+    check_each_item_alone(tracked.eval(), items)  # evaluation: the running statistics
+
+
+def test_instance_norm_running_statistics_of_a_ragged_batch(rng):
+    """The mean over items of each item's mean and unbiased variance, as each alone gives."""
+    items = [rng.standard_normal((2,) + s) * 2 + 1 for s in [(3, 4), (2, 2), (5, 1)]]
+    layer = nn.InstanceNorm(2, momentum=0.5, track_running_stats=True, dtype=np.float64)
+    layer(Tensor(Ragged.from_list(items)))
+    means = np.mean([i.reshape(2, -1).mean(axis=1) for i in items], axis=0)
+    variances = np.mean([i.reshape(2, -1).var(axis=1, ddof=1) for i in items], axis=0)
+    _close(layer.running_mean, 0.5 * means)
+    _close(layer.running_var, 0.5 + 0.5 * variances)
+
+
+def test_group_and_instance_norm_ragged_gradcheck(rng):
+    batch = Ragged.from_list([rng.standard_normal((4, 3, 2)), rng.standard_normal((4, 1, 3)),
+                              rng.standard_normal((4, 2, 1))])
+    x = Tensor(batch, requires_grad=True)
+    w = Tensor(rng.uniform(0.5, 1.5, 4), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    for groups in (1, 2, 4):
+        assert gradcheck(lambda x, w, b: F.group_norm(x, groups, w, b), [x, w, b])
+    assert gradcheck(lambda x, w, b: F.instance_norm(x, weight=w, bias=b), [x, w, b])
+    mean, var = rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    assert gradcheck(lambda x, w, b: F.instance_norm(x, mean, var, w, b, use_input_stats=False),
+                     [x, w, b])
+
+
+def test_layer_norm_refuses_a_ragged_batch(rng):
+    x = Tensor(Ragged.from_list([rng.standard_normal((2, 6)), rng.standard_normal((2, 9))]))
+    with pytest.raises(ArgumentError, match=r"use group_norm\(x, 1\) \(nn.GroupNorm\(1, C\)\)"):
+        nn.LayerNorm(6)(x)
+    with pytest.raises(ShapeError, match="more than one spatial position in every item"):
+        nn.InstanceNorm(2)(Tensor(Ragged.from_list([np.ones((2, 4)), np.ones((2, 1))])))
+
+
+@settings(max_examples=6, deadline=None)
+@given(nd=st.integers(1, 3), seed=st.integers(0, 1000), n=st.integers(1, 3),
+       norm=st.sampled_from(["group", "instance"]))
+def test_residual_classifier_with_group_norm_trains_each_item_alone(nd, seed, n, norm):
+    """Per-item normalisation: a training step on a Ragged batch is every item alone."""
+    rng = np.random.default_rng(seed)
+    sizes = (8, 24) if nd == 1 else (4, 9) if nd == 2 else (4, 6)
+    items = [rng.standard_normal((2,) + tuple(rng.integers(*sizes, size=nd))) for _ in range(n)]
+    model = Classifier(2, 3, ndim=nd, widths=(4, 8), residual=True, norm=norm,
+                       dtype=np.float64, rng=seed)
+    assert check_each_item_alone(model.train(), items).shape == (n, 3)
+
+
+@settings(max_examples=4, deadline=None)
+@given(nd=st.integers(1, 3), seed=st.integers(0, 1000), n=st.integers(1, 3))
+def test_residual_classifier_in_eval_mode_each_item_alone(nd, seed, n):
+    rng = np.random.default_rng(seed)
+    sizes = (8, 24) if nd == 1 else (4, 9) if nd == 2 else (4, 6)
+    items = [rng.standard_normal((2,) + tuple(rng.integers(*sizes, size=nd))) for _ in range(n)]
+    model = Classifier(2, 3, ndim=nd, widths=(3, 4, 4), residual=True, dtype=np.float64,
+                       rng=seed)
+    _warm_up(model, items)
+    check_each_item_alone(model.eval(), items)
