@@ -160,7 +160,8 @@ def _train(args):
         metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, seed=args.seed, resume=args.resume,
                         overwrite=args.overwrite, task=args.task,
-                        model=args.model, noise=args.noise, patch=args.patch)
+                        model=args.model, noise=args.noise, patch=args.patch,
+                        augment=args.augment)
     except SigconvError as exc:
         print(f"sigconv train: {exc}", file=sys.stderr)
         return 2
@@ -292,7 +293,9 @@ def main(argv=None):
     train = commands.add_parser("train", help="train a classifier on a prepared store")
     train.add_argument("store", help="a store made by `sigconv prepare` or datasets/*.py")
     train.add_argument("--out", required=True, help="run folder (checkpoints, metrics)")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=None,
+                       help="passes over the training items (default: 60 to classify, 25 to "
+                            "denoise, 20 to label)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -312,6 +315,11 @@ def main(argv=None):
                             "units (denoise default: 5%% of the data range)")
     train.add_argument("--patch", type=int, nargs="+", default=None,
                        help="denoise/label: training crop size per axis (default 32)")
+    train.add_argument("--augment", default="default",
+                       choices=("none", "light", "default", "strong"),
+                       help="augmentation of the training items for the task and data kind "
+                            "(sigconv.transforms.preset; default: %(default)s); recorded in "
+                            "the run folder, never applied to evaluation")
     train.set_defaults(run=_train)
     evaluate = commands.add_parser("evaluate", help="accuracy of a run's best model on a split")
     evaluate.add_argument("run_dir", metavar="RUN", help="a run folder made by `sigconv train` "

@@ -18,8 +18,9 @@ A run folder holds::
 
 Every file is written atomically.  ``resume=True`` continues from
 ``state.json``; because each epoch's batches (and noise) come from ``(seed,
-epoch)`` and the kernels are deterministic, a resumed run ends with the same
-model, bit for bit, as an uninterrupted one.  A non-finite loss stops the run
+epoch)``, each item's augmentation from ``(seed, epoch, item)``
+(:func:`sigconv.transforms.item_rng`), and the kernels are deterministic, a
+resumed run ends with the same model, bit for bit, as an uninterrupted one.  A non-finite loss stops the run
 with :class:`TrainingError` and leaves the last good checkpoint in place.
 """
 import contextlib
@@ -34,13 +35,15 @@ import time
 import numpy as np
 
 from . import tasks as _tasks
-from .. import checkpoint, optim
+from .. import checkpoint, optim, transforms
 from .._atomic import atomic_write_bytes
 from .._lock import folder_lock
 from ..data import Store
 from ..data.sources import hashed_split
 from .._validation import check_int, check_positive_real
 from ..errors import ArgumentError, SigconvError
+from ..io import Signal
+from ..io.signal import FIELDS
 from .plots import plot_run
 from .tasks import MODELS, TASKS, task_of
 
@@ -76,6 +79,63 @@ def _arrays(store, records):
 def _items(task, store, records):
     """``[(input, target)]`` of ``records`` as the task reads them."""
     return [task.split_item(a, r) for a, r in zip(_arrays(store, records), records)]
+
+
+#: Values of ``train(augment=...)`` that name a preset strength of
+#: :func:`sigconv.transforms.preset` (None is "none").
+AUGMENT_STRENGTHS = ("none", "light", "default", "strong")
+
+
+def _transform(augment, task_name, kind):
+    """The training items' transform for ``augment`` (a strength or a transform), or None."""
+    if augment is None or isinstance(augment, str):
+        strength = "none" if augment is None else augment
+        if strength not in AUGMENT_STRENGTHS:
+            raise ArgumentError(f"augment must be one of {', '.join(AUGMENT_STRENGTHS)}, None "
+                                f"or a transform (a callable(signal, rng)), got {augment!r}")
+        if kind is None and strength in ("none", "default"):
+            return None  # records that name no data kind: nothing to choose a preset by
+    elif not callable(augment):
+        raise ArgumentError(f"augment must be one of {', '.join(AUGMENT_STRENGTHS)}, None or a "
+                            f"transform (a callable(signal, rng)), got {augment!r}")
+    if kind is None:
+        raise ArgumentError(f"augment={augment!r} needs the data kind of the items, and the "
+                            "store's records name none (a 'kind' field, as sigconv prepare "
+                            "and datasets/*.py write)")
+    return transforms.preset(task_name, kind, strength) if isinstance(augment, str) else augment
+
+
+def _describe(transform):
+    """What ``state.json`` records of a transform (as it will read back), or None.
+
+    A sigconv transform by :func:`sigconv.transforms.describe`; any other
+    callable by its class's qualified name.
+    """
+    if transform is None:
+        return None
+    if isinstance(transform, transforms.Transform):
+        return json.loads(json.dumps(transforms.describe(transform)))
+    kind = type(transform)
+    return {"class": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def _signal(array, record):
+    """A stored item as the :class:`~sigconv.io.Signal` its record describes (for transforms)."""
+    metadata = {k: record[k] for k in FIELDS if k in record and k != "path"}
+    if "affine" in metadata:
+        metadata["affine"] = np.asarray(metadata["affine"], dtype=np.float64)
+    axes = record.get("axes")
+    return Signal(np.asarray(array), record["kind"], tuple(axes) if axes else None,
+                  target_channels=record.get("target_channels") or 0, **metadata)
+
+
+def _augmented_items(task, transform, arrays, records, seed, epoch):
+    """This epoch's ``[(input, target)]``: each raw item through ``transform``, then split.
+
+    Item ``i`` draws from :func:`sigconv.transforms.item_rng` ``(seed, epoch, i)``.
+    """
+    return [task.split_item(transform(_signal(a, r), transforms.item_rng(seed, epoch, i)).data, r)
+            for i, (a, r) in enumerate(zip(arrays, records))]
 
 
 def make_model(in_channels, num_classes, ndim, seed):
@@ -252,9 +312,9 @@ def _summary(record):
     return ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
 
 
-def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False,
+def train(store, out, *, epochs=None, batch_size=32, lr=2e-3, seed=0, resume=False,
           overwrite=False, validation=0.1, task=None, model=None, noise=None, patch=None,
-          stop_after=None, progress=True, log=sys.stderr):
+          augment="default", stop_after=None, progress=True, log=sys.stderr):
     """Train a model on a store; return the metrics (as in metrics.json).
 
     Parameters
@@ -267,7 +327,10 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
         is given.  The run holds an exclusive lock on ``out/.lock`` while it
         trains: a second ``train`` on the same folder fails at once with
         :class:`TrainingError` naming the holder's pid.
-    epochs, batch_size, lr, seed : training options (Adam with a cosine schedule).
+    epochs : int, optional
+        Passes over the training items (default: the task's ``epochs``: 60
+        to classify, 25 to denoise, 20 to label).
+    batch_size, lr, seed : training options (Adam with a cosine schedule).
     resume : bool
         Continue the run in ``out`` from its ``state.json``.
     overwrite : bool
@@ -289,6 +352,13 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
     patch : int or sequence of int, optional
         Dense tasks: training crop size per spatial axis (default 32);
         evaluation slides windows of twice this size over whole items.
+    augment : {"default", "light", "strong", "none"}, None or a transform
+        Augmentation of the training items, drawn afresh each epoch: a
+        strength of :func:`sigconv.transforms.preset` for the task and the
+        items' kind, or any ``transform(signal, rng) -> Signal`` (see
+        :mod:`sigconv.transforms`).  Validation and test items are never
+        augmented.  What was used is recorded in ``state.json``; a resumed
+        run must be given the same.
     stop_after : int, optional
         Run at most this many epochs in this call and stop as an interrupted
         run would (continue later with ``resume=True``).
@@ -299,10 +369,13 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
     saved = _run_folder_state(out, resume, overwrite)  # refuse before creating anything
     task_name = task if saved is None else saved["task"]
     task_class = task_of(train_records, task_name)
+    epochs = task_class.epochs if epochs is None else epochs
     epochs, batch_size, lr = _check_options(epochs, batch_size, lr, task_class, model)
+    transform = _transform(augment, task_class.name, train_records[0].get("kind"))
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                "store": os.path.abspath(os.fspath(store)), "noise": noise, "patch": patch,
-               "model": model or task_class.models[0]}
+               "model": model or task_class.models[0],
+               "augment": _describe(transform)}
     os.makedirs(out, exist_ok=True)
     with folder_lock(out, what="run folder", error=TrainingError):
         saved = _run_folder_state(out, resume, overwrite)  # again, now that it is ours
@@ -310,12 +383,12 @@ def train(store, out, *, epochs=10, batch_size=32, lr=2e-3, seed=0, resume=False
             for name in RUN_FILES:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(out, name))
-        return _train_locked(source, out, task_class, saved, options, train_records, val_records,
-                             test_records, stop_after, progress, log)
+        return _train_locked(source, out, task_class, saved, options, transform, train_records,
+                             val_records, test_records, stop_after, progress, log)
 
 
-def _train_locked(source, out, task_class, saved, options, train_records, val_records, test_records,
-                  stop_after, progress, log):
+def _train_locked(source, out, task_class, saved, options, transform, train_records,
+                  val_records, test_records, stop_after, progress, log):
     """:func:`train` once it holds the run folder's lock."""
     from tqdm.auto import tqdm
 
@@ -326,6 +399,11 @@ def _train_locked(source, out, task_class, saved, options, train_records, val_re
         task_state["model"] = options["model"]
     else:
         task_state = saved["task_state"]
+        recorded = saved["options"].get("augment")
+        if recorded != options["augment"]:
+            raise ArgumentError(f"cannot resume {out!r} with another augmentation: the run used "
+                                f"{json.dumps(recorded)}, this call gives "
+                                f"{json.dumps(options['augment'])}")
     task = task_class(task_state, seed)
     train_data = _items(task, source, train_records)
     val_data = _items(task, source, val_records)
@@ -347,7 +425,9 @@ def _train_locked(source, out, task_class, saved, options, train_records, val_re
         started = time.perf_counter()
         net.train()
         rng = np.random.default_rng((seed, epoch))
-        batches = list(task.batches(train_data, batch_size, rng))
+        epoch_data = train_data if transform is None else _augmented_items(
+            task, transform, _arrays(source, train_records), train_records, seed, epoch)
+        batches = list(task.batches(epoch_data, batch_size, rng))
         total, seen, tally = 0.0, 0, task.tally()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress, file=log)

@@ -47,17 +47,6 @@ ARCHITECTURES = {
 }
 
 
-class Residual(nn.Module):
-    """``x + body(x)``: a denoiser that learns the noise to remove (as DnCNN)."""
-
-    def __init__(self, body):
-        super().__init__()
-        self.body = body
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
 def _build(name, in_channels, out_channels, ndim, seed):
     """One of :data:`MODELS` for this many channels and spatial axes."""
     if name == "classifier":
@@ -65,7 +54,8 @@ def _build(name, in_channels, out_channels, ndim, seed):
     if name == "encoder-decoder":
         return EncoderDecoder(in_channels, out_channels, ndim=ndim, widths=(16, 32), rng=seed)
     if name == "residual-encoder-decoder":
-        return Residual(_build("encoder-decoder", in_channels, out_channels, ndim, seed))
+        # body(x) + x: a denoiser that learns the noise to remove (as DnCNN)
+        return nn.Residual(_build("encoder-decoder", in_channels, out_channels, ndim, seed))
     return StructuredLabeller(in_channels, out_channels, ndim=ndim, hidden=16, steps=3, rng=seed)
 
 
@@ -98,6 +88,8 @@ class Task:
 
     name = metric = None
     models = ()
+    #: Default number of epochs of ``train`` for this task.
+    epochs = 10
 
     def __init__(self, state, seed=0):
         self.state, self.seed = state, seed
@@ -138,6 +130,7 @@ class Classification(Task):
 
     name, metric = "classify", "accuracy"
     models = ("classifier",)
+    epochs = 60
 
     @classmethod
     def fit(cls, arrays, records, options):
@@ -351,6 +344,7 @@ class Denoising(_Dense):
     """Clean items; the input is the item plus noise; MSE loss; PSNR in dB."""
 
     name, metric = "denoise", "psnr"
+    epochs = 25
     models = ("encoder-decoder", "residual-encoder-decoder")
 
     @classmethod
@@ -393,16 +387,31 @@ class Denoising(_Dense):
         return dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"])
 
     def baseline(self, train, test):
-        """PSNR of a Gaussian filter whose width is tuned on the noisy training items.
+        """PSNR of the non-learned filters, each tuned on the noisy training items.
 
-        Returns ``{"gaussian_sigma": samples, "psnr_gaussian": dB on test}``.
+        A Gaussian filter (its width) and, for 2-D and 3-D items when
+        scikit-image is installed, non-local means
+        (``skimage.restoration.denoise_nl_means``, its ``h``).  Returns
+        ``{"gaussian_sigma": samples, "psnr_gaussian": dB on test}``, and
+        ``"nlm_h"`` (in units of the noise's standard deviation) and
+        ``"psnr_nlm"``.
         """
-        sigma = _tune_sigma(self.evaluation_inputs(train), [y for _, y in train],
+        train_inputs, train_targets = self.evaluation_inputs(train), [y for _, y in train]
+        sigma = _tune_sigma(train_inputs, train_targets,
                             lambda smoothed, y: -np.sum((smoothed - y) ** 2))
+        test_inputs = self.evaluation_inputs(test)
         tally = self.tally()
-        for noisy, (_, clean) in zip(self.evaluation_inputs(test), test):
+        for noisy, (_, clean) in zip(test_inputs, test):
             tally.add(_gaussian(noisy, sigma)[None], clean[None])
-        return {"gaussian_sigma": sigma, "psnr_gaussian": tally.result()["psnr"]}
+        result = {"gaussian_sigma": sigma, "psnr_gaussian": tally.result()["psnr"]}
+        noise = float(np.mean(self._noise_scale()))
+        if noise > 0 and train[0][1].ndim in (3, 4) and _nl_means_available():
+            h = _tune_nlm(train_inputs, train_targets, noise)
+            tally = self.tally()
+            for noisy, (_, clean) in zip(test_inputs, test):
+                tally.add(_nl_means(noisy, h * noise, noise)[None], clean[None])
+            result.update(nlm_h=h, psnr_nlm=tally.result()["psnr"])
+        return result
 
 
 def _gaussian(x, sigma):
@@ -420,6 +429,51 @@ def _tune_sigma(inputs, targets, score):
     """The width in :data:`SIGMAS` whose smoothing of ``inputs`` scores best against ``targets``."""
     totals = [sum(score(_gaussian(x, s), y) for x, y in zip(inputs, targets)) for s in SIGMAS]
     return SIGMAS[int(np.argmax(totals))]
+
+
+def _nl_means_available():
+    """Whether scikit-image (the ``baselines`` extra) is installed."""
+    try:
+        import skimage.restoration  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Non-local means settings: ``h`` tried as multiples of the noise's standard
+#: deviation, and the patch (5 samples) and search distance (6) of each axis.
+NLM_H = (0.4, 0.6, 0.8, 1.0, 1.2)
+NLM_PATCH = dict(patch_size=5, patch_distance=6)
+
+#: Largest side of the centred block of each training item that tunes ``h``
+#: (the filter's cost grows with the search window times the voxels).
+NLM_TUNING_SIDE = 48
+
+
+def _nl_means(x, h, noise):
+    """``x`` (C, *spatial), 2-D or 3-D, through scikit-image's non-local means (fast mode)."""
+    from skimage.restoration import denoise_nl_means
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] == 1:
+        return denoise_nl_means(x[0], h=h, sigma=noise, fast_mode=True,
+                                **NLM_PATCH)[None].astype(np.float32)
+    return denoise_nl_means(x, h=h, sigma=noise, fast_mode=True, channel_axis=0,
+                            **NLM_PATCH).astype(np.float32)
+
+
+def _tune_nlm(inputs, targets, noise):
+    """The ``h`` of :data:`NLM_H` (times ``noise``) with the least squared error on centred
+    blocks of at most :data:`NLM_TUNING_SIDE` samples per axis of the training items."""
+    blocks = []
+    for x, y in zip(inputs, targets):
+        region = (slice(None),) + tuple(
+            slice(max((n - NLM_TUNING_SIDE) // 2, 0), max((n - NLM_TUNING_SIDE) // 2, 0)
+                  + min(n, NLM_TUNING_SIDE)) for n in x.shape[1:])
+        blocks.append((x[region], y[region]))
+    errors = [sum(float(np.sum((_nl_means(x, h * noise, noise) - y) ** 2)) for x, y in blocks)
+              for h in NLM_H]
+    return NLM_H[int(np.argmin(errors))]
 
 
 class _PSNR:
@@ -448,6 +502,7 @@ class Labelling(_Dense):
     """Items whose last channel holds a class per sample; cross-entropy + Dice; Dice score."""
 
     name, metric = "label", "dice"
+    epochs = 20
     models = ("labeller", "encoder-decoder")
 
     def __init__(self, state, seed=0):
@@ -506,14 +561,16 @@ class Labelling(_Dense):
 
     def _oversampled(self, index, labels):
         """Flat positions of each foreground class present in training item ``index``'s
-        ``labels`` (1, *spatial), found once per run: half the crops are centred on a
+        ``labels`` (1, *spatial), found once per item (once per run without
+        augmentation): half the crops are centred on a
         foreground sample, so that rare classes are seen (as nnU-Net oversamples
         foreground)."""
-        if index not in self._foreground_positions:
+        cached = self._foreground_positions.get(index)
+        if cached is None or cached[0] is not labels:  # an augmented item is new each epoch
             flat = labels.reshape(-1)
-            self._foreground_positions[index] = [np.flatnonzero(flat == k)
-                                                 for k in np.unique(flat) if k > 0]
-        return self._foreground_positions[index]
+            cached = self._foreground_positions[index] = (
+                labels, [np.flatnonzero(flat == k) for k in np.unique(flat) if k > 0])
+        return cached[1]
 
     def _answer(self, model, array):
         """The class of every sample of one raw item ``(C, *spatial)`` (input channels only)."""

@@ -7,6 +7,7 @@ import pytest
 from sigconv import checkpoint
 from sigconv.cli import main
 from sigconv.data import Source, prepare
+from sigconv.errors import ArgumentError
 from sigconv.train import TrainingError, load_model, train
 
 
@@ -212,3 +213,89 @@ def test_run_files_honour_the_umask(tmp_path, rng):
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
     assert {"state.json", "checkpoint.safetensors", "metrics.csv", "curves.png"} <= set(modes)
     assert modes == dict.fromkeys(modes, 0o640)
+
+
+# -- augmentation of the training items ---------------------------------------
+
+def _waveform_store(tmp_path, rng, count=24):
+    """A store whose records name their kind (waveform at 8 kHz), as prepared stores do."""
+    folder = tmp_path / "wave"
+    folder.mkdir()
+    sources = []
+    for i in range(count):
+        n, label = 300 + 7 * i, i % 2  # distinct lengths tell the items apart
+        t = np.arange(n)
+        signal = np.sin(0.6 * t + rng.uniform(0, 6)) if label else rng.standard_normal(n)
+        np.save(folder / f"w{i:02d}.npy", (signal + 0.1 * rng.standard_normal(n))[None])
+        sources.append(Source(f"w{i:02d}", str(folder / f"w{i:02d}.npy"),
+                              {"label": label, "split": "test" if i < 4 else "train",
+                               "kind": "waveform", "sample_rate": 8000,
+                               "axes": ["channel", "time"]}))
+    from sigconv.data import convert_npy
+    prepare(sources, tmp_path / "wave-store", convert_npy, progress=False, log=None)
+    return tmp_path / "wave-store"
+
+
+class _Recording:
+    """A transform that records what it saw and shifts every sample by 100."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, signal, rng):
+        self.seen.append((signal.kind, signal.sample_rate, signal.shape[-1]))
+        return signal.replace(data=signal.data + 100.0)
+
+
+def test_augmentation_changes_training_batches_only(tmp_path, rng):
+    from sigconv.data import Store
+
+    store = _waveform_store(tmp_path, rng)
+    options = dict(epochs=2, batch_size=8, progress=False, log=None)
+    transform = _Recording()
+    train(store, tmp_path / "custom", augment=transform, **options)
+    lengths = {r["shape"][-1]: r["split"] for r in Store(store).records}
+    train_lengths = sorted(n for n, split in lengths.items() if split == "train")
+    assert all(kind == "waveform" and rate == 8000 for kind, rate, _ in transform.seen)
+    # every training item once per epoch, and never a validation or test item
+    state = json.loads((tmp_path / "custom" / "state.json").read_text())
+    seen = [n for _, _, n in transform.seen]
+    assert set(seen) <= set(train_lengths) and len(set(seen)) >= 15  # a tenth validates
+    assert all(seen.count(n) == 2 for n in seen)                     # once per epoch
+    assert state["options"]["augment"] == {"class": "tests.train.test_loop._Recording"}
+    # the preset is recorded in the run folder, and "none" changes nothing but the batches
+    train(store, tmp_path / "default", **options)
+    state = json.loads((tmp_path / "default" / "state.json").read_text())
+    assert state["options"]["augment"]["class"] == "Compose"
+    train(store, tmp_path / "none", augment="none", **options)
+    state = json.loads((tmp_path / "none" / "state.json").read_text())
+    assert state["options"]["augment"] is None
+    with_aug = json.loads((tmp_path / "default" / "metrics.json").read_text())["history"]
+    without = json.loads((tmp_path / "none" / "metrics.json").read_text())["history"]
+    assert with_aug[0]["train_loss"] != without[0]["train_loss"]
+
+
+def test_resume_with_augmentation_is_bit_identical_and_keeps_it(tmp_path, rng):
+    store = _waveform_store(tmp_path, rng)
+    options = dict(epochs=3, batch_size=8, progress=False, log=None, augment="strong")
+    train(store, tmp_path / "whole", **options)
+    train(store, tmp_path / "parts", stop_after=1, **options)
+    train(store, tmp_path / "parts", resume=True, **options)
+    a = checkpoint.load(tmp_path / "whole" / "checkpoint.safetensors")
+    b = checkpoint.load(tmp_path / "parts" / "checkpoint.safetensors")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    train(store, tmp_path / "again", stop_after=1, **options)
+    with pytest.raises(ArgumentError, match="another augmentation"):
+        train(store, tmp_path / "again", resume=True, **dict(options, augment="light"))
+
+
+def test_bad_augment_arguments_are_refused(tmp_path, rng):
+    plain = _store(tmp_path, rng)  # records without a kind
+    options = dict(epochs=1, batch_size=8, progress=False, log=None)
+    for bad in ("heavy", 3, True):
+        with pytest.raises(ArgumentError, match="augment must be one of"):
+            train(plain, tmp_path / "bad", augment=bad, **options)
+    with pytest.raises(ArgumentError, match="needs the data kind"):
+        train(plain, tmp_path / "bad", augment="strong", **options)
+    assert not (tmp_path / "bad" / "state.json").exists()

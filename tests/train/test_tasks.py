@@ -1,4 +1,5 @@
 """Dense tasks: denoising and labelling small phantoms, their scores, baselines and resume."""
+import importlib.util
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ from sigconv.cli import main
 from sigconv.data import Source, convert_npy, prepare
 from sigconv.errors import ArgumentError
 from sigconv.train import evaluate, load_model, predict, train
-from sigconv.train.tasks import Denoising, Labelling, _Dice, _PSNR, task_of
+from sigconv.train.tasks import NLM_H, Denoising, Labelling, _Dice, _PSNR, _nl_means, task_of
 
 
 def _phantom(rng, shape):
@@ -75,6 +76,8 @@ def test_denoising_beats_the_noisy_input_and_reports_the_tuned_gaussian(tmp_path
     assert test["psnr_noisy"] == pytest.approx(20 * np.log10(2 / 0.4), abs=0.3)  # peak 2, sigma 0.4
     assert test["psnr"] > test["psnr_noisy"] + 2
     assert test["gaussian_sigma"] > 0.25 and test["psnr_gaussian"] > test["psnr_noisy"]
+    if importlib.util.find_spec("skimage") is not None:  # the tuned non-local means baseline
+        assert test["nlm_h"] in NLM_H and test["psnr_nlm"] > test["psnr_noisy"] + 2
     assert {"train_psnr", "validation_psnr"} <= set(metrics["history"][-1])
     for name in ("curves.png", "kernels.png", "feature_maps.png", "example.png"):
         assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
@@ -156,3 +159,16 @@ def test_predict_out_dir_gives_inputs_of_one_name_their_own_outputs(tmp_path, rn
         np.testing.assert_array_equal(np.load(target), array)
         assert target.stat().st_mode & 0o777 == 0o644
     assert not np.array_equal(np.load(targets[0]), np.load(targets[1]))
+
+
+def test_non_local_means_is_scikit_images_filter_tuned_on_the_training_items(rng):
+    pytest.importorskip("skimage")
+    from skimage.restoration import denoise_nl_means
+
+    clean = _phantom(rng, (12, 16, 16))[None]
+    noisy = (clean + 0.3 * rng.standard_normal(clean.shape)).astype(np.float32)
+    got = _nl_means(noisy, 0.24, 0.3)
+    want = denoise_nl_means(noisy[0].astype(np.float64), h=0.24, sigma=0.3, fast_mode=True,
+                            patch_size=5, patch_distance=6)
+    np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-6)
+    assert np.mean((got - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2)
