@@ -41,6 +41,20 @@ def _t(name, **params):
     return (name, params)
 
 
+#: Volumes, to classify and to label: geometry (moving label channels with it)
+#: and an input-only intensity shift in the store's units (HU for CT).
+_VOLUME_INTENSITY_AND_GEOMETRY = {
+    "light": [_t("Flip", axes="width", p=0.5), _t("IntensityShift", shift=10.0)],
+    "default": [_t("Flip", axes="axial", p=0.5), _t("Rot90", plane="axial"),
+                _t("RandomAffine", degrees=10.0, scale=(0.9, 1.1), translate=0.05,
+                   p=0.5),
+                _t("IntensityShift", shift=20.0)],
+    "strong": [_t("Flip", axes="axial", p=0.5), _t("Rot90", plane="axial"),
+               _t("RandomAffine", degrees=15.0, scale=(0.85, 1.15), translate=0.1),
+               _t("ElasticDeform", max_displacement=3.0, p=0.5),
+               _t("IntensityShift", shift=40.0, scale=(0.95, 1.05))],
+}
+
 #: ``PRESETS[task][kind][strength]``: a list of ``(transform name, parameters)``.
 #: Strength ``"none"`` (not listed) is no augmentation.
 PRESETS = {
@@ -85,17 +99,7 @@ PRESETS = {
                           mode="reflect"),
                        _t("ColorJitter", brightness=0.4, contrast=0.4, saturation=0.4)],
         },
-        "volume": {
-            "light": [_t("Flip", axes="width", p=0.5), _t("IntensityShift", shift=10.0)],
-            "default": [_t("Flip", axes="axial", p=0.5), _t("Rot90", plane="axial"),
-                        _t("RandomAffine", degrees=10.0, scale=(0.9, 1.1), translate=0.05,
-                           p=0.5),
-                        _t("IntensityShift", shift=20.0)],
-            "strong": [_t("Flip", axes="axial", p=0.5), _t("Rot90", plane="axial"),
-                       _t("RandomAffine", degrees=15.0, scale=(0.85, 1.15), translate=0.1),
-                       _t("ElasticDeform", max_displacement=3.0, p=0.5),
-                       _t("IntensityShift", shift=40.0, scale=(0.95, 1.05))],
-        },
+        "volume": _VOLUME_INTENSITY_AND_GEOMETRY,
         "video": {
             "light": [_t("Flip", axes="width", p=0.5)],
             "default": [_t("TemporalCrop", fraction=(0.8, 1.0)), _t("Flip", axes="width", p=0.5)],
@@ -179,17 +183,7 @@ PRESETS = {
                        _t("ElasticDeform", max_displacement=3.0, p=0.5),
                        _t("ColorJitter", brightness=0.3, contrast=0.3, saturation=0.3)],
         },
-        "volume": {
-            "light": [_t("Flip", axes="width", p=0.5), _t("IntensityShift", shift=10.0)],
-            "default": [_t("Flip", axes="axial", p=0.5), _t("Rot90", plane="axial"),
-                        _t("RandomAffine", degrees=10.0, scale=(0.9, 1.1), translate=0.05,
-                           p=0.5),
-                        _t("IntensityShift", shift=20.0)],
-            "strong": [_t("Flip", axes="axial", p=0.5), _t("Rot90", plane="axial"),
-                       _t("RandomAffine", degrees=15.0, scale=(0.85, 1.15), translate=0.1),
-                       _t("ElasticDeform", max_displacement=3.0, p=0.5),
-                       _t("IntensityShift", shift=40.0, scale=(0.95, 1.05))],
-        },
+        "volume": _VOLUME_INTENSITY_AND_GEOMETRY,
         "video": {
             "light": [_t("Flip", axes="width", p=0.5)],
             "default": [_t("Flip", axes="width", p=0.5),
