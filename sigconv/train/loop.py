@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from . import tasks as _tasks
-from .. import checkpoint, optim, transforms
+from .. import checkpoint, nn, optim, transforms
 from .._atomic import atomic_write_bytes
 from .._lock import folder_lock
 from ..data import Store
@@ -136,6 +136,18 @@ def _augmented_items(task, transform, arrays, records, seed, epoch):
     """
     return [task.split_item(transform(_signal(a, r), transforms.item_rng(seed, epoch, i)).data, r)
             for i, (a, r) in enumerate(zip(arrays, records))]
+
+
+#: Mixed into the seed of the dropout masks, so they differ from the batch order's draws.
+_DROPOUT_TAG = 0xD50
+
+
+def _reseed_dropout(net, seed, epoch):
+    """Every Dropout layer of ``net`` draws its masks from ``(seed, epoch)`` this epoch, so a
+    resumed run draws the same masks as an uninterrupted one."""
+    for layer in net.modules():
+        if isinstance(layer, nn.Dropout):
+            layer.rng = np.random.default_rng((seed, epoch, _DROPOUT_TAG))
 
 
 def make_model(in_channels, num_classes, ndim, seed):
@@ -425,6 +437,7 @@ def _train_locked(source, out, task_class, saved, options, transform, train_reco
         started = time.perf_counter()
         net.train()
         rng = np.random.default_rng((seed, epoch))
+        _reseed_dropout(net, seed, epoch)
         epoch_data = train_data if transform is None else _augmented_items(
             task, transform, _arrays(source, train_records), train_records, seed, epoch)
         batches = list(task.batches(epoch_data, batch_size, rng))
