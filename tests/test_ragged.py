@@ -238,3 +238,15 @@ def test_of_converts_with_a_named_error(rng):
     assert Batch.of(ragged, np.float32).result().dtype == np.float32
     with pytest.raises(DTypeError, match="x"):
         Batch.of(np.array([[["a"]]]), np.float64)
+
+
+def test_the_batch_example_of_docs_data_runs_as_written(capsys):
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    section = doc.split("### How the kernels read a batch")[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(block, "docs/data.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "[34. 34. 34.]" in printed and "ndarray Ragged" in printed
