@@ -295,9 +295,13 @@ def main(argv=None):
     train.add_argument("--out", required=True, help="run folder (checkpoints, metrics)")
     train.add_argument("--epochs", type=int, default=None,
                        help="passes over the training items (default: 60 to classify, 25 to "
-                            "denoise, 20 to label)")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=2e-3)
+                            "denoise, 40 to label)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="items (crops for denoise/label) per step (default: 32 to "
+                            "classify, 8 to denoise, 2 to label)")
+    train.add_argument("--lr", type=float, default=None,
+                       help="Adam's learning rate, cosine schedule (default: 2e-3; 5e-3 to "
+                            "label)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true",

@@ -324,7 +324,7 @@ def _summary(record):
     return ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
 
 
-def train(store, out, *, epochs=None, batch_size=32, lr=2e-3, seed=0, resume=False,
+def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=False,
           overwrite=False, validation=0.1, task=None, model=None, noise=None, patch=None,
           augment="default", stop_after=None, progress=True, log=sys.stderr):
     """Train a model on a store; return the metrics (as in metrics.json).
@@ -339,10 +339,12 @@ def train(store, out, *, epochs=None, batch_size=32, lr=2e-3, seed=0, resume=Fal
         is given.  The run holds an exclusive lock on ``out/.lock`` while it
         trains: a second ``train`` on the same folder fails at once with
         :class:`TrainingError` naming the holder's pid.
-    epochs : int, optional
-        Passes over the training items (default: the task's ``epochs``: 60
-        to classify, 25 to denoise, 20 to label).
-    batch_size, lr, seed : training options (Adam with a cosine schedule).
+    epochs, batch_size, lr : int, int, float, optional
+        Passes over the training items, items (or crops) per step and Adam's
+        learning rate (with a cosine schedule); by default the task's
+        ``epochs``, ``batch_size`` and ``lr``: 60, 32 and 2e-3 to classify,
+        25, 8 and 2e-3 to denoise, 40, 2 and 5e-3 to label.
+    seed : int
     resume : bool
         Continue the run in ``out`` from its ``state.json``.
     overwrite : bool
@@ -382,6 +384,8 @@ def train(store, out, *, epochs=None, batch_size=32, lr=2e-3, seed=0, resume=Fal
     task_name = task if saved is None else saved["task"]
     task_class = task_of(train_records, task_name)
     epochs = task_class.epochs if epochs is None else epochs
+    batch_size = task_class.batch_size if batch_size is None else batch_size
+    lr = task_class.lr if lr is None else lr
     epochs, batch_size, lr = _check_options(epochs, batch_size, lr, task_class, model)
     transform = _transform(augment, task_class.name, train_records[0].get("kind"))
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,

@@ -94,8 +94,8 @@ class Task:
 
     name = metric = None
     models = ()
-    #: Default number of epochs of ``train`` for this task.
-    epochs = 10
+    #: Defaults of ``train`` for this task: epochs, items (or crops) per step, learning rate.
+    epochs, batch_size, lr = 10, 32, 2e-3
 
     def __init__(self, state, seed=0):
         self.state, self.seed = state, seed
@@ -351,7 +351,7 @@ class Denoising(_Dense):
     """Clean items; the input is the item plus noise; MSE loss; PSNR in dB."""
 
     name, metric = "denoise", "psnr"
-    epochs = 25
+    epochs, batch_size = 25, 8
     models = ("encoder-decoder", "residual-encoder-decoder")
 
     @classmethod
@@ -509,7 +509,9 @@ class Labelling(_Dense):
     """Items whose last channel holds a class per sample; cross-entropy + Dice; Dice score."""
 
     name, metric = "label", "dice"
-    epochs = 20
+    # one training volume gives about 90 crops of 32^3 an epoch: small steps, many of them
+    # (2 crops a step) let the chapter's small labeller learn (docs/train.md)
+    epochs, batch_size, lr = 40, 2, 5e-3
     models = ("labeller", "encoder-decoder")
 
     def __init__(self, state, seed=0):
