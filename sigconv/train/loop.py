@@ -17,11 +17,13 @@ A run folder holds::
     *.png                   curves, confusion, kernels, feature maps, example
 
 Every file is written atomically.  ``resume=True`` continues from
-``state.json``; because each epoch's batches (and noise) come from ``(seed,
-epoch)``, each item's augmentation from ``(seed, epoch, item)``
+``state.json``; because each epoch's batches (noise, dropout masks) come
+from ``(seed, epoch)``, each item's augmentation from ``(seed, epoch, item)``
 (:func:`sigconv.transforms.item_rng`), and the kernels are deterministic, a
-resumed run ends with the same model, bit for bit, as an uninterrupted one.  A non-finite loss stops the run
-with :class:`TrainingError` and leaves the last good checkpoint in place.
+resumed run ends with the same model, bit for bit, as an uninterrupted one
+(given the same kernel paths: see docs/train.md on auto-tuning).  A
+non-finite loss stops the run with :class:`TrainingError` and leaves the
+last good checkpoint in place.
 """
 import contextlib
 import csv
