@@ -298,7 +298,7 @@ def main(argv=None):
                             "denoise, 40 to label)")
     train.add_argument("--batch-size", type=int, default=None,
                        help="items (crops for denoise/label) per step (default: 32 to "
-                            "classify, 8 to denoise, 2 to label)")
+                            "classify, 2 to denoise and label)")
     train.add_argument("--lr", type=float, default=None,
                        help="Adam's learning rate, cosine schedule (default: 2e-3; 5e-3 to "
                             "label)")

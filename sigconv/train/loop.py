@@ -345,7 +345,7 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
         Passes over the training items, items (or crops) per step and Adam's
         learning rate (with a cosine schedule); by default the task's
         ``epochs``, ``batch_size`` and ``lr``: 60, 32 and 2e-3 to classify,
-        25, 8 and 2e-3 to denoise, 40, 2 and 5e-3 to label.
+        25, 2 and 2e-3 to denoise, 40, 2 and 5e-3 to label.
     seed : int
     resume : bool
         Continue the run in ``out`` from its ``state.json``.

@@ -351,7 +351,9 @@ class Denoising(_Dense):
     """Clean items; the input is the item plus noise; MSE loss; PSNR in dB."""
 
     name, metric = "denoise", "psnr"
-    epochs, batch_size = 25, 8
+    # as for labelling: 2 crops a step (best validation PSNR on the stent 35.38 dB, 35.03
+    # with 8)
+    epochs, batch_size = 25, 2
     models = ("encoder-decoder", "residual-encoder-decoder")
 
     @classmethod
