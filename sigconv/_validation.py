@@ -84,13 +84,30 @@ def check_flag(value, name):
     return bool(value)
 
 
+def _is_finite_real(value):
+    """Whether ``value`` is a finite real number (bools, strings and complex are not)."""
+    return (isinstance(value, (numbers.Real, np.floating, np.integer))
+            and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value)))
+
+
 def check_positive_real(value, name, what=""):
     """A finite real number > 0 (``p``, ``sigma``) as a float; bools, strings and complex raise."""
-    if (not isinstance(value, (numbers.Real, np.floating, np.integer))
-            or isinstance(value, (bool, np.bool_)) or not math.isfinite(float(value))
-            or float(value) <= 0):
+    if not _is_finite_real(value) or float(value) <= 0:
         raise ArgumentError(f"{name} must be a finite number > 0{what}, got {value!r}")
     return float(value)
+
+
+def check_real(value, name, *, minimum=None, maximum=None, open_minimum=False):
+    """A finite real number within ``[minimum, maximum]`` as a float (bools and strings raise)."""
+    if not _is_finite_real(value):
+        raise ArgumentError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if minimum is not None and (value < minimum or (open_minimum and value == minimum)):
+        sign = ">" if open_minimum else ">="
+        raise ArgumentError(f"{name} must be {sign} {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ArgumentError(f"{name} must be <= {maximum:g}, got {value!r}")
+    return value
 
 
 def memory_limit():

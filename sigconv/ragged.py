@@ -194,9 +194,14 @@ class Ragged:
         if data.size != self.data.size:
             raise ShapeError(f"data holds {data.size} elements but {self.channels} channels of "
                              f"shapes {self.shapes.tolist()} need {self.data.size}")
-        result = object.__new__(type(self))
-        result._shapes, result._channels, result._offsets = self._shapes, self._channels, self._offsets
-        result._data = data
+        return self._trusted(data, self._shapes, self._channels, self._offsets)
+
+    @classmethod
+    def _trusted(cls, data, shapes, channels, offsets):
+        """A Ragged of parts already checked to fit, without checking again (made read-only)."""
+        result = object.__new__(cls)
+        result._data, result._channels = data, channels
+        result._shapes, result._offsets = _frozen(shapes), _frozen(offsets)
         return result
 
     def __reduce__(self):  # pickle and copy rebuild (and re-check) the batch
@@ -369,10 +374,7 @@ class Batch:
         flat = self.flat if flat is None else flat
         if self.dense_shape is not None:
             return flat.reshape(self.dense_shape)
-        result = Ragged.__new__(Ragged)  # shapes already checked: share them, read-only
-        result._data, result._channels = flat, self.channels
-        result._shapes, result._offsets = _frozen(self.shapes), _frozen(self.offsets)
-        return result
+        return Ragged._trusted(flat, self.shapes, self.channels, self.offsets)
 
     def same_layout(self, other):
         """Whether ``other`` has the same kind, channels and item shapes."""

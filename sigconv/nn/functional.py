@@ -399,9 +399,7 @@ class _BatchNorm(Function):
             self.table = None
             return self._forward_2d(x, weight, bias, running_mean, running_var, training,
                                     momentum, eps)
-        # the input's float dtype (sigconv's rule), contiguous: a dense batch is equal items
-        batch = Batch.of(x)
-        batch = batch.with_flat(np.ascontiguousarray(batch.flat, result_dtype(x=batch.flat)))
+        batch = _float_batch(x)  # a dense batch is the case of equal items
         self.x_layout, flat, table = batch, batch.flat, batch.table()
         dtype, channels = flat.dtype, batch.channels
         count = flat.size // channels  # real positions per channel, all items together

@@ -12,12 +12,11 @@ geometric transforms move them with the input, with the same random draw,
 resampling them with nearest neighbour (order 0) where the input is
 interpolated linearly (order 1), so a label map stays a label map.
 """
-import math
 import numbers
 
 import numpy as np
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_real
 from ..errors import ArgumentError
 from ..io.signal import KINDS, Signal
 from ..ragged import Ragged
@@ -31,20 +30,6 @@ SEED_TAG = 0x5A06
 
 
 # -- argument checks (sigconv._validation has no real-valued range check) -----------
-def check_real(value, name, *, minimum=None, maximum=None, open_minimum=False):
-    """A finite real number within ``[minimum, maximum]`` as a float (bools and strings raise)."""
-    if (not isinstance(value, (numbers.Real, np.floating, np.integer))
-            or isinstance(value, (bool, np.bool_)) or not math.isfinite(float(value))):
-        raise ArgumentError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if minimum is not None and (value < minimum or (open_minimum and value == minimum)):
-        sign = ">" if open_minimum else ">="
-        raise ArgumentError(f"{name} must be {sign} {minimum:g}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ArgumentError(f"{name} must be <= {maximum:g}, got {value!r}")
-    return value
-
-
 def check_probability(value, name="p"):
     """A probability in [0, 1] as a float."""
     return check_real(value, name, minimum=0.0, maximum=1.0)
