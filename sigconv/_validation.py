@@ -3,11 +3,15 @@
 The public wrappers call these once at the boundary; the kernels may then
 assume valid, contiguous arrays of a native float dtype.
 """
+from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Iterable
+from typing import Any, TypeGuard
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .errors import ArgumentError, DTypeError, ShapeError
 
@@ -21,11 +25,12 @@ NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INDEX_MAX = 2**60
 
 
-def _is_int(value):
+def _is_int(value: object) -> TypeGuard[int | np.integer[Any]]:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def as_tuple(value, n, name, *, minimum=None, maximum=INDEX_MAX):
+def as_tuple(value: Any, n: int, name: str, *, minimum: int | None = None,
+             maximum: int | None = INDEX_MAX) -> tuple[int, ...]:
     """Expand an int (or a length-``n`` sequence of ints) to a tuple of ``n`` ints.
 
     Raises :class:`ArgumentError` naming ``name`` when the value is not an
@@ -56,11 +61,11 @@ def as_tuple(value, n, name, *, minimum=None, maximum=INDEX_MAX):
     return values
 
 
-def _limit_text(maximum):
+def _limit_text(maximum: int) -> str:
     return "2**60" if maximum == INDEX_MAX else str(maximum)
 
 
-def check_int(value, name, *, minimum=1, maximum=INDEX_MAX):
+def check_int(value: object, name: str, *, minimum: int = 1, maximum: int = INDEX_MAX) -> int:
     """A single int option (``groups``, ``pieces``, ``channels``) as an int, within its range.
 
     Raises :class:`ArgumentError` naming ``name`` for a bool, a float, a
@@ -73,7 +78,7 @@ def check_int(value, name, *, minimum=1, maximum=INDEX_MAX):
     return int(value)
 
 
-def check_flag(value, name):
+def check_flag(value: object, name: str) -> bool:
     """``value`` as a bool; only ``True``, ``False`` (or numpy bools) are accepted.
 
     Strings such as ``"no"``, ints and ``None`` raise :class:`ArgumentError`
@@ -84,20 +89,21 @@ def check_flag(value, name):
     return bool(value)
 
 
-def _is_finite_real(value):
+def _is_finite_real(value: object) -> TypeGuard[numbers.Real | np.floating[Any] | np.integer[Any]]:
     """Whether ``value`` is a finite real number (bools, strings and complex are not)."""
     return (isinstance(value, (numbers.Real, np.floating, np.integer))
             and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value)))
 
 
-def check_positive_real(value, name, what=""):
+def check_positive_real(value: object, name: str, what: str = "") -> float:
     """A finite real number > 0 (``p``, ``sigma``) as a float; bools, strings and complex raise."""
     if not _is_finite_real(value) or float(value) <= 0:
         raise ArgumentError(f"{name} must be a finite number > 0{what}, got {value!r}")
     return float(value)
 
 
-def check_real(value, name, *, minimum=None, maximum=None, open_minimum=False):
+def check_real(value: object, name: str, *, minimum: float | None = None,
+               maximum: float | None = None, open_minimum: bool = False) -> float:
     """A finite real number within ``[minimum, maximum]`` as a float (bools and strings raise)."""
     if not _is_finite_real(value):
         raise ArgumentError(f"{name} must be a finite number, got {value!r}")
@@ -110,7 +116,7 @@ def check_real(value, name, *, minimum=None, maximum=None, open_minimum=False):
     return value
 
 
-def memory_limit():
+def memory_limit() -> int:
     """Bytes one array may take: the machine's physical memory, or the process's address-space limit.
 
     Arrays larger than this cannot be allocated (or would only swap), so the
@@ -131,14 +137,14 @@ def memory_limit():
     return limit
 
 
-def _bytes_text(n):
+def _bytes_text(n: int) -> str:
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} bytes"
 
 
-def check_size(shape, dtype, what, options):
+def check_size(shape: Iterable[int], dtype: DTypeLike, what: str, options: str) -> int:
     """Raise :class:`ShapeError` unless an array of ``shape`` and ``dtype`` can exist.
 
     The element count is computed with Python ints (no int64 wrap-around)
@@ -158,7 +164,7 @@ def check_size(shape, dtype, what, options):
     return count
 
 
-def check_choice(value, name, choices):
+def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
     """Raise :class:`ArgumentError` listing every accepted value unless ``value`` is one."""
     if not isinstance(value, str) or value not in choices:
         listed = ", ".join(repr(c) for c in choices)
@@ -166,7 +172,7 @@ def check_choice(value, name, choices):
     return value
 
 
-def _float_dtype_of(dtype, name):
+def _float_dtype_of(dtype: np.dtype[Any], name: str) -> np.dtype[Any] | None:
     """The dtype an array of ``dtype`` is computed in, or None for bool/int (undecided).
 
     Byte order is a memory layout, not a dtype: big-endian floats (common in
@@ -187,7 +193,7 @@ def _float_dtype_of(dtype, name):
     )
 
 
-def result_dtype(**arrays):
+def result_dtype(**arrays: object) -> np.dtype[Any]:
     """The one dtype rule of sigconv, applied to named arrays (``None`` entries are skipped).
 
     float32 and float64 are computed natively; float16 is computed in float32;
@@ -213,7 +219,7 @@ def result_dtype(**arrays):
     return kinds.pop() if kinds else np.dtype(np.float64)
 
 
-def as_float_array(array, dtype, name):
+def as_float_array(array: object, dtype: DTypeLike, name: str) -> NDArray[Any]:
     """``array`` as a C-contiguous array of ``dtype`` (a copy only when needed)."""
     try:
         result = np.ascontiguousarray(array, dtype=dtype)
@@ -222,7 +228,7 @@ def as_float_array(array, dtype, name):
     return result
 
 
-def check_batch(x, name="x", *, min_spatial=1, max_spatial=3):
+def check_batch(x: ArrayLike, name: str = "x", *, min_spatial: int = 1, max_spatial: int = 3) -> int:
     """Check ``x`` is ``(N, C, *spatial)`` with 1-3 spatial axes; return the spatial rank."""
     ndim = np.ndim(x)
     if ndim < 2 + min_spatial or ndim > 2 + max_spatial:
@@ -233,13 +239,13 @@ def check_batch(x, name="x", *, min_spatial=1, max_spatial=3):
     return ndim - 2
 
 
-def check_spatial_nonempty(shape, name="x"):
+def check_spatial_nonempty(shape: tuple[int, ...], name: str = "x") -> None:
     """Raise :class:`ShapeError` if any spatial axis of ``shape`` has length 0."""
     if any(n == 0 for n in shape[2:]):
         raise ShapeError(f"{name} has a zero-length spatial axis: shape {tuple(shape)}")
 
 
-def shape_argument(value, name):
+def shape_argument(value: object, name: str) -> tuple[int, ...]:
     """A shape given as an argument (``input_shape=``, ``weight_shape=``) as a tuple of ints.
 
     Accepts a tuple, list or 1-D integer array of non-negative ints; raises

@@ -22,12 +22,19 @@ Padding modes (:func:`resolve_padding`):
 int, tuple of ints, tuple of ``(lo, hi)`` pairs
     explicit padding, symmetric or per side.
 """
+from __future__ import annotations
+from collections.abc import Sequence
+from typing import Any, overload
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import INDEX_MAX, as_tuple
 from .errors import ArgumentError, ShapeError
+from .typing import IntOrTuple, Padding, Shape
+
+_Ints = NDArray[np.int64]
 
 PADDING_MODES = ("valid", "same", "full")
 
@@ -46,19 +53,24 @@ __all__ = [
 ]
 
 
-def dilated_size(kernel_size, dilation=1):
+@overload
+def dilated_size(kernel_size: int, dilation: IntOrTuple = 1) -> int: ...
+@overload
+def dilated_size(kernel_size: Sequence[int], dilation: IntOrTuple = 1) -> Shape: ...
+def dilated_size(kernel_size: int | Sequence[int], dilation: IntOrTuple = 1) -> int | Shape:
     """Span of a dilated kernel, ``(k - 1) * d + 1`` (ints or tuples)."""
-    if isinstance(kernel_size, (numbers.Integral, np.integer)):
-        return (int(kernel_size) - 1) * int(dilation) + 1
+    if isinstance(kernel_size, (int, np.integer)):
+        (step,) = as_tuple(dilation, 1, "dilation")
+        return (int(kernel_size) - 1) * step + 1
     n = len(kernel_size)
     return tuple((k - 1) * d + 1 for k, d in zip(kernel_size, as_tuple(dilation, n, "dilation")))
 
 
-def _per_axis(values, n):
+def _per_axis(values: Any, n: int) -> tuple[Any, ...]:
     return values if isinstance(values, tuple) else (values,) * n
 
 
-def _same_padding(sizes, spans, strides, flip):
+def _same_padding(sizes: Any, spans: Any, strides: Any, flip: bool) -> tuple[Any, Any]:
     """``"same"`` padding ``(lo, hi)`` on int arrays (or ints) of sizes, dilated spans, strides."""
     out = -(-sizes // strides)
     total = np.maximum((out - 1) * strides + spans - sizes, 0)
@@ -67,14 +79,17 @@ def _same_padding(sizes, spans, strides, flip):
     return (large, small) if flip else (small, large)
 
 
-def same_padding(input_size, kernel_size, stride=1, dilation=1, *, flip=False):
+def same_padding(input_size: int, kernel_size: int, stride: int = 1, dilation: int = 1, *,
+                 flip: bool = False) -> tuple[int, int]:
     """``(lo, hi)`` padding of one axis for ``"same"`` output ``ceil(n / s)``."""
     lo, hi = _same_padding(np.int64(input_size), dilated_size(kernel_size, dilation),
                            int(stride), flip)
     return int(lo), int(hi)
 
 
-def resolve_padding(padding, input_size, kernel_size, stride=1, dilation=1, *, flip=False):
+def resolve_padding(padding: Padding, input_size: Sequence[int], kernel_size: Sequence[int],
+                    stride: IntOrTuple = 1, dilation: IntOrTuple = 1, *,
+                    flip: bool = False) -> tuple[tuple[int, int], ...]:
     """Turn any accepted ``padding`` into a tuple of ``(lo, hi)`` pairs, one per axis.
 
     Parameters
@@ -97,7 +112,9 @@ def resolve_padding(padding, input_size, kernel_size, stride=1, dilation=1, *, f
     return tuple(zip(lo[0].tolist(), hi[0].tolist()))
 
 
-def resolve_paddings(padding, input_sizes, kernel_size, stride=1, dilation=1, *, flip=False):
+def resolve_paddings(padding: Padding, input_sizes: ArrayLike, kernel_size: Sequence[int],
+                     stride: IntOrTuple = 1, dilation: IntOrTuple = 1, *,
+                     flip: bool = False) -> tuple[_Ints, _Ints]:
     """:func:`resolve_padding` for many inputs of the same rank at once (the items of a batch).
 
     ``padding``, ``stride`` and ``dilation`` are validated once.
@@ -120,7 +137,7 @@ def resolve_paddings(padding, input_sizes, kernel_size, stride=1, dilation=1, *,
     return _resolve_paddings(padding, sizes, tuple(kernel_size), stride, dilation, flip)
 
 
-def _spans(kernel_size, dilation):
+def _spans(kernel_size: Sequence[int], dilation: Shape) -> _Ints:
     """Dilated kernel spans as an int64 array; ``dilation`` an already checked tuple.
 
     Raises :class:`ArgumentError` naming ``dilation`` when a span exceeds
@@ -135,7 +152,8 @@ def _spans(kernel_size, dilation):
     return np.array(spans, dtype=np.int64)
 
 
-def _resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip):
+def _resolve_paddings(padding: Padding, sizes: _Ints, kernel_size: Sequence[int], stride: Shape,
+                      dilation: Shape, flip: bool) -> tuple[_Ints, _Ints]:
     """:func:`resolve_paddings` on an ``(M, nd)`` int64 ``sizes`` array and checked tuples.
 
     ``stride`` and ``dilation`` must already be tuples of ``nd`` positive
@@ -159,7 +177,7 @@ def _resolve_paddings(padding, sizes, kernel_size, stride, dilation, flip):
     return np.zeros_like(sizes) + pairs[:, 0], np.zeros_like(sizes) + pairs[:, 1]
 
 
-def _explicit_padding(padding, n):
+def _explicit_padding(padding: Any, n: int) -> tuple[tuple[int, int], ...]:
     """An int, ``n`` ints or ``n`` ``(lo, hi)`` pairs as a validated tuple of ``n`` pairs."""
     if isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, bool):
         pairs = ((int(padding), int(padding)),) * n
@@ -172,14 +190,14 @@ def _explicit_padding(padding, n):
             raise ArgumentError(
                 f"padding must have one entry per spatial axis ({n}), got {padding!r}"
             )
-        pairs = []
+        listed: list[tuple[int, int]] = []
         for item in items:
             if isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, bool):
-                pairs.append((int(item), int(item)))
+                listed.append((int(item), int(item)))
             else:
-                pair = as_tuple(item, 2, "each (lo, hi) padding pair")
-                pairs.append(pair)
-        pairs = tuple(pairs)
+                lo, hi = as_tuple(item, 2, "each (lo, hi) padding pair")
+                listed.append((lo, hi))
+        pairs = tuple(listed)
     if any(lo < 0 or hi < 0 for lo, hi in pairs):
         raise ArgumentError(f"padding must be non-negative, got {padding!r}")
     if any(lo > INDEX_MAX or hi > INDEX_MAX for lo, hi in pairs):
@@ -187,7 +205,9 @@ def _explicit_padding(padding, n):
     return pairs
 
 
-def conv_output_size(input_size, kernel_size, stride=1, padding="valid", dilation=1, *, flip=False):
+def conv_output_size(input_size: Sequence[int], kernel_size: Sequence[int],
+                     stride: IntOrTuple = 1, padding: Padding = "valid",
+                     dilation: IntOrTuple = 1, *, flip: bool = False) -> Shape:
     """Spatial output size of a convolution.
 
     Parameters
@@ -206,7 +226,9 @@ def conv_output_size(input_size, kernel_size, stride=1, padding="valid", dilatio
     return tuple(out[0].tolist())
 
 
-def conv_sizes(input_sizes, kernel_size, stride=1, padding="valid", dilation=1, *, flip=False):
+def conv_sizes(input_sizes: ArrayLike, kernel_size: Sequence[int], stride: IntOrTuple = 1,
+               padding: Padding = "valid", dilation: IntOrTuple = 1, *,
+               flip: bool = False) -> tuple[_Ints, _Ints, _Ints]:
     """Padding and output sizes of a convolution for many inputs of the same rank at once.
 
     Parameters
@@ -229,7 +251,8 @@ def conv_sizes(input_sizes, kernel_size, stride=1, padding="valid", dilation=1, 
     return _conv_sizes(sizes, tuple(kernel_size), stride, padding, dilation, flip)
 
 
-def _conv_sizes(sizes, kernel_size, stride, padding, dilation, flip):
+def _conv_sizes(sizes: _Ints, kernel_size: Sequence[int], stride: Shape, padding: Padding,
+                dilation: Shape, flip: bool) -> tuple[_Ints, _Ints, _Ints]:
     """:func:`conv_sizes` on an ``(M, nd)`` int64 ``sizes`` array and checked tuples.
 
     ``stride`` and ``dilation`` must already be tuples of ``nd`` positive
@@ -240,7 +263,9 @@ def _conv_sizes(sizes, kernel_size, stride, padding, dilation, flip):
         stride, dtype=np.int64) + 1
 
 
-def conv_input_size(output_size, kernel_size, stride=1, padding=0, dilation=1):
+def conv_input_size(output_size: Sequence[int], kernel_size: Sequence[int],
+                    stride: IntOrTuple = 1, padding: Padding = 0,
+                    dilation: IntOrTuple = 1) -> Shape:
     """Inverse of :func:`conv_output_size`: the smallest input size giving ``output_size``.
 
     Any input up to ``stride - 1`` samples longer gives the same output size.
@@ -265,7 +290,9 @@ def conv_input_size(output_size, kernel_size, stride=1, padding=0, dilation=1):
                  for m, s, e, (lo, hi) in zip(output_size, stride, spans, pads))
 
 
-def pool_output_size(input_size, kernel_size, stride, padding=0, dilation=1, *, ceil_mode=False):
+def pool_output_size(input_size: Sequence[int], kernel_size: IntOrTuple, stride: IntOrTuple,
+                     padding: IntOrTuple = 0, dilation: IntOrTuple = 1, *,
+                     ceil_mode: bool = False) -> Shape:
     r"""Spatial output size of a pooling window, PyTorch's rule.
 
     Per axis, with span ``e = (k - 1) * d + 1`` and symmetric padding ``p``:
@@ -281,16 +308,16 @@ def pool_output_size(input_size, kernel_size, stride, padding=0, dilation=1, *, 
     ShapeError
         When the window spans more samples than the padded input on some axis.
     """
-    input_size, kernel_size = tuple(input_size), tuple(kernel_size)
+    input_size = tuple(input_size)
     n = len(input_size)
-    kernel_size = as_tuple(kernel_size, n, "kernel_size", minimum=1)
-    stride = as_tuple(stride, n, "stride", minimum=1)
-    padding = as_tuple(padding, n, "padding", minimum=0)
-    dilation = as_tuple(dilation, n, "dilation", minimum=1)
-    return _pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode)
+    return _pool_output_size(input_size, as_tuple(kernel_size, n, "kernel_size", minimum=1),
+                             as_tuple(stride, n, "stride", minimum=1),
+                             as_tuple(padding, n, "padding", minimum=0),
+                             as_tuple(dilation, n, "dilation", minimum=1), ceil_mode)
 
 
-def _pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_mode):
+def _pool_output_size(input_size: Sequence[int], kernel_size: Shape, stride: Shape,
+                      padding: Shape, dilation: Shape, ceil_mode: bool) -> Shape:
     """:func:`pool_output_size` of options already validated (tuples of ints, one per axis)."""
     sizes = []
     for axis, (i, k, s, p, d) in enumerate(zip(input_size, kernel_size, stride, padding, dilation)):
@@ -310,7 +337,7 @@ def _pool_output_size(input_size, kernel_size, stride, padding, dilation, ceil_m
     return tuple(sizes)
 
 
-def adaptive_pool_windows(input_size, output_size):
+def adaptive_pool_windows(input_size: int, output_size: int) -> list[tuple[int, int]]:
     """Windows of adaptive pooling along one axis, PyTorch's rule.
 
     Output ``i`` of ``m`` pools input samples ``[floor(i * n / m), ceil((i + 1) * n / m))``
@@ -328,7 +355,8 @@ def adaptive_pool_windows(input_size, output_size):
     return [((i * n) // m, -(-(i + 1) * n // m)) for i in range(m)]
 
 
-def unpool_output_size(input_size, kernel_size, stride, padding=0):
+def unpool_output_size(input_size: Sequence[int], kernel_size: IntOrTuple, stride: IntOrTuple,
+                       padding: IntOrTuple = 0) -> Shape:
     """Default spatial output size of max unpooling, the inverse of :func:`pool_output_size`.
 
     ``(m - 1) * s - 2 * p + k`` per axis (PyTorch's ``max_unpool`` default);

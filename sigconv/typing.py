@@ -1,0 +1,42 @@
+"""Type aliases used in sigconv's signatures, for annotating code that calls sigconv.
+
+Like :mod:`numpy.typing`: every alias is an ordinary union that mypy and the
+API reference read; nothing here is needed at run time.
+
+==================  ==========================================================
+alias               meaning
+==================  ==========================================================
+``IntOrTuple``      one int for every spatial axis, or one int per axis
+``PaddingMode``     ``"valid"``, ``"same"`` or ``"full"``
+``Padding``         a mode, an int, one int per axis or ``(lo, hi)`` per axis
+``Shape``           a tuple of ints
+``FloatArray``      a float32 or float64 ndarray
+``Seed``            what :func:`numpy.random.default_rng` takes
+``PathLike``        a path: ``str`` or :class:`os.PathLike`
+``Batch``           a dense array (anything :func:`numpy.asarray` takes) or a Ragged batch
+==================  ==========================================================
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    from .ragged import Ragged
+
+__all__ = ["IntOrTuple", "PaddingMode", "Padding", "Shape", "FloatArray", "Seed", "PathLike",
+           "Batch"]
+
+IntOrTuple: TypeAlias = Union[int, Sequence[int]]
+PaddingMode: TypeAlias = Literal["valid", "same", "full"]
+Padding: TypeAlias = Union[PaddingMode, int, Sequence[int], Sequence[tuple[int, int]]]
+Shape: TypeAlias = tuple[int, ...]
+FloatArray: TypeAlias = NDArray[np.floating[Any]]
+Seed: TypeAlias = Union[int, Sequence[int], np.random.SeedSequence, np.random.BitGenerator,
+                        np.random.Generator, None]
+PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
+Batch: TypeAlias = Union[ArrayLike, "Ragged"]
