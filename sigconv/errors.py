@@ -22,4 +22,8 @@ class ArgumentError(SigconvError, ValueError):
     """An option (stride, padding, mode, ...) has an invalid value."""
 
 
-__all__ = ["SigconvError", "ShapeError", "DTypeError", "ArgumentError"]
+class ExportError(SigconvError, ValueError):
+    """A model cannot be exported (:mod:`sigconv.export`): a layer the target cannot express."""
+
+
+__all__ = ["SigconvError", "ShapeError", "DTypeError", "ArgumentError", "ExportError"]

@@ -187,3 +187,8 @@ class Classifier(nn.Module):
     def forward(self, x):
         """``(N, in_channels, *spatial)`` -> logits ``(N, num_classes)``."""
         return self.head(self.dropout(self.pool(self.features(x))))
+
+    @staticmethod
+    def _export_forward(module, ops, x):
+        """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`)."""
+        return ops.child("head", ops.child("dropout", ops.child("pool", ops.child("features", x))))

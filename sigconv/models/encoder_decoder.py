@@ -79,3 +79,17 @@ class EncoderDecoder(nn.Module):
             h = F.interpolate(h, skip.data.shapes if skip.ragged else skip.shape[2:])
             h = decoder(cat([h, skip], axis=1))
         return self.head(h)
+
+    @staticmethod
+    def _export_forward(module, ops, x):
+        """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`); ``module`` is the
+        model or its twin."""
+        skips = []
+        for i in range(len(module.encoders)):
+            if i:
+                x = ops.if_spatial_at_least(x, 2, lambda h: ops.max_pool(h, 2, ceil_mode=True))
+            x = ops.child(f"encoders.{i}", x)
+            skips.append(x)
+        for i, skip in enumerate(reversed(skips[:-1])):
+            x = ops.child(f"decoders.{i}", ops.cat([ops.resize_like(x, skip), skip], axis=1))
+        return ops.child("head", x)

@@ -69,3 +69,17 @@ class StructuredLabeller(nn.Module):
                 hidden = F.relu(drive + self.feedback_conv(estimate))
             outputs.append(self.output_conv(hidden))
         return outputs if return_all else outputs[-1]
+
+    @staticmethod
+    def _export_forward(module, ops, x):
+        """:meth:`forward` (the last step's logits) in an exporter's ops (:mod:`sigconv.export`):
+        the steps unrolled, every step applying the same three convolutions."""
+        drive = ops.child("input_conv", x)
+        hidden = ops.relu(drive)
+        logits = None
+        for step in range(module.steps):
+            if step:
+                feedback = ops.child("feedback_conv", ops.softmax(logits, axis=1))
+                hidden = ops.relu(ops.add(drive, feedback))
+            logits = ops.child("output_conv", hidden)
+        return logits

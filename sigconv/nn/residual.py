@@ -52,6 +52,13 @@ class Residual(Module):
                              f"Conv with the body's channels and stride)")
         return out + skip
 
+    @staticmethod
+    def _export_forward(module, ops, x):
+        """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`); the shapes were
+        checked on the example."""
+        skip = x if module.shortcut is None else ops.child("shortcut", x)
+        return ops.add(ops.child("body", x), skip)
+
 
 def _describe(t):
     return repr(t.data) if t.ragged else f"shape {t.shape}"
