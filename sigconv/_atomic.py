@@ -1,8 +1,11 @@
 """Atomic file writes, the one helper every writer of sigconv uses."""
+from __future__ import annotations
+
 import io
 import os
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["atomic_write_bytes", "atomic_save_npy", "TEMP_PREFIX", "TEMP_SUFFIX"]
 
@@ -15,7 +18,7 @@ TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".part"
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
-def _create_temp(folder):
+def _create_temp(folder: str) -> tuple[int, str]:
     """Create a new, empty temporary file in ``folder``; return ``(fd, path)``.
 
     Unlike :func:`tempfile.mkstemp`, which always gives mode 0600, the file is
@@ -32,7 +35,7 @@ def _create_temp(folder):
     raise FileExistsError(f"cannot create a temporary file in {folder!r}: 100 names taken")
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, replace.
 
     Readers see the old file or the new one, never a partial one, even if the
@@ -68,7 +71,7 @@ def atomic_write_bytes(path, data):
         os.close(directory)
 
 
-def atomic_save_npy(path, array):
+def atomic_save_npy(path: str | os.PathLike[str], array: ArrayLike) -> bytes:
     """Write ``array`` as a ``.npy`` file atomically (no pickles); return the bytes written."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)

@@ -7,15 +7,18 @@ takes the best one the CPU and OS support.  ``SIGCONV_CPU=avx2`` (or
 ``baseline``, ``avx512``, ``best``) in the environment forces a target; one
 the CPU cannot run is refused with a warning.
 """
+from __future__ import annotations
+
 import os
 import platform
+from typing import Any
 
 from . import _kernels
 
 __all__ = ["cpu_info", "cpu_model"]
 
 
-def cpu_model():
+def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -28,7 +31,7 @@ def cpu_model():
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _blas():
+def _blas() -> dict[str, Any]:
     """The BLAS that scipy's gemm calls: library, version, kernel family and threads."""
     try:
         import scipy.linalg  # noqa: F401  (loads the BLAS library)
@@ -44,7 +47,7 @@ def _blas():
             ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
 
 
-def cpu_info():
+def cpu_info() -> dict[str, Any]:
     """A description of the machine as sigconv uses it.
 
     Returns

@@ -4,9 +4,14 @@ Imports the tape (:mod:`sigconv._tape`) only; :mod:`sigconv.autograd` and
 the package re-export :func:`gradcheck` and :class:`GradcheckError`.  (The
 module is private so that ``sigconv.gradcheck`` stays the function.)
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from ._tape import Tensor, no_grad, values as _values
+from .ragged import Ragged
 from .errors import ArgumentError, DTypeError, SigconvError
 
 __all__ = ["gradcheck", "GradcheckError"]
@@ -16,7 +21,8 @@ class GradcheckError(SigconvError, AssertionError):
     """The analytic gradient of a function disagrees with its finite differences."""
 
 
-def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], *, eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0) -> bool:
     """Compare the tape's gradients of ``fn`` with central finite differences.
 
     The output is projected on a fixed random direction ``r``; the gradient
@@ -57,7 +63,8 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             t.grad = None
         out = fn(*inputs)
         r = np.random.default_rng(seed).standard_normal(_values(out.data).shape)
-        out.backward(out.data.like(r.astype(out.dtype)) if out.ragged else r.astype(out.dtype))
+        out.backward(out.data.like(r.astype(out.dtype)) if isinstance(out.data, Ragged)
+                     else r.astype(out.dtype))
         analytic = [np.zeros(_values(t.data).shape) if t.grad is None else _values(t.grad).copy()
                     for t in checked]
         with no_grad():

@@ -24,16 +24,19 @@ Platforms:
   (``LK_NBLCK``); the same contract, not exercised by the test suite, which
   runs on Linux.
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import os
 import socket
 import warnings
+from collections.abc import Iterator
 
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the module is None where it does not exist
     import msvcrt
 
 __all__ = ["folder_lock", "LOCK_NAME"]
@@ -47,7 +50,7 @@ _UNSUPPORTED = {errno.ENOLCK, getattr(errno, "EOPNOTSUPP", errno.ENOLCK),
 _WINDOWS_OFFSET = 4096  # the locked byte: past the holder's note, which stays readable
 
 
-def _try_lock(fd):
+def _try_lock(fd: int) -> bool:
     """Take the lock without waiting; True when taken, False when another holds it."""
     try:
         if fcntl is not None:
@@ -62,7 +65,7 @@ def _try_lock(fd):
     return True
 
 
-def _unlock(fd):
+def _unlock(fd: int) -> None:
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
     else:
@@ -70,7 +73,7 @@ def _unlock(fd):
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
-def _holder(path):
+def _holder(path: str) -> str:
     """' (pid N on host H)' from the lock file's note, or '' when it cannot be read."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -84,7 +87,8 @@ def _holder(path):
 
 
 @contextlib.contextmanager
-def folder_lock(folder, *, what, error):
+def folder_lock(folder: str | os.PathLike[str], *, what: str,
+                error: type[Exception]) -> Iterator[str]:
     """Hold an exclusive lock on ``folder`` (which must exist) for a ``with`` block.
 
     Parameters

@@ -13,28 +13,36 @@ are defined below in :class:`_TensorOperators` and copied onto
 :class:`Tensor` when this module is imported (by :mod:`sigconv.autograd`,
 which ``import sigconv`` runs first).
 """
+from __future__ import annotations
+
 import numbers
 import types
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from ._tape import Function, Tensor
 from .errors import ArgumentError, ShapeError
 from .ragged import Batch, Ragged
+
+if TYPE_CHECKING:
+    from .typing import TensorLike
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Reshape", "Transpose",
            "GetItem", "Concat", "Exp", "Log", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "LogSoftmax",
            "cat", "log_softmax_array"]
 
 
-def _axes(axis, ndim):
+def _axes(axis: int | Iterable[int] | None, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (numbers.Integral, int)) else tuple(axis)
     return tuple(sorted(int(a) % ndim for a in axes))
 
 
-def _unbroadcast(grad, shape):
+def _unbroadcast(grad: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:
     """Sum ``grad`` over the axes numpy broadcasting added or stretched to reach it."""
     if grad.shape == shape:
         return grad
@@ -228,7 +236,7 @@ class Concat(Function):
     def backward(self, g):
         if self.layouts is not None:  # split each item's channels back
             bounds = np.cumsum([0] + [a.channels for a in self.layouts])
-            parts = [[] for _ in self.layouts]
+            parts: list[list[np.ndarray]] = [[] for _ in self.layouts]
             for item in g:
                 for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     parts[k].append(item[lo:hi].reshape(-1))
@@ -242,7 +250,7 @@ class Concat(Function):
         return tuple(pieces)
 
 
-def cat(tensors, axis=0):
+def cat(tensors: Iterable[TensorLike], axis: int = 0) -> Tensor:
     """Concatenate tensors along ``axis`` (differentiable ``np.concatenate``)."""
     return Concat.apply(*tensors, axis=axis)
 
@@ -316,7 +324,7 @@ class Sigmoid(Function):
         return (g * self.out * (1 - self.out),)
 
 
-def log_softmax_array(a, axis):
+def log_softmax_array(a: NDArray[Any], axis: int) -> NDArray[Any]:
     """``log(softmax(a))`` along ``axis`` of an array, shifted by the maximum for stability."""
     shifted = a - a.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
@@ -354,32 +362,38 @@ class LogSoftmax(Function):
 # Tensor's operator methods
 # ---------------------------------------------------------------------------
 
-class _TensorOperators:
+if TYPE_CHECKING:  # mypy checks these implementations against Tensor's declarations
+    _OperatorBase = Tensor
+else:
+    _OperatorBase = object
+
+
+class _TensorOperators(_OperatorBase):
     """Tensor's methods that are ops; copied onto :class:`Tensor` below."""
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Tensor:
         """A copy in ``dtype``, differentiable."""
         return _Cast.apply(self, dtype=np.dtype(dtype))
 
-    def __add__(self, other): return Add.apply(self, other)
-    def __radd__(self, other): return Add.apply(other, self)
-    def __sub__(self, other): return Sub.apply(self, other)
-    def __rsub__(self, other): return Sub.apply(other, self)
-    def __mul__(self, other): return Mul.apply(self, other)
-    def __rmul__(self, other): return Mul.apply(other, self)
-    def __truediv__(self, other): return Div.apply(self, other)
-    def __rtruediv__(self, other): return Div.apply(other, self)
-    def __neg__(self): return Neg.apply(self)
-    def __matmul__(self, other): return MatMul.apply(self, other)
-    def __rmatmul__(self, other): return MatMul.apply(other, self)
-    def __getitem__(self, index): return GetItem.apply(self, index=index)
+    def __add__(self, other: TensorLike) -> Tensor: return Add.apply(self, other)
+    def __radd__(self, other: TensorLike) -> Tensor: return Add.apply(other, self)
+    def __sub__(self, other: TensorLike) -> Tensor: return Sub.apply(self, other)
+    def __rsub__(self, other: TensorLike) -> Tensor: return Sub.apply(other, self)
+    def __mul__(self, other: TensorLike) -> Tensor: return Mul.apply(self, other)
+    def __rmul__(self, other: TensorLike) -> Tensor: return Mul.apply(other, self)
+    def __truediv__(self, other: TensorLike) -> Tensor: return Div.apply(self, other)
+    def __rtruediv__(self, other: TensorLike) -> Tensor: return Div.apply(other, self)
+    def __neg__(self) -> Tensor: return Neg.apply(self)
+    def __matmul__(self, other: TensorLike) -> Tensor: return MatMul.apply(self, other)
+    def __rmatmul__(self, other: TensorLike) -> Tensor: return MatMul.apply(other, self)
+    def __getitem__(self, index: Any) -> Tensor: return GetItem.apply(self, index=index)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: float) -> Tensor:
         if not isinstance(exponent, numbers.Real):
             raise ArgumentError(f"Tensor ** takes a real number exponent, got {exponent!r}")
         return Pow.apply(self, exponent=float(exponent))
 
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         if self.ragged:  # the sum of every element, or per channel over items and positions
             if axis is None and not keepdims:
                 return Sum.apply(self, axis=(0,), keepdims=False)
@@ -392,31 +406,33 @@ class _TensorOperators:
                                 f"(GlobalPool) for per-item sums")
         return Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
-        if self.ragged:  # all elements (axis=None), or each channel's elements of all items
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        if isinstance(self.data, Ragged):  # all elements (axis=None), or each channel's of all items
             count = self.size if axis is None else self.size // self.data.channels
             return self.sum(axis, keepdims) * (1.0 / max(count, 1))
         axes = _axes(axis, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes]))
+        count = int(np.prod([self.data.shape[a] for a in axes]))
         return self.sum(axes, keepdims) * (1.0 / max(count, 1))
 
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Reshape.apply(self, shape=tuple(shape))
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        dims = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Reshape.apply(self, shape=tuple(dims))
 
-    def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return Transpose.apply(self, axes=tuple(axes) if axes else None)
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        order = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return Transpose.apply(self, axes=tuple(order) if order else None)
 
-    T = property(lambda self: self.transpose())
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
 
-    def exp(self): return Exp.apply(self)
-    def log(self): return Log.apply(self)
-    def relu(self): return ReLU.apply(self)
-    def tanh(self): return Tanh.apply(self)
-    def sigmoid(self): return Sigmoid.apply(self)
-    def log_softmax(self, axis=1): return LogSoftmax.apply(self, axis=axis)
-    def softmax(self, axis=1): return self.log_softmax(axis).exp()
+    def exp(self) -> Tensor: return Exp.apply(self)
+    def log(self) -> Tensor: return Log.apply(self)
+    def relu(self) -> Tensor: return ReLU.apply(self)
+    def tanh(self) -> Tensor: return Tanh.apply(self)
+    def sigmoid(self) -> Tensor: return Sigmoid.apply(self)
+    def log_softmax(self, axis: int = 1) -> Tensor: return LogSoftmax.apply(self, axis=axis)
+    def softmax(self, axis: int = 1) -> Tensor: return self.log_softmax(axis).exp()
 
 
 for _name, _member in vars(_TensorOperators).items():

@@ -47,14 +47,22 @@ Layers of sigconv build on the tape, on :mod:`sigconv._ops` and on
 with its kernels' own gradients.  ``gradcheck`` compares any of them with
 finite differences.
 """
+from __future__ import annotations
+
 import contextlib
 import numbers
 import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from .ragged import Ragged
+
+if TYPE_CHECKING:
+    from .typing import Shape, TensorLike
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "as_tensor",
            "same_layout", "values"]
@@ -62,7 +70,7 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "a
 _state = threading.local()
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     """Whether operations are currently recorded for :meth:`Tensor.backward`."""
     return getattr(_state, "enabled", True)
 
@@ -70,11 +78,11 @@ def is_grad_enabled():
 class _GradMode(contextlib.ContextDecorator):
     _mode = True
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self._previous = is_grad_enabled()
         _state.enabled = self._mode
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         _state.enabled = self._previous
         return False
 
@@ -108,61 +116,64 @@ class Tensor:
 
     __array_ufunc__ = None  # numpy defers to the reflected operators below
 
-    def __init__(self, data, *, requires_grad=False, dtype=None):
+    def __init__(self, data: TensorLike, *, requires_grad: bool = False,
+                 dtype: DTypeLike | None = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
+        array: NDArray[Any] | Ragged
         if isinstance(data, Ragged):
+            array = data
             if dtype is not None and np.dtype(dtype) != data.dtype:
-                data = data.like(data.data.astype(dtype))
+                array = data.like(data.data.astype(dtype))
         else:
-            data = np.asarray(data, dtype=dtype)
-        if requires_grad and data.dtype.kind != "f":
-            raise DTypeError(f"only float tensors can require gradients, got dtype {data.dtype}")
-        self.data = data
-        self.grad = None
+            array = np.asarray(data, dtype=dtype)
+        if requires_grad and array.dtype.kind != "f":
+            raise DTypeError(f"only float tensors can require gradients, got dtype {array.dtype}")
+        self.data: NDArray[Any] | Ragged = array
+        self.grad: NDArray[Any] | Ragged | None = None
         self.requires_grad = bool(requires_grad)
-        self._ctx = None  # the Function that produced this tensor, if recorded
+        self._ctx: Function | None = None  # the Function that produced this tensor, if recorded
 
     # --- array-like properties ---
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: values(self.data).size)  # elements (all items')
-    is_leaf = property(lambda self: self._ctx is None)
-    ragged = property(lambda self: isinstance(self.data, Ragged))
+    dtype: property = property(lambda self: self.data.dtype)
+    size: property = property(lambda self: values(self.data).size)  # elements (all items')
+    is_leaf: property = property(lambda self: self._ctx is None)
+    ragged: property = property(lambda self: isinstance(self.data, Ragged))
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int | None, ...]:
         """The array's shape; ``(N, C, None, ...)`` for a Ragged (one None per spatial axis)."""
         if isinstance(self.data, Ragged):
             return (len(self.data), self.data.channels) + (None,) * self.data.ndim
         return self.data.shape
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """Number of axes, counting ``N`` and ``C`` for a Ragged too."""
         return len(self.shape)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         flag = ", requires_grad=True" if self.requires_grad else ""
-        if self.ragged:
+        if isinstance(self.data, Ragged):
             return f"Tensor({self.data!r}{flag})"
         return f"Tensor({np.array2string(self.data, threshold=20)}, dtype={self.dtype}{flag})"
 
-    def numpy(self):
+    def numpy(self) -> NDArray[Any] | Ragged:
         """The data array (not a copy)."""
         return self.data
 
-    def item(self):
-        return self.data.item()
+    def item(self) -> Any:
+        return self.data.item()  # type: ignore[union-attr]  # a Ragged has no single item: AttributeError
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
     # --- backward ---
-    def backward(self, grad=None):
+    def backward(self, grad: TensorLike | None = None) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
 
         ``grad`` (the gradient of some scalar with respect to this tensor)
@@ -200,7 +211,7 @@ class Tensor:
                                    f"gradients for {len(fn.inputs)} inputs")
             for i, (parent, need, pg) in enumerate(zip(fn.inputs, fn.needs_input_grad,
                                                        input_grads)):
-                if not need or pg is None:
+                if not need or pg is None or parent is None:
                     continue
                 pg = _checked_grad(pg, parent, f"{type(fn).__name__}.backward gave a gradient "
                                        f"of shape {{shape}} for input {i} of shape {{expected}}")
@@ -209,26 +220,56 @@ class Tensor:
 
     # the operator methods (+, -, *, /, @, [], **, sum, mean, reshape, transpose, T,
     # astype, exp, log, relu, tanh, sigmoid, log_softmax, softmax) are the ops:
-    # sigconv._ops attaches them here when it is imported
+    # sigconv._ops attaches them here when it is imported; their signatures, for
+    # type checkers (sigconv._ops._TensorOperators implements them, and mypy checks
+    # that the implementations match):
+    if TYPE_CHECKING:
+        def astype(self, dtype: DTypeLike) -> Tensor: ...
+        def __add__(self, other: TensorLike) -> Tensor: ...
+        def __radd__(self, other: TensorLike) -> Tensor: ...
+        def __sub__(self, other: TensorLike) -> Tensor: ...
+        def __rsub__(self, other: TensorLike) -> Tensor: ...
+        def __mul__(self, other: TensorLike) -> Tensor: ...
+        def __rmul__(self, other: TensorLike) -> Tensor: ...
+        def __truediv__(self, other: TensorLike) -> Tensor: ...
+        def __rtruediv__(self, other: TensorLike) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __matmul__(self, other: TensorLike) -> Tensor: ...
+        def __rmatmul__(self, other: TensorLike) -> Tensor: ...
+        def __getitem__(self, index: Any) -> Tensor: ...
+        def __pow__(self, exponent: float) -> Tensor: ...
+        def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor: ...
+        def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor: ...
+        def reshape(self, *shape: int | Sequence[int]) -> Tensor: ...
+        def transpose(self, *axes: int | Sequence[int]) -> Tensor: ...
+        @property
+        def T(self) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def relu(self) -> Tensor: ...
+        def tanh(self) -> Tensor: ...
+        def sigmoid(self) -> Tensor: ...
+        def log_softmax(self, axis: int = 1) -> Tensor: ...
+        def softmax(self, axis: int = 1) -> Tensor: ...
 
 
-def as_tensor(value):
+def as_tensor(value: TensorLike) -> Tensor:
     """``value`` if it is a Tensor, else a constant Tensor wrapping it."""
     return value if isinstance(value, Tensor) else Tensor(value)
 
 
-def values(data):
+def values(data: Any) -> Any:
     """The array of a Tensor's data: the flat buffer of a Ragged."""
     return data.data if isinstance(data, Ragged) else data
 
 
-def same_layout(a, b):
+def same_layout(a: Ragged, b: Ragged) -> bool:
     """Whether two Ragged batches have the same channels and item shapes."""
     return a.channels == b.channels and (a.shapes is b.shapes or (
         a.shapes.shape == b.shapes.shape and np.array_equal(a.shapes, b.shapes)))
 
 
-def _checked_grad(grad, tensor, what):
+def _checked_grad(grad: Any, tensor: Tensor, what: str) -> Any:
     """``grad`` in ``tensor``'s dtype, after checking it has ``tensor``'s shape (or Ragged layout).
 
     ``what`` is the error message, with ``{shape}`` and ``{expected}`` fields.
@@ -246,17 +287,19 @@ def _checked_grad(grad, tensor, what):
     return grad if grad.dtype == tensor.dtype else grad.astype(tensor.dtype)
 
 
-def _copy(g):
+def _copy(g: Any) -> Any:
     return g.like(g.data.copy()) if isinstance(g, Ragged) else g.copy()
 
 
-def _added(a, b):
+def _added(a: Any, b: Any) -> Any:
     return a.like(a.data + b.data) if isinstance(a, Ragged) else a + b
 
 
-def _topological_order(root):
+def _topological_order(root: Tensor) -> list[Tensor]:
     """Tensors of the graph below ``root`` that require grad, each after every consumer."""
-    order, seen, stack = [], set(), [(root, False)]
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack = [(root, False)]
     while stack:
         tensor, expanded = stack.pop()
         if expanded:
@@ -292,19 +335,19 @@ class Function:
     the same layout) or ``"native"`` (they see the Ragged objects).
     """
 
-    needs_input_grad = ()
-    inputs = ()
-    ragged = None
-    layout = None  # the Ragged whose flat buffer an elementwise Function saw
+    needs_input_grad: tuple[bool, ...] = ()
+    inputs: tuple[Tensor | None, ...] = ()
+    ragged: ClassVar[str | None] = None
+    layout: Ragged | None = None  # the Ragged whose flat buffer an elementwise Function saw
 
-    def forward(self, *arrays, **options):
+    def forward(self, *arrays: Any, **options: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: Any) -> Any:
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs, **options):
+    def apply(cls, *inputs: TensorLike | None, **options: Any) -> Tensor:
         """Run ``forward`` on the inputs' data; record the step when a gradient is needed."""
         # Python numbers are weakly typed, as in numpy: they take the tensors' float dtype
         like = next((x.dtype for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"),
@@ -330,7 +373,7 @@ class Function:
         return result
 
 
-    def _ragged_inputs(self, arrays):
+    def _ragged_inputs(self, arrays: list[Any]) -> list[Any]:
         """Check Ragged inputs against ``ragged``; flat buffers for an elementwise Function."""
         name = type(self).__name__.lstrip("_")
         if self.ragged == "native":
@@ -350,7 +393,7 @@ class Function:
         self.layout = layout
         return [a.data if isinstance(a, Ragged) else a for a in arrays]
 
-    def _backward(self, grad_output):
+    def _backward(self, grad_output: Any) -> Any:
         """``backward``, with flat buffers in and Ragged gradients out for an elementwise Ragged step."""
         if self.layout is None:
             return self.backward(grad_output)

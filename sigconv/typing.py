@@ -14,6 +14,7 @@ alias               meaning
 ``Seed``            what :func:`numpy.random.default_rng` takes
 ``PathLike``        a path: ``str`` or :class:`os.PathLike`
 ``Batch``           a dense array (anything :func:`numpy.asarray` takes) or a Ragged batch
+``TensorLike``      a Tensor, or what a Tensor is made from (an array, a number, a Ragged)
 ==================  ==========================================================
 """
 from __future__ import annotations
@@ -26,10 +27,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
+    from ._tape import Tensor
     from .ragged import Ragged
 
 __all__ = ["IntOrTuple", "PaddingMode", "Padding", "Shape", "FloatArray", "Seed", "PathLike",
-           "Batch"]
+           "Batch", "TensorLike"]
 
 IntOrTuple: TypeAlias = Union[int, Sequence[int]]
 PaddingMode: TypeAlias = Literal["valid", "same", "full"]
@@ -40,3 +42,4 @@ Seed: TypeAlias = Union[int, Sequence[int], np.random.SeedSequence, np.random.Bi
                         np.random.Generator, None]
 PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
 Batch: TypeAlias = Union[ArrayLike, "Ragged"]
+TensorLike: TypeAlias = Union["Tensor", ArrayLike, "Ragged"]

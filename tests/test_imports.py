@@ -5,7 +5,8 @@ the compiled ``_kernels`` is a leaf).  An edge is an import of a package
 module, wherever it is written: at the top of a file or inside a function
 (an import in a function still runs when the function does, so it closes a
 loop just the same).  Imports of anything outside the package (numpy, the
-optional readers imported inside functions, ...) are not edges.
+optional readers imported inside functions, ...) are not edges, and neither
+are imports under ``if TYPE_CHECKING:`` (read by type checkers, never run).
 
 ``from X import name`` is an edge to ``X.name`` when that is a module, else
 to ``X``; ``import X.Y`` is an edge to ``X.Y``.  Running a package's
@@ -51,6 +52,13 @@ def _base(module, path, node):
     return ".".join(parts + ([node.module] if node.module else []))
 
 
+def _type_checking_block(node):
+    """Whether ``node`` is ``if TYPE_CHECKING:`` (or ``if typing.TYPE_CHECKING:``)."""
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
+
+
 def imports(module, path, known, package=PACKAGE):
     """The package modules that ``module`` (at ``path``) imports, in any scope."""
     def inside(name):
@@ -61,8 +69,13 @@ def imports(module, path, known, package=PACKAGE):
             name = name.rpartition(".")[0]
         return name or None
 
+    tree = ast.parse(path.read_text(), str(path))
+    type_only = {id(n) for block in ast.walk(tree) if _type_checking_block(block)
+                 for stmt in block.body for n in ast.walk(stmt)}
     targets = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             targets |= {nearest(a.name) for a in node.names if inside(a.name)}
         elif isinstance(node, ast.ImportFrom):
@@ -151,3 +164,19 @@ def test_the_walk_sees_cycles(tmp_path):
     assert graph["pkg.sub.b"] == {"pkg.a"}
     assert graph["pkg.c"] == {"pkg"}
     assert cyclic_components(graph) == [frozenset({"pkg.a", "pkg.sub.b"})]
+
+
+def test_the_walk_skips_type_checking_imports(tmp_path):
+    """An import under ``if TYPE_CHECKING:`` never runs: it is not an edge, so closes no loop."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                              "    from .b import g\nfrom .c import h\n")
+    (pkg / "b.py").write_text("import typing\nfrom .a import f\nif typing.TYPE_CHECKING:\n"
+                              "    import pkg.a\n")
+    (pkg / "c.py").write_text("")
+    graph = import_graph(pkg, "pkg")
+    assert graph["pkg.a"] == {"pkg.c"}
+    assert graph["pkg.b"] == {"pkg.a"}
+    assert cyclic_components(graph) == []
