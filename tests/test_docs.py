@@ -16,6 +16,7 @@ in a test says so on its first line: ``# docs-test: skip (why)``.
 The bash blocks do not run, but every ``sigconv COMMAND`` the pages name must
 be a command of the CLI (``sigconv COMMAND --help`` exits 0).
 """
+import importlib.util
 import os
 import pathlib
 import re
@@ -106,23 +107,13 @@ def previous_block(block):
     return same_page[index - 1] if index else None
 
 
-def chain(block):
-    """The blocks that run, in order, for ``block``: its predecessors it continues, then it."""
-    blocks = [block]
-    while blocks[0].continues:
-        before = previous_block(blocks[0])
-        if before is None:
-            pytest.fail(f"{blocks[0]} says it continues the previous block, but it is the "
-                        "first python block of its page")
-        blocks.insert(0, before)
-    return blocks
-
-
 def missing_optional_module(exc):
-    """The optional module whose absence the ImportError ``exc`` reports, or None.
+    """The missing optional module whose absence the ImportError ``exc`` reports, or None.
 
     The module is the error's own ``name`` or that of an ImportError it was
-    raised from (sigconv's ``MissingDependencyError`` names the extra to install).
+    raised from (sigconv's ``MissingDependencyError`` is raised from the
+    original one), and it must indeed be absent: an ImportError from an
+    installed package is a failure.
     """
     if not isinstance(exc, ImportError):
         return None
@@ -131,7 +122,7 @@ def missing_optional_module(exc):
         seen.add(id(exc))
         if isinstance(exc, ImportError):
             name = (getattr(exc, "name", None) or "").split(".")[0]
-            if name in OPTIONAL_MODULES:
+            if name in OPTIONAL_MODULES and importlib.util.find_spec(name) is None:
                 return name
         exc = exc.__cause__ or exc.__context__
     return None
@@ -245,21 +236,39 @@ def test_block_runs(block, tmp_path_factory):
         pytest.fail(result[1], pytrace=False)
 
 
-def test_the_runner_skips_missing_extras_only(tmp_path):
+def test_the_runner_skips_missing_extras_only(tmp_path, monkeypatch):
+    monkeypatch.setitem(globals(), "OPTIONAL_MODULES", ("sigconv_absent_extra", "numpy"))
+
     def outcome(code):
         return execute(Block("docs/x.md", 1, "python", code), {}, tmp_path)[0]
 
-    assert outcome("raise ModuleNotFoundError('no onnxruntime', name='onnxruntime')\n") == "skip"
-    reraise = ("try:\n    raise ModuleNotFoundError('no skimage', name='skimage')\n"
-               "except ImportError:\n    raise {}('needs scikit-image') from None\n")
+    assert outcome("import sigconv_absent_extra.sub\n") == "skip"
+    reraise = ("try:\n    import sigconv_absent_extra\n"
+               "except ImportError:\n    raise {}('needs the extra') from None\n")
     assert outcome(reraise.format("ImportError")) == "skip"   # as MissingDependencyError does
     assert outcome(reraise.format("RuntimeError")) == "fail"
-    assert outcome("import a_module_that_is_not_optional\n") == "fail"
+    assert outcome("from numpy import no_such_name\n") == "fail"   # installed: a real error
+    assert outcome("import sigconv_absent_core_module\n") == "fail"   # not an optional one
     assert outcome("undefined_name\n") == "fail"
     assert outcome(f"import os\nassert os.getcwd() == {str(tmp_path)!r}\n") == "ok"
     assert Block("p", 1, "python", "# docs-test: skip (takes an hour)\n").skip_reason == \
         "takes an hour"
     assert Block("p", 1, "python", "# docs-test: skip ()\n").skip_reason is None
+
+
+def test_only_continuing_blocks_share_a_namespace(tmp_path_factory, monkeypatch):
+    page = [Block("docs/x.md", 1, "python", "x = 1\n"),
+            Block("docs/x.md", 5, "python", "# continues the previous block\nx += 1\n"),
+            Block("docs/x.md", 9, "python", "# continues the previous block\nassert x == 2\n"),
+            Block("docs/x.md", 13, "python", "x\n"),
+            Block("docs/x.md", 17, "python", "# docs-test: skip (an hour of training)\n"),
+            Block("docs/x.md", 21, "python", "# continues the previous block\n"),
+            Block("docs/x.md", 25, "python", "# docs-test: skip\n")]
+    monkeypatch.setitem(globals(), "PYTHON_BLOCKS", page)
+    monkeypatch.setitem(globals(), "_RESULTS", {})
+    outcomes = [run(block, tmp_path_factory)[0] for block in reversed(page)][::-1]
+    assert outcomes == ["ok", "ok", "ok", "fail", "skip", "skip", "fail"]
+    assert run(page[5], tmp_path_factory)[1].startswith("continues docs/x.md:17")
 
 
 def test_the_pages_have_python_blocks():
