@@ -27,12 +27,14 @@ last good checkpoint in place.
 """
 import contextlib
 import csv
+import glob
 import io
 import json
 import math
 import os
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -43,13 +45,16 @@ from .._lock import folder_lock
 from ..data import Store
 from ..data.sources import hashed_split
 from .._validation import check_int, check_positive_real
-from ..errors import ArgumentError, SigconvError
+from ..autograd import Tensor
+from ..errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from ..io import Signal
 from ..io.signal import FIELDS
+from .callbacks import SNAPSHOT_PATTERN, Run, checked_callbacks
 from .plots import plot_run
 from .tasks import MODELS, TASKS, task_of
 
-__all__ = ["train", "load_model", "make_model", "TrainingError", "RUN_FILES"]
+__all__ = ["train", "load_model", "make_model", "TrainingError", "RunFinishedError",
+           "RUN_FILES", "RUN_PATTERNS"]
 
 
 class TrainingError(SigconvError, RuntimeError):
@@ -106,17 +111,20 @@ def _transform(augment, task_name, kind):
     return transforms.preset(task_name, kind, strength) if isinstance(augment, str) else augment
 
 
-def _describe(transform):
-    """What ``state.json`` records of a transform (as it will read back), or None.
+def _describe(thing):
+    """What ``state.json`` records of a transform, loss, model or schedule (as it will read
+    back), or None.
 
-    A sigconv transform by :func:`sigconv.transforms.describe`; any other
-    callable by its class's qualified name.
+    A sigconv transform by :func:`sigconv.transforms.describe`; a function by its
+    qualified name (``{"function": ...}``); any other object by its class's.
     """
-    if transform is None:
+    if thing is None:
         return None
-    if isinstance(transform, transforms.Transform):
-        return json.loads(json.dumps(transforms.describe(transform)))
-    kind = type(transform)
+    if isinstance(thing, transforms.Transform):
+        return json.loads(json.dumps(transforms.describe(thing)))
+    if isinstance(thing, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return {"function": f"{thing.__module__}.{thing.__qualname__}"}
+    kind = type(thing)
     return {"class": f"{kind.__module__}.{kind.__qualname__}"}
 
 
@@ -160,27 +168,64 @@ def _save_json(path, value):
     atomic_write_bytes(path, json.dumps(value, indent=1, sort_keys=True).encode())
 
 
-def _save_optimizer(optimizer, params, path):
-    arrays, steps = {}, {}
-    for i, p in enumerate(params):
-        state = optimizer.state.get(id(p))
-        if state:
-            arrays[f"{i}.m"], arrays[f"{i}.v"] = state["m"], state["v"]
-            steps[str(i)] = state["step"]
-    checkpoint.save(arrays, path, metadata={"steps": json.dumps(steps)})
+def _optimizer_params(optimizer):
+    """Every parameter of ``optimizer``, group by group: the order its saved state is keyed by."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def _load_optimizer(optimizer, params, path):
+def _save_optimizer(optimizer, path):
+    """Write each parameter's optimiser state (Adam's moments and step, SGD's velocity,
+    ...): arrays as ``"<index>.<name>"`` tensors, numbers in the metadata."""
+    arrays, scalars = {}, {}
+    for i, p in enumerate(_optimizer_params(optimizer)):
+        for name, value in optimizer.state.get(id(p), {}).items():
+            if isinstance(value, np.ndarray):
+                arrays[f"{i}.{name}"] = value
+            elif isinstance(value, (bool, int, float, np.generic)):
+                scalars.setdefault(str(i), {})[name] = value.item() \
+                    if isinstance(value, np.generic) else value
+            else:
+                raise TrainingError(f"cannot save the state {name!r} of "
+                                    f"{type(optimizer).__name__} ({type(value).__name__}): an "
+                                    "optimizer's state must hold arrays and numbers")
+    checkpoint.save(arrays, path, metadata={"scalars": json.dumps(scalars)})
+
+
+def _load_optimizer(optimizer, path):
+    """Give ``optimizer`` the state :func:`_save_optimizer` wrote (or, from runs before it,
+    Adam's ``"steps"``); refuses state that does not fit its parameters."""
     arrays, metadata = checkpoint.load(path, with_metadata=True)
-    steps = json.loads(metadata["steps"])
-    for key, step in steps.items():
-        p = params[int(key)]
-        optimizer.state[id(p)] = {"step": step, "m": arrays[f"{key}.m"].copy(),
-                                  "v": arrays[f"{key}.v"].copy()}
+    if "scalars" in metadata:
+        scalars = json.loads(metadata["scalars"])
+    else:  # written before optimisers other than Adam were saved
+        scalars = {k: {"step": step} for k, step in json.loads(metadata["steps"]).items()}
+    states = {}
+    for key, array in arrays.items():
+        index, name = key.split(".", 1)
+        states.setdefault(index, {})[name] = array.copy()
+    for index, values in scalars.items():
+        states.setdefault(index, {}).update(values)
+    params = _optimizer_params(optimizer)
+    for index, state in states.items():
+        i = int(index)
+        wrong = i >= len(params) or any(
+            isinstance(v, np.ndarray) and v.shape != params[i].shape for v in state.values())
+        if wrong:
+            have = "no such parameter" if i >= len(params) else f"shape {params[i].shape}"
+            raise ArgumentError(f"the optimizer state in {path} does not fit the optimizer: it "
+                                f"holds state for parameter {i} ({have} here); resume with the "
+                                "model and optimizer the run was trained with")
+        optimizer.state[id(params[i])] = state
 
 
-def _write_metrics(out, history, test):
-    _save_json(os.path.join(out, "metrics.json"), {"history": history, "test": test})
+def _metrics(history, test, stopped):
+    """What ``metrics.json`` holds and :func:`train` returns."""
+    return {"history": history, "test": test, "stopped_early": stopped}
+
+
+def _write_metrics(out, metrics):
+    history = metrics["history"]
+    _save_json(os.path.join(out, "metrics.json"), metrics)
     fields = list(dict.fromkeys(k for record in history for k in record))
     text = io.StringIO()
     writer = csv.DictWriter(text, fields)
@@ -215,28 +260,164 @@ def _run_task(state):
     return TASKS[state["task"]](state["task_state"], state["options"]["seed"])
 
 
-def load_model(run):
+def _is_own_model(recorded):
+    """Whether a run's recorded model (``task_state["model"]``) is a user's, not one of
+    :data:`MODELS` (whose architecture ``state.json`` rebuilds)."""
+    return not isinstance(recorded, str)
+
+
+def _load_weights(model, path, recorded):
+    """Load the weights file ``path`` into ``model``; a state dict that does not fit names
+    the file, the model given and the one the run trained."""
+    weights = checkpoint.load(path)
+    try:
+        model.load_state_dict(weights)
+    except (ArgumentError, ShapeError, DTypeError) as exc:
+        trained = recorded.get("class") if _is_own_model(recorded) else recorded
+        raise type(exc)(f"the weights in {path} do not fit the model given "
+                        f"({type(model).__name__}; the run trained {trained}): {exc}") from None
+    return model
+
+
+def _checked_module(model):
+    """``model`` if it is a sigconv Module instance, else ArgumentError."""
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise ArgumentError(f"model must be a Module instance (e.g. {model.__name__}(...)), "
+                            f"got the class {model.__name__}")
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"model must be one of {', '.join(MODELS)} or a sigconv.nn.Module "
+                            f"instance, got {model!r}")
+    return model
+
+
+def load_model(run, *, model=None):
     """A run's model in eval mode (``model.classes`` when it has classes).
 
     ``run`` is a run folder (its best model) or a checkpoint file in one
-    (e.g. ``runs/x/checkpoint.safetensors``, the last epoch's model).
+    (e.g. ``runs/x/checkpoint.safetensors``, the last epoch's model).  The
+    architecture of a built-in model (:data:`MODELS`) is rebuilt from
+    ``state.json``.  A run trained with a model of yours records only its
+    class: pass ``model``, an instance of the same architecture, and it is
+    given the run's weights (and returned).
     """
     state = _read_state(run)
     task = _run_task(state)
-    model = task.model(state["in_channels"], state["ndim"], state["options"]["seed"])
-    model.load_state_dict(checkpoint.load(_run_files(run)[1]))
+    recorded = state["task_state"]["model"]
+    if model is None:
+        if _is_own_model(recorded):
+            raise ArgumentError(f"the run in {_run_files(run)[0]!r} was trained with a model of "
+                                f"yours ({recorded['class']}), whose architecture state.json "
+                                "does not hold: pass an instance of it, "
+                                "load_model(run, model=...), and it gets the run's weights")
+        model = task.model(state["in_channels"], state["ndim"], state["options"]["seed"])
+    _load_weights(_checked_module(model), _run_files(run)[1], recorded)
     model.classes = task.state.get("classes")
     return model.eval()
 
 
 def _check_options(epochs, batch_size, lr, task_class, model):
-    """``(epochs, batch_size, lr)`` as int, int, float, or ArgumentError."""
+    """``(epochs, batch_size, lr)`` as int, int, float (lr None stays None), or ArgumentError."""
     epochs, batch_size = check_int(epochs, "epochs"), check_int(batch_size, "batch_size")
-    lr = check_positive_real(lr, "lr")
-    if model is not None and model not in task_class.models:
+    lr = None if lr is None else check_positive_real(lr, "lr")
+    if isinstance(model, str) and model not in task_class.models:
         raise ArgumentError(f"model {model!r} does not do task {task_class.name!r}; it takes "
                             f"{', '.join(task_class.models)} (all models: {', '.join(MODELS)})")
+    if model is not None and not isinstance(model, str):
+        _checked_module(model)
     return epochs, batch_size, lr
+
+
+def _recorded_model(model, task_class, saved, out):
+    """What ``state.json`` records of the model: a name of :data:`MODELS`, or the class of
+    a model of the user's; on resume, refuses a model other than the run's."""
+    given = None if model is None else model if isinstance(model, str) else \
+        dict(_describe(model), parameters=sum(p.size for p in model.parameters()))
+    if saved is None:
+        return given or task_class.models[0]
+    recorded = saved["task_state"]["model"]
+    if _is_own_model(recorded) and not isinstance(given, dict):
+        raise ArgumentError(f"the run in {out!r} was trained with a model of yours "
+                            f"({recorded['class']}): resume it with model= an instance of the "
+                            "same architecture (the run gives the weights)")
+    if not _is_own_model(recorded) and given is not None and given != recorded:
+        raise ArgumentError(f"the run in {out!r} trains the model {recorded!r}: resume it "
+                            f"with that model (or none), not {model!r}")
+    return given or recorded
+
+
+def _optimizer(optimizer, params, lr):
+    """The run's optimiser: Adam(``lr``), ``optimizer(params)``, or ``optimizer`` itself;
+    refuses one that updates tensors that are not the model's parameters."""
+    if optimizer is None:
+        return optim.Adam(params, lr=lr)
+    if isinstance(optimizer, optim.Optimizer):
+        made = optimizer
+    elif callable(optimizer):
+        made = optimizer(params)
+        if not isinstance(made, optim.Optimizer):
+            raise ArgumentError(f"optimizer (a factory params -> Optimizer) returned "
+                                f"{type(made).__name__}, not a sigconv.optim.Optimizer")
+    else:
+        raise ArgumentError(f"optimizer must be a sigconv.optim.Optimizer or a factory "
+                            f"params -> Optimizer, got {optimizer!r}")
+    own = {id(p) for p in params}
+    if any(id(p) not in own for p in _optimizer_params(made)):
+        raise ArgumentError("the optimizer holds tensors that are not the model's parameters: "
+                            "build it on model.parameters() of the model passed as model=, or "
+                            "pass a factory (params -> Optimizer)")
+    return made
+
+
+def _schedule(schedule, optimizer, epochs):
+    """The run's learning-rate schedule: cosine over ``epochs``, ``schedule(optimizer)``,
+    or ``schedule`` itself (built on the run's optimiser)."""
+    if schedule is None:
+        return optim.CosineAnnealingLR(optimizer, epochs)
+    if callable(getattr(schedule, "step", None)) and not isinstance(schedule, type):
+        made = schedule
+        if getattr(made, "optimizer", optimizer) is not optimizer:
+            raise ArgumentError("the schedule was built on another optimizer than the run's: "
+                                "pass the optimizer it was built on as optimizer=, or a "
+                                "factory (optimizer -> schedule)")
+    elif callable(schedule):
+        made = schedule(optimizer)
+        if not callable(getattr(made, "step", None)):
+            raise ArgumentError(f"schedule (a factory optimizer -> schedule) returned "
+                                f"{type(made).__name__}, which has no step()")
+    else:
+        raise ArgumentError(f"schedule must be a learning-rate schedule (with step()) or a "
+                            f"factory optimizer -> schedule, got {schedule!r}")
+    return made
+
+
+def _describe_optimizer(optimizer):
+    """The optimiser's class and each group's hyper-parameters, as ``state.json`` holds them."""
+    groups = [dict({k: v for k, v in group.items() if k != "params"},
+                   params=len(group["params"])) for group in optimizer.param_groups]
+    return dict(_describe(optimizer), param_groups=json.loads(json.dumps(groups, default=str)))
+
+
+#: The parts of a run that resume refuses to change: what is recorded of each in the
+#: options, and which of its entries must match (the class: hyper-parameters may change).
+_FIXED_ON_RESUME = {"augment": "augmentation", "loss": "loss", "optimizer": "optimizer",
+                    "schedule": "schedule"}
+
+
+def _refuse_changes(out, recorded, options):
+    """ArgumentError when a resumed run is given another augmentation, loss, optimiser
+    class or schedule class than it was trained with (runs that predate a part's record
+    are not checked for it)."""
+    for key, what in _FIXED_ON_RESUME.items():
+        if key not in recorded:
+            continue
+        before, now = recorded[key], options[key]
+        if key in ("optimizer", "schedule"):
+            before, now = (None if d is None else {k: v for k, v in d.items()
+                                                    if k in ("class", "function")}
+                           for d in (before, now))
+        if before != now:
+            raise ArgumentError(f"cannot resume {out!r} with another {what}: the run used "
+                                f"{json.dumps(before)}, this call gives {json.dumps(now)}")
 
 
 #: The files a run writes: a folder holding any of them holds a run, and
@@ -245,10 +426,59 @@ RUN_FILES = ("state.json", "checkpoint.safetensors", "optimizer.safetensors",
              "best.safetensors", "metrics.json", "metrics.csv", "curves.png", "confusion.png",
              "kernels.png", "feature_maps.png", "example.png")
 
+#: What the callbacks write in a run folder, as globs: ``overwrite=True`` deletes these too.
+RUN_PATTERNS = (SNAPSHOT_PATTERN, os.path.join("tensorboard", "events.out.tfevents.*"))
+
+
+def _existing_run_files(out):
+    """The run's files present in ``out`` (:data:`RUN_FILES`, then :data:`RUN_PATTERNS`)."""
+    names = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+    for pattern in RUN_PATTERNS:
+        names += sorted(os.path.relpath(path, out)
+                        for path in glob.glob(os.path.join(glob.escape(out), pattern)))
+    return names
+
+
+def _is_finished(state):
+    """Whether a saved run has finished: tested after its last epoch, or stopped early
+    (runs saved before this was recorded: trained all their epochs)."""
+    return state.get("finished", state["epoch"] >= state["options"]["epochs"])
+
+
+class RunFinishedError(ArgumentError):
+    """``resume=True`` on a run that has finished: nothing is left to train.
+
+    ``metrics_path`` is its ``metrics.json``, ``test`` its test scores.
+    """
+
+    def __init__(self, message, metrics_path, test):
+        super().__init__(message)
+        self.metrics_path, self.test = metrics_path, test
+
+
+def _finished_error(out, state):
+    """The :class:`RunFinishedError` for the finished run in ``out``."""
+    path = os.path.join(out, "metrics.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            test = json.load(handle).get("test") or {}
+    except (OSError, ValueError):
+        test = {}
+    metric = TASKS[state["task"]].metric
+    stopped = state.get("stopped_early")
+    how = (f"stopped early at epoch {stopped['epoch']} of {state['options']['epochs']}: "
+           f"{stopped['reason']}" if stopped else f"all {state['epoch']} epochs trained")
+    score = (f"its test {metric} is {test[metric]:.4f}" if metric in test
+             else "it has no test score (the store has no test items)")
+    return RunFinishedError(f"the run in {out!r} is finished ({how}); {score}, and its metrics "
+                            f"are in {path}. Nothing is left to resume: to train more, start "
+                            "a new run (--overwrite, or another --out)", path, test)
+
 
 def _run_folder_state(out, resume, overwrite):
     """The saved state of the run to resume, or None for a new run; refuses (ArgumentError)
-    to resume without a run, and to start a run over an existing one without ``overwrite``."""
+    to resume without a run or a finished run (:class:`RunFinishedError`), and to start a
+    run over an existing one without ``overwrite``."""
     if resume and overwrite:
         raise ArgumentError("resume and overwrite exclude each other: resume continues the "
                             f"run in {out!r}, overwrite replaces it; pass one of them")
@@ -258,8 +488,11 @@ def _run_folder_state(out, resume, overwrite):
     if resume:
         if not os.path.isfile(state_path):
             raise ArgumentError(f"cannot resume: {state_path} does not exist")
-        return _read_state(out)
-    existing = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+        state = _read_state(out)
+        if _is_finished(state):
+            raise _finished_error(out, state)
+        return state
+    existing = _existing_run_files(out) if os.path.isdir(out) else []
     if existing and not overwrite:
         shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ArgumentError(f"run folder {out!r} already holds a run ({shown}); continue it "
@@ -274,7 +507,8 @@ def _summary(record):
 
 def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=False,
           overwrite=False, validation=0.1, task=None, model=None, noise=None, patch=None,
-          augment="default", stop_after=None, progress=True, log=sys.stderr):
+          augment="default", stop_after=None, progress=True, log=sys.stderr, loss=None,
+          optimizer=None, schedule=None, callbacks=()):
     """Train a model on a store; return the metrics (as in metrics.json).
 
     Parameters
@@ -291,29 +525,41 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
         Passes over the training items, items (or crops) per step and Adam's
         learning rate (with a cosine schedule); by default the task's
         ``epochs``, ``batch_size`` and ``lr``: 60, 32 and 2e-3 to classify,
-        25, 2 and 2e-3 to denoise, 40, 2 and 5e-3 to label.
+        25, 2 and 2e-3 to denoise, 40, 2 and 5e-3 to label (a resumed run:
+        the run's own).  ``lr`` is for the default optimiser only.
     seed : int
     resume : bool
-        Continue the run in ``out`` from its ``state.json``.
+        Continue the run in ``out`` from its ``state.json``.  A finished run
+        (tested, or stopped early) is refused with :class:`RunFinishedError`,
+        naming its test score and its ``metrics.json``.
     overwrite : bool
-        Replace the run in ``out``: its files (:data:`RUN_FILES`) are deleted
-        first, other files in the folder are left alone.
+        Replace the run in ``out``: its files (:data:`RUN_FILES`, and the
+        callbacks' :data:`RUN_PATTERNS`) are deleted first, other files in the
+        folder are left alone.
     validation : float
         Fraction of training items held out when the store has no
         ``"validation"`` split.
     task : {"classify", "denoise", "label"}, optional
         What to learn (default: "classify" when the records have labels,
-        "label" when their items carry a label channel).
-    model : str, optional
+        "label" when their items carry a label channel).  A store the task
+        cannot learn from is refused before training (see docs/train.md).
+    model : str or sigconv.nn.Module, optional
         One of :data:`~sigconv.train.tasks.MODELS` that does the task
-        (default: the task's first).
+        (default: the task's first), or a model of yours: it takes the
+        task's batches (classify: a Tensor of a Ragged batch ``(N, C,
+        *spatial)``; dense tasks: crops ``(N, C, *patch)``) and returns
+        ``(N, classes)`` logits, ``(N, C, *patch)`` signals (denoise) or
+        ``(N, classes, *patch)`` logits (label).  ``state.json`` records its
+        class only: resume with ``model=`` an instance of the same
+        architecture, and load it with ``load_model(run, model=...)``.
     noise : float, optional
         Dense tasks: standard deviation of the added Gaussian noise in the
         store's units (denoise default: 5% of the training data's range;
         label default: 0).
     patch : int or sequence of int, optional
-        Dense tasks: training crop size per spatial axis (default 32);
-        evaluation slides windows of twice this size over whole items.
+        Dense tasks: training crop size per spatial axis (default 32; on
+        waveform and spectrogram items it must be given); evaluation slides
+        windows of twice this size over whole items.
     augment : {"default", "light", "strong", "none"}, None or a transform
         Augmentation of the training items, drawn afresh each epoch: a
         strength of :func:`sigconv.transforms.preset` for the task and the
@@ -324,6 +570,33 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
     stop_after : int, optional
         Run at most this many epochs in this call and stop as an interrupted
         run would (continue later with ``resume=True``).
+    loss : callable, optional
+        ``loss(output, target) -> Tensor`` (a scalar), given the model's
+        output and the task's targets (classify: class indices ``(N,)``;
+        denoise: the clean crops, an array ``(N, C, *patch)`` or a Ragged;
+        label: class indices ``(N, 1, *patch)``); default the task's.
+    optimizer : sigconv.optim.Optimizer or callable, optional
+        An optimiser built on the model's parameters, or a factory
+        ``params -> Optimizer`` (default ``Adam(params, lr)``).  Its state
+        (any of sigconv's optimisers) is saved every epoch to resume exactly.
+    schedule : schedule or callable, optional
+        A learning-rate schedule built on ``optimizer``, or a factory
+        ``optimizer -> schedule``; stepped once per epoch (a resumed run
+        steps a new one through the epochs done, so it must depend on the
+        epoch count only, as sigconv's do).  Default: cosine over ``epochs``.
+    callbacks : list of sigconv.train.callbacks.Callback
+        Called as the run trains (:mod:`sigconv.train.callbacks`:
+        EarlyStopping, ModelCheckpoint, TensorBoard, MLflow).
+
+    A resumed run refuses another augmentation, loss, optimiser class or
+    schedule class than the run's (hyper-parameters such as ``lr`` may change).
+
+    Returns
+    -------
+    dict
+        ``{"history": [one record per epoch], "test": {...}, "stopped_early":
+        None or {"epoch", "reason"}}`` (``test`` is empty when ``stop_after``
+        paused the run).
     """
     out = os.fspath(out)
     source = Store(store)
@@ -331,119 +604,197 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
     saved = _run_folder_state(out, resume, overwrite)  # refuse before creating anything
     task_name = task if saved is None else saved["task"]
     task_class = task_of(train_records, task_name)
-    epochs = task_class.epochs if epochs is None else epochs
-    batch_size = task_class.batch_size if batch_size is None else batch_size
-    lr = task_class.lr if lr is None else lr
+    recorded = {} if saved is None else saved["options"]
+    if epochs is None:
+        epochs = recorded.get("epochs", task_class.epochs)
+    if batch_size is None:
+        batch_size = recorded.get("batch_size", task_class.batch_size)
+    if optimizer is not None and lr is not None:
+        raise ArgumentError("lr is the default optimizer's learning rate: with optimizer= "
+                            "give the learning rate to the optimizer, not lr=")
+    if lr is None and optimizer is None:
+        lr = recorded.get("lr") or task_class.lr
     epochs, batch_size, lr = _check_options(epochs, batch_size, lr, task_class, model)
+    callbacks, callback_keys = checked_callbacks(callbacks)
+    if loss is not None and not callable(loss):
+        raise ArgumentError(f"loss must be a callable (output, target) -> Tensor, got {loss!r}")
     transform = _transform(augment, task_class.name, train_records[0].get("kind"))
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                "store": os.path.abspath(os.fspath(store)), "noise": noise, "patch": patch,
-               "model": model or task_class.models[0],
-               "augment": _describe(transform)}
+               "model": _recorded_model(model, task_class, saved, out),
+               "augment": _describe(transform), "loss": _describe(loss)}
+    if saved is None:
+        task_class.check_records(train_records, val_records + test_records, options)
+    parts = {"model": None if model is None or isinstance(model, str) else model,
+             "loss": loss, "optimizer": optimizer, "schedule": schedule,
+             "callbacks": dict(zip(callback_keys, callbacks))}
     os.makedirs(out, exist_ok=True)
     with folder_lock(out, what="run folder", error=TrainingError):
         saved = _run_folder_state(out, resume, overwrite)  # again, now that it is ours
         if overwrite:
-            for name in RUN_FILES:
+            for name in _existing_run_files(out):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(out, name))
         return _train_locked(source, out, task_class, saved, options, transform, train_records,
-                             val_records, test_records, stop_after, progress, log)
+                             val_records, test_records, stop_after, progress, log, parts)
+
+
+def _loss_value(loss, epoch):
+    """The float of a loss Tensor, or ArgumentError naming what the loss returned."""
+    if not isinstance(loss, Tensor) or getattr(loss.data, "size", None) != 1:
+        shown = f"a Tensor of {type(loss.data).__name__} {getattr(loss.data, 'shape', '')}" \
+            if isinstance(loss, Tensor) else type(loss).__name__
+        raise ArgumentError(f"the loss must return a scalar Tensor, got {shown} in epoch "
+                            f"{epoch + 1}")
+    return float(loss.data)
 
 
 def _train_locked(source, out, task_class, saved, options, transform, train_records,
-                  val_records, test_records, stop_after, progress, log):
+                  val_records, test_records, stop_after, progress, log, parts):
     """:func:`train` once it holds the run folder's lock."""
     from tqdm.auto import tqdm
 
     epochs, batch_size, lr, seed = (options[k] for k in ("epochs", "batch_size", "lr", "seed"))
-    state_path = os.path.join(out, "state.json")
     if saved is None:
         task_state = task_class.fit(_arrays(source, train_records), train_records, options)
         task_state["model"] = options["model"]
     else:
         task_state = saved["task_state"]
-        recorded = saved["options"].get("augment")
-        if recorded != options["augment"]:
-            raise ArgumentError(f"cannot resume {out!r} with another augmentation: the run used "
-                                f"{json.dumps(recorded)}, this call gives "
-                                f"{json.dumps(options['augment'])}")
     task = task_class(task_state, seed)
     train_data = _items(task, source, train_records)
     val_data = _items(task, source, val_records)
     ndim, in_channels = train_data[0][0].ndim - 1, train_data[0][0].shape[0]
-    net = task.model(in_channels, ndim, seed)
+    net = parts["model"] if parts["model"] is not None else task.model(in_channels, ndim, seed)
     params = list(net.parameters())
-    optimizer = optim.Adam(params, lr=lr)
-    schedule = optim.CosineAnnealingLR(optimizer, epochs)
-    history, first, best = [], 0, -math.inf
+    if not params:
+        raise ArgumentError(f"the model {type(net).__name__} has no parameters to train")
+    optimizer = _optimizer(parts["optimizer"], params, lr)
+    schedule = _schedule(parts["schedule"], optimizer, epochs)
+    callbacks = parts["callbacks"]
+    options.update(optimizer=_describe_optimizer(optimizer), schedule=_describe(schedule),
+                   callbacks=list(callbacks))
+    loss_of = parts["loss"] or task.loss
+    history, first, best, stopped = [], 0, -math.inf, None
     if saved is not None:
-        net.load_state_dict(checkpoint.load(os.path.join(out, "checkpoint.safetensors")))
-        _load_optimizer(optimizer, params, os.path.join(out, "optimizer.safetensors"))
+        _refuse_changes(out, saved["options"], options)
+        _load_weights(net, os.path.join(out, "checkpoint.safetensors"), task_state["model"])
+        _load_optimizer(optimizer, os.path.join(out, "optimizer.safetensors"))
         history, first, best = saved["history"], saved["epoch"], saved["best"]
+        stopped = saved.get("stopped_early")
         for _ in range(first):
             schedule.step()
+        for key, state in (saved.get("callbacks") or {}).items():
+            if key in callbacks and state is not None:
+                callbacks[key].load_state_dict(state)
     metric = task.metric
-    last = epochs if stop_after is None else min(epochs, first + stop_after)
-    for epoch in range(first, last):
-        started = time.perf_counter()
-        net.train()
-        rng = np.random.default_rng((seed, epoch))
-        _reseed_dropout(net, seed, epoch)
-        epoch_data = train_data if transform is None else _augmented_items(
-            task, transform, _arrays(source, train_records), train_records, seed, epoch)
-        batches = list(task.batches(epoch_data, batch_size, rng))
-        total, seen, tally = 0.0, 0, task.tally()
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress, file=log)
-        for inputs, target in bar:
-            output = task.forward(net, inputs)
-            loss = task.loss(output, target)
-            value = float(loss.data)
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"the loss became {value} in epoch {epoch + 1}; the last good checkpoint "
-                    f"(epoch {epoch}) is in {out}. Lower the learning rate (--lr {lr})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            count = len(target)
-            total, seen = total + value * count, seen + count
-            tally.add([o.data for o in output] if isinstance(output, list) else output.data,
-                      target)
-            bar.set_postfix(loss=f"{total / seen:.3f}",
-                            **{metric: f"{tally.result()[metric]:.3f}"})
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                  "train_loss": total / seen, f"train_{metric}": tally.result()[metric]}
-        schedule.step()
-        if val_data:
-            scores = task.evaluate(net, val_data)
-            record.update({"validation_loss": scores["loss"],
-                           f"validation_{metric}": scores[metric]})
-        record["seconds"] = time.perf_counter() - started
-        history.append(record)
-        score = record.get(f"validation_{metric}", record[f"train_{metric}"])
-        checkpoint.save(net, os.path.join(out, "checkpoint.safetensors"))
-        _save_optimizer(optimizer, params, os.path.join(out, "optimizer.safetensors"))
-        if score > best:
-            best = score
-            checkpoint.save(net, os.path.join(out, "best.safetensors"))
-        _save_json(state_path, {"epoch": epoch + 1, "history": history, "best": best,
-                                "task": task.name, "task_state": task_state,
-                                "ndim": ndim, "in_channels": in_channels, "options": options,
-                                "input": _input_spec(train_records[0])})
-        _write_metrics(out, history, {})
-        if log is not None:
-            print(f"epoch {epoch + 1}: {_summary(record)}", file=log)
+    record_keys = ("epoch", "lr", "train_loss", f"train_{metric}") + (
+        ("validation_loss", f"validation_{metric}") if val_data else ()) + ("seconds",)
+    run = Run(out=out, model=net, optimizer=optimizer, schedule=schedule, task=task.name,
+              metric=metric, options=options, epochs=epochs, history=history,
+              record_keys=record_keys, first_epoch=first)
+
+    def save_state(finished):
+        _save_json(os.path.join(out, "state.json"), {
+            "epoch": len(history), "history": history, "best": best, "task": task.name,
+            "task_state": task_state, "ndim": ndim, "in_channels": in_channels,
+            "options": options, "input": _input_spec(train_records[0]),
+            "stopped_early": stopped, "finished": finished,
+            "callbacks": {key: callback.state_dict() for key, callback in callbacks.items()}})
+
+    metrics = None
+    try:
+        for callback in callbacks.values():
+            callback.on_train_begin(run)
+        last = first if stopped else epochs if stop_after is None else \
+            min(epochs, first + stop_after)
+        checked = False
+        for epoch in range(first, last):
+            started = time.perf_counter()
+            net.train()
+            rng = np.random.default_rng((seed, epoch))
+            _reseed_dropout(net, seed, epoch)
+            epoch_data = train_data if transform is None else _augmented_items(
+                task, transform, _arrays(source, train_records), train_records, seed, epoch)
+            batches = list(task.batches(epoch_data, batch_size, rng))
+            total, seen, tally = 0.0, 0, task.tally()
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                       disable=not progress, file=log)
+            for index, (inputs, target) in enumerate(bar):
+                output = task.forward(net, inputs)
+                if not checked:  # a model of the user's: its output, once
+                    task.check_output(output, target)
+                    checked = True
+                loss = loss_of(output, target)
+                value = _loss_value(loss, epoch)
+                if not math.isfinite(value):
+                    hint = f"(--lr {lr})" if lr is not None else "(the optimizer's)"
+                    raise TrainingError(
+                        f"the loss became {value} in epoch {epoch + 1}; the last good "
+                        f"checkpoint (epoch {epoch}) is in {out}. Lower the learning rate {hint}")
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                count = len(target)
+                total, seen = total + value * count, seen + count
+                tally.add([o.data for o in output] if isinstance(output, list) else output.data,
+                          target)
+                bar.set_postfix(loss=f"{total / seen:.3f}",
+                                **{metric: f"{tally.result()[metric]:.3f}"})
+                for callback in callbacks.values():
+                    callback.on_batch_end(run, epoch + 1, index, value)
+            record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                      "train_loss": total / seen, f"train_{metric}": tally.result()[metric]}
+            schedule.step()
+            if val_data:
+                scores = task.evaluate(net, val_data)
+                record.update({"validation_loss": scores["loss"],
+                               f"validation_{metric}": scores[metric]})
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            score = record.get(f"validation_{metric}", record[f"train_{metric}"])
+            checkpoint.save(net, os.path.join(out, "checkpoint.safetensors"))
+            _save_optimizer(optimizer, os.path.join(out, "optimizer.safetensors"))
+            if score > best:
+                best = score
+                checkpoint.save(net, os.path.join(out, "best.safetensors"))
+            for callback in callbacks.values():
+                callback.on_epoch_end(run, epoch + 1, record)
+            if run.stop_reason is not None:
+                stopped = {"epoch": epoch + 1, "reason": run.stop_reason}
+            save_state(False)
+            _write_metrics(out, _metrics(history, {}, stopped))
+            if log is not None:
+                print(f"epoch {epoch + 1}: {_summary(record)}"
+                      + (f"; stopped early: {stopped['reason']}" if stopped else ""), file=log)
+            if stopped:
+                break
+        metrics = _metrics(history, {}, stopped)
+        if stopped or len(history) >= epochs:  # else paused by stop_after: no test yet
+            metrics = _test(out, task, net, source, test_records, train_data, val_data,
+                            metrics)
+            save_state(True)
+            example = (val_data or train_data)[0]
+            plot_run(out, history, metrics["test"], net, metric, example, task)
+    except BaseException:
+        for callback in callbacks.values():
+            callback.on_train_end(run, None)
+        raise
+    for callback in callbacks.values():
+        callback.on_train_end(run, metrics)
+    return metrics
+
+
+def _test(out, task, net, source, test_records, train_data, val_data, metrics):
+    """``metrics`` with the best model's test scores and the baselines', written to
+    ``metrics.json``; ``net`` is left holding the best model, in eval mode."""
+    _load_weights(net, os.path.join(out, "best.safetensors"), task.state["model"])
+    net.classes = task.state.get("classes")
+    net.eval()
     test = {}
-    if last < epochs:  # stopped early on purpose: no test yet
-        return {"history": history, "test": test}
-    best_model = load_model(out)
     if test_records:
         test_data = _items(task, source, test_records)
-        test = task.evaluate(best_model, test_data, records=test_records)
+        test = task.evaluate(net, test_data, records=test_records)
         test.update(task.baseline(train_data, test_data))
-    _write_metrics(out, history, test)
-    example = (val_data or train_data)[0]
-    plot_run(out, history, test, best_model, metric, example, task)
-    return {"history": history, "test": test}
+    metrics = dict(metrics, test=test)
+    _write_metrics(out, metrics)
+    return metrics

@@ -33,9 +33,10 @@ from .. import nn
 from .._ops import log_softmax_array as _log_softmax
 from ..autograd import Tensor, no_grad
 from ..data.sliding import sliding_window_inference
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ShapeError
 from ..models import Classifier, EncoderDecoder, StructuredLabeller
 from ..ragged import Ragged
+from .metrics import per_class_scores, ssim
 
 __all__ = ["TASKS", "MODELS", "Classification", "Denoising", "Labelling", "task_of"]
 
@@ -101,14 +102,45 @@ class Task:
         self.state, self.seed = state, seed
 
     @classmethod
+    def check_records(cls, train, others, options):
+        """Refuse (ArgumentError, with the reason) a store this task cannot learn from,
+        before anything is trained: ``train`` and ``others`` (validation and test) are
+        records, ``options`` the run's."""
+
+    @classmethod
     def fit(cls, arrays, records, options):
         """The task's state from the training items (raw arrays) and the options."""
         raise NotImplementedError
 
     def model(self, in_channels, ndim, seed):
         name = self.state["model"]
+        if not isinstance(name, str):
+            raise ArgumentError(f"this run was trained with a model of yours ({name}): "
+                                "its architecture is not recorded; pass one (model=...)")
         return _build(name, in_channels, self.outputs(in_channels), ndim, seed,
                       dropout=self.state.get("dropout", 0.0))
+
+    def check_output(self, output, target):
+        """Raise ShapeError unless the model's training ``output`` is what this task's loss
+        and scores take for ``target`` (checked on a run's first batch)."""
+        if isinstance(output, list) and output:  # the labeller's refinement steps
+            output = output[-1]
+        if not isinstance(output, Tensor):
+            raise ShapeError(f"the model must return a Tensor, got {type(output).__name__}")
+        expected = self._output_shapes(target)
+        got = [item.shape for item in _batch_items(output.data)]
+        if got != expected:
+            shown = sorted(set(got)) if len(got) != len(expected) else got[:3]
+            raise ShapeError(f"task {self.name!r} needs one output of shape {expected[0]} per "
+                             f"item ({self._output_meaning()}); the model gave {shown} "
+                             f"for {len(expected)} items")
+
+    def _output_shapes(self, target):
+        """The shape of each item's output that the loss takes, given the targets."""
+        raise NotImplementedError
+
+    def _output_meaning(self):
+        raise NotImplementedError
 
     def outputs(self, in_channels):
         raise NotImplementedError
@@ -140,11 +172,36 @@ class Classification(Task):
     epochs = 60
 
     @classmethod
+    def check_records(cls, train, others, options):
+        """Every item needs a label; training needs two classes or more, and every
+        validation and test label must be one of the training labels."""
+        unlabelled = [r["id"] for r in train + others if r.get("label") is None]
+        if unlabelled:
+            hint = ("; to learn from items without labels use task='denoise' (clean "
+                    "signals) or task='label' (items with a label channel)")
+            raise ArgumentError(f"classification needs a 'label' in every record; "
+                                f"{len(unlabelled)} of {len(train) + len(others)} have none "
+                                f"(e.g. {unlabelled[0]!r}){hint}")
+        classes = {r["label"] for r in train}
+        if len(classes) < 2:
+            raise ArgumentError(f"classification needs training items of two classes or "
+                                f"more; every training item has the label {train[0]['label']!r}")
+        unknown = [r for r in others if r["label"] not in classes]
+        if unknown:
+            raise ArgumentError(f"{unknown[0].get('split')} item {unknown[0]['id']!r} has the "
+                                f"label {unknown[0]['label']!r}, which no training item has "
+                                f"(training classes: {sorted(classes, key=str)})")
+
+    @classmethod
     def fit(cls, arrays, records, options):
         labels = {r.get("label") for r in records}
-        if None in labels:
-            raise ArgumentError("classification needs a 'label' in every training record")
         return {"classes": sorted(labels, key=str), "dropout": CLASSIFIER_DROPOUT}
+
+    def _output_shapes(self, target):
+        return [(self.outputs(0),)] * len(target)
+
+    def _output_meaning(self):
+        return f"a logit for each of the classes {self.state['classes']}"
 
     def outputs(self, in_channels):
         return len(self.state["classes"])
@@ -185,8 +242,9 @@ class Classification(Task):
         return answers
 
     def evaluate(self, model, data, *, records=None, batch_size=64):
-        """Accuracy, mean loss, confusion matrix (and ``per_speaker`` accuracy when the
-        ``records`` name speakers)."""
+        """Accuracy, mean loss, confusion matrix, precision, recall and F1 per class and
+        their macro averages (:func:`~sigconv.train.metrics.per_class_scores`), and
+        ``per_speaker`` accuracy when the ``records`` name speakers."""
         tally = self.tally()
         model.eval()
         with no_grad():
@@ -195,6 +253,7 @@ class Classification(Task):
                 logits = model(Tensor(Ragged.from_list([x for x, _ in chunk])))
                 tally.add(logits.data, np.array([y for _, y in chunk]))
         scores = tally.result()
+        scores.update(per_class_scores(tally.confusion, self.state["classes"]))
         if records and "speaker" in records[0]:
             hits = {}
             for record, guess, (_, label) in zip(records, tally.predicted, data):
@@ -234,8 +293,43 @@ class _Accuracy:
                 "confusion": self.confusion.tolist()}
 
 
+#: Data kinds whose samples are time steps (or frequency bins by time steps): crops of the
+#: default patch are a few milliseconds long, so dense tasks on them need an explicit patch.
+TIME_KINDS = ("waveform", "spectrogram")
+
+#: Crop size per axis when ``patch`` is not given (sized for images and volumes).
+DEFAULT_PATCH = 32
+
+
 class _Dense(Task):
     """Shared by denoising and labelling: global normalisation, crops, sliding windows."""
+
+    @classmethod
+    def check_records(cls, train, others, options):
+        """Refuse the default patch on audio: on waveforms and spectrograms
+        (:data:`TIME_KINDS`) ``patch`` must be given (see docs/train.md)."""
+        kind = train[0].get("kind")
+        if options.get("patch") is not None or kind not in TIME_KINDS:
+            return
+        shapes = [r["shape"][1:] for r in train if r.get("shape")]
+        median = [int(v) for v in np.median(np.array(shapes), axis=0)] if shapes else None
+        rate = train[0].get("sample_rate")
+        duration = (f" = {1000 * DEFAULT_PATCH / rate:.0f} ms at {rate} Hz"
+                    if kind == "waveform" and rate else "")
+        items = f"; the median training item is {tuple(median)} samples" if median else ""
+        raise ArgumentError(
+            f"task {cls.name!r} on {kind} items needs an explicit patch (patch=..., --patch): "
+            f"the default crop of {DEFAULT_PATCH} samples per axis is sized for images and "
+            f"volumes, and on {kind} items it is {DEFAULT_PATCH} time steps{duration}{items}. "
+            f"Give a crop long enough to hold what is to be learnt")
+
+    def _output_shapes(self, target):
+        channels = self.outputs(len(self.state["mean"]))  # the input channels' statistics
+        return [(channels,) + item.shape[1:] for item in _batch_items(target)]
+
+    def _output_meaning(self):
+        return ("the input's channels at every sample" if self.name == "denoise"
+                else f"a logit for each of the classes {self.state['classes']} at every sample")
 
     @classmethod
     def _fit_scale(cls, inputs, options):
@@ -251,7 +345,7 @@ class _Dense(Task):
         if noise < 0 or not math.isfinite(noise):
             raise ArgumentError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
         ndim = inputs[0].ndim - 1
-        patch = np.atleast_1d(options.get("patch") or 32).astype(int).tolist()
+        patch = np.atleast_1d(options.get("patch") or DEFAULT_PATCH).astype(int).tolist()
         patch = patch * ndim if len(patch) == 1 else patch
         if len(patch) != ndim or min(patch) < 1:
             raise ArgumentError(f"patch must be a positive size per spatial axis ({ndim}), "
@@ -264,6 +358,12 @@ class _Dense(Task):
         mean = np.asarray(self.state["mean"]).reshape(shape)
         std = np.asarray(self.state["std"]).reshape(shape)
         return ((array - mean) / std).astype(np.float32)
+
+    def _in_store_units(self, array):
+        """A normalised item ``(C, *spatial)`` back in the store's units (float64)."""
+        shape = (-1,) + (1,) * (array.ndim - 1)
+        return array * np.asarray(self.state["std"]).reshape(shape) + \
+            np.asarray(self.state["mean"]).reshape(shape)
 
     def _noise_scale(self):
         """The noise's standard deviation per channel in normalised units."""
@@ -382,18 +482,26 @@ class Denoising(_Dense):
     def _answer(self, model, array):
         """The denoised signal of one raw item ``(C, *spatial)``, in the store's units."""
         output = self._whole(model.eval(), self._normalise(np.asarray(array, np.float32)))
-        shape = (-1,) + (1,) * (output.ndim - 1)
-        return output * np.asarray(self.state["std"]).reshape(shape) + \
-            np.asarray(self.state["mean"]).reshape(shape)
+        return self._in_store_units(output)
+
+    def _ssim(self, outputs, data):
+        """Mean over items of :func:`~sigconv.train.metrics.ssim`, in the store's units,
+        of each normalised output against its clean item (data range: the clean item's)."""
+        return float(np.mean([ssim(self._in_store_units(y), self._in_store_units(clean))
+                              for y, (_, clean) in zip(outputs, data)]))
 
     def evaluate(self, model, data, *, records=None):
-        """PSNR (dB) of the model's output and of the noisy input; mean normalised MSE."""
+        """PSNR (dB) and SSIM of the model's output and of the noisy input; mean
+        normalised MSE."""
         model.eval()
         tally, noisy_tally = self.tally(), self.tally()
-        for noisy, (_, clean) in zip(self.evaluation_inputs(data), data):
-            tally.add(self._whole(model, noisy)[None], clean[None])
+        noisy_inputs = self.evaluation_inputs(data)
+        outputs = [self._whole(model, noisy) for noisy in noisy_inputs]
+        for output, noisy, (_, clean) in zip(outputs, noisy_inputs, data):
+            tally.add(output[None], clean[None])
             noisy_tally.add(noisy[None], clean[None])
-        return dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"])
+        return dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"],
+                    ssim=self._ssim(outputs, data), ssim_noisy=self._ssim(noisy_inputs, data))
 
     def baseline(self, train, test):
         """PSNR of the non-learned filters, each tuned on the noisy training items.
@@ -409,18 +517,23 @@ class Denoising(_Dense):
         sigma = _tune_sigma(train_inputs, train_targets,
                             lambda smoothed, y: -np.sum((smoothed - y) ** 2))
         test_inputs = self.evaluation_inputs(test)
-        tally = self.tally()
-        for noisy, (_, clean) in zip(test_inputs, test):
-            tally.add(_gaussian(noisy, sigma)[None], clean[None])
-        result = {"gaussian_sigma": sigma, "psnr_gaussian": tally.result()["psnr"]}
+        result = {"gaussian_sigma": sigma}
+        result.update(self._baseline_scores(
+            "gaussian", [_gaussian(noisy, sigma) for noisy in test_inputs], test))
         noise = float(np.mean(self._noise_scale()))
         if noise > 0 and train[0][1].ndim in (3, 4) and _nl_means_available():
             h = _tune_nlm(train_inputs, train_targets, noise)
-            tally = self.tally()
-            for noisy, (_, clean) in zip(test_inputs, test):
-                tally.add(_nl_means(noisy, h * noise, noise)[None], clean[None])
-            result.update(nlm_h=h, psnr_nlm=tally.result()["psnr"])
+            result["nlm_h"] = h
+            result.update(self._baseline_scores(
+                "nlm", [_nl_means(noisy, h * noise, noise) for noisy in test_inputs], test))
         return result
+
+    def _baseline_scores(self, name, outputs, data):
+        """``{"psnr_<name>", "ssim_<name>"}`` of a baseline's outputs for the items of ``data``."""
+        tally = self.tally()
+        for output, (_, clean) in zip(outputs, data):
+            tally.add(output[None], clean[None])
+        return {f"psnr_{name}": tally.result()["psnr"], f"ssim_{name}": self._ssim(outputs, data)}
 
 
 def _gaussian(x, sigma):
@@ -521,14 +634,25 @@ class Labelling(_Dense):
         self._foreground_positions = {}
 
     @classmethod
-    def fit(cls, arrays, records, options):
-        if any(r.get("target_channels") != 1 for r in records):
-            raise ArgumentError("labelling needs items whose last channel holds the labels "
-                                "(records with target_channels == 1, e.g. "
-                                "datasets/ct_volumes.py --label-thresholds)")
-        if arrays[0].shape[0] < 2:
+    def check_records(cls, train, others, options):
+        """Every item needs a last channel of labels after one input channel or more
+        (records with ``target_channels == 1``), and audio an explicit patch."""
+        without = [r["id"] for r in train + others if r.get("target_channels") != 1]
+        if without:
+            raise ArgumentError(f"labelling needs items whose last channel holds the labels "
+                                f"(records with target_channels == 1, e.g. "
+                                f"datasets/ct_volumes.py --label-thresholds); "
+                                f"{len(without)} of {len(train) + len(others)} records have "
+                                f"none (e.g. {without[0]!r})")
+        narrow = [r for r in train + others if r.get("shape") and r["shape"][0] < 2]
+        if narrow:
             raise ArgumentError(f"labelling needs at least one input channel before the "
-                                f"label channel, got items of {arrays[0].shape[0]} channel")
+                                f"label channel; item {narrow[0]['id']!r} has "
+                                f"{narrow[0]['shape'][0]} channel")
+        super().check_records(train, others, options)
+
+    @classmethod
+    def fit(cls, arrays, records, options):
         options = dict(options)
         options.setdefault("noise", 0.0)
         state = cls._fit_scale([a[:-1] for a in arrays], options)
