@@ -332,6 +332,7 @@ def log_softmax_array(a: NDArray[Any], axis: int) -> NDArray[Any]:
 
 class LogSoftmax(Function):
     ragged = "native"  # over the channel axis of a Ragged, item by item
+    ragged_a: Batch | None
 
     def forward(self, a, *, axis):
         if isinstance(a, Ragged):

@@ -135,10 +135,25 @@ class Tensor:
         self._ctx: Function | None = None  # the Function that produced this tensor, if recorded
 
     # --- array-like properties ---
-    dtype: property = property(lambda self: self.data.dtype)
-    size: property = property(lambda self: values(self.data).size)  # elements (all items')
-    is_leaf: property = property(lambda self: self._ctx is None)
-    ragged: property = property(lambda self: isinstance(self.data, Ragged))
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The data's dtype."""
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        """Number of elements (of all items, for a Ragged)."""
+        return int(values(self.data).size)
+
+    @property
+    def is_leaf(self) -> bool:
+        """Whether no recorded operation made this tensor."""
+        return self._ctx is None
+
+    @property
+    def ragged(self) -> bool:
+        """Whether the data is a :class:`~sigconv.Ragged` batch."""
+        return isinstance(self.data, Ragged)
 
     @property
     def shape(self) -> tuple[int | None, ...]:

@@ -13,11 +13,16 @@ convolution, pooling, batch normalisation and the autograd read a batch
 (its flat buffer, item table, per-channel planes and sums) and give the
 caller back the kind of batch it passed.
 """
+from __future__ import annotations
+
 import itertools
 import math
 import numbers
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._validation import INDEX_MAX, as_float_array, check_int, result_dtype
 from .errors import ArgumentError, ShapeError
@@ -25,13 +30,13 @@ from .errors import ArgumentError, ShapeError
 __all__ = ["Ragged", "Batch", "lift3", "item_table", "map_items", "map_grad_input", "sum_over_items"]
 
 
-def lift3(values, fill):
+def lift3(values: Iterable[Any], fill: Any) -> tuple[Any, ...]:
     """Per-axis values of 1-3 spatial axes as 3 values, prefixed with ``fill``."""
-    values = tuple(values)
-    return (fill,) * (3 - len(values)) + values
+    given = tuple(values)
+    return (fill,) * (3 - len(given)) + given
 
 
-def item_table(channels, shapes, offsets=None):
+def item_table(channels: int, shapes: ArrayLike, offsets: ArrayLike | None = None) -> NDArray[np.int64]:
     """The kernels' ``(N, 4)`` table: element offset and ``(D, H, W)`` of each item.
 
     Parameters
@@ -46,19 +51,19 @@ def item_table(channels, shapes, offsets=None):
     -------
     ndarray of int64, shape (N, 4)
     """
-    shapes = np.asarray(shapes, dtype=np.int64)
-    table = np.ones((len(shapes), 4), dtype=np.int64)
-    if len(shapes) == 0:
+    sizes_of = np.asarray(shapes, dtype=np.int64)
+    table = np.ones((len(sizes_of), 4), dtype=np.int64)
+    if len(sizes_of) == 0:
         return table
-    table[:, 4 - shapes.shape[1]:] = shapes
+    table[:, 4 - sizes_of.shape[1]:] = sizes_of
     if offsets is None:
-        sizes = channels * np.prod(shapes, axis=1)
+        sizes = channels * np.prod(sizes_of, axis=1)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     table[:, 0] = offsets
     return table
 
 
-def _frozen(array):
+def _frozen(array: NDArray[Any]) -> NDArray[Any]:
     array.flags.writeable = False
     return array
 
@@ -81,7 +86,7 @@ class Ragged:
 
     __slots__ = ("_data", "_shapes", "_offsets", "_channels")
 
-    def __init__(self, data, shapes, channels):
+    def __init__(self, data: ArrayLike, shapes: ArrayLike, channels: int) -> None:
         shapes = np.asarray(shapes)
         if shapes.ndim != 2 or not 1 <= shapes.shape[1] <= 3 or shapes.dtype.kind not in "iu":
             raise ShapeError(f"shapes must be an (N, nd) integer array with 1 <= nd <= 3, "
@@ -105,18 +110,29 @@ class Ragged:
         self._offsets = _frozen(np.array([0] + list(itertools.accumulate(sizes))[:-1],
                                          dtype=np.int64))
 
-    #: The items' elements, item after item (values may be written; the
-    #: array cannot be replaced, so its size always matches ``shapes``).
-    data = property(lambda self: self._data)
-    #: ``(N, nd)`` int64 spatial shapes, read-only.
-    shapes = property(lambda self: self._shapes)
-    #: ``(N,)`` int64 element offset of each item in ``data``, read-only.
-    offsets = property(lambda self: self._offsets)
-    #: Number of channels of every item.
-    channels = property(lambda self: self._channels)
+    @property
+    def data(self) -> NDArray[Any]:
+        """The items' elements, item after item (values may be written; the
+        array cannot be replaced, so its size always matches ``shapes``)."""
+        return self._data
+
+    @property
+    def shapes(self) -> NDArray[np.int64]:
+        """``(N, nd)`` int64 spatial shapes, read-only."""
+        return self._shapes
+
+    @property
+    def offsets(self) -> NDArray[np.int64]:
+        """``(N,)`` int64 element offset of each item in ``data``, read-only."""
+        return self._offsets
+
+    @property
+    def channels(self) -> int:
+        """Number of channels of every item."""
+        return self._channels
 
     @classmethod
-    def from_list(cls, items, *, dtype=None):
+    def from_list(cls, items: Iterable[Any], *, dtype: DTypeLike | None = None) -> Ragged:
         """A ragged batch of arrays ``(C, *spatial_i)`` (or objects with ``.data``, like Signals).
 
         The float dtype follows sigconv's dtype rule unless ``dtype`` is given.
@@ -139,7 +155,7 @@ class Ragged:
         return cls(data, [a.shape[1:] for a in arrays], arrays[0].shape[0])
 
     @classmethod
-    def from_padded(cls, array, shapes):
+    def from_padded(cls, array: ArrayLike, shapes: ArrayLike) -> Ragged:
         """Items ``array[i, :, :shape_0, :shape_1, ...]`` of a padded ``(N, C, *spatial)`` array."""
         array = np.asarray(array)
         shapes = np.asarray(shapes, dtype=np.int64)
@@ -151,7 +167,7 @@ class Ragged:
         return cls.from_list([array[(i, slice(None)) + tuple(slice(0, n) for n in shape)]
                               for i, shape in enumerate(shapes)], dtype=None)
 
-    def to_padded(self, value=0.0):
+    def to_padded(self, value: float = 0.0) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """A dense ``(N, C, *max_spatial)`` array padded with ``value`` after each item, and its mask.
 
         Returns
@@ -170,19 +186,20 @@ class Ragged:
         return array, mask
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
+        """The items' dtype."""
         return self.data.dtype
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """Number of spatial axes."""
         return self.shapes.shape[1]
 
-    def table(self):
+    def table(self) -> NDArray[np.int64]:
         """The kernels' ``(N, 4)`` item table of this batch."""
         return item_table(self.channels, self.shapes, self.offsets)
 
-    def like(self, data):
+    def like(self, data: ArrayLike) -> Ragged:
         """A Ragged of the same item shapes holding ``data`` (a flat array of the same size).
 
         The result shares this batch's ``shapes`` and ``offsets`` arrays, which
@@ -197,20 +214,21 @@ class Ragged:
         return self._trusted(data, self._shapes, self._channels, self._offsets)
 
     @classmethod
-    def _trusted(cls, data, shapes, channels, offsets):
+    def _trusted(cls, data: NDArray[Any], shapes: NDArray[np.int64], channels: int,
+                 offsets: NDArray[np.int64]) -> Ragged:
         """A Ragged of parts already checked to fit, without checking again (made read-only)."""
         result = object.__new__(cls)
         result._data, result._channels = data, channels
         result._shapes, result._offsets = _frozen(shapes), _frozen(offsets)
         return result
 
-    def __reduce__(self):  # pickle and copy rebuild (and re-check) the batch
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and copy rebuild (and re-check) the batch
         return type(self), (self._data, self._shapes, self._channels)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.shapes)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> NDArray[Any]:
         if not isinstance(index, (numbers.Integral, np.integer)):
             raise ArgumentError(f"Ragged items are indexed by an int, got {index!r}")
         n = len(self)
@@ -221,10 +239,10 @@ class Ragged:
         start = int(self.offsets[index])
         return self.data[start:start + int(np.prod(shape))].reshape(shape)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[NDArray[Any]]:
         return (self[i] for i in range(len(self)))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         shown = ", ".join(str(tuple(int(v) for v in s)) for s in self.shapes[:4])
         more = ", ..." if len(self) > 4 else ""
         return (f"Ragged({len(self)} items, {self.channels} channels, {self.dtype}, "
@@ -255,7 +273,9 @@ class Batch:
 
     __slots__ = ("flat", "channels", "shapes", "dense_shape", "_offsets")
 
-    def __init__(self, flat, channels, shapes, dense_shape=None, offsets=None):
+    def __init__(self, flat: NDArray[Any], channels: int, shapes: ArrayLike,
+                 dense_shape: Sequence[int] | None = None,
+                 offsets: NDArray[np.int64] | None = None) -> None:
         self.flat = flat
         self.channels = int(channels)
         self.shapes = np.asarray(shapes, dtype=np.int64)
@@ -263,7 +283,7 @@ class Batch:
         self._offsets = offsets
 
     @classmethod
-    def of(cls, x, dtype=None, name="x"):
+    def of(cls, x: ArrayLike | Ragged, dtype: DTypeLike | None = None, name: str = "x") -> Batch:
         """The batch ``x``, a Ragged or an ``(N, C, *spatial)`` array (flattened, a view if contiguous).
 
         With ``dtype``, the elements are converted to that float dtype
@@ -272,54 +292,64 @@ class Batch:
         if isinstance(x, Ragged):
             data = x.data if dtype is None else as_float_array(x.data, dtype, name)
             return cls(data, x.channels, x.shapes, None, x.offsets)
-        x = np.asarray(x) if dtype is None else as_float_array(x, dtype, name)
-        return cls(x.reshape(-1), x.shape[1], np.tile(np.array(x.shape[2:], np.int64),
-                                                      (x.shape[0], 1)), x.shape)
+        array = np.asarray(x) if dtype is None else as_float_array(x, dtype, name)
+        return cls(array.reshape(-1), array.shape[1], np.tile(np.array(array.shape[2:], np.int64),
+                                                              (array.shape[0], 1)), array.shape)
 
     @classmethod
-    def layout(cls, x, dtype=np.float64):
+    def layout(cls, x: Ragged | Sequence[int], dtype: DTypeLike = np.float64) -> Batch:
         """An uninitialised batch laid out like ``x``: a Ragged, or a shape ``(N, C, *spatial)``."""
         if isinstance(x, Ragged):
             return cls(np.empty(x.data.size, dtype), x.channels, x.shapes, None, x.offsets)
         return cls.of(np.empty(x, dtype))
 
-    def empty_like(self, shapes=None, channels=None, dtype=None):
+    def empty_like(self, shapes: ArrayLike | None = None, channels: int | None = None,
+                   dtype: DTypeLike | None = None) -> Batch:
         """An uninitialised batch of the same kind and number of items.
 
         ``shapes`` are the new spatial shapes, ``(N, nd)`` or one row for
         every item (a dense batch takes one shape for all); by default the
         same as this batch's, as are ``channels`` and ``dtype``.
         """
-        shapes = self.shapes if shapes is None else np.asarray(shapes, dtype=np.int64)
-        channels = self.channels if channels is None else int(channels)
+        sizes = self.shapes if shapes is None else np.asarray(shapes, dtype=np.int64)
+        count = self.channels if channels is None else int(channels)
         dtype = self.dtype if dtype is None else dtype
         n = len(self.shapes)
         if self.dense_shape is not None:
-            shape = (n, channels) + tuple(shapes[0].tolist() if len(shapes) else self.dense_shape[2:])
+            shape = (n, count) + tuple(sizes[0].tolist() if len(sizes) else self.dense_shape[2:])
             return Batch.of(np.empty(shape, dtype))
-        shapes = np.broadcast_to(shapes, (n, shapes.shape[-1]))
-        return Batch(np.empty(channels * int(np.prod(shapes, axis=1).sum()), dtype), channels,
-                     shapes)
+        sizes = np.broadcast_to(sizes, (n, sizes.shape[-1]))
+        return Batch(np.empty(count * int(np.prod(sizes, axis=1).sum()), dtype), count, sizes)
 
-    def with_flat(self, flat):
+    def with_flat(self, flat: NDArray[Any]) -> Batch:
         """This layout holding another flat buffer of the same size (say, in another dtype)."""
         return Batch(flat, self.channels, self.shapes, self.dense_shape, self._offsets)
 
-    ragged = property(lambda self: self.dense_shape is None,
-                      doc="Whether the items may differ in shape (a Ragged batch).")
-    dtype = property(lambda self: self.flat.dtype)
-    ndim = property(lambda self: self.shapes.shape[1], doc="Number of spatial axes.")
+    @property
+    def ragged(self) -> bool:
+        """Whether the items may differ in shape (a Ragged batch)."""
+        return self.dense_shape is None
 
-    def __len__(self):
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The flat buffer's dtype."""
+        return self.flat.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return int(self.shapes.shape[1])
+
+    def __len__(self) -> int:
         return len(self.shapes)
 
     @property
-    def positions(self):
+    def positions(self) -> NDArray[np.int64]:
         """``(N,)`` int64: the spatial positions of each item."""
         return np.prod(self.shapes, axis=1)
 
     @property
-    def offsets(self):
+    def offsets(self) -> NDArray[np.int64]:
         """``(N,)`` int64: where each item starts in :attr:`flat`."""
         if self._offsets is None:
             sizes = self.channels * self.positions
@@ -327,7 +357,7 @@ class Batch:
                 if len(sizes) else np.zeros(0, np.int64)
         return self._offsets
 
-    def table(self):
+    def table(self) -> NDArray[np.int64]:
         """The kernels' ``(N, 4)`` item table: element offset and ``(D, H, W)`` of each item."""
         if self.dense_shape is not None:  # computed directly: every row alike
             table = np.empty((len(self), 4), dtype=np.int64)
@@ -336,7 +366,7 @@ class Batch:
             return table
         return item_table(self.channels, self.shapes, self.offsets)
 
-    def rows(self):
+    def rows(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Start and length of every row (one channel of one item) in :attr:`flat`.
 
         Item-major, as the buffer: ``(N * C,)`` arrays, row ``i * C + c``.
@@ -345,14 +375,14 @@ class Batch:
         starts = self.offsets[:, None] + np.arange(self.channels) * positions[:, None]
         return starts.reshape(-1), np.repeat(positions, self.channels)
 
-    def planes(self, flat=None):
+    def planes(self, flat: NDArray[Any] | None = None) -> list[NDArray[Any]]:
         """``(C, P_i)`` views of every item of :attr:`flat` (or of ``flat``, laid out alike)."""
         flat = self.flat if flat is None else flat
         c = self.channels
         return [flat[o:o + c * p].reshape(c, p)
                 for o, p in zip(self.offsets.tolist(), self.positions.tolist())]
 
-    def channel_sums(self, flat=None):
+    def channel_sums(self, flat: NDArray[Any] | None = None) -> NDArray[np.float64]:
         """Sum per channel over every item and position of :attr:`flat` (or ``flat``): ``(C,)``.
 
         Each row (one channel of one item) is summed in the buffer's dtype,
@@ -365,43 +395,44 @@ class Batch:
         rows = np.add.reduceat(flat, self.rows()[0]).reshape(len(self), self.channels)
         return rows.sum(axis=0, dtype=np.float64)
 
-    def spread(self, values):
+    def spread(self, values: ArrayLike) -> NDArray[Any]:
         """Per-channel ``values`` ``(C,)`` repeated over every position: a flat buffer."""
         return np.repeat(np.tile(np.asarray(values), len(self)), self.rows()[1])
 
-    def result(self, flat=None):
+    def result(self, flat: NDArray[Any] | None = None) -> Any:
         """The batch as the caller gave it: an ``(N, C, *spatial)`` array, or a Ragged."""
         flat = self.flat if flat is None else flat
         if self.dense_shape is not None:
             return flat.reshape(self.dense_shape)
         return Ragged._trusted(flat, self.shapes, self.channels, self.offsets)
 
-    def same_layout(self, other):
+    def same_layout(self, other: Batch) -> bool:
         """Whether ``other`` has the same kind, channels and item shapes."""
         return (self.ragged == other.ragged and self.channels == other.channels
                 and np.array_equal(self.shapes, other.shapes)
                 and (self.ragged or self.dense_shape == other.dense_shape))
 
-    def describe(self):
+    def describe(self) -> str:
         """The batch's layout, as errors quote it."""
         if self.ragged:
             return (f"Ragged of {self.channels} channels and item shapes "
                     f"{[tuple(s) for s in self.shapes.tolist()]}")
         return f"shape {self.dense_shape}"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Batch({self.describe()}, {self.dtype})"
 
 
 # -- item by item: for ops whose algorithm sizes its work per item (FFT lengths,
 #    separable passes, tile phases), a Ragged batch runs one item at a time ----
 
-def map_items(fn, batch, *args, **kwargs):
+def map_items(fn: Callable[..., Any], batch: Ragged, *args: Any, **kwargs: Any) -> Ragged:
     """``fn(item[None], *args, **kwargs)[0]`` for every item of ``batch``, as a Ragged."""
     return Ragged.from_list([fn(item[None], *args, **kwargs)[0] for item in batch])
 
 
-def map_grad_input(fn, grad_output, weight, forward_input, **kwargs):
+def map_grad_input(fn: Callable[..., Any], grad_output: Ragged, weight: NDArray[Any],
+                   forward_input: Ragged, **kwargs: Any) -> Ragged:
     """An op's input gradient item by item: ``fn(g_i[None], weight, (1, *x_i.shape))``.
 
     ``forward_input`` is the forward's Ragged input; the result is laid out
@@ -413,13 +444,14 @@ def map_grad_input(fn, grad_output, weight, forward_input, **kwargs):
     return forward_input.like(np.concatenate(pieces))
 
 
-def sum_over_items(fn, batch, grad_output, *args, **kwargs):
+def sum_over_items(fn: Callable[..., Any], batch: Ragged, grad_output: Ragged, *args: Any,
+                   **kwargs: Any) -> Any:
     """An op's parameter gradient: the sum over items of ``fn(x_i[None], g_i[None], ...)``.
 
     ``fn`` may return an array or a list of arrays (one per parameter).
     """
     _check_pair(grad_output, batch, "grad_output", "x")
-    total = None
+    total: Any = None
     for item, g in zip(batch, grad_output):
         part = fn(item[None], g[None], *args, **kwargs)
         if total is None:
@@ -432,7 +464,7 @@ def sum_over_items(fn, batch, grad_output, *args, **kwargs):
     return total
 
 
-def _check_pair(a, b, a_name, b_name):
+def _check_pair(a: object, b: object, a_name: str, b_name: str) -> None:
     if not isinstance(a, Ragged) or not isinstance(b, Ragged) or len(a) != len(b):
         raise ShapeError(f"{a_name} and {b_name} must be Ragged batches of the same number of "
                          f"items, got {a!r} and {b!r}")
