@@ -7,7 +7,7 @@ import pytest
 from sigconv import checkpoint
 from sigconv.cli import main
 from sigconv.data import Source, prepare
-from sigconv.errors import ArgumentError
+from sigconv.errors import ArgumentError, ShapeError
 from sigconv.train import TrainingError, load_model, train
 
 
@@ -303,3 +303,290 @@ def test_bad_augment_arguments_are_refused(tmp_path, rng):
     with pytest.raises(ArgumentError, match="needs the data kind"):
         train(plain, tmp_path / "bad", augment="strong", **options)
     assert not (tmp_path / "bad" / "state.json").exists()
+
+
+# -- a model, loss, optimizer and schedule of the user's ---------------------
+
+def _tiny(seed=0):
+    """A user's classifier: one convolution, a global average and a linear head."""
+    from sigconv import nn
+
+    return nn.Sequential(nn.Conv(1, 4, 9, ndim=1, rng=seed), nn.ReLU(), nn.GlobalPool("avg"),
+                         nn.Linear(4, 2, rng=seed))
+
+
+class _CountingLoss:
+    """Cross-entropy with label smoothing, counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, output, target):
+        from sigconv import nn
+
+        self.calls += 1
+        return nn.functional.cross_entropy(output, target, label_smoothing=0.1)
+
+
+def _sgd(params):
+    from sigconv import optim
+
+    return optim.SGD(params, lr=0.2, momentum=0.9)
+
+
+def _step_schedule(optimizer):
+    from sigconv import optim
+
+    return optim.StepLR(optimizer, 2, gamma=0.5)
+
+
+def test_your_model_loss_optimizer_and_schedule_train(tmp_path, rng):
+    store = _store(tmp_path, rng)
+    loss = _CountingLoss()
+    metrics = train(store, tmp_path / "run", epochs=4, batch_size=8, model=_tiny(),
+                    loss=loss, optimizer=_sgd, schedule=_step_schedule, progress=False,
+                    log=None)
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert losses[-1] < 0.8 * losses[0]                             # it learns
+    assert loss.calls == 4 * 5                                      # 36 items, 8 a batch
+    assert [h["lr"] for h in metrics["history"]] == pytest.approx([0.2, 0.2, 0.1, 0.1])
+    assert metrics["test"]["accuracy"] >= 0.75 and "macro_f1" in metrics["test"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["task_state"]["model"] == {"class": "sigconv.nn.module.Sequential",
+                                            "parameters": 4 * 9 + 4 + 4 * 2 + 2}
+    assert state["options"]["loss"] == {"class": "tests.train.test_loop._CountingLoss"}
+    assert state["options"]["optimizer"]["class"] == "sigconv.optim.optimizer.SGD"
+    assert state["options"]["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    assert state["options"]["schedule"] == {"class": "sigconv.optim.schedule.StepLR"}
+    assert state["options"]["lr"] is None
+    # the architecture comes from the caller, the weights from the run
+    with pytest.raises(ArgumentError, match=r"model of yours \(sigconv.nn.module.Sequential\)"
+                                            r".*load_model\(run, model=...\)"):
+        load_model(tmp_path / "run")
+    model = load_model(tmp_path / "run", model=_tiny(seed=7))
+    best = checkpoint.load(tmp_path / "run" / "best.safetensors")
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, best[key])
+    assert model.classes == [0, 1] and not model.training
+    from sigconv import nn
+
+    wider = nn.Sequential(nn.Conv(1, 6, 9, ndim=1), nn.ReLU(), nn.GlobalPool("avg"),
+                          nn.Linear(6, 2))
+    with pytest.raises(ShapeError, match=r"weights in .*best.safetensors do not fit the model "
+                                         r"given \(Sequential; the run trained "
+                                         r"sigconv.nn.module.Sequential\).*0.weight"):
+        load_model(tmp_path / "run", model=wider)
+    with pytest.raises(ArgumentError, match=r"do not fit .*unexpected keys \[.3.weight"):
+        load_model(tmp_path / "run", model=nn.Sequential(nn.Linear(4, 2)))
+
+
+def test_an_optimizer_and_schedule_instance_on_your_model(tmp_path, rng):
+    from sigconv import optim
+
+    store = _store(tmp_path, rng)
+    net = _tiny()
+    sgd = optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    metrics = train(store, tmp_path / "run", epochs=2, batch_size=8, model=net, optimizer=sgd,
+                    schedule=optim.StepLR(sgd, 1, gamma=0.1), progress=False, log=None)
+    assert [h["lr"] for h in metrics["history"]] == pytest.approx([0.05, 0.005])
+    assert sgd.state                                  # the instance given is the one stepped
+
+
+def test_resume_of_a_run_with_your_model_is_bit_identical(tmp_path, rng):
+    store = _store(tmp_path, rng)
+    options = dict(epochs=3, batch_size=8, optimizer=_sgd, loss=_CountingLoss(),
+                   progress=False, log=None)
+    whole = train(store, tmp_path / "whole", model=_tiny(), **options)
+    train(store, tmp_path / "parts", model=_tiny(), stop_after=1, **options)
+    saved = checkpoint.load(tmp_path / "parts" / "optimizer.safetensors")
+    assert "0.velocity" in saved                           # SGD's momentum is kept
+    with pytest.raises(ArgumentError, match="trained with a model of yours .* resume it with "
+                                            "model= an instance"):
+        train(store, tmp_path / "parts", resume=True, **options)
+    with pytest.raises(ArgumentError, match="another loss"):
+        train(store, tmp_path / "parts", resume=True, model=_tiny(),
+              **dict(options, loss=None))
+    with pytest.raises(ArgumentError, match="another optimizer: the run used .*SGD.*Adam"):
+        train(store, tmp_path / "parts", resume=True, model=_tiny(),
+              **dict(options, optimizer=None))
+    resumed = train(store, tmp_path / "parts", resume=True, model=_tiny(seed=5), **options)
+    for name in ("checkpoint.safetensors", "best.safetensors"):
+        a = checkpoint.load(tmp_path / "whole" / name)
+        b = checkpoint.load(tmp_path / "parts" / name)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert whole["test"] == resumed["test"]
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "AdamW"])
+def test_every_sigconv_optimizer_resumes_exactly(tmp_path, rng, kind):
+    from sigconv import nn, optim
+    from sigconv.autograd import Tensor
+    from sigconv.train.loop import _load_optimizer, _save_optimizer
+
+    make = {"SGD": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+            "Adam": lambda p: optim.Adam(p, lr=0.01),
+            "AdamW": lambda p: optim.AdamW(p, lr=0.01)}[kind]
+    x = Tensor(rng.standard_normal((6, 3)).astype(np.float32))
+
+    def steps(model, optimizer, count):
+        for _ in range(count):
+            optimizer.zero_grad()
+            (model(x) ** 2).mean().backward()
+            optimizer.step()
+
+    first = nn.Linear(3, 2, rng=0)
+    optimizer = make(list(first.parameters()))
+    steps(first, optimizer, 3)
+    _save_optimizer(optimizer, tmp_path / "optimizer.safetensors")
+    second = nn.Linear(3, 2, rng=1)
+    second.load_state_dict(first.state_dict())
+    restored = make(list(second.parameters()))
+    _load_optimizer(restored, tmp_path / "optimizer.safetensors")
+    steps(first, optimizer, 2)
+    steps(second, restored, 2)
+    for key, value in first.state_dict().items():
+        np.testing.assert_array_equal(value, second.state_dict()[key])
+    small = make([nn.Parameter(np.zeros(1, np.float32))])
+    with pytest.raises(ArgumentError, match="optimizer state in .* does not fit"):
+        _load_optimizer(small, tmp_path / "optimizer.safetensors")
+
+
+def test_optimizer_files_of_earlier_runs_still_resume(tmp_path):
+    from sigconv import nn, optim
+    from sigconv.train.loop import _load_optimizer
+
+    weight = nn.Parameter(np.ones((2, 2), np.float32))
+    m, v = np.full((2, 2), 0.5, np.float32), np.full((2, 2), 0.25, np.float32)
+    checkpoint.save({"0.m": m, "0.v": v}, tmp_path / "old.safetensors",
+                    metadata={"steps": json.dumps({"0": 7})})      # as runs before wrote it
+    adam = optim.Adam([weight])
+    _load_optimizer(adam, tmp_path / "old.safetensors")
+    state = adam.state[id(weight)]
+    assert state["step"] == 7
+    np.testing.assert_array_equal(state["m"], m)
+    np.testing.assert_array_equal(state["v"], v)
+
+
+def test_bad_models_losses_and_optimizers_are_refused(tmp_path, rng):
+    from sigconv import nn, optim
+    from sigconv.train.callbacks import Callback
+
+    store = _store(tmp_path, rng)
+    options = dict(epochs=1, batch_size=8, progress=False, log=None)
+    net = _tiny()
+    other = optim.SGD(_tiny().parameters(), lr=0.1)
+    for given, message in (
+            (dict(model=nn.Sequential), "a Module instance .*Sequential\\(...\\).*the class"),
+            (dict(model=3), "model must be one of classifier, .* or a sigconv.nn.Module"),
+            (dict(model=net, optimizer=other), "tensors that are not the model's parameters"),
+            (dict(optimizer="adam"), "optimizer must be a sigconv.optim.Optimizer or a factory"),
+            (dict(optimizer=lambda p: "adam"), "returned str, not a sigconv.optim.Optimizer"),
+            (dict(optimizer=_sgd, lr=0.1), "with optimizer= give the learning rate"),
+            (dict(model=net, schedule=optim.StepLR(other, 1)), "built on another optimizer"),
+            (dict(schedule=3), "schedule must be a learning-rate schedule"),
+            (dict(loss="mse"), "loss must be a callable"),
+            (dict(loss=lambda output, target: output), "loss must return a scalar Tensor, got "
+                                                       "a Tensor of ndarray \\(8, 2\\)"),
+            (dict(callbacks=Callback()), "callbacks must be a list"),
+            (dict(callbacks=[print]), "Callback instances, got <built-in function print>")):
+        with pytest.raises(ArgumentError, match=message):
+            train(store, tmp_path / "bad", overwrite=True, **options, **given)
+    three = nn.Sequential(nn.Conv(1, 4, 9, ndim=1), nn.GlobalPool("avg"), nn.Linear(4, 3))
+    with pytest.raises(ShapeError, match=r"task 'classify' needs one output of shape \(2,\) "
+                                         r"per item \(a logit for each of the classes \[0, 1\]\); "
+                                         r"the model gave \[\(3,\), \(3,\), \(3,\)\]"):
+        train(store, tmp_path / "bad", overwrite=True, model=three, **options)
+    train(store, tmp_path / "builtin", stop_after=1, **dict(options, epochs=2))
+    with pytest.raises(ArgumentError, match="trains the model 'classifier': resume it"):
+        train(store, tmp_path / "builtin", resume=True, model=_tiny(), **dict(options, epochs=2))
+
+
+# -- refusals: a finished run, an early stop ------------------------------------
+
+def test_resuming_a_finished_run_says_it_is_finished(tmp_path, rng, capsys):
+    from sigconv.train import RunFinishedError
+
+    store = _store(tmp_path, rng)
+    run = tmp_path / "run"
+    metrics = train(store, run, epochs=1, batch_size=8, model=_tiny(), progress=False, log=None)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(RunFinishedError, match=r"the run in '.*run' is finished \(all 1 epochs "
+                                               r"trained\); its test accuracy is \d\.\d{4}, and "
+                                               r"its metrics are in .*run/metrics.json") as caught:
+        train(store, run, resume=True, model=_tiny(), progress=False, log=None)
+    assert caught.value.test == json.loads(json.dumps(metrics["test"]))
+    assert caught.value.metrics_path == str(run / "metrics.json")
+    assert main(["train", str(store), "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "is finished" in err and "test accuracy" in err and "metrics.json" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_resumed_run_keeps_its_epochs_batch_size_and_lr(tmp_path, rng):
+    store = _store(tmp_path, rng)
+    options = dict(model=_tiny(), progress=False, log=None)
+    train(store, tmp_path / "run", epochs=2, batch_size=12, lr=1e-2, stop_after=1, **options)
+    metrics = train(store, tmp_path / "run", resume=True, **options)       # no --epochs etc.
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(metrics["history"]) == 2 and state["finished"] is True
+    assert (state["options"]["epochs"], state["options"]["batch_size"],
+            state["options"]["lr"]) == (2, 12, 1e-2)
+
+
+def test_early_stopping_stops_a_stalled_run_and_tests_its_best_model(tmp_path, rng):
+    from sigconv import optim
+    from sigconv.train import EarlyStopping, RunFinishedError
+
+    store = _store(tmp_path, rng)
+    frozen = lambda params: optim.SGD(params, lr=0.0)  # noqa: E731 - validation cannot move
+    metrics = train(store, tmp_path / "run", epochs=20, batch_size=8, model=_tiny(),
+                    optimizer=frozen, callbacks=[EarlyStopping(patience=2)], progress=False,
+                    log=None)
+    assert len(metrics["history"]) == 3 < 20             # one best epoch, two without gain
+    assert metrics["stopped_early"]["epoch"] == 3
+    assert "validation_accuracy did not improve by more than 0 for 2 epochs (best" in \
+        metrics["stopped_early"]["reason"]
+    assert "accuracy" in metrics["test"]                  # the test still ran
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["stopped_early"] == metrics["stopped_early"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["stopped_early"]["epoch"] == 3 and state["finished"] is True
+    assert state["callbacks"]["EarlyStopping"]["wait"] == 2
+    with pytest.raises(RunFinishedError, match="stopped early at epoch 3 of 20: "
+                                               "validation_accuracy did not improve"):
+        train(store, tmp_path / "run", resume=True, model=_tiny(), optimizer=frozen,
+              progress=False, log=None)
+
+
+def test_early_stopping_keeps_its_patience_across_a_resume(tmp_path, rng):
+    from sigconv import optim
+    from sigconv.train import EarlyStopping
+
+    store = _store(tmp_path, rng)
+    frozen = lambda params: optim.SGD(params, lr=0.0)  # noqa: E731
+    options = dict(epochs=20, batch_size=8, optimizer=frozen, progress=False, log=None)
+    train(store, tmp_path / "run", model=_tiny(), stop_after=2,
+          callbacks=[EarlyStopping(patience=3)], **options)
+    metrics = train(store, tmp_path / "run", model=_tiny(), resume=True,
+                    callbacks=[EarlyStopping(patience=3)], **options)
+    assert metrics["stopped_early"]["epoch"] == 4                     # not 2 + 3 + 1
+    assert len(metrics["history"]) == 4 and metrics["test"]
+
+
+def test_an_early_stopped_run_interrupted_before_its_test_resumes_to_the_test(tmp_path, rng):
+    from sigconv import optim
+    from sigconv.train import EarlyStopping
+
+    store = _store(tmp_path, rng)
+    frozen = lambda params: optim.SGD(params, lr=0.0)  # noqa: E731
+    options = dict(epochs=20, batch_size=8, optimizer=frozen, progress=False, log=None)
+    train(store, tmp_path / "run", model=_tiny(), callbacks=[EarlyStopping(patience=1)],
+          **options)
+    state_path = tmp_path / "run" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["finished"] = False                  # as if killed between the stop and the test
+    state_path.write_text(json.dumps(state))
+    metrics = train(store, tmp_path / "run", model=_tiny(), resume=True, **options)
+    assert len(metrics["history"]) == 2 and metrics["test"]       # no epoch more: the test
+    assert json.loads(state_path.read_text())["finished"] is True
