@@ -10,10 +10,13 @@ alias               meaning
 ``PaddingMode``     ``"valid"``, ``"same"`` or ``"full"``
 ``Padding``         a mode, an int, one int per axis or ``(lo, hi)`` per axis
 ``Shape``           a tuple of ints
+``ConvMethod``      a convolution algorithm: ``"auto"``, ``"gemm"``, ``"direct"``, ``"fft"``, ``"separable"``
+``TransposeMethod`` a transposed-convolution algorithm: ``"auto"``, ``"phase"``, ``"dilated"``
+``PoolKind``        what a global or adaptive pool computes: ``"avg"``, ``"max"``, ``"lp"``
 ``FloatArray``      a float32 or float64 ndarray
 ``Seed``            what :func:`numpy.random.default_rng` takes
 ``PathLike``        a path: ``str`` or :class:`os.PathLike`
-``Batch``           a dense array (anything :func:`numpy.asarray` takes) or a Ragged batch
+``BatchLike``       a dense array (anything :func:`numpy.asarray` takes) or a Ragged batch
 ``TensorLike``      a Tensor, or what a Tensor is made from (an array, a number, a Ragged)
 ==================  ==========================================================
 """
@@ -30,16 +33,19 @@ if TYPE_CHECKING:
     from ._tape import Tensor
     from .ragged import Ragged
 
-__all__ = ["IntOrTuple", "PaddingMode", "Padding", "Shape", "FloatArray", "Seed", "PathLike",
-           "Batch", "TensorLike"]
+__all__ = ["IntOrTuple", "PaddingMode", "Padding", "Shape", "ConvMethod", "TransposeMethod",
+           "PoolKind", "FloatArray", "Seed", "PathLike", "BatchLike", "TensorLike"]
 
 IntOrTuple: TypeAlias = Union[int, Sequence[int]]
 PaddingMode: TypeAlias = Literal["valid", "same", "full"]
 Padding: TypeAlias = Union[PaddingMode, int, Sequence[int], Sequence[tuple[int, int]]]
 Shape: TypeAlias = tuple[int, ...]
+ConvMethod: TypeAlias = Literal["auto", "gemm", "direct", "fft", "separable"]
+TransposeMethod: TypeAlias = Literal["auto", "phase", "dilated"]
+PoolKind: TypeAlias = Literal["avg", "max", "lp"]
 FloatArray: TypeAlias = NDArray[np.floating[Any]]
 Seed: TypeAlias = Union[int, Sequence[int], np.random.SeedSequence, np.random.BitGenerator,
                         np.random.Generator, None]
 PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
-Batch: TypeAlias = Union[ArrayLike, "Ragged"]
+BatchLike: TypeAlias = Union[ArrayLike, "Ragged"]
 TensorLike: TypeAlias = Union["Tensor", ArrayLike, "Ragged"]

@@ -15,10 +15,17 @@ kernel offsets ``m``; samples outside the input are the zeros of the padding.
 
 Output sizes and padding modes are defined once, in :mod:`sigconv.shapes`.
 """
+from __future__ import annotations
+from collections.abc import Sequence
+from typing import Any, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_choice, shape_argument as _shape_of
 from ..errors import ArgumentError
+from ..ragged import Ragged
+from ..typing import BatchLike, ConvMethod, IntOrTuple, Padding
 
 from . import fft, separable  # called as fft._name, separable._name: tests may patch them
 from ._core import (CONV_METHODS, _WEIGHT_LAYOUT, _check_array, _check_bias, _flip_spatial,
@@ -29,7 +36,7 @@ from ._costmodel import _auto_choice, _depthwise, _estimate, _finite
 __all__ = ["conv", "conv_grad_input", "conv_grad_weight", "CONV_METHODS"]
 
 
-def _separable_weight_factors(weight, geometry, method):
+def _separable_weight_factors(weight: NDArray[Any], geometry: Any, method: str) -> list[NDArray[Any]]:
     """Per-channel factors of a depthwise weight for the separable path (``method`` named it)."""
     factors = None
     if _depthwise(geometry):
@@ -44,7 +51,8 @@ def _separable_weight_factors(weight, geometry, method):
 
 
 
-def _plan(op, geometry, arrays, method):
+def _plan(op: str, geometry: Any, arrays: tuple[NDArray[Any], NDArray[Any]],
+          method: str) -> tuple[str, Any]:
     """The path of ``op`` ("forward", "grad_input", "grad_weight"): ``(path, factors)``.
 
     The one place that reads ``method``.  ``arrays`` are what the operation
@@ -85,8 +93,17 @@ def _plan(op, geometry, arrays, method):
     return method, factors
 
 
-def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
-         flip=False, method="auto"):
+@overload
+def conv(x: Ragged, weight: ArrayLike, bias: ArrayLike | None = None, *,
+         stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+         flip: bool = False, method: ConvMethod = "auto") -> Ragged: ...
+@overload
+def conv(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+         stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+         flip: bool = False, method: ConvMethod = "auto") -> NDArray[Any]: ...
+def conv(x: BatchLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+         stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+         flip: bool = False, method: ConvMethod = "auto") -> NDArray[Any] | Ragged:
     """N-d multi-channel convolution (cross-correlation unless ``flip``).
 
     Parameters
@@ -148,8 +165,23 @@ def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=
                     input_dilation=(1,) * geometry.ndim, method=path).result()
 
 
-def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="valid",
-                    dilation=1, groups=1, flip=False, method="auto"):
+@overload
+def conv_grad_input(grad_output: Ragged, weight: ArrayLike,
+                    input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                    padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                    flip: bool = False,
+                    method: ConvMethod = "auto") -> Ragged: ...
+@overload
+def conv_grad_input(grad_output: ArrayLike, weight: ArrayLike,
+                    input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                    padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                    flip: bool = False,
+                    method: ConvMethod = "auto") -> NDArray[Any]: ...
+def conv_grad_input(grad_output: BatchLike, weight: ArrayLike,
+                    input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                    padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                    flip: bool = False,
+                    method: ConvMethod = "auto") -> NDArray[Any] | Ragged:
     """Gradient of :func:`conv` with respect to its input: the chapter's h(K, G, s).
 
     Parameters
@@ -185,8 +217,10 @@ def conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="vali
                        dilation=geometry.dilation, flip=False, method=path).result()
 
 
-def conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
-                     dilation=1, groups=1, flip=False, method="auto"):
+def conv_grad_weight(x: BatchLike, grad_output: BatchLike, weight_shape: Sequence[int], *,
+                     stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+                     groups: int = 1, flip: bool = False,
+                     method: ConvMethod = "auto") -> NDArray[Any]:
     """Gradient of :func:`conv` with respect to its weight: the chapter's g(G, V, s).
 
     Parameters
