@@ -1,4 +1,4 @@
-"""The exceptions sigconv raises for bad input.
+"""The exceptions sigconv raises for bad input, and the warnings it gives.
 
 Every error derives from :class:`SigconvError`, and also from the built-in
 exception a Python user would expect (``ValueError`` or ``TypeError``), so
@@ -26,4 +26,14 @@ class ExportError(SigconvError, ValueError):
     """A model cannot be exported (:mod:`sigconv.export`): a layer the target cannot express."""
 
 
-__all__ = ["SigconvError", "ShapeError", "DTypeError", "ArgumentError", "ExportError"]
+class SigconvWarning(UserWarning):
+    """Base class of every warning sigconv gives (something works but looks wrong)."""
+
+
+class IntensityWarning(SigconvWarning):
+    """An input's intensities are far from those the model was trained on (another scale
+    or units: Hounsfield units against a [0, 1] window, say)."""
+
+
+__all__ = ["SigconvError", "ShapeError", "DTypeError", "ArgumentError", "SigconvWarning",
+           "IntensityWarning", "ExportError"]

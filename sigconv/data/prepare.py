@@ -7,8 +7,9 @@
   then its record is appended to ``manifest.jsonl``; a record is never
   written before its item;
 - a rerun removes orphan temporary files, ignores (and cuts) a partial last
-  manifest line, skips sources whose record matches their size, time stamp
-  and checksum, and prepares the rest again;
+  manifest line, skips sources whose record matches their size, time stamp,
+  checksum and converter (:func:`converter_key`: the same function with the
+  same options), and prepares the rest again;
 - at the end the manifest is rewritten atomically with one record per item,
   sorted by id, and files no record names are deleted, so an interrupted and
   resumed run ends with the same store as an uninterrupted one.
@@ -23,8 +24,16 @@ trust them.
 
 A source that cannot be read or converted is skipped and recorded in
 ``failures.jsonl`` with its reason; the summary says ``ok + failed == total``.
+
+Every item of a store must have the same number of channels (a model takes
+one): a run whose items disagree (a folder of grey and colour images, say)
+ends with :class:`~sigconv.errors.ShapeError` naming the files of each
+channel count and the option that makes them agree.  The items stay
+prepared, so a rerun with that option (another converter) or with the odd
+files converted prepares only what changed.
 """
 import concurrent.futures
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -37,11 +46,11 @@ import numpy as np
 from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_save_npy, atomic_write_bytes
 from .._lock import folder_lock
 from .._validation import check_int
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ShapeError
 from .store import (FAILURES, ITEMS, MANIFEST, StoreError, checked_records, file_sha256,
                     read_records)
 
-__all__ = ["Source", "prepare", "PrepareSummary", "convert_npy"]
+__all__ = ["Source", "prepare", "PrepareSummary", "convert_npy", "converter_key"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,25 @@ class PrepareSummary:
     def __str__(self):
         return (f"{self.ok} ok ({self.prepared} prepared, {self.unchanged} unchanged) + "
                 f"{self.failed} failed == {self.total} total")
+
+
+def converter_key(convert):
+    """What a record notes of the converter that made it (JSON).
+
+    The function's qualified name, and for a :func:`functools.partial` its
+    arguments and options (values that are not JSON by their ``repr``): a
+    rerun with another function or other options prepares every source
+    again.  Values a closure captures are not seen: fix options with
+    ``functools.partial``.
+    """
+    if isinstance(convert, functools.partial):
+        key = converter_key(convert.func)
+        key.update(json.loads(json.dumps({"args": list(convert.args),
+                                          "options": dict(convert.keywords)},
+                                         default=repr, sort_keys=True)))
+        return key
+    name = getattr(convert, "__qualname__", None) or type(convert).__qualname__
+    return {"function": f"{getattr(convert, '__module__', None) or ''}.{name}"}
 
 
 def _source_stamp(path):
@@ -102,19 +130,19 @@ def _complete(records):
     return bool(records) and all(r.get("source_items") == len(records) for r in records)
 
 
-def _prepare_one(source, out, convert, previous):
+def _prepare_one(source, out, convert, previous, key):
     """Convert one source and write its items; return ``(status, records)``.
 
     ``status`` is "ok", "unchanged" or "failed" (then ``records`` is one
     failure record).  ``previous`` holds the source's records of an earlier
-    run.  Runs in a worker process: everything it needs comes in its
-    arguments.
+    run, ``key`` the :func:`converter_key` of ``convert``.  Runs in a worker
+    process: everything it needs comes in its arguments.
     """
     try:
         size, mtime = _source_stamp(source.path)
         source_sha = file_sha256(source.path)
         if _complete(previous) and all(
-                r.get("source_sha256") == source_sha
+                r.get("source_sha256") == source_sha and r.get("converter") == key
                 and os.path.isfile(os.path.join(out, r["file"]))
                 and file_sha256(os.path.join(out, r["file"])) == r.get("sha256")
                 for r in previous):
@@ -132,7 +160,8 @@ def _prepare_one(source, out, convert, previous):
             record.update(id=item_id, source_id=source.id, file=item_file,
                           shape=list(array.shape), dtype=str(array.dtype),
                           sha256=item_sha, source=source.path, source_items=len(items),
-                          source_sha256=source_sha, source_size=size, source_mtime_ns=mtime)
+                          source_sha256=source_sha, source_size=size, source_mtime_ns=mtime,
+                          converter=key)
             records.append(record)
         return "ok", records
     except Exception as exc:  # any failure of one source is recorded, never fatal
@@ -177,7 +206,9 @@ def _json_lines(records):
 
 
 def _compact(out, current_ids):
-    """Rewrite the manifest with the records of ``current_ids`` only; delete unnamed files."""
+    """Rewrite the manifest with the records of ``current_ids`` only; delete unnamed files.
+
+    Returns the records kept."""
     latest = {}
     for record in read_records(os.path.join(out, MANIFEST)):
         latest[record["id"]] = record
@@ -189,7 +220,48 @@ def _compact(out, current_ids):
         path = os.path.join(items, name)
         if os.path.join(ITEMS, name) not in named and not os.path.isdir(path):
             os.unlink(path)
-    return len(records)
+    return records
+
+
+#: How to make the items of each kind agree on a channel count (see :func:`_check_channels`).
+CHANNEL_FIXES = {
+    "image": "convert them on loading: mode='RGB' (3 channels) or mode='L' (1 grey channel) "
+             "(sigconv prepare --mode RGB or --mode L)",
+    "video": "decode them alike: mode='RGB' (3 channels) or mode='L' (1) "
+             "(sigconv prepare --mode RGB or --mode L)",
+    "waveform": "mix every file down to one channel: mono=True (sigconv prepare's default)",
+    "spectrogram": "mix every file down to one channel: mono=True (sigconv prepare's default)",
+    "skeleton": "the files hold different skeletons (channels are joint angles): prepare "
+                "each skeleton into a store of its own",
+}
+
+#: Files named per channel count in the message of :func:`_check_channels`.
+SHOWN_FILES = 5
+
+
+def _check_channels(out, records):
+    """Refuse (ShapeError) a store whose items have different channel counts, naming the
+    files of each count and the fix."""
+    groups = {}
+    for record in records:
+        channels = record["shape"][0] if record.get("shape") else None
+        groups.setdefault(channels, []).append(record)
+    if len(groups) < 2:
+        return
+    parts = []
+    for channels, group in sorted(groups.items(), key=lambda g: (-len(g[1]), str(g[0]))):
+        names = sorted({r.get("relative_path") or os.path.basename(str(r.get("source", r["id"])))
+                        for r in group})
+        shown = ", ".join(names[:SHOWN_FILES]) + (
+            f", ... ({len(names) - SHOWN_FILES} more)" if len(names) > SHOWN_FILES else "")
+        unit = "channel" if channels == 1 else "channels"
+        parts.append(f"{channels} {unit}: {len(group)} item{'s' * (len(group) != 1)} ({shown})")
+    kinds = sorted({str(r.get("kind")) for r in records})
+    fix = CHANNEL_FIXES.get(kinds[0]) if len(kinds) == 1 else None
+    fix = fix or "give every item the same channels, or prepare each channel count into a " \
+                 "store of its own"
+    raise ShapeError(f"the items of store {out!r} have different channel counts, and a model "
+                     f"takes one: {'; '.join(parts)}. To fix: {fix}")
 
 
 def _run_local(tasks, workers):
@@ -238,6 +310,12 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
     Returns
     -------
     PrepareSummary
+
+    Raises
+    ------
+    ShapeError
+        The items have different channel counts (they stay prepared; see the
+        module docstring).
     """
     out = os.fspath(out)
     ids = [s.id for s in sources]
@@ -261,6 +339,7 @@ def _prepare_locked(sources, out, convert, workers, client, progress, log):
     for record in checked_records(out, read_records(os.path.join(out, MANIFEST))):
         previous.setdefault(record.get("source_id", record["id"]), {})[record["id"]] = record
     tasks, unchanged, current_ids = [], 0, set()
+    key = converter_key(convert)
     for source in sources:
         records = list(previous.get(source.id, {}).values())
         try:
@@ -269,12 +348,12 @@ def _prepare_locked(sources, out, convert, workers, client, progress, log):
             stamp = None
         if _complete(records) and stamp is not None and all(
                 (r.get("source_size"), r.get("source_mtime_ns")) == stamp
-                and r.get("source") == source.path
+                and r.get("source") == source.path and r.get("converter") == key
                 and os.path.isfile(os.path.join(out, r["file"])) for r in records):
             unchanged += 1
             current_ids.update(r["id"] for r in records)
             continue
-        tasks.append((source, out, convert, records))
+        tasks.append((source, out, convert, records, key))
 
     bar = None
     if progress:
@@ -299,13 +378,14 @@ def _prepare_locked(sources, out, convert, workers, client, progress, log):
         bar.close()
     failures.sort(key=lambda r: r["id"])
     atomic_write_bytes(os.path.join(out, FAILURES), _json_lines(failures))
-    _compact(out, current_ids)
+    records = _compact(out, current_ids)
     summary = PrepareSummary(total=len(sources), prepared=prepared, unchanged=unchanged,
                              failed=len(failures))
     if log is not None:
         print(f"prepared {out}: {summary}", file=log)
         for failure in failures[:10]:
             print(f"  failed {failure['source']}: {failure['reason']}", file=log)
+    _check_channels(out, records)
     return summary
 
 

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from .._validation import check_int, check_positive_real
 from ..errors import ArgumentError
 from .prepare import Source
 
@@ -147,7 +148,8 @@ def signal_metadata(signal):
     return record
 
 
-def load_item(path, *, kind=None, spectrogram=None, dtype=np.float32, **options):
+def load_item(path, *, kind=None, spectrogram=None, size=None, spacing=None, dtype=np.float32,
+              **options):
     """Converter for :func:`~sigconv.data.prepare`: load a file with :func:`sigconv.io.load`.
 
     Parameters
@@ -158,9 +160,16 @@ def load_item(path, *, kind=None, spectrogram=None, dtype=np.float32, **options)
     spectrogram : dict, optional
         Turn the loaded audio into a spectrogram with these options of
         :func:`sigconv.io.spectrogram` (e.g. ``{"kind": "log-mel"}``).
+    size : (int, int), optional
+        Images and video: resize to (height, width) pixels (video frames
+        while they are decoded, by FFmpeg's area filter; images by linear
+        interpolation, :meth:`sigconv.io.Signal.resize`).
+    spacing : float or (float, float, float), optional
+        Volumes: resample to this voxel size in mm (one value, or depth,
+        height, width; :meth:`sigconv.io.Signal.resample`).
     dtype : dtype of the stored array.
     **options
-        Passed to the loader.
+        Passed to the loader (``sample_rate=``, ``mono=``, ``mode=``, ...).
 
     Returns
     -------
@@ -170,7 +179,15 @@ def load_item(path, *, kind=None, spectrogram=None, dtype=np.float32, **options)
     """
     from .. import io
 
+    if size is not None and kind == "video":
+        options["size"] = size  # decoded at that size: full-size frames are never held
+        size = None
     signal = io.load(path, kind=kind, **options)
+    if spacing is not None:
+        signal = signal.resample(spacing=spacing)
+    if size is not None:
+        height, width = size
+        signal = signal.resize(height=height, width=width)
     if spectrogram is not None:
         signal = io.spectrogram(signal, **spectrogram)
     metadata = signal_metadata(signal)
@@ -190,15 +207,64 @@ EXTENSIONS = {
 }
 
 
+#: The options of :func:`load_item` and its loaders that only some kinds take.
+KIND_OPTIONS = {
+    "sample_rate": ("waveform", "spectrogram"),
+    "mono": ("waveform", "spectrogram"),
+    "mode": ("image", "video"),
+    "size": ("image", "video"),
+    "spacing": ("volume",),
+}
+
+
+def _check_load_options(kind, spectrogram, options):
+    """Refuse (ArgumentError) options that ``kind`` does not take, before any file is read."""
+    for name, kinds in KIND_OPTIONS.items():
+        if options.get(name) is not None and kind not in kinds:
+            raise ArgumentError(f"{name}={options[name]!r} is an option of {' and '.join(kinds)} "
+                                f"items, not of {kind} items")
+    if spectrogram is not None and kind not in ("waveform", "spectrogram"):
+        raise ArgumentError(f"spectrogram options are for audio (kind 'spectrogram'), not for "
+                            f"{kind} items")
+    for name in ("n_fft", "hop_length", "n_mels", "n_mfcc"):
+        if (spectrogram or {}).get(name) is not None:
+            check_int(spectrogram[name], f"spectrogram {name}")
+    if options.get("sample_rate") is not None:
+        check_positive_real(options["sample_rate"], "sample_rate", " (Hz)")
+    if options.get("size") is not None:
+        size = options["size"]
+        if (not isinstance(size, (tuple, list)) or len(size) != 2
+                or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in size)):
+            raise ArgumentError(f"size must be (height, width), two ints >= 1, got {size!r}")
+    if options.get("spacing") is not None:
+        spacing = np.atleast_1d(np.asarray(options["spacing"], dtype=object))
+        if len(spacing) not in (1, 3) or not all(
+                isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0
+                for v in spacing):
+            raise ArgumentError(f"spacing must be one voxel size in mm > 0 or three (depth, "
+                                f"height, width), got {options['spacing']!r}")
+    if options.get("mode") is not None:
+        modes = ("L", "RGB", "RGBA") if kind == "image" else ("L", "RGB")
+        if options["mode"] not in modes:
+            raise ArgumentError(f"mode of {kind} items must be one of {', '.join(modes)}, got "
+                                f"{options['mode']!r}")
+
+
 def prepare_folder(source, out, *, kind, labels=None, workers=1, client=None, progress=True,
                    spectrogram=None, **load_options):
     """Prepare a plain folder of ``kind`` files (class per sub-folder, or a labels file).
 
     ``kind`` chooses the loader and the file extensions
     (:data:`EXTENSIONS`); ``spectrogram`` (options of
-    :func:`sigconv.io.spectrogram`) turns audio into spectrograms, and is
-    implied by ``kind="spectrogram"``; other options go to the loader.
-    Returns the :class:`~sigconv.data.prepare.PrepareSummary`.
+    :func:`sigconv.io.spectrogram`: ``n_fft``, ``hop_length``, ``n_mels``,
+    ...) turns audio into spectrograms, and is implied by
+    ``kind="spectrogram"`` (default ``{"kind": "log-mel"}``); other options
+    go to :func:`load_item` and the loader: ``sample_rate`` and ``mono``
+    (audio), ``mode`` and ``size`` (images, video), ``spacing`` (volumes).
+    An option the kind does not take is refused before any file is read.
+    Returns the :class:`~sigconv.data.prepare.PrepareSummary`; items of
+    different channel counts end the run with
+    :class:`~sigconv.errors.ShapeError` (see :func:`~sigconv.data.prepare`).
     """
     import functools
 
@@ -207,6 +273,9 @@ def prepare_folder(source, out, *, kind, labels=None, workers=1, client=None, pr
     if kind not in EXTENSIONS:
         listed = ", ".join(map(repr, EXTENSIONS))
         raise ArgumentError(f"kind must be one of {listed}; got {kind!r}")
+    _check_load_options(kind, spectrogram, load_options)
+    if load_options.get("size") is not None:
+        load_options["size"] = tuple(int(n) for n in load_options["size"])
     sources = folder_sources(source, labels=labels, extensions=EXTENSIONS[kind])
     if kind == "spectrogram":
         spectrogram = dict(spectrogram or {})

@@ -199,7 +199,9 @@ def test_several_items_per_source(tmp_path, rng):
     assert store[1][1]["source_id"] == "clip_000" and store[1][1]["part"] == 1
     again = prepare(sources, out, convert_halves, progress=False, log=None)
     assert (again.prepared, again.unchanged) == (0, 4)
-    np.save(sources[2].path, np.arange(9.0))      # a changed source with a new item count
+    other = prepare(sources, out, convert_thirds, progress=False, log=None)
+    assert (other.prepared, other.unchanged) == (4, 0)  # another converter: every source again
+    np.save(sources[2].path, np.arange(9.0))      # a changed source (its items change too)
     for source in sources:
         os.utime(source.path)
     changed = prepare(sources, out, convert_thirds, progress=False, log=None)

@@ -97,9 +97,11 @@ def test_cli_prepare(tmp_path, shared_data, capsys):
     pytest.importorskip("sigconv.io")
     from sigconv.cli import main
 
+    # camera.png is grey, the others RGB: one channel count for the store
     assert main(["prepare", str(shared_data / "images"), str(tmp_path / "images"),
-                 "--kind", "image"]) == 0
+                 "--kind", "image", "--mode", "RGB"]) == 0
     assert len(Store(tmp_path / "images")) == 4
+    assert {r["shape"][0] for r in Store(tmp_path / "images").records} == {3}
     source = tmp_path / "clips"
     (source / "yes").mkdir(parents=True)
     for name in ("0_george_0.wav", "0_george_1.wav"):
