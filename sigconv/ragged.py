@@ -431,8 +431,8 @@ def map_items(fn: Callable[..., Any], batch: Ragged, *args: Any, **kwargs: Any) 
     return Ragged.from_list([fn(item[None], *args, **kwargs)[0] for item in batch])
 
 
-def map_grad_input(fn: Callable[..., Any], grad_output: Ragged, weight: NDArray[Any],
-                   forward_input: Ragged, **kwargs: Any) -> Ragged:
+def map_grad_input(fn: Callable[..., Any], grad_output: Ragged, weight: Any,
+                   forward_input: Any, **kwargs: Any) -> Ragged:
     """An op's input gradient item by item: ``fn(g_i[None], weight, (1, *x_i.shape))``.
 
     ``forward_input`` is the forward's Ragged input; the result is laid out
@@ -444,7 +444,7 @@ def map_grad_input(fn: Callable[..., Any], grad_output: Ragged, weight: NDArray[
     return forward_input.like(np.concatenate(pieces))
 
 
-def sum_over_items(fn: Callable[..., Any], batch: Ragged, grad_output: Ragged, *args: Any,
+def sum_over_items(fn: Callable[..., Any], batch: Ragged, grad_output: Any, *args: Any,
                    **kwargs: Any) -> Any:
     """An op's parameter gradient: the sum over items of ``fn(x_i[None], g_i[None], ...)``.
 

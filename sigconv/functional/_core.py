@@ -17,10 +17,13 @@ build on it.  Notation as in :mod:`sigconv.functional.conv`.
   ``_grad_input``, ``_grad_weight``), reading a dense or a Ragged batch
   alike as a :class:`sigconv.ragged.Batch`.
 """
+from __future__ import annotations
+
 import contextlib
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -65,8 +68,8 @@ class _BlasOneThread:
     def __init__(self):
         self._lock = threading.Lock()
         self._depth = 0
-        self._limiter = None
-        self._controller = None
+        self._limiter: Any = None  # a threadpoolctl limit while a caller is inside
+        self._controller: ThreadpoolController | None = None
 
     def __enter__(self):
         with self._lock:
@@ -104,12 +107,12 @@ class ConvGeometry:
     pairs) describe a dense batch, and are None for a Ragged one.
     """
 
-    x_shape: tuple
-    weight_shape: tuple
-    out_shape: tuple
-    stride: tuple
-    dilation: tuple
-    padding: tuple  # (lo, hi) pairs
+    x_shape: tuple[int, ...] | None
+    weight_shape: tuple[int, ...]
+    out_shape: tuple[int, ...] | None
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...] | None  # (lo, hi) pairs
     groups: int
     in_shapes: np.ndarray
     out_shapes: np.ndarray
@@ -415,11 +418,11 @@ def _run_forward(x, weight, bias, out, table, *, groups, stride, dilation, input
         else:
             source, items = x.flat, table()
         with _blas_single_thread() if path == "gemm" else contextlib.nullcontext():
-            _kernel.conv_forward(source, *args, items, *sizes, path == "direct",
+            _kernel.conv_forward(source, args[0], args[1], items, *sizes, path == "direct",
                                  WORKSPACE_BYTES)
 
     paths = _kernel_paths(method, stride, input_dilation)
-    key = None
+    key = ""  # one path: tuning.choose_path runs it without looking the key up
     if len(paths) > 1:
         key = tuning.signature(op, x.dtype, weight.shape, groups, stride, dilation,
                                input_dilation, _output_sizes(out), _kernel.max_threads())
@@ -458,7 +461,7 @@ def _run_weight_grad(x, grad_output, weight_shape, table, *, groups, stride, dil
 
     # the direct weight gradient needs unit stride along the last axis
     paths = _kernel_paths(method, stride, (1,) * len(stride)) if stride[-1] == 1 else ("gemm",)
-    key = None
+    key = ""  # one path: tuning.choose_path runs it without looking the key up
     if len(paths) > 1:
         positions = table[:, 5] * table[:, 6] * table[:, 7]
         key = tuning.signature("grad_weight", x.dtype, weight_shape, groups, stride, dilation,

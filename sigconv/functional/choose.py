@@ -30,10 +30,14 @@ win.  Override by passing ``method=`` explicitly, by editing
 :data:`COST_CONSTANTS`, or by timing the candidates with
 ``choose_conv_method(..., measure=True)``.
 """
+from __future__ import annotations
+
 import math
 import time
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import as_float_array, check_int, result_dtype
 from ..errors import ArgumentError
@@ -43,11 +47,13 @@ from ._costmodel import (COST_CONSTANTS, METHODS, _auto_choice, _default_path, _
                          _estimate)
 from .conv import conv
 from .separable import separable_factors
+from ..typing import ConvMethod, IntOrTuple, Padding
 
 __all__ = ["choose_conv_method", "COST_CONSTANTS", "estimate_conv_times"]
 
-def estimate_conv_times(x, weight, *, stride=1, padding="valid", dilation=1, groups=1,
-                        flip=False):
+def estimate_conv_times(x: ArrayLike, weight: ArrayLike, *, stride: IntOrTuple = 1,
+                        padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                        flip: bool = False) -> dict[str, float]:
     """The cost model's estimated seconds for each applicable method.
 
     Parameters
@@ -70,8 +76,20 @@ def estimate_conv_times(x, weight, *, stride=1, padding="valid", dilation=1, gro
     return _estimate(geometry, dtype)
 
 
-def choose_conv_method(x, weight, *, stride=1, padding="valid", dilation=1, groups=1,
-                       flip=False, measure=False, repeat=3):
+@overload
+def choose_conv_method(x: ArrayLike, weight: ArrayLike, *, stride: IntOrTuple = 1,
+                       padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                       flip: bool = False, measure: Literal[False] = False,
+                       repeat: int = 3) -> str: ...
+@overload
+def choose_conv_method(x: ArrayLike, weight: ArrayLike, *, stride: IntOrTuple = 1,
+                       padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                       flip: bool = False, measure: Literal[True],
+                       repeat: int = 3) -> tuple[str, dict[str, float]]: ...
+def choose_conv_method(x: ArrayLike, weight: ArrayLike, *, stride: IntOrTuple = 1,
+                       padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                       flip: bool = False, measure: bool = False,
+                       repeat: int = 3) -> str | tuple[str, dict[str, float]]:
     """The fastest convolution algorithm for these inputs, by cost model or by timing.
 
     Parameters
@@ -111,14 +129,14 @@ def choose_conv_method(x, weight, *, stride=1, padding="valid", dilation=1, grou
         return _default_path(geometry) if choice == "auto" else choice
     x = as_float_array(x, dtype, "x")
     weight = as_float_array(weight, dtype, "weight")
-    candidates = ["gemm", "fft"]
+    candidates: list[ConvMethod] = ["gemm", "fft"]
     if geometry.stride[-1] == 1:
         candidates.insert(0, "direct")
     if (_depthwise(geometry)
             and separable_factors(weight[:, 0], per_channel=True) is not None):
         candidates.append("separable")
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
-    timings = {}
+    options: dict[str, Any] = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, flip=flip)
+    timings: dict[str, float] = {}
     for method in candidates:
         conv(x, weight, method=method, **options)          # warm-up (plans, caches)
         best = math.inf
@@ -127,4 +145,4 @@ def choose_conv_method(x, weight, *, stride=1, padding="valid", dilation=1, grou
             conv(x, weight, method=method, **options)
             best = min(best, time.perf_counter() - start)
         timings[method] = best
-    return min(timings, key=timings.get), timings
+    return min(timings, key=timings.__getitem__), timings

@@ -37,16 +37,22 @@ difference: a NaN or infinity in the input reaches every output of its
 channel's transform, not only the windows that read it;
 ``conv(method="auto")`` therefore takes this path only for finite inputs.
 """
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 import scipy.fft as _fft
 
 from .. import shapes
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
 from ._core import (_flip_spatial, _forward_problem, _grad_input_problem, _grad_weight_problem,
                     _swap_groups)
+from ..typing import BatchLike, IntOrTuple, Padding
 
 __all__ = ["fft_conv", "fft_conv_grad_input", "fft_conv_grad_weight"]
 
@@ -75,7 +81,7 @@ def _workers(samples=None):
 # the circular frame shared by forward and gradients
 # ---------------------------------------------------------------------------
 
-def frame_size(geometry):
+def frame_size(geometry: Any) -> tuple[int, ...]:
     """Circular frame length per axis: ``max(n + max(lo, hi), e, (m - 1) s + 1)``, made fast."""
     spans = shapes.dilated_size(geometry.weight_shape[2:], geometry.dilation)
     return tuple(
@@ -259,8 +265,17 @@ def _add_bias(out, bias):
     return out
 
 
-def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
-             flip=False):
+@overload
+def fft_conv(x: Ragged, weight: ArrayLike, bias: ArrayLike | None = None, *,
+             stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+             groups: int = 1, flip: bool = False) -> Ragged: ...
+@overload
+def fft_conv(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+             stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+             groups: int = 1, flip: bool = False) -> NDArray[Any]: ...
+def fft_conv(x: BatchLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+             stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+             groups: int = 1, flip: bool = False) -> NDArray[Any] | Ragged:
     """N-d multi-channel convolution through the FFT; the same result as :func:`conv`.
 
     Parameters
@@ -302,8 +317,20 @@ def _grad_output_frame(grad_output, frame, where):
     return gc
 
 
-def fft_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="valid",
-                        dilation=1, groups=1, flip=False):
+@overload
+def fft_conv_grad_input(grad_output: Ragged, weight: ArrayLike,
+                        input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                        padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                        flip: bool = False) -> Ragged: ...
+@overload
+def fft_conv_grad_input(grad_output: ArrayLike, weight: ArrayLike,
+                        input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                        padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                        flip: bool = False) -> NDArray[Any]: ...
+def fft_conv_grad_input(grad_output: BatchLike, weight: ArrayLike,
+                        input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                        padding: Padding = "valid", dilation: IntOrTuple = 1, groups: int = 1,
+                        flip: bool = False) -> NDArray[Any] | Ragged:
     """Gradient of :func:`fft_conv` (and :func:`conv`) with respect to its input, by FFT.
 
     Parameters and result as :func:`sigconv.functional.conv_grad_input`.
@@ -333,8 +360,10 @@ def _fft_grad_input(grad_output, weight, geometry):
     return np.ascontiguousarray(gx[(slice(None), slice(None)) + place])
 
 
-def fft_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid",
-                         dilation=1, groups=1, flip=False):
+def fft_conv_grad_weight(x: BatchLike, grad_output: BatchLike, weight_shape: Sequence[int], *,
+                         stride: IntOrTuple = 1, padding: Padding = "valid",
+                         dilation: IntOrTuple = 1, groups: int = 1,
+                         flip: bool = False) -> NDArray[Any]:
     """Gradient of :func:`fft_conv` (and :func:`conv`) with respect to its weight, by FFT.
 
     Parameters and result as :func:`sigconv.functional.conv_grad_weight`.

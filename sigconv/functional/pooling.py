@@ -56,10 +56,15 @@ Defaults and results follow ``torch.nn.functional``:
     Puts each value at its index of a zero output (a decoder's inverse of
     ``max_pool``); repeated indices keep the last value; index ``-1`` is skipped.
 """
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _kernels as _k
 from .._validation import (INDEX_MAX, as_float_array, as_tuple, check_batch, check_choice,
@@ -68,6 +73,7 @@ from .._validation import (INDEX_MAX, as_float_array, as_tuple, check_batch, che
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ragged import Batch, Ragged, lift3
 from ..shapes import _pool_output_size, unpool_output_size
+from ..typing import BatchLike, IntOrTuple, PoolKind
 
 __all__ = [
     "POOL_KINDS",
@@ -250,8 +256,25 @@ def _empty(dtype):
 # max pooling
 # ---------------------------------------------------------------------------
 
-def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-             return_indices=False):
+@overload
+def max_pool(x: Ragged, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+             return_indices: Literal[False] = False) -> Ragged: ...
+@overload
+def max_pool(x: ArrayLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+             return_indices: Literal[False] = False) -> NDArray[Any]: ...
+@overload
+def max_pool(x: Ragged, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+             return_indices: Literal[True]) -> tuple[Ragged, Ragged]: ...
+@overload
+def max_pool(x: ArrayLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+             return_indices: Literal[True]) -> tuple[NDArray[Any], NDArray[np.int64]]: ...
+def max_pool(x: BatchLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+             return_indices: bool = False) -> Any:
     """Maximum over each window (PyTorch's ``max_pool1d/2d/3d``).
 
     Parameters
@@ -282,12 +305,20 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     want = check_flag(return_indices, "return_indices")
     out = _mapped(x, size)
     idx = _mapped(out, lambda spatial: spatial, dtype=np.int64) if want else None
-    _k.max_pool_forward(x.flat, x.table(), out.flat, idx.flat if want else np.empty(0, np.int64),
+    _k.max_pool_forward(x.flat, x.table(), out.flat,
+                        np.empty(0, np.int64) if idx is None else idx.flat,
                         out.table(), x.channels, _geom(k, s, p, d), want)
-    return (out.result(), idx.result()) if want else out.result()
+    return out.result() if idx is None else (out.result(), idx.result())
 
 
-def max_pool_backward(grad_output, indices, input_shape):
+@overload
+def max_pool_backward(grad_output: BatchLike, indices: BatchLike,
+                      input_shape: Ragged) -> Ragged: ...
+@overload
+def max_pool_backward(grad_output: BatchLike, indices: BatchLike,
+                      input_shape: Sequence[int] | ArrayLike) -> NDArray[Any]: ...
+def max_pool_backward(grad_output: BatchLike, indices: BatchLike,
+                      input_shape: Sequence[int] | BatchLike) -> NDArray[Any] | Ragged:
     """Gradient of :func:`max_pool` (and of ``adaptive_pool(kind="max")``) with respect to ``x``.
 
     Parameters
@@ -321,7 +352,17 @@ def max_pool_backward(grad_output, indices, input_shape):
 # average, Lp and Gaussian pooling (window sums)
 # ---------------------------------------------------------------------------
 
-def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+@overload
+def avg_pool(x: Ragged, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, ceil_mode: bool = False,
+             count_include_pad: bool = True) -> Ragged: ...
+@overload
+def avg_pool(x: ArrayLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, ceil_mode: bool = False,
+             count_include_pad: bool = True) -> NDArray[Any]: ...
+def avg_pool(x: BatchLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+             padding: IntOrTuple = 0, ceil_mode: bool = False,
+             count_include_pad: bool = True) -> NDArray[Any] | Ragged:
     """Mean over each window (PyTorch's ``avg_pool1d/2d/3d``).
 
     Parameters
@@ -357,8 +398,20 @@ def _window_backward(grad_output, input_shape, kernel_size, stride, padding, cei
     return g, gin, (k, s, p, d)
 
 
-def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, padding=0,
-                      ceil_mode=False, count_include_pad=True):
+@overload
+def avg_pool_backward(grad_output: BatchLike, input_shape: Ragged,
+                      kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+                      padding: IntOrTuple = 0, ceil_mode: bool = False,
+                      count_include_pad: bool = True) -> Ragged: ...
+@overload
+def avg_pool_backward(grad_output: BatchLike, input_shape: Sequence[int] | ArrayLike,
+                      kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+                      padding: IntOrTuple = 0, ceil_mode: bool = False,
+                      count_include_pad: bool = True) -> NDArray[Any]: ...
+def avg_pool_backward(grad_output: BatchLike, input_shape: Sequence[int] | BatchLike,
+                      kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+                      padding: IntOrTuple = 0, ceil_mode: bool = False,
+                      count_include_pad: bool = True) -> NDArray[Any] | Ragged:
     """Gradient of :func:`avg_pool` with respect to ``x`` (same options).
 
     Parameters
@@ -378,7 +431,14 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, *, stride=None, pad
     return gin.result()
 
 
-def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
+@overload
+def lp_pool(x: Ragged, p: float, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+            ceil_mode: bool = False) -> Ragged: ...
+@overload
+def lp_pool(x: ArrayLike, p: float, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+            ceil_mode: bool = False) -> NDArray[Any]: ...
+def lp_pool(x: BatchLike, p: float, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+            ceil_mode: bool = False) -> NDArray[Any] | Ragged:
     """Lp norm over each window, ``(sum |x|^p)^(1/p)`` (PyTorch's ``lp_pool1d/2d/3d``).
 
     Parameters
@@ -405,8 +465,17 @@ def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
     return out.result()
 
 
-def lp_pool_backward(grad_output, x, p, kernel_size, *, stride=None, ceil_mode=False,
-                     output=None):
+@overload
+def lp_pool_backward(grad_output: BatchLike, x: Ragged, p: float, kernel_size: IntOrTuple, *,
+                     stride: IntOrTuple | None = None, ceil_mode: bool = False,
+                     output: BatchLike | None = None) -> Ragged: ...
+@overload
+def lp_pool_backward(grad_output: BatchLike, x: ArrayLike, p: float, kernel_size: IntOrTuple, *,
+                     stride: IntOrTuple | None = None, ceil_mode: bool = False,
+                     output: BatchLike | None = None) -> NDArray[Any]: ...
+def lp_pool_backward(grad_output: BatchLike, x: BatchLike, p: float, kernel_size: IntOrTuple, *,
+                     stride: IntOrTuple | None = None, ceil_mode: bool = False,
+                     output: BatchLike | None = None) -> NDArray[Any] | Ragged:
     """Gradient of :func:`lp_pool` with respect to ``x``.
 
     ``d out / d x_i = sign(x_i) |x_i|^(p-1) / out^(p-1)`` for every ``x_i`` in
@@ -470,7 +539,8 @@ def _gaussian_kernel_weights(k, sigma, dtype):
     return np.concatenate(vectors).astype(dtype)
 
 
-def gaussian_pool_weights(kernel_size, sigma):
+def gaussian_pool_weights(kernel_size: IntOrTuple,
+                          sigma: float | Sequence[float]) -> NDArray[np.float64]:
     """The window weights of :func:`gaussian_pool`.
 
     Parameters
@@ -489,7 +559,7 @@ def gaussian_pool_weights(kernel_size, sigma):
     if isinstance(kernel_size, (numbers.Integral, np.integer)) and not isinstance(kernel_size, bool):
         kernel_size = (int(kernel_size),)
     try:
-        n = len(tuple(kernel_size))
+        n = len(tuple(kernel_size))  # type: ignore[arg-type]  # an int raised TypeError: caught
     except TypeError:
         raise ArgumentError(f"kernel_size must be an int or a tuple of ints, got {kernel_size!r}") from None
     k = as_tuple(kernel_size, n, "kernel_size", minimum=1)
@@ -517,7 +587,17 @@ def _sigma(sigma, nd):
     return tuple(float(v) for v in values)
 
 
-def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
+@overload
+def gaussian_pool(x: Ragged, kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                  stride: IntOrTuple | None = None,
+                  padding: IntOrTuple = 0) -> Ragged: ...
+@overload
+def gaussian_pool(x: ArrayLike, kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                  stride: IntOrTuple | None = None,
+                  padding: IntOrTuple = 0) -> NDArray[Any]: ...
+def gaussian_pool(x: BatchLike, kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                  stride: IntOrTuple | None = None,
+                  padding: IntOrTuple = 0) -> NDArray[Any] | Ragged:
     """Gaussian-weighted average over each window (the chapter's distance-weighted pooling).
 
     Parameters
@@ -543,8 +623,20 @@ def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
     return out.result()
 
 
-def gaussian_pool_backward(grad_output, input_shape, kernel_size, *, sigma, stride=None,
-                           padding=0):
+@overload
+def gaussian_pool_backward(grad_output: BatchLike, input_shape: Ragged,
+                           kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                           stride: IntOrTuple | None = None,
+                           padding: IntOrTuple = 0) -> Ragged: ...
+@overload
+def gaussian_pool_backward(grad_output: BatchLike, input_shape: Sequence[int] | ArrayLike,
+                           kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                           stride: IntOrTuple | None = None,
+                           padding: IntOrTuple = 0) -> NDArray[Any]: ...
+def gaussian_pool_backward(grad_output: BatchLike, input_shape: Sequence[int] | BatchLike,
+                           kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                           stride: IntOrTuple | None = None,
+                           padding: IntOrTuple = 0) -> NDArray[Any] | Ragged:
     """Gradient of :func:`gaussian_pool` with respect to ``x`` (same options).
 
     Returns
@@ -582,7 +674,15 @@ def _adaptive_size(output_size, spatial):
     return as_tuple(values, nd, "output_size", minimum=1)
 
 
-def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
+@overload
+def adaptive_pool(x: BatchLike, output_size: int | Sequence[int | None], kind: PoolKind = "avg",
+                  *, p: float = 2, return_indices: Literal[False] = False) -> NDArray[Any]: ...
+@overload
+def adaptive_pool(x: BatchLike, output_size: int | Sequence[int | None], kind: PoolKind = "avg",
+                  *, p: float = 2,
+                  return_indices: Literal[True]) -> tuple[NDArray[Any], NDArray[np.int64]]: ...
+def adaptive_pool(x: BatchLike, output_size: int | Sequence[int | None], kind: PoolKind = "avg",
+                  *, p: float = 2, return_indices: bool = False) -> Any:
     """Pool to a fixed output size from any input size (PyTorch's ``adaptive_*_pool``).
 
     Parameters
@@ -602,7 +702,7 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
     array, shape (N, C, *output_size) [, int64 indices]
         Output ``i`` of ``m`` pools input ``[floor(i n / m), ceil((i + 1) n / m))``.
     """
-    kind = check_choice(kind, "kind", POOL_KINDS)
+    check_choice(kind, "kind", POOL_KINDS)
     x = _input(x)
     want = check_flag(return_indices, "return_indices")
     if want and kind != "max":
@@ -612,16 +712,32 @@ def adaptive_pool(x, output_size, kind="avg", *, p=2, return_indices=False):
         pp, mode = 1.0, 0
     out = _mapped(x, lambda spatial: _adaptive_size(output_size, spatial))
     idx = _mapped(out, lambda spatial: spatial, dtype=np.int64) if want else None
-    _k.adaptive_forward(x.flat, x.table(), out.flat, idx.flat if want else np.empty(0, np.int64),
+    _k.adaptive_forward(x.flat, x.table(), out.flat,
+                        np.empty(0, np.int64) if idx is None else idx.flat,
                         out.table(), x.channels, _KIND_CODE[kind], mode, pp, want)
     # every item pools to the same size, so a Ragged input gives a dense result
-    dense = (len(out), out.channels) + (tuple(out.shapes[0].tolist()) if len(out) else
-                                        tuple(out.dense_shape[2:]))
+    if len(out):
+        spatial = tuple(out.shapes[0].tolist())
+    elif out.dense_shape is not None:
+        spatial = tuple(out.dense_shape[2:])
+    else:  # a Ragged batch of no items: None (keep an axis) has no size to keep, takes 1
+        spatial = _adaptive_size(output_size, (1,) * x.ndim)
+    dense = (len(out), out.channels) + spatial
     result = out.flat.reshape(dense)
-    return (result, idx.flat.reshape(dense)) if want else result
+    return result if idx is None else (result, idx.flat.reshape(dense))
 
 
-def adaptive_pool_backward(grad_output, x, kind="avg", *, p=2, indices=None, output=None):
+@overload
+def adaptive_pool_backward(grad_output: ArrayLike, x: Ragged, kind: PoolKind = "avg", *,
+                           p: float = 2, indices: ArrayLike | None = None,
+                           output: ArrayLike | None = None) -> Ragged: ...
+@overload
+def adaptive_pool_backward(grad_output: ArrayLike, x: ArrayLike, kind: PoolKind = "avg", *,
+                           p: float = 2, indices: ArrayLike | None = None,
+                           output: ArrayLike | None = None) -> NDArray[Any]: ...
+def adaptive_pool_backward(grad_output: ArrayLike, x: BatchLike, kind: PoolKind = "avg", *,
+                           p: float = 2, indices: ArrayLike | None = None,
+                           output: ArrayLike | None = None) -> NDArray[Any] | Ragged:
     """Gradient of :func:`adaptive_pool` with respect to ``x``.
 
     Parameters
@@ -638,16 +754,17 @@ def adaptive_pool_backward(grad_output, x, kind="avg", *, p=2, indices=None, out
     -------
     array, shape of ``x``
     """
-    kind = check_choice(kind, "kind", POOL_KINDS)
+    check_choice(kind, "kind", POOL_KINDS)
     dtype = result_dtype(grad_output=grad_output, x=getattr(x, "data", x))
     x = _input(x, "x", dtype=dtype)
     g = _input(grad_output, "grad_output", dtype=dtype)
     if g.ragged or g.ndim != x.ndim or g.channels != x.channels or len(g) != len(x):
         raise ShapeError(f"grad_output has {g.describe()}, which does not match x "
                          f"({x.describe()}) in rank, batch size or channels")
+    # grad_output is dense (checked above), of the output size also when it has no items
+    osp = tuple(g.shapes[0].tolist()) if g.dense_shape is None else tuple(g.dense_shape[2:])
     if x.ragged:  # the dense gradient, seen as a Ragged of equal items
         g = Batch(g.flat, g.channels, g.shapes)
-    osp = tuple(g.shapes[0].tolist()) if len(g) else tuple(g.dense_shape[2:])
     if kind == "max":
         if indices is None:
             _, indices = adaptive_pool(x.result(), osp, "max", return_indices=True)
@@ -670,7 +787,7 @@ def adaptive_pool_backward(grad_output, x, kind="avg", *, p=2, indices=None, out
     return gin.result()
 
 
-def global_pool(x, kind="avg", *, p=2):
+def global_pool(x: BatchLike, kind: PoolKind = "avg", *, p: float = 2) -> NDArray[Any]:
     """Pool each channel over all of its samples: ``(N, C, *spatial) -> (N, C)``.
 
     Parameters
@@ -683,13 +800,20 @@ def global_pool(x, kind="avg", *, p=2):
     -------
     array, shape (N, C)
     """
-    kind = check_choice(kind, "kind", POOL_KINDS)
+    check_choice(kind, "kind", POOL_KINDS)
     nd = x.ndim if isinstance(x, Ragged) else check_batch(x, "x")
     out = adaptive_pool(x, (1,) * nd, kind, p=p)
     return out.reshape(out.shape[:2])
 
 
-def global_pool_backward(grad_output, x, kind="avg", *, p=2):
+@overload
+def global_pool_backward(grad_output: ArrayLike, x: Ragged, kind: PoolKind = "avg", *,
+                         p: float = 2) -> Ragged: ...
+@overload
+def global_pool_backward(grad_output: ArrayLike, x: ArrayLike, kind: PoolKind = "avg", *,
+                         p: float = 2) -> NDArray[Any]: ...
+def global_pool_backward(grad_output: ArrayLike, x: BatchLike, kind: PoolKind = "avg", *,
+                         p: float = 2) -> NDArray[Any] | Ragged:
     """Gradient of :func:`global_pool` with respect to ``x``.
 
     Parameters
@@ -701,7 +825,7 @@ def global_pool_backward(grad_output, x, kind="avg", *, p=2):
     -------
     array, shape of ``x``
     """
-    kind = check_choice(kind, "kind", POOL_KINDS)
+    check_choice(kind, "kind", POOL_KINDS)
     if isinstance(x, Ragged):
         nd, batch = x.ndim, (len(x), x.channels)
     else:
@@ -727,7 +851,11 @@ def _pieces(pieces, channels):
     return pieces
 
 
-def maxout(x, pieces):
+@overload
+def maxout(x: Ragged, pieces: int) -> Ragged: ...
+@overload
+def maxout(x: ArrayLike, pieces: int) -> NDArray[Any]: ...
+def maxout(x: BatchLike, pieces: int) -> NDArray[Any] | Ragged:
     """Cross-channel max pooling: maximum over consecutive groups of ``pieces`` channels.
 
     Parameters
@@ -750,7 +878,11 @@ def maxout(x, pieces):
     return out.result()
 
 
-def maxout_backward(grad_output, x, pieces):
+@overload
+def maxout_backward(grad_output: BatchLike, x: Ragged, pieces: int) -> Ragged: ...
+@overload
+def maxout_backward(grad_output: BatchLike, x: ArrayLike, pieces: int) -> NDArray[Any]: ...
+def maxout_backward(grad_output: BatchLike, x: BatchLike, pieces: int) -> NDArray[Any] | Ragged:
     """Gradient of :func:`maxout`: each output's gradient goes to the channel that won.
 
     Returns
@@ -769,7 +901,17 @@ def maxout_backward(grad_output, x, pieces):
 # max unpooling
 # ---------------------------------------------------------------------------
 
-def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None):
+@overload
+def max_unpool(x: Ragged, indices: BatchLike, kernel_size: IntOrTuple, *,
+               stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+               output_size: Sequence[int] | BatchLike | None = None) -> Ragged: ...
+@overload
+def max_unpool(x: ArrayLike, indices: BatchLike, kernel_size: IntOrTuple, *,
+               stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+               output_size: Sequence[int] | BatchLike | None = None) -> NDArray[Any]: ...
+def max_unpool(x: BatchLike, indices: BatchLike, kernel_size: IntOrTuple, *,
+               stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+               output_size: Sequence[int] | BatchLike | None = None) -> NDArray[Any] | Ragged:
     """Partial inverse of :func:`max_pool` for decoders (PyTorch's ``max_unpool1d/2d/3d``).
 
     Parameters
@@ -812,7 +954,7 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
             osp = default
         else:
             try:
-                osp = wanted[item] if wanted is not None else tuple(output_size)
+                osp = wanted[item] if wanted is not None else tuple(output_size)  # type: ignore[arg-type]  # TypeError caught
             except TypeError:
                 raise ArgumentError(f"output_size must be a tuple of ints, got {output_size!r}") from None
             if len(osp) == nd + 2:
@@ -837,7 +979,11 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     return out.result()
 
 
-def max_unpool_backward(grad_output, indices):
+@overload
+def max_unpool_backward(grad_output: BatchLike, indices: Ragged) -> Ragged: ...
+@overload
+def max_unpool_backward(grad_output: BatchLike, indices: ArrayLike) -> NDArray[Any]: ...
+def max_unpool_backward(grad_output: BatchLike, indices: BatchLike) -> NDArray[Any] | Ragged:
     """Gradient of :func:`max_unpool` with respect to ``x``: ``grad_output`` read at ``indices``.
 
     Parameters

@@ -24,16 +24,23 @@ the best rank-1 approximation (SVD for 2-D; higher-order SVD refined by
 alternating rank-1 updates for 3-D) is accepted when its residual is at most
 ``rtol`` times the kernel's norm.
 """
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from .._validation import as_float_array, check_flag, result_dtype, shape_argument as _shape_of
+from .._validation import (_is_finite_real, as_float_array, check_flag, result_dtype,
+                           shape_argument as _shape_of)
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged, map_grad_input, map_items, sum_over_items
 from ..ragged import Batch
 from ._core import (_check_array, _check_grad_output, _forward, _geometry, _grad_input,
                     _grad_weight)
+from ..typing import BatchLike, IntOrTuple, Padding
 
 __all__ = ["separable_conv", "separable_conv_grad_input", "separable_conv_grad_factors",
            "separable_factors"]
@@ -94,7 +101,7 @@ def _pivot_screen(kernel):
         return True                                   # all zero
     lines = []
     for axis in range(kernel.ndim):
-        index = list(pivot)
+        index: list[Any] = list(pivot)
         index[axis] = slice(None)
         lines.append(kernel[tuple(index)])
     rebuilt = _outer(lines) / value ** (kernel.ndim - 1)
@@ -125,7 +132,8 @@ def _balance(factors):
     return out
 
 
-def separable_factors(kernel, *, rtol=None, per_channel=False):
+def separable_factors(kernel: ArrayLike, *, rtol: float | None = None,
+                      per_channel: bool = False) -> list[NDArray[Any]] | None:
     """The 1-D factors of a separable kernel, or None when it is not separable.
 
     Parameters
@@ -165,9 +173,9 @@ def separable_factors(kernel, *, rtol=None, per_channel=False):
         raise ShapeError(f"kernel has an empty axis: shape {array.shape}")
     if rtol is None:
         rtol = _default_rtol(dtype)
-    if (not isinstance(rtol, numbers.Real) or isinstance(rtol, bool) or not rtol >= 0
-            or not np.isfinite(rtol)):
+    if not _is_finite_real(rtol) or not float(rtol) >= 0:
         raise ArgumentError(f"rtol must be a finite number >= 0, got {rtol!r}")
+    tolerance = float(rtol)
     values = as_float_array(array, np.float64, "kernel")
     if not np.all(np.isfinite(values)):
         return None
@@ -178,7 +186,7 @@ def separable_factors(kernel, *, rtol=None, per_channel=False):
             return None
         factors = _balance(_rank1(k))
         norm = np.linalg.norm(k)
-        if np.linalg.norm(k - _outer(factors)) > rtol * norm:
+        if np.linalg.norm(k - _outer(factors)) > tolerance * norm:
             return None
         found.append(factors)
     result = [np.stack([f[a] for f in found]) for a in range(values.ndim - lead)]
@@ -286,7 +294,17 @@ def _pass_order(geometry):
     return sorted(range(geometry.ndim), key=lambda a: out[a] / spatial[a])
 
 
-def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation=1, flip=False):
+@overload
+def separable_conv(x: Ragged, factors: Sequence[ArrayLike], bias: ArrayLike | None = None, *,
+                   stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+                   flip: bool = False) -> Ragged: ...
+@overload
+def separable_conv(x: ArrayLike, factors: Sequence[ArrayLike], bias: ArrayLike | None = None, *,
+                   stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+                   flip: bool = False) -> NDArray[Any]: ...
+def separable_conv(x: BatchLike, factors: Sequence[ArrayLike], bias: ArrayLike | None = None, *,
+                   stride: IntOrTuple = 1, padding: Padding = "valid", dilation: IntOrTuple = 1,
+                   flip: bool = False) -> NDArray[Any] | Ragged:
     """Depthwise convolution with a separable kernel, one 1-D pass per spatial axis.
 
     Parameters
@@ -350,8 +368,20 @@ def _stage_shapes(geometry, axes):
     return result
 
 
-def separable_conv_grad_input(grad_output, factors, input_shape, *, stride=1, padding="valid",
-                              dilation=1, flip=False):
+@overload
+def separable_conv_grad_input(grad_output: Ragged, factors: Sequence[ArrayLike],
+                              input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                              padding: Padding = "valid", dilation: IntOrTuple = 1,
+                              flip: bool = False) -> Ragged: ...
+@overload
+def separable_conv_grad_input(grad_output: ArrayLike, factors: Sequence[ArrayLike],
+                              input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                              padding: Padding = "valid", dilation: IntOrTuple = 1,
+                              flip: bool = False) -> NDArray[Any]: ...
+def separable_conv_grad_input(grad_output: BatchLike, factors: Sequence[ArrayLike],
+                              input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                              padding: Padding = "valid", dilation: IntOrTuple = 1,
+                              flip: bool = False) -> NDArray[Any] | Ragged:
     """Gradient of :func:`separable_conv` with respect to its input.
 
     The adjoint 1-D passes, in reverse order.
@@ -385,8 +415,9 @@ def separable_conv_grad_input(grad_output, factors, input_shape, *, stride=1, pa
     return _adjoint_passes(grad, per_channel, geometry, axes, _stage_shapes(geometry, axes))
 
 
-def separable_conv_grad_factors(x, grad_output, factors, *, stride=1, padding="valid",
-                                dilation=1, flip=False):
+def separable_conv_grad_factors(x: BatchLike, grad_output: BatchLike, factors: Sequence[ArrayLike],
+                                *, stride: IntOrTuple = 1, padding: Padding = "valid",
+                                dilation: IntOrTuple = 1, flip: bool = False) -> list[NDArray[Any]]:
     """Gradients of :func:`separable_conv` with respect to each factor.
 
     The gradient of factor ``a`` is the weight gradient of pass ``a``, whose
@@ -421,7 +452,7 @@ def separable_conv_grad_factors(x, grad_output, factors, *, stride=1, padding="v
     channels, nd = x.shape[1], geometry.ndim
     stages = _passes(x, per_channel, geometry, axes)
     before = _stage_shapes(geometry, axes)
-    grads = [None] * nd
+    grads: list[Any] = [None] * nd
     back = grad
     for position in reversed(range(nd)):
         axis = axes[position]

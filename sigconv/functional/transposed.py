@@ -41,9 +41,14 @@ copy of any loop):
 
 ``method="auto"`` takes the phase path whenever it does less work.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import shapes
 from .. import _kernels as _unshared_kernel
@@ -56,6 +61,7 @@ from ._core import (_BLAS_INT_MAX, _check_array, _check_bias, _check_grad_output
                     _grad_input, _grad_input_problem)
 from ._costmodel import _finite
 from .conv import conv, conv_grad_weight
+from ..typing import BatchLike, IntOrTuple, Padding, Shape, TransposeMethod
 
 __all__ = ["conv_transpose", "conv_transpose_grad_input", "conv_transpose_grad_weight",
            "conv_transpose_output_size", "CONV_TRANSPOSE_METHODS"]
@@ -176,8 +182,9 @@ def _geometry(x_shape, weight_shape, *, stride, padding, output_padding, dilatio
                      groups)
 
 
-def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0,
-                               dilation=1):
+def conv_transpose_output_size(input_size: Sequence[int], kernel_size: Sequence[int],
+                               stride: IntOrTuple = 1, padding: Padding = 0,
+                               output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1) -> Shape:
     """Spatial output size of :func:`conv_transpose`.
 
     ``(in - 1) * stride - lo - hi + (kernel - 1) * dilation + 1 + output_padding``
@@ -224,6 +231,8 @@ def _forward_phase(x, weight, bias, geometry, method):
     stride, kernel = geometry.stride, geometry.kernel
     n, c_in = x.shape[:2]
     c_out_g = weight.shape[1]
+    tables: tuple[Any, ...]
+    spans: tuple[Any, ...]
     tables, spans = zip(*(_phase_taps(k, s, d)
                           for k, s, d in zip(kernel, stride, geometry.dilation)))
     # append one zero tap per axis, then gather every phase's sub-kernel:
@@ -257,14 +266,14 @@ def _forward_phase(x, weight, bias, geometry, method):
     # z is (N, g, s_1..s_nd, C_out/g, Q_1..Q_nd); output o of an axis is phase
     # r = (o + lo) % s, phase sample (o + lo) // s - q_lo
     out = np.empty(geometry.out_shape, dtype=x.dtype)
-    tables = []
+    phase_tables = []
     for (lo, _), s, m, first_q in zip(geometry.padding, stride, geometry.out_shape[2:], q_lo):
         v = np.arange(m, dtype=np.intp) + lo
-        tables += [v % s, v // s - first_q]
+        phase_tables += [v % s, v // s - first_q]
     ones = [np.zeros(1, dtype=np.intp)] * 2 * (3 - nd)
     _unshared_kernel.interleave_phases(z.reshape(-1), out.reshape(-1), n, g, c_out_g,
                                        lift3(stride, 1), lift3(q_count, 1),
-                                       lift3(geometry.out_shape[2:], 1), *(ones + tables))
+                                       lift3(geometry.out_shape[2:], 1), *(ones + phase_tables))
     return out
 
 
@@ -322,8 +331,23 @@ def _phase_is_cheaper(geometry):
             and math.prod(spans) < math.prod(geometry.kernel))
 
 
-def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                   groups=1, output_size=None, method="auto"):
+@overload
+def conv_transpose(x: Ragged, weight: ArrayLike, bias: ArrayLike | None = None, *,
+                   stride: IntOrTuple = 1, padding: Padding = 0, output_padding: IntOrTuple = 0,
+                   dilation: IntOrTuple = 1, groups: int = 1,
+                   output_size: Sequence[int] | None = None,
+                   method: TransposeMethod = "auto") -> Ragged: ...
+@overload
+def conv_transpose(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+                   stride: IntOrTuple = 1, padding: Padding = 0, output_padding: IntOrTuple = 0,
+                   dilation: IntOrTuple = 1, groups: int = 1,
+                   output_size: Sequence[int] | None = None,
+                   method: TransposeMethod = "auto") -> NDArray[Any]: ...
+def conv_transpose(x: BatchLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+                   stride: IntOrTuple = 1, padding: Padding = 0, output_padding: IntOrTuple = 0,
+                   dilation: IntOrTuple = 1, groups: int = 1,
+                   output_size: Sequence[int] | None = None,
+                   method: TransposeMethod = "auto") -> NDArray[Any] | Ragged:
     """Transposed convolution, ``torch.nn.functional.conv_transpose1d/2d/3d`` semantics.
 
     Parameters
@@ -416,8 +440,23 @@ def _gradient_problem(arrays, shape, shape_name, options):
     return list(checked.values()), shape, dtype, geometry
 
 
-def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, padding=0,
-                              output_padding=0, dilation=1, groups=1, output_size=None):
+@overload
+def conv_transpose_grad_input(grad_output: Ragged, weight: ArrayLike,
+                              input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                              padding: Padding = 0, output_padding: IntOrTuple = 0,
+                              dilation: IntOrTuple = 1, groups: int = 1,
+                              output_size: Sequence[int] | None = None) -> Ragged: ...
+@overload
+def conv_transpose_grad_input(grad_output: ArrayLike, weight: ArrayLike,
+                              input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                              padding: Padding = 0, output_padding: IntOrTuple = 0,
+                              dilation: IntOrTuple = 1, groups: int = 1,
+                              output_size: Sequence[int] | None = None) -> NDArray[Any]: ...
+def conv_transpose_grad_input(grad_output: BatchLike, weight: ArrayLike,
+                              input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                              padding: Padding = 0, output_padding: IntOrTuple = 0,
+                              dilation: IntOrTuple = 1, groups: int = 1,
+                              output_size: Sequence[int] | None = None) -> NDArray[Any] | Ragged:
     """Gradient of :func:`conv_transpose` with respect to ``x``: a strided :func:`conv`.
 
     Parameters
@@ -452,8 +491,11 @@ def conv_transpose_grad_input(grad_output, weight, input_shape, *, stride=1, pad
                       dilation=geometry.dilation, groups=geometry.groups)
 
 
-def conv_transpose_grad_weight(x, grad_output, weight_shape, *, stride=1, padding=0,
-                               output_padding=0, dilation=1, groups=1, output_size=None):
+def conv_transpose_grad_weight(x: BatchLike, grad_output: BatchLike, weight_shape: Sequence[int],
+                               *, stride: IntOrTuple = 1, padding: Padding = 0,
+                               output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+                               groups: int = 1,
+                               output_size: Sequence[int] | None = None) -> NDArray[Any]:
     """Gradient of :func:`conv_transpose` with respect to ``weight``.
 
     :func:`conv_grad_weight` with input and output swapped: the output

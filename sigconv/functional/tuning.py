@@ -29,6 +29,8 @@ another process wrote meanwhile, so concurrent first uses do not corrupt it.
 ``SIGCONV_AUTOTUNE=0`` turns measuring off: "auto" then takes the rule of
 :func:`default_path`.  A given cache gives the same choices every run.
 """
+from __future__ import annotations
+
 import collections
 import contextlib
 import json
@@ -37,8 +39,11 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .._version import __version__
 from .. import _atomic, _cpu, _kernels
@@ -46,7 +51,7 @@ from .. import _atomic, _cpu, _kernels
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the module is None where it does not exist
 
 __all__ = ["choose_path", "default_path", "cache_path", "clear", "MAX_ENTRIES"]
 
@@ -72,13 +77,16 @@ CHECKS = 2
 RECHECK_AFTER = 5
 
 _lock = threading.Lock()
-_choices = collections.OrderedDict()  # signature -> {"path", "times", "checks"}, oldest first
-_uses = {}             # signature -> uses in this process while it awaits its second check
-_loaded_from = None    # (cache file, target) read into _choices, if any
+# signature -> {"path", "times", "checks"}, oldest first
+_choices: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+_uses: dict[str, int] = {}  # signature -> uses in this process while it awaits its second check
+# (cache file, target) read into _choices, if any
+_loaded_from: tuple[str | None, str] | None = None
 
 
-_machines = {}        # dispatch target -> _machine() of this process
-_paths = {}           # (SIGCONV_CACHE_DIR, XDG_CACHE_HOME, HOME) -> cache_path()
+_machines: dict[str, dict[str, Any]] = {}  # dispatch target -> _machine() of this process
+# (SIGCONV_CACHE_DIR, XDG_CACHE_HOME, HOME) -> cache_path()
+_paths: dict[tuple[str | None, ...], str | None] = {}
 
 
 def _machine():
@@ -94,7 +102,7 @@ def _machine():
     return _machines[target]
 
 
-def cache_path():
+def cache_path() -> str | None:
     """The cache file of this machine, or None when no cache folder can be named."""
     settings = (os.environ.get("SIGCONV_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"),
                 os.environ.get("HOME"))
@@ -204,7 +212,7 @@ def _load():
         _choices.update(_read(path, _machine()))
 
 
-def clear(*, disk=False):
+def clear(*, disk: bool = False) -> None:
     """Forget every remembered choice (and delete this machine's cache file if ``disk``)."""
     global _loaded_from
     with _lock:
@@ -221,7 +229,9 @@ def _size_class(value):
     return 0 if value <= 0 else 1 << round(math.log2(value))
 
 
-def signature(op, dtype, weight_shape, groups, stride, dilation, input_dilation, sizes, threads):
+def signature(op: str, dtype: DTypeLike, weight_shape: Sequence[int], groups: int,
+              stride: Sequence[int], dilation: Sequence[int], input_dilation: Sequence[int],
+              sizes: Sequence[float], threads: int) -> str:
     """The key under which a path choice is remembered (a string, for JSON).
 
     ``sizes`` is ``(items, mean output positions per item, mean output row
@@ -233,12 +243,13 @@ def signature(op, dtype, weight_shape, groups, stride, dilation, input_dilation,
     return repr(parts)
 
 
-def default_path(stride, input_dilation):
+def default_path(stride: Sequence[int], input_dilation: Sequence[int]) -> str:
     """The rule without measurements: direct when its vector loop applies, else gemm."""
     return "direct" if stride[-1] == 1 and input_dilation[-1] == 1 else "gemm"
 
 
-def _measure(candidates, run, rounds, times=None):
+def _measure(candidates: Sequence[str], run: Callable[[str], object], rounds: int,
+             times: dict[str, float] | None = None) -> dict[str, float]:
     """Best seconds of each path over ``rounds`` interleaved rounds (merged into ``times``)."""
     times = dict(times or {})
     for _ in range(rounds):  # interleaved, so that a burst of load hits both paths
@@ -249,9 +260,9 @@ def _measure(candidates, run, rounds, times=None):
     return times
 
 
-def _remember(key, times, checks):
+def _remember(key: str, times: dict[str, float], checks: int) -> str:
     """Store ``key``'s timings in memory and on disk; return the fastest path."""
-    fastest = min(times, key=times.get)
+    fastest = min(times, key=times.__getitem__)
     with _lock:
         _choices[key] = {"path": fastest, "times": times, "checks": checks}
         _choices.move_to_end(key)
@@ -263,7 +274,8 @@ def _remember(key, times, checks):
     return fastest
 
 
-def choose_path(key, candidates, run, flops):
+def choose_path(key: str, candidates: Sequence[str], run: Callable[[str], object],
+                flops: float) -> str:
     """Run the remembered (or fastest) path of ``candidates`` for ``key``; return its name.
 
     ``run(path)`` computes the whole result by ``path``; ``flops`` estimates

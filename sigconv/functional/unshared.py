@@ -44,9 +44,14 @@ Padding accepts what :func:`conv` accepts (``"valid"``, ``"same"``,
 The bias gradient is ``grad_output`` summed over the axes the bias is
 broadcast along.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import shapes
 from .. import _kernels as _kernel
@@ -57,6 +62,7 @@ from ..ragged import Ragged, lift3, map_grad_input, map_items, sum_over_items
 from ._core import _check_array, _check_grad_output
 from .conv import conv, conv_grad_input, conv_grad_weight
 from .fft import _workers
+from ..typing import BatchLike, IntOrTuple, Padding, Shape
 
 __all__ = ["local_conv", "local_conv_grad_input", "local_conv_grad_weight",
            "tiled_conv", "tiled_conv_grad_input", "tiled_conv_grad_weight"]
@@ -236,13 +242,14 @@ def _patch_bytes(x, geometry):
     return x.shape[1] * int(np.prod(geometry.kernel)) * x.itemsize
 
 
-def _kernel_args(geometry):
+def _kernel_args(geometry: Any) -> tuple[Shape, Shape, Shape, Shape, Shape]:
     return (lift3(geometry.x_shape[2:], 1), lift3(geometry.out_spatial, 1),
             lift3(geometry.kernel, 1), lift3(geometry.stride, 1),
             lift3(tuple(lo for lo, _ in geometry.padding), 0))
 
 
-def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
+def local_conv(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+               stride: IntOrTuple = 1, padding: Padding = "valid") -> NDArray[Any]:
     """Unshared (locally connected) convolution: a separate filter bank per output position.
 
     Parameters
@@ -286,7 +293,8 @@ def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     return out
 
 
-def local_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="valid"):
+def local_conv_grad_input(grad_output: ArrayLike, weight: ArrayLike, input_shape: Sequence[int],
+                          *, stride: IntOrTuple = 1, padding: Padding = "valid") -> NDArray[Any]:
     """Gradient of :func:`local_conv` with respect to its input.
 
     Parameters
@@ -312,7 +320,8 @@ def local_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     return grad_input
 
 
-def local_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid"):
+def local_conv_grad_weight(x: ArrayLike, grad_output: ArrayLike, weight_shape: Sequence[int], *,
+                           stride: IntOrTuple = 1, padding: Padding = "valid") -> NDArray[Any]:
     """Gradient of :func:`local_conv` with respect to its weight.
 
     Parameters
@@ -373,7 +382,14 @@ def _tile_phases(geometry, tile):
                    tuple(pairs))
 
 
-def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
+@overload
+def tiled_conv(x: Ragged, weight: ArrayLike, bias: ArrayLike | None = None, *,
+               stride: IntOrTuple = 1, padding: Padding = "valid") -> Ragged: ...
+@overload
+def tiled_conv(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+               stride: IntOrTuple = 1, padding: Padding = "valid") -> NDArray[Any]: ...
+def tiled_conv(x: BatchLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+               stride: IntOrTuple = 1, padding: Padding = "valid") -> NDArray[Any] | Ragged:
     """Tiled convolution: output position ``j`` uses kernel ``j % tile`` (per axis).
 
     Parameters
@@ -421,7 +437,17 @@ def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
     return out
 
 
-def tiled_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding="valid"):
+@overload
+def tiled_conv_grad_input(grad_output: Ragged, weight: ArrayLike,
+                          input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                          padding: Padding = "valid") -> Ragged: ...
+@overload
+def tiled_conv_grad_input(grad_output: ArrayLike, weight: ArrayLike,
+                          input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                          padding: Padding = "valid") -> NDArray[Any]: ...
+def tiled_conv_grad_input(grad_output: BatchLike, weight: ArrayLike,
+                          input_shape: Sequence[int] | BatchLike, *, stride: IntOrTuple = 1,
+                          padding: Padding = "valid") -> NDArray[Any] | Ragged:
     """Gradient of :func:`tiled_conv` with respect to its input.
 
     Parameters
@@ -454,7 +480,8 @@ def tiled_conv_grad_input(grad_output, weight, input_shape, *, stride=1, padding
     return grad_input
 
 
-def tiled_conv_grad_weight(x, grad_output, weight_shape, *, stride=1, padding="valid"):
+def tiled_conv_grad_weight(x: BatchLike, grad_output: BatchLike, weight_shape: Sequence[int], *,
+                           stride: IntOrTuple = 1, padding: Padding = "valid") -> NDArray[Any]:
     """Gradient of :func:`tiled_conv` with respect to its weight.
 
     Parameters
