@@ -13,6 +13,8 @@ alias               meaning
 ``ConvMethod``      a convolution algorithm: ``"auto"``, ``"gemm"``, ``"direct"``, ``"fft"``, ``"separable"``
 ``TransposeMethod`` a transposed-convolution algorithm: ``"auto"``, ``"phase"``, ``"dilated"``
 ``PoolKind``        what a global or adaptive pool computes: ``"avg"``, ``"max"``, ``"lp"``
+``SignalKind``      a :class:`~sigconv.io.Signal`'s kind: ``"waveform"``, ``"spectrogram"``, ``"skeleton"``, ``"image"``, ``"volume"``, ``"video"``
+``PadMode``         a :func:`numpy.pad` mode (``"constant"``, ``"edge"``, ``"reflect"``, ...)
 ``FloatArray``      a float32 or float64 ndarray
 ``Seed``            what :func:`numpy.random.default_rng` takes
 ``PathLike``        a path: ``str`` or :class:`os.PathLike`
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from .ragged import Ragged
 
 __all__ = ["IntOrTuple", "PaddingMode", "Padding", "Shape", "ConvMethod", "TransposeMethod",
-           "PoolKind", "FloatArray", "Seed", "PathLike", "BatchLike", "TensorLike"]
+           "PoolKind", "SignalKind", "PadMode",
+           "FloatArray", "Seed", "PathLike", "BatchLike", "TensorLike"]
 
 IntOrTuple: TypeAlias = Union[int, Sequence[int]]
 PaddingMode: TypeAlias = Literal["valid", "same", "full"]
@@ -43,6 +46,9 @@ Shape: TypeAlias = tuple[int, ...]
 ConvMethod: TypeAlias = Literal["auto", "gemm", "direct", "fft", "separable"]
 TransposeMethod: TypeAlias = Literal["auto", "phase", "dilated"]
 PoolKind: TypeAlias = Literal["avg", "max", "lp"]
+SignalKind: TypeAlias = Literal["waveform", "spectrogram", "skeleton", "image", "volume", "video"]
+PadMode: TypeAlias = Literal["constant", "edge", "linear_ramp", "maximum", "mean", "median",
+                             "minimum", "reflect", "symmetric", "wrap", "empty"]
 FloatArray: TypeAlias = NDArray[np.floating[Any]]
 Seed: TypeAlias = Union[int, Sequence[int], np.random.SeedSequence, np.random.BitGenerator,
                         np.random.Generator, None]

@@ -6,13 +6,19 @@ named axes, crop, pad) return new signals whose metadata follow the data:
 cropping a volume moves its affine's origin, resizing a time axis changes the
 sample or frame rate, resizing a spectrogram's time axis changes its hop.
 """
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ..errors import ArgumentError, DTypeError, ShapeError
 from .._validation import check_choice, check_int, check_positive_real
 from .formats import AXES, KINDS
+from ..typing import PadMode, SignalKind
 
 __all__ = ["Signal", "KINDS", "AXES", "HU_WINDOWS", "resample_waveform"]
 
@@ -45,7 +51,8 @@ FIELDS = (
 )
 
 
-def resample_waveform(data, rate, new_rate, *, quality="HQ"):
+def resample_waveform(data: NDArray[Any], rate: float, new_rate: float, *,
+                      quality: str = "HQ") -> NDArray[Any]:
     """Resample ``data`` (C, T) from ``rate`` to ``new_rate`` with soxr; returns (C, T')."""
     import soxr
 
@@ -71,7 +78,21 @@ class Signal:
         entries (kept in ``signal.meta``).
     """
 
-    def __init__(self, data, kind, axes=None, **metadata):
+    # the metadata of FIELDS, set from ``**metadata`` (None when a kind has no such field)
+    sample_rate: float | None
+    frame_rate: float | None
+    spacing: tuple[float, ...] | None
+    affine: NDArray[np.float64] | None
+    channel_names: tuple[str, ...] | None
+    joints: tuple[Any, ...] | None
+    hop_length: int | None
+    n_fft: int | None
+    frequencies: NDArray[np.float64] | None
+    start_time: float | None
+    path: str | None
+
+    def __init__(self, data: ArrayLike, kind: SignalKind, axes: Sequence[str] | None = None,
+                 **metadata: Any) -> None:
         check_choice(kind, "kind", KINDS)
         data = np.asarray(data)
         axes = tuple(AXES[kind] if axes is None else axes)
@@ -83,37 +104,40 @@ class Signal:
         self.data = data
         self.kind = kind
         self.axes = axes
-        self.meta = {}
+        self.meta: dict[str, Any] = {}
         for name in FIELDS:
             setattr(self, name, metadata.pop(name, None))
         self.meta.update(metadata)
 
     # -- basic properties -------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
+        """Shape of ``data``: ``(C, *spatial)``."""
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
+        """dtype of ``data``."""
         return self.data.dtype
 
     @property
-    def channels(self):
-        return self.data.shape[0]
+    def channels(self) -> int:
+        """Number of channels, ``data.shape[0]``."""
+        return int(self.data.shape[0])
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> NDArray[Any]:
         if dtype is None:
             return self.data
         return self.data.astype(dtype)
 
-    def axis(self, name):
+    def axis(self, name: str) -> int:
         """Index of the axis called ``name`` (raises ArgumentError listing the axes)."""
         try:
             return self.axes.index(name)
         except ValueError:
             raise ArgumentError(f"this {self.kind} has axes {self.axes}; no axis {name!r}") from None
 
-    def rate(self, name):
+    def rate(self, name: str) -> float | None:
         """Samples per unit along axis ``name`` (per second for time, per mm for space), or None."""
         if name == "time":
             if self.kind == "spectrogram":
@@ -126,14 +150,14 @@ class Signal:
         return None
 
     @property
-    def duration(self):
+    def duration(self) -> float | None:
         """Seconds covered by the time axis, or None."""
         if "time" not in self.axes:
             return None
         rate = self.rate("time")
         return None if not rate else self.data.shape[self.axis("time")] / rate
 
-    def times(self):
+    def times(self) -> NDArray[np.float64]:
         """Seconds of each index along the time axis (spectrogram columns are frame centres)."""
         n = self.data.shape[self.axis("time")]
         rate = self.rate("time")
@@ -141,13 +165,13 @@ class Signal:
             raise ArgumentError(f"this {self.kind} has no rate on its time axis")
         return (self.start_time or 0.0) + np.arange(n) / rate
 
-    def metadata(self):
+    def metadata(self) -> dict[str, Any]:
         """Every metadata entry that is set, as a dict (fields first, then ``meta``)."""
         out = {name: getattr(self, name) for name in FIELDS if getattr(self, name) is not None}
         out.update(self.meta)
         return out
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         parts = [f"kind={self.kind!r}", f"shape={self.data.shape}", f"dtype={self.data.dtype}",
                  f"axes={self.axes}"]
         for name in ("sample_rate", "frame_rate"):
@@ -170,7 +194,7 @@ class Signal:
             parts.append(f"path={str(self.path)!r}")
         return "Signal(" + ", ".join(parts) + ")"
 
-    def replace(self, data=None, **changes):
+    def replace(self, data: ArrayLike | None = None, **changes: Any) -> Signal:
         """A copy with ``data`` and/or metadata fields replaced (``meta`` entries merged)."""
         fields = {name: getattr(self, name) for name in FIELDS}
         meta = dict(self.meta)
@@ -183,14 +207,14 @@ class Signal:
                       changes.get("axes", self.axes), **fields, **meta)
 
     # -- helpers ------------------------------------------------------------
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Signal:
         """The signal with its data converted to ``dtype`` (a float or integer dtype)."""
         dtype = np.dtype(dtype)
         if dtype.kind not in "fiub":
             raise DTypeError(f"dtype must be a float, integer or bool dtype, got {dtype}")
         return self.replace(self.data.astype(dtype, copy=False))
 
-    def standardize(self, *, eps=1e-8):
+    def standardize(self, *, eps: float = 1e-8) -> Signal:
         """Per-channel zero mean, unit standard deviation over all spatial axes.
 
         Channels with a standard deviation below ``eps`` are only centred.
@@ -202,7 +226,8 @@ class Signal:
         std = np.where(std < eps, 1.0, std).astype(data.dtype)
         return self.replace((data - mean) / std, standardized=True)
 
-    def window(self, window=None, *, level=None, width=None):
+    def window(self, window: str | tuple[float, float] | None = None, *,
+               level: float | None = None, width: float | None = None) -> Signal:
         """Intensity window mapped to [0, 1]: values below ``level - width/2`` become 0.
 
         ``window`` is a name from :data:`HU_WINDOWS` (CT in Hounsfield units,
@@ -228,7 +253,7 @@ class Signal:
         data = np.clip((self.data.astype(dtype, copy=False) - low) / width, 0.0, 1.0)
         return self.replace(data.astype(dtype, copy=False), window=(float(level), float(width)))
 
-    def _sizes(self, sizes):
+    def _sizes(self, sizes: dict[str, Any]) -> dict[int, int]:
         out = {}
         for name, value in sizes.items():
             index = self.axis(name)
@@ -237,7 +262,7 @@ class Signal:
             out[index] = check_int(value, f"size of axis {name!r}")
         return out
 
-    def resize(self, *, order=1, **sizes):
+    def resize(self, *, order: int = 1, **sizes: int) -> Signal:
         """Resize named axes to new lengths by spline interpolation (``order=1``: linear).
 
         ``signal.resize(height=224, width=224)``; ``signal.resize(time=100)``.
@@ -259,9 +284,9 @@ class Signal:
         out = ndimage.zoom(data, zoom, order=order, mode="nearest", grid_mode=True)
         return self.replace(out, **self._rescaled_metadata(zoom))
 
-    def _rescaled_metadata(self, zoom):
+    def _rescaled_metadata(self, zoom: Sequence[float]) -> dict[str, Any]:
         """Metadata after axis ``i`` was stretched by ``zoom[i]`` (output/input length)."""
-        changes = {}
+        changes: dict[str, Any] = {}
         for index, factor in enumerate(zoom):
             if index == 0 or factor == 1.0:
                 continue
@@ -293,7 +318,8 @@ class Signal:
                 changes["affine"] = affine_new
         return changes
 
-    def resample(self, rate=None, *, spacing=None, order=1, quality="HQ"):
+    def resample(self, rate: float | None = None, *, spacing: float | Sequence[float] | None = None,
+                 order: int = 1, quality: str = "HQ") -> Signal:
         """Change the sampling of the time axis (``rate``) or of the spatial axes (``spacing``).
 
         Waveforms are resampled with soxr (band-limited, ``quality`` one of
@@ -318,7 +344,7 @@ class Signal:
         n_spatial = self.data.ndim - 1
         if isinstance(spacing, numbers.Real):
             spacing = (float(spacing),) * n_spatial
-        spacing = tuple(float(s) for s in spacing)
+        spacing = tuple(float(s) for s in spacing)  # type: ignore[union-attr]  # a sequence here
         if len(spacing) != n_spatial or not all(s > 0 for s in spacing):
             raise ArgumentError(f"spacing must be one positive number or {n_spatial}, got {spacing}")
         sizes = {}
@@ -327,7 +353,7 @@ class Signal:
             sizes[self.axes[index + 1]] = max(1, int(round(n * old / new)))
         return self.resize(order=order, **sizes)
 
-    def _ranges(self, ranges, what):
+    def _ranges(self, ranges: dict[str, Any], what: str) -> dict[int, tuple[Any, Any]]:
         out = {}
         for name, value in ranges.items():
             index = self.axis(name)
@@ -341,7 +367,7 @@ class Signal:
             out[index] = (lo, hi)
         return out
 
-    def crop(self, **ranges):
+    def crop(self, **ranges: int | tuple[int | None, int | None]) -> Signal:
         """Keep ``[start, stop)`` along named axes: ``signal.crop(time=(8000, 16000))``.
 
         ``None`` and negative bounds work as in slicing.  The affine origin and
@@ -356,7 +382,7 @@ class Signal:
                                     f"(length {self.data.shape[axis]})")
             index[axis] = slice(start, stop)
             starts[axis] = start
-        changes = {}
+        changes: dict[str, Any] = {}
         if "time" in self.axes and starts[self.axis("time")]:
             rate = self.rate("time")
             if rate:
@@ -367,7 +393,8 @@ class Signal:
             changes["affine"] = affine
         return self.replace(np.ascontiguousarray(self.data[tuple(index)]), **changes)
 
-    def pad(self, *, mode="constant", value=0, **widths):
+    def pad(self, *, mode: PadMode = "constant", value: float = 0,
+            **widths: int | tuple[int, int]) -> Signal:
         """Pad named axes: ``signal.pad(time=(0, 100))`` or ``signal.pad(height=4)`` (both sides).
 
         ``mode`` is any :func:`numpy.pad` mode; ``value`` the constant for
@@ -378,9 +405,9 @@ class Signal:
             if lo < 0 or hi < 0:
                 raise ArgumentError(f"pad widths must be >= 0, got {(lo, hi)} for {self.axes[axis]!r}")
             pad[axis] = (int(lo), int(hi))
-        kwargs = {"constant_values": value} if mode == "constant" else {}
+        kwargs: dict[str, Any] = {"constant_values": value} if mode == "constant" else {}
         data = np.pad(self.data, pad, mode=mode, **kwargs)
-        changes = {}
+        changes: dict[str, Any] = {}
         if "time" in self.axes and pad[self.axis("time")][0]:
             rate = self.rate("time")
             if rate:
