@@ -17,8 +17,8 @@ import numpy as np
 
 from .. import nn
 from .._atomic import atomic_write_bytes
-from .._validation import as_float_array, as_tuple, check_batch, check_int, \
-    check_spatial_nonempty
+from .._validation import (as_float_array, as_tuple, check_batch, check_int,
+                           check_spatial_nonempty)
 from .._version import __version__
 from ..autograd import Tensor, no_grad
 from ..errors import ArgumentError, ExportError, ShapeError, SigconvError
@@ -82,7 +82,7 @@ class _Graph:
         return _Value(out, rank)
 
     def param(self, path, name, array):
-        """The initializer of state-dict entry ``path.name`` (one per array, shared by every use)."""
+        """The initializer of state-dict entry ``path.name``: one per array, shared by its uses."""
         key = f"{path}.{name}" if path else name
         array = np.asarray(getattr(array, "data", array))
         known = self.initializers.get(key)
@@ -374,7 +374,11 @@ def _global_pool(g, layer, path, x):
 
 
 def _adaptive_pool(g, layer, path, x):
-    """Separable over the axes: on each, output ``i`` of ``m`` pools ``[floor(i n / m), ceil((i + 1) n / m))``."""
+    """Output ``i`` of ``m`` on an axis pools ``[floor(i n / m), ceil((i + 1) n / m))``.
+
+    Separable: each axis in turn, a ``Slice`` per window (bounds from ``Shape``), reduced,
+    concatenated.
+    """
     reduce = _REDUCE[layer.kind]
     h = g.powered(x, layer.p, path) if layer.kind == "lp" else x
     for axis, m in enumerate(_walk.adaptive_sizes(layer.output_size, x.rank - 2), start=2):
@@ -671,6 +675,8 @@ def to_onnx(model, example, path, *, dynamic_axes=None, opset=None):
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
+        graph = _Graph(onnx, opset, dtype)
+        out = graph.emit(model, "", _Value(INPUT, example.ndim))  # refuses a layer by its path
         try:
             with no_grad():
                 reference = model(example)
@@ -678,8 +684,6 @@ def to_onnx(model, example, path, *, dynamic_axes=None, opset=None):
             raise type(exc)(f"the example of shape {example.shape} does not fit the model: "
                             f"{exc}") from None
         reference = np.asarray(getattr(reference, "data", reference))
-        graph = _Graph(onnx, opset, dtype)
-        out = graph.emit(model, "", _Value(INPUT, example.ndim))
     finally:
         for module, training in modes:
             object.__setattr__(module, "training", training)

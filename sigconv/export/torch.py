@@ -209,7 +209,7 @@ class LPPool(_Options):
                                   ceil_mode=self.ceil_mode)
         powered = _powered(x, self.p)
         if self.ceil_mode:
-            powered = TF.pad(powered, _pads_after((0, q) for q in _walk.lp_ceil_padding(k, s)))
+            powered = TF.pad(powered, _pads_after([(0, q) for q in _walk.lp_ceil_padding(k, s)]))
         mean = _by_rank("avg_pool", x, "LPPool")(powered, k, s)
         return _root(mean * math.prod(k), self.p)
 
