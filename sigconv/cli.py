@@ -43,8 +43,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (action.default in (None, False, argparse.SUPPRESS) or "default" in text
-                or action.option_strings == [] or isinstance(action.default, bool)):
+        if (action.default is None or action.default is argparse.SUPPRESS
+                or isinstance(action.default, bool) or "default" in text
+                or not action.option_strings):
             return text
         return text + " (default: %(default)s)"
 
@@ -392,7 +393,21 @@ def _output_format(choice, signal):
         return "nifti"
     if choice == "npy":
         return "npy"
-    return "nifti" if signal.kind == "volume" and signal.meta.get("orientation") else "npy"
+    return "nifti" if signal.kind == "volume" and _read_as(signal.path) in PATIENT_SPACE else "npy"
+
+
+#: The formats (:data:`sigconv.io.formats.FORMATS`) whose volumes carry a patient-space affine.
+PATIENT_SPACE = ("NIfTI", "DICOM", "DICOM series")
+
+
+def _read_as(path):
+    """The name of the format :func:`sigconv.io.load` reads ``path`` as, or None."""
+    from .io._common import check_file, read_head
+    from .io.formats import recognise
+
+    path = check_file(path, directory_ok=True)
+    found = recognise(path, read_head(path))
+    return None if found is None else found.name
 
 
 def _predict(args):

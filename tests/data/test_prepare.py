@@ -12,8 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from sigconv import ArgumentError
+from sigconv import ArgumentError, ShapeError
 from sigconv.data import Source, Store, StoreError, convert_npy, prepare
+from sigconv.data.prepare import converter_key
 from sigconv.data.store import file_sha256
 
 
@@ -382,3 +383,29 @@ def test_store_files_honour_the_umask(tmp_path, rng, umask):
              for name in _snapshot(tmp_path / "store")}
     assert {"manifest.jsonl", "failures.jsonl", "items/clip_000.npy"} <= set(modes)
     assert modes == dict.fromkeys(modes, 0o666 & ~umask)
+
+
+def _channels_of_the_name(path):
+    """A converter whose items have as many channels as the file's name says (c1, c3)."""
+    array, _ = convert_npy(path)
+    return np.repeat(array, int(os.path.basename(path)[1]), axis=0), {"kind": "image"}
+
+
+def test_items_of_different_channel_counts_are_refused_naming_the_files(tmp_path, rng):
+    (tmp_path / "src").mkdir()
+    sources = []
+    for name in ("c1a", "c3a", "c3b"):
+        np.save(tmp_path / "src" / f"{name}.npy", rng.standard_normal(8))
+        sources.append(Source(name, str(tmp_path / "src" / f"{name}.npy")))
+    out = tmp_path / "store"
+    with pytest.raises(ShapeError, match=r"3 channels: 2 items \(c3a.npy, c3b.npy\); 1 channel: "
+                                         r"1 item \(c1a.npy\)\. To fix: .*mode='RGB'"):
+        prepare(sources, out, _channels_of_the_name, progress=False, log=None)
+    assert len(Store(out)) == 3                 # prepared, so that a fix redoes only what changed
+    # another converter (options included) prepares every source again
+    import functools
+    key = converter_key(functools.partial(convert_npy))
+    assert key == {"function": "sigconv.data.prepare.convert_npy", "args": [], "options": {}}
+    again = prepare(sources, out, functools.partial(convert_npy), progress=False, log=None)
+    assert (again.prepared, again.unchanged) == (3, 0)
+    assert {r["converter"]["function"] for r in Store(out).records} == {key["function"]}

@@ -9,7 +9,7 @@ import pytest
 
 from sigconv import ArgumentError
 from sigconv.data import Store, prepare
-from sigconv.data.sources import folder_sources, hashed_split, load_item
+from sigconv.data.sources import folder_sources, hashed_split, load_item, prepare_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -157,3 +157,30 @@ def test_labels_file_paths_stay_inside_the_source_folder(tmp_path):
     (tmp_path / "labels.csv").write_text("path,label\n./a.npy,1\nsub/../a2.npy,0\n")
     assert [s.path for s in folder_sources(root, labels=tmp_path / "labels.csv")] == [
         os.path.join(root, "./a.npy"), os.path.join(root, "sub/../a2.npy")]
+
+
+def test_load_item_resizes_images_and_resamples_volumes(shared_data):
+    pytest.importorskip("sigconv.io")
+    data, meta = load_item(str(shared_data / "images" / "camera.png"), kind="image", mode="RGB",
+                           size=(32, 48))
+    assert data.shape == (3, 32, 48) and meta["channel_names"] == ["R", "G", "B"]
+    data, meta = load_item(str(shared_data / "volumes" / "stent.npz"), kind="volume",
+                           spacing=(4.0, 2.0, 2.0))
+    assert data.shape == (1, 64, 64, 64) and meta["spacing"] == [4.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("kind,options,message", [
+    ("image", {"spacing": 1.0}, "spacing=1.0 is an option of volume items, not of image items"),
+    ("volume", {"size": (8, 8)}, r"size=\(8, 8\) is an option of image and video items"),
+    ("image", {"size": (8,)}, r"size must be \(height, width\)"),
+    ("volume", {"spacing": (1.0, -2.0, 1.0)}, "spacing must be one voxel size"),
+    ("video", {"mode": "RGBA"}, "mode of video items must be one of L, RGB"),
+    ("waveform", {"sample_rate": 0}, "sample_rate must be a finite number > 0"),
+    ("image", {"spectrogram": {"n_mels": 8}}, "spectrogram options are for audio"),
+    ("spectrogram", {"spectrogram": {"n_mels": 0}}, "spectrogram n_mels must be"),
+])
+def test_prepare_folder_refuses_options_before_reading(tmp_path, kind, options, message):
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ArgumentError, match=message):
+        prepare_folder(tmp_path / "src", tmp_path / "out", kind=kind, progress=False, **options)
+    assert not (tmp_path / "out").exists()
