@@ -276,8 +276,11 @@ class TensorBoard(Callback):
 
     def on_train_begin(self, run):
         folder = self.log_dir or os.path.join(run.out, "tensorboard")
+        # one file per call, named after its first epoch: a resume in the same second as
+        # the last call's end must not reopen (and truncate) that call's file
         self.writer = self._writer_class(
-            folder, purge_step=run.first_epoch + 1 if run.resumed else None)
+            folder, purge_step=run.first_epoch + 1 if run.resumed else None,
+            filename_suffix=f".epoch-{run.first_epoch + 1:06d}")
 
     def on_epoch_end(self, run, epoch, record):
         for tag, value in _numbers({k: v for k, v in record.items() if k != "epoch"}).items():

@@ -8,7 +8,7 @@ import pytest
 from sigconv import checkpoint
 from sigconv.cli import main
 from sigconv.data import Source, convert_npy, prepare
-from sigconv.errors import ArgumentError
+from sigconv.errors import ArgumentError, ShapeError
 from sigconv.train import evaluate, load_model, predict, train
 from sigconv.train.tasks import NLM_H, Denoising, Labelling, _Dice, _PSNR, _nl_means, task_of
 
@@ -79,6 +79,12 @@ def test_denoising_beats_the_noisy_input_and_reports_the_tuned_gaussian(tmp_path
     if importlib.util.find_spec("skimage") is not None:  # the tuned non-local means baseline
         assert test["nlm_h"] in NLM_H and test["psnr_nlm"] > test["psnr_noisy"] + 2
     assert {"train_psnr", "validation_psnr"} <= set(metrics["history"][-1])
+    # SSIM in the store's units (tests/train/test_metrics.py checks it against scikit-image);
+    # it need not order like PSNR: this 8-epoch model is 3.6 dB over the noisy input and
+    # below it in SSIM (0.57 against 0.62), while smoothing these flat blobs raises both
+    assert 0 < test["ssim"] <= 1 and 0 < test["ssim_noisy"] < test["ssim_gaussian"] <= 1
+    if "psnr_nlm" in test:
+        assert test["ssim_noisy"] < test["ssim_nlm"] <= 1
     for name in ("curves.png", "kernels.png", "feature_maps.png", "example.png"):
         assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
     # predict gives the denoised volume in the store's units, the input's shape
@@ -172,3 +178,55 @@ def test_non_local_means_is_scikit_images_filter_tuned_on_the_training_items(rng
                             patch_size=5, patch_distance=6)
     np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-6)
     assert np.mean((got - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2)
+
+
+def test_a_store_the_task_cannot_learn_from_is_refused_before_training(tmp_path, rng):
+    from tests.train.test_loop import _waveform_store
+
+    waves = _waveform_store(tmp_path, rng)
+    for task in ("denoise", "label"):
+        message = (r"needs an explicit patch .* 32 samples per axis is sized for images and "
+                   r"volumes, and on waveform items it is 32 time steps = 4 ms at 8000 Hz; "
+                   r"the median training item is \(\d+,\) samples" if task == "denoise"
+                   else "last channel holds the labels .*target_channels == 1")
+        with pytest.raises(ArgumentError, match=message):
+            train(waves, tmp_path / "refused", task=task, progress=False, log=None)
+    assert not (tmp_path / "refused").exists()                   # nothing was created
+    from sigconv.data import Store
+
+    records = Store(waves).records
+    Denoising.check_records(records, [], {"patch": 2048})         # a patch given: accepted
+    plain = _store(tmp_path, rng, with_labels=False)
+    with pytest.raises(ArgumentError, match=r"classification needs a 'label' in every record; "
+                                            r"6 of 6 have none .*task='denoise'"):
+        train(plain, tmp_path / "refused", task="classify", progress=False, log=None)
+    Denoising.check_records(Store(plain).records, [], {})          # volumes: the default patch
+    one_class = [{"id": "a", "label": 1, "split": "train"}, {"id": "b", "label": 1}]
+    with pytest.raises(ArgumentError, match="two classes or more; every training item has "
+                                            "the label 1"):
+        task_of(one_class, "classify").check_records(one_class, [], {})
+    train_records = [{"id": "a", "label": 0}, {"id": "b", "label": 1}]
+    with pytest.raises(ArgumentError, match="test item 'c' has the label 2, which no training "
+                                            r"item has \(training classes: \[0, 1\]\)"):
+        task_of(train_records).check_records(train_records, [{"id": "c", "label": 2,
+                                                              "split": "test"}], {})
+    narrow = [{"id": "n", "target_channels": 1, "shape": [1, 8, 8]}]
+    with pytest.raises(ArgumentError, match="at least one input channel before the label"):
+        Labelling.check_records(narrow, [], {})
+
+
+def test_a_model_of_yours_denoises(tmp_path, rng):
+    from sigconv import nn
+
+    store = _store(tmp_path, rng, with_labels=False)
+    net = nn.Sequential(nn.Conv(1, 8, 3, ndim=3, rng=0), nn.ReLU(), nn.Conv(8, 1, 3, ndim=3,
+                                                                           rng=1))
+    metrics = train(store, tmp_path / "run", task="denoise", model=nn.Residual(net), epochs=3,
+                    stop_after=2, batch_size=4, patch=8, noise=0.4, lr=5e-3, progress=False,
+                    log=None)
+    first, second = metrics["history"]
+    assert second["train_loss"] < first["train_loss"] and np.isfinite(second["validation_psnr"])
+    with pytest.raises(ShapeError, match=r"task 'denoise' needs one output of shape \(1, 8, 8, "
+                                         r"8\) per item \(the input's channels"):
+        train(store, tmp_path / "wide", task="denoise", model=nn.Conv(1, 2, 3, ndim=3),
+              epochs=1, batch_size=4, patch=8, progress=False, log=None)
