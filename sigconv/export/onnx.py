@@ -548,9 +548,8 @@ def _check_example(example, dtype):
     if isinstance(example, Ragged) or (isinstance(example, Tensor) and example.ragged):
         raise ArgumentError("example must be a dense (N, C, *spatial) array, got a Ragged "
                             "batch: pass one item as a batch of one (item[None])")
-    example = getattr(example, "data", example) if isinstance(example, Tensor) else example
-    if np.ndim(example) == 0 and not isinstance(example, np.ndarray) and not hasattr(
-            example, "__len__"):
+    example = example.data if isinstance(example, Tensor) else example
+    if not isinstance(example, (np.ndarray, list, tuple)) and not hasattr(example, "__array__"):
         raise ArgumentError(f"example must be an array (N, C, *spatial), got "
                             f"{type(example).__name__}")
     array = np.asarray(example)

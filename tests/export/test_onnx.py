@@ -221,6 +221,9 @@ def test_bad_input(tmp_path):
         to_onnx(model, np.zeros((0, 2, 8, 8), np.float32), target)
     with pytest.raises(ArgumentError, match="Ragged"):
         to_onnx(model, Ragged.from_list([np.zeros((2, 8, 8)), np.zeros((2, 9, 8))]), target)
+    with pytest.raises(ArgumentError, match=r"example must be an array \(N, C, \*spatial\), got "
+                                            r"NoneType"):
+        to_onnx(model, None, target)
     with pytest.raises(DTypeError, match="example"):
         to_onnx(model, np.full((1, 2, 8, 8), "a"), target)
     with pytest.raises(ArgumentError, match="folder .*missing.* does not exist"):
