@@ -1,11 +1,16 @@
 """What every reader shares: the error classes, the file checks, the sniffing helpers."""
+from __future__ import annotations
+
 import importlib
 import numbers
 import os
 import pathlib
 import stat
+from types import ModuleType
+from typing import Any
 
 from ..errors import ArgumentError, SigconvError
+from ..typing import PathLike
 
 __all__ = ["LoadError", "MissingDependencyError", "MAX_BYTES", "Inspected", "check_file",
            "inspect", "read_head", "require", "check_max_bytes", "limit", "library_error",
@@ -35,16 +40,16 @@ class LoadError(SigconvError, OSError):
     from :class:`OSError`, so ``except OSError`` also catches it.
     """
 
-    def __init__(self, path, cause, detail):
+    def __init__(self, path: PathLike | None, cause: str, detail: str) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.cause = cause
         self.detail = detail
         super().__init__(f"cannot load {self.path!r}: {cause}: {detail}")
 
-    def __str__(self):
-        return self.args[0]
+    def __str__(self) -> str:
+        return str(self.args[0])
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.cause, self.detail))
 
 
@@ -52,14 +57,14 @@ class MissingDependencyError(SigconvError, ImportError):
     """An optional package that a function needs is not installed."""
 
 
-def _human(nbytes):
+def _human(nbytes: float) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= size:
             return f"{nbytes / size:.3g} {unit}"
     return f"{nbytes} bytes"
 
 
-def check_max_bytes(max_bytes):
+def check_max_bytes(max_bytes: float | None) -> int | None:
     """``max_bytes`` as an int (or None), or ArgumentError."""
     if max_bytes is None:
         return None
@@ -71,7 +76,7 @@ def check_max_bytes(max_bytes):
     return int(max_bytes)
 
 
-def limit(path, nbytes, max_bytes, what):
+def limit(path: PathLike, nbytes: int, max_bytes: int | None, what: str) -> None:
     """Raise LoadError (cause "too large") when ``nbytes`` of ``what`` exceed ``max_bytes``."""
     if max_bytes is not None and nbytes > max_bytes:
         raise LoadError(path, "too large", f"{what} needs {nbytes} bytes ({_human(nbytes)}), "
@@ -79,7 +84,8 @@ def limit(path, nbytes, max_bytes, what):
                         "max_bytes= (or max_bytes=None) if the file is meant to be that big")
 
 
-def library_error(path, library, exc, cause="corrupt"):
+def library_error(path: PathLike, library: str, exc: BaseException,
+                  cause: str = "corrupt") -> LoadError:
     """A LoadError for an exception ``library`` raised on the file's content.
 
     MemoryError (a header claiming more than can be allocated) becomes "too
@@ -94,7 +100,7 @@ def library_error(path, library, exc, cause="corrupt"):
     return LoadError(path, cause, f"{library} could not read it: {type(exc).__name__}: {exc}")
 
 
-def require(module, extra, what):
+def require(module: str, extra: str, what: str) -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra."""
     try:
         return importlib.import_module(module)
@@ -115,17 +121,17 @@ class Inspected(os.PathLike):
 
     __slots__ = ("path", "size", "head")
 
-    def __init__(self, path, size, head):
+    def __init__(self, path: pathlib.Path, size: int | None, head: bytes) -> None:
         self.path, self.size, self.head = path, size, head
 
-    def __fspath__(self):
+    def __fspath__(self) -> str:
         return os.fspath(self.path)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Inspected({os.fspath(self.path)!r})"
 
 
-def _stat(path, directory_ok):
+def _stat(path: PathLike | Inspected, directory_ok: bool) -> tuple[pathlib.Path, int | None]:
     if isinstance(path, Inspected):
         if path.size is None and not directory_ok:
             raise LoadError(path.path, "unsupported", "is a directory, not a file")
@@ -150,12 +156,13 @@ def _stat(path, directory_ok):
     return path, info.st_size
 
 
-def check_file(path, *, directory_ok=False):
+def check_file(path: PathLike | Inspected, *, directory_ok: bool = False) -> pathlib.Path:
     """Return ``path`` as a :class:`pathlib.Path` after checking it exists and is not empty."""
     return _stat(path, directory_ok)[0]
 
 
-def inspect(path, *, directory_ok=False, head_size=HEAD_SIZE):
+def inspect(path: PathLike | Inspected, *, directory_ok: bool = False,
+            head_size: int = HEAD_SIZE) -> tuple[pathlib.Path, int | None, bytes]:
     """One stat and one read: ``(Path, size, head)``; a file no longer than ``head_size``
     is read whole (size is None and head is ``b""`` for a directory)."""
     if isinstance(path, Inspected) and (path.size is None or len(path.head) >= min(path.size,
@@ -173,7 +180,7 @@ def inspect(path, *, directory_ok=False, head_size=HEAD_SIZE):
     return path, size, head
 
 
-def read_head(path, size=512):
+def read_head(path: pathlib.Path, size: int = 512) -> bytes:
     """The first ``size`` bytes of a file (``b""`` for a directory)."""
     if path.is_dir():
         return b""
@@ -184,7 +191,7 @@ def read_head(path, size=512):
         raise LoadError(path, "unreadable", str(exc)) from None
 
 
-def extension(path):
+def extension(path: pathlib.Path) -> str:
     """Lower-case suffix of ``path`` including compound ones like ``.nii.gz``."""
     name = path.name.lower()
     for compound in (".nii.gz", ".hdr.gz", ".img.gz"):

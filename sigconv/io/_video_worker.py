@@ -14,11 +14,14 @@ slot) once the frame is in that slot; finally (-1, -1).  From the parent on
 stdin: one byte per slot it has finished with.  Failures are reported as one
 JSON line {"cause", "detail"} on stderr and exit code 3.
 """
+from __future__ import annotations
+
 import json
 import mmap
 import os
 import struct
 import sys
+from typing import Any
 
 
 def _open(path, timeout):
@@ -148,9 +151,9 @@ def main(argv):
     out = _Pipe(sys.stdout.fileno())
     back = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
     try:
-        info = {}
+        info: dict[str, Any] = {}
         slots = options["slots"]
-        state = {"ring": None, "free": list(range(slots)), "direct": 0}
+        state: dict[str, Any] = {"ring": None, "free": list(range(slots)), "direct": 0}
 
         def expected_frames():
             total = info.get("frames")

@@ -6,16 +6,22 @@ Formats it does not know (AAC/M4A, WMA, audio tracks of video files) are
 decoded with PyAV, which is already a dependency for video.  Resampling uses
 soxr.
 """
+from __future__ import annotations
+
 import numbers
+import pathlib
 import struct
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from .._validation import check_positive_real
 from ..errors import ArgumentError
 from ._common import MAX_BYTES, LoadError, check_max_bytes, inspect, library_error, limit
 from .formats import BY_NAME, content_kind, wrong_extension_or
 from .signal import Signal, resample_waveform
+from ..typing import PathLike
 
 __all__ = ["load_audio", "resample_waveform", "EXTENSIONS"]
 
@@ -30,7 +36,7 @@ EXTENSIONS = _AUDIO.extensions
 _LINEAR_TAGS = (1, 3, 6, 7)
 
 
-def _check_fmt(path, fmt):
+def _check_fmt(path: pathlib.Path, fmt: bytes) -> None:
     """Refuse a WAV ``fmt `` chunk no writer could mean (libsndfile reads some anyway:
     7 bits per sample in 2-byte blocks came out as twice the samples)."""
     if len(fmt) < 16:
@@ -57,7 +63,7 @@ def _check_fmt(path, fmt):
                         "expected at least 1")
 
 
-def _wav_chunks(path, size, head):
+def _wav_chunks(path: pathlib.Path, size: int, head: bytes) -> tuple[bytes | None, int, int] | None:
     """(fmt chunk bytes or None, data offset, data size) of a RIFF/WAVE file, or None.
 
     Raises LoadError when the file ends before its ``data`` chunk does:
@@ -105,7 +111,8 @@ _PCM = {(1, 16): ("<i2", 1.0 / 32768.0), (1, 32): ("<i4", 1.0 / 2147483648.0),
         (3, 32): ("<f4", None)}
 
 
-def _read_small_wav(path, size, head, chunks, offset, duration, max_bytes=None):
+def _read_small_wav(path: pathlib.Path, size: int, head: bytes, chunks: Any, offset: float,
+                    duration: float | None, max_bytes: int | None = None) -> Any:
     """Decode a whole-in-memory 16/32-bit PCM or float WAV with numpy, or return None.
 
     The values equal libsndfile's float reads bit for bit (the tests check
@@ -135,7 +142,8 @@ def _read_small_wav(path, size, head, chunks, offset, duration, max_bytes=None):
                         "channels_in_file": channels, "frames_in_file": total}
 
 
-def _read_soundfile(path, offset, duration, max_bytes=None):
+def _read_soundfile(path: pathlib.Path, offset: float, duration: float | None,
+                    max_bytes: int | None = None) -> Any:
     import soundfile as sf
 
     try:
@@ -172,7 +180,8 @@ def _read_soundfile(path, offset, duration, max_bytes=None):
     return (data.T, rate, meta), None
 
 
-def _read_pyav(path, offset, duration, timeout, max_bytes=None):
+def _read_pyav(path: pathlib.Path, offset: float, duration: float | None, timeout: float | None,
+               max_bytes: int | None = None) -> Any:
     """Decode the first audio stream with PyAV (in-process; audio decoders are robust)."""
     import av
 
@@ -215,13 +224,15 @@ def _read_pyav(path, offset, duration, timeout, max_bytes=None):
                                         "codec": stream.codec_context.name}), None
 
 
-def _int_to_float(array):
+def _int_to_float(array: NDArray[Any]) -> NDArray[np.float32]:
     info = np.iinfo(array.dtype)
     return (array.astype(np.float32) / float(-info.min if info.min < 0 else info.max))
 
 
-def load_audio(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
-               dtype=np.float32, quality="HQ", timeout=30.0, max_bytes=MAX_BYTES):
+def load_audio(path: PathLike, *, sample_rate: float | None = None, mono: bool = True,
+               offset: float = 0.0, duration: float | None = None, dtype: DTypeLike = np.float32,
+               quality: str = "HQ", timeout: float | None = 30.0,
+               max_bytes: float | None = MAX_BYTES) -> Signal:
     """Load an audio file as a waveform :class:`Signal`.
 
     Parameters

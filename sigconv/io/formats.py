@@ -23,8 +23,12 @@ reader.  Readers are therefore named, not imported: ``"volume.load_nifti"``
 is the function ``load_nifti`` of :mod:`sigconv.io.volume`; the dispatcher
 (:mod:`sigconv.io.loaders`) resolves the names once, at import.
 """
+from __future__ import annotations
+
 import collections
+import pathlib
 import zlib
+from typing import Any
 
 from ._common import LoadError, extension, read_head
 
@@ -34,15 +38,15 @@ __all__ = ["Format", "FORMATS", "BY_NAME", "extensions", "Kind", "KIND_TABLE", "
 
 
 # -- the sniffers: one signature, sniff(head, path) -> bool --------------------------
-def _dicom_series(head, path):
+def _dicom_series(head: bytes, path: pathlib.Path) -> bool:
     return path.is_dir()
 
 
-def _dicom(head, path):
+def _dicom(head: bytes, path: pathlib.Path) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
-def gunzip_head(head, size=560):
+def gunzip_head(head: bytes, size: int = 560) -> bytes:
     """The first ``size`` bytes of the gzip stream that ``head`` starts (b"" if none)."""
     try:
         return zlib.decompressobj(31).decompress(head, size)
@@ -50,7 +54,7 @@ def gunzip_head(head, size=560):
         return b""
 
 
-def nifti_class(header):
+def nifti_class(header: bytes) -> str | None:
     """"Nifti1Image", "Nifti2Image" (single files), "pair" (.hdr/.img) or None from the
     first bytes of an (uncompressed) NIfTI header."""
     if len(header) >= 348 and header[344:348] == b"n+1\x00":
@@ -62,7 +66,7 @@ def nifti_class(header):
     return None
 
 
-def _nifti(head, path):
+def _nifti(head: bytes, path: pathlib.Path) -> bool:
     if nifti_class(head) is not None:
         return True
     if head[:2] != b"\x1f\x8b":
@@ -72,22 +76,22 @@ def _nifti(head, path):
             or nifti_class(gunzip_head(head)) is not None)
 
 
-def _npy(head, path):
+def _npy(head: bytes, path: pathlib.Path) -> bool:
     return head[:6] == b"\x93NUMPY"
 
 
-def _npz(head, path):
+def _npz(head: bytes, path: pathlib.Path) -> bool:
     if head[:4] != b"PK\x03\x04":
         return False
     first = head[30:30 + int.from_bytes(head[26:28], "little")]  # a zip whose first member
     return path.name.lower().endswith(".npz") or first.endswith(b".npy")  # is an .npy array
 
 
-def _bvh(head, path):
+def _bvh(head: bytes, path: pathlib.Path) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:9].upper() == b"HIERARCHY"
 
 
-def image_extension(head):
+def image_extension(head: bytes) -> str | None:
     """The extension of the image format the first bytes are (".png", ...), or None."""
     if head[:8] == b"\x89PNG\r\n\x1a\n":
         return ".png"
@@ -106,11 +110,11 @@ def image_extension(head):
     return None
 
 
-def _image(head, path):
+def _image(head: bytes, path: pathlib.Path) -> bool:
     return image_extension(head) is not None
 
 
-def _video(head, path):
+def _video(head: bytes, path: pathlib.Path) -> bool:
     if head[4:8] == b"ftyp":
         return head[8:12] not in (b"M4A ", b"M4B ", b"M4P ", b"F4A ")  # audio-only MP4 brands
     return (head[:4] == b"\x1aE\xdf\xa3"                       # Matroska / WebM
@@ -121,7 +125,7 @@ def _video(head, path):
             or head[4:8] in (b"moov", b"mdat", b"wide", b"free"))
 
 
-def _audio(head, path):
+def _audio(head: bytes, path: pathlib.Path) -> bool:
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return True
     if head[:4] in (b"fLaC", b"RF64", b".snd", b"caff") or head[:3] == b"ID3":
@@ -144,7 +148,7 @@ class Format(collections.namedtuple("Format", "name kind sniff extensions reader
 
     __slots__ = ()
 
-    def claims(self, head, path):
+    def claims(self, head: bytes, path: pathlib.Path) -> bool:
         """True when the content or, failing that, the extension is this format's."""
         return self.sniff(head, path) or extension(path) in self.extensions
 
@@ -194,12 +198,12 @@ KINDS = tuple(kind.name for kind in KIND_TABLE)
 AXES = {kind.name: kind.axes for kind in KIND_TABLE}
 
 
-def extensions(kind):
+def extensions(kind: str) -> tuple[str, ...]:
     """Every extension the formats of ``kind`` go by, in registry order."""
     return tuple(ext for fmt in FORMATS if fmt.kind == kind for ext in fmt.extensions)
 
 
-def recognise(path, head, kind=None):
+def recognise(path: pathlib.Path, head: bytes, kind: str | None = None) -> Format | None:
     """The :class:`Format` of ``path`` by content first, by extension second, or None.
 
     ``kind`` restricts the search to the formats of that kind.
@@ -215,7 +219,7 @@ def recognise(path, head, kind=None):
     return None
 
 
-def content_kind(path, head):
+def content_kind(path: pathlib.Path, head: bytes) -> str | None:
     """The kind the first bytes ``head`` of ``path`` say it is, or None (no extension used)."""
     for fmt in FORMATS:
         if fmt.sniff(head, path):
@@ -223,7 +227,7 @@ def content_kind(path, head):
     return None
 
 
-def sniff_content(path):
+def sniff_content(path: pathlib.Path) -> str | None:
     """The kind a file's first bytes say it is, or None (no extension used)."""
     try:
         return content_kind(path, read_head(path))
@@ -231,7 +235,7 @@ def sniff_content(path):
         return None
 
 
-def wrong_extension_or(path, kind, expected, detail):
+def wrong_extension_or(path: pathlib.Path, kind: str, expected: str, detail: str) -> LoadError:
     """A LoadError for a file a reader of ``kind`` could not read.
 
     When the file's content says it is another kind than its extension

@@ -18,15 +18,20 @@ Values: uint8 are divided by 255 and uint16 by 65535 (so [0, 1]); bool become
 0/1; float images are kept as they are; other integer types are converted
 without scaling.
 """
+from __future__ import annotations
+
 import struct
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from .._validation import check_choice
 from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension,
                       library_error, limit, read_head)
 from .formats import BY_NAME, image_extension, wrong_extension_or
 from .signal import Signal
+from ..typing import PathLike
 
 __all__ = ["load_image", "to_float", "EXTENSIONS"]
 
@@ -38,7 +43,7 @@ EXTENSIONS = _IMAGE.extensions
 _NAMES = {1: ("L",), 2: ("L", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
 
 
-def _check_size(path, itemsize, max_bytes):
+def _check_size(path: Any, itemsize: int, max_bytes: int | None) -> None:
     """Refuse an image whose header claims more than ``max_bytes`` of decoded pixels
     (Pillow reads the header only; formats Pillow does not know are not checked here)."""
     try:
@@ -58,7 +63,7 @@ def _check_size(path, itemsize, max_bytes):
           f"a {width} x {height} image of {bands} channel(s) at {itemsize} bytes per value")
 
 
-def to_float(array, dtype=np.float32):
+def to_float(array: NDArray[Any], dtype: Any = np.float32) -> NDArray[Any]:
     """uint8 / 255, uint16 / 65535, bool -> 0/1, others converted unscaled."""
     if array.dtype == np.uint8:
         return array.astype(dtype) / dtype(255)
@@ -67,7 +72,7 @@ def to_float(array, dtype=np.float32):
     return array.astype(dtype)
 
 
-def _convert(array, mode):
+def _convert(array: NDArray[Any], mode: str | None) -> NDArray[Any]:
     """(C, H, W) array to ``mode`` (None keeps it)."""
     c = array.shape[0]
     if mode is None:
@@ -84,7 +89,8 @@ def _convert(array, mode):
     return np.concatenate([colour, alpha])
 
 
-def load_image(path, *, mode=None, index=0, dtype=np.float32, max_bytes=MAX_BYTES):
+def load_image(path: PathLike, *, mode: Literal["L", "RGB", "RGBA"] | None = None, index: int = 0,
+               dtype: DTypeLike = np.float32, max_bytes: float | None = MAX_BYTES) -> Signal:
     """Load an image file as an image :class:`Signal`.
 
     Parameters
@@ -117,7 +123,8 @@ def load_image(path, *, mode=None, index=0, dtype=np.float32, max_bytes=MAX_BYTE
     _check_size(path, np.dtype(dtype).itemsize, max_bytes)
     try:
         # the content, not the name, picks imageio's plugin (a PNG named .nii is a PNG)
-        array = iio.imread(path, index=index, extension=image_extension(head))
+        array = iio.imread(path, index=index,
+                           extension=image_extension(head))  # type: ignore[arg-type]  # None: imageio picks the plugin
     except IndexError as exc:
         raise LoadError(path, "unsupported", f"no frame {index}: {exc}") from None
     except MemoryError as exc:

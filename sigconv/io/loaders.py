@@ -7,17 +7,25 @@ the extension is, otherwise "cannot work out file type".  The readers never
 call back here: they tell a wrong extension from a damaged file with the
 registry's sniffers (:func:`sigconv.io.formats.wrong_extension_or`).
 """
+from __future__ import annotations
+
 import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .._validation import check_choice
 from ._common import (MAX_BYTES, Inspected, LoadError, check_file, check_max_bytes, inspect,
                       library_error, read_head)
 from .formats import FORMATS, KIND_TABLE, KINDS, recognise, sniff_content
+from ..typing import PathLike, SignalKind
+
+if TYPE_CHECKING:
+    from .signal import Signal
 
 __all__ = ["load", "detect", "sniff_content"]
 
 
-def _resolve(name):
+def _resolve(name: str) -> Callable[..., Any]:
     """The function ``"module.function"`` of a reader module of sigconv.io."""
     module, _, function = name.partition(".")
     return getattr(importlib.import_module(f"{__package__}.{module}"), function)
@@ -32,7 +40,7 @@ _UNKNOWN = ("cannot work out file type (the content matches no reader and the ex
             f"not one of a {', '.join(_RECOGNISED[:-1])} or {_RECOGNISED[-1]})")
 
 
-def detect(path):
+def detect(path: PathLike) -> SignalKind:
     """The kind :func:`load` would read ``path`` as: by content first, by extension second.
 
     Raises :class:`LoadError` when neither tells.
@@ -44,7 +52,8 @@ def detect(path):
     return fmt.kind
 
 
-def load(path, *, kind=None, max_bytes=MAX_BYTES, **options):
+def load(path: PathLike, *, kind: SignalKind | None = None, max_bytes: float | None = MAX_BYTES,
+         **options: Any) -> Signal:
     """Load any supported file as a :class:`~sigconv.io.Signal`.
 
     Parameters

@@ -197,6 +197,7 @@ def show(signal, out, *, title=None, dpi=100):
     if signal.kind not in ("volume",):
         fig.suptitle(name, fontsize=10)
     else:
-        fig.suptitle(f"{name}: " + fig._suptitle.get_text(), fontsize=10)
+        fig.suptitle(f"{name}: " + fig._suptitle.get_text(),  # type: ignore[attr-defined]  # get_suptitle() needs matplotlib 3.8
+                     fontsize=10)
     fig.savefig(out, dpi=dpi)
     return out

@@ -8,7 +8,10 @@ unmaintained.  The format is small: a bracketed hierarchy of joints with an
 ``OFFSET`` and ``CHANNELS`` list each, then one line of numbers per frame.  The
 header is parsed token by token; the motion block is read with one numpy call.
 """
+from __future__ import annotations
+
 import collections
+from typing import Any
 
 import numpy as np
 
@@ -78,8 +81,8 @@ def parse_bvh(path, text, max_bytes=None):
         raise LoadError(path, "truncated", "the file has no MOTION section")
     tokens = _Tokens(path, header)
     tokens.next("HIERARCHY")
-    joints = []
-    open_joints = []  # (index, name) of the joints whose braces are open, innermost last
+    joints: list[Any] = []
+    open_joints: list[tuple[int, str]] = []  # (index, name) of the joints whose braces are open, innermost last
 
     def start_joint(parent, name):
         index = len(joints)

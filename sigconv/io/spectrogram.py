@@ -1,21 +1,29 @@
 """Spectrograms of waveforms, computed by librosa (an optional extra: ``sigconv[audio]``)."""
+from __future__ import annotations
+from typing import Any, Literal
+
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ArgumentError
 from .._validation import check_choice, check_int, check_positive_real
 from ._common import MAX_BYTES, require
 from .audio import load_audio
 from .signal import Signal
+from ..typing import PathLike
 
 __all__ = ["spectrogram", "load_spectrogram", "SPECTROGRAM_KINDS"]
 
 SPECTROGRAM_KINDS = ("power", "magnitude", "mel", "log-mel", "mfcc")
 
 
-def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="hann",
-                center=True, kind="power", n_mels=64, n_mfcc=20, fmin=0.0, fmax=None,
-                top_db=80.0, sample_rate=None, dtype=np.float32):
+def spectrogram(signal: Signal | ArrayLike, *, n_fft: int = 512, hop_length: int | None = None,
+                win_length: int | None = None, window: str = "hann", center: bool = True,
+                kind: Literal["power", "magnitude", "mel", "log-mel", "mfcc"] = "power",
+                n_mels: int = 64, n_mfcc: int = 20, fmin: float = 0.0, fmax: float | None = None,
+                top_db: float | None = 80.0, sample_rate: float | None = None,
+                dtype: DTypeLike = np.float32) -> Signal:
     """Time-frequency image of a waveform.
 
     Parameters
@@ -58,7 +66,7 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
         if y.ndim != 2:
             raise ArgumentError(f"spectrogram needs a (C, T) or (T,) array, got shape {y.shape}")
         path, start_time = None, None
-    check_positive_real(sample_rate, "sample_rate", " (Hz)")
+    sr = check_positive_real(sample_rate, "sample_rate", " (Hz)")
     n_fft, n_mels, n_mfcc = (check_int(n_fft, "n_fft"), check_int(n_mels, "n_mels"),
                              check_int(n_mfcc, "n_mfcc"))
     hop_length = check_int(n_fft // 4 if hop_length is None else hop_length, "hop_length")
@@ -67,7 +75,6 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
         raise ArgumentError(f"the waveform has {y.shape[-1]} samples, fewer than n_fft={n_fft}")
     stft = dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
                 center=center)
-    sr = float(sample_rate)
     if kind in ("power", "magnitude"):
         mag = np.abs(librosa.stft(y, **stft))
         data = mag ** 2 if kind == "power" else mag
@@ -90,8 +97,9 @@ def spectrogram(signal, *, n_fft=512, hop_length=None, win_length=None, window="
                   start_time=start_time, path=path, spectrogram_kind=kind, center=center)
 
 
-def load_spectrogram(path, *, sample_rate=None, mono=True, offset=0.0, duration=None,
-                     max_bytes=MAX_BYTES, **options):
+def load_spectrogram(path: PathLike, *, sample_rate: float | None = None, mono: bool = True,
+                     offset: float = 0.0, duration: float | None = None,
+                     max_bytes: float | None = MAX_BYTES, **options: Any) -> Signal:
     """:func:`load_audio` then :func:`spectrogram` (``options`` go to the latter)."""
     wave = load_audio(path, sample_rate=sample_rate, mono=mono, offset=offset, duration=duration,
                       max_bytes=max_bytes)

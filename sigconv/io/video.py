@@ -16,6 +16,8 @@ decoding, so only the frames asked for, at the size asked for, are ever
 held; :func:`iter_video` yields chunks of frames so a long video never has
 to fit in memory at all.
 """
+from __future__ import annotations
+
 import json
 import mmap
 import numbers
@@ -25,8 +27,10 @@ import signal as _signal
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import ArgumentError
 from .._validation import check_choice, check_int
@@ -83,7 +87,8 @@ class _Worker:
     def __init__(self, path, options, timeout):
         self.path = path
         self.timeout = timeout
-        self.mapping = None
+        self.mapping: mmap.mmap | None = None
+        self.ring: NDArray[np.uint8] | None = None  # the frames' slots, once the header is read
         self.closed = False
         # shared memory the child sizes once it knows the frame size
         if hasattr(os, "memfd_create"):
@@ -99,7 +104,7 @@ class _Worker:
             [sys.executable, _WORKER, json.dumps(options)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
             bufsize=0, pass_fds=(self.shared_fd,), env=_worker_env())
-        self.fd = self.proc.stdout.fileno()
+        self.fd = self.proc.stdout.fileno()  # type: ignore[union-attr]  # stdout=PIPE
 
     def readinto(self, view):
         """Fill ``view`` (a writable byte memoryview) or raise LoadError."""
@@ -110,7 +115,7 @@ class _Worker:
                 self.close()
                 raise LoadError(self.path, "timeout", f"the decoder made no progress for "
                                 f"{self.timeout:g} s (damaged video?); it was stopped")
-            n = self.proc.stdout.readinto(view[done:])
+            n = self.proc.stdout.readinto(view[done:])  # type: ignore[union-attr]  # a pipe
             if not n:
                 self._died()
             done += n
@@ -138,7 +143,7 @@ class _Worker:
 
     def header(self):
         length = np.zeros(1, dtype="<u4")
-        self.readinto(memoryview(length).cast("B"))
+        self.readinto(length.data.cast("B"))
         raw = bytearray(int(length[0]))
         self.readinto(memoryview(raw))
         info = json.loads(raw.decode())
@@ -155,7 +160,7 @@ class _Worker:
 
     def release(self, slot):
         try:
-            self.proc.stdin.write(bytes((slot,)))
+            self.proc.stdin.write(bytes((slot,)))  # type: ignore[union-attr]  # stdin=PIPE
         except BrokenPipeError:
             pass
 
@@ -167,7 +172,7 @@ class _Worker:
             self.proc.kill()
         self.proc.wait()
         for stream in (self.proc.stdout, self.proc.stdin, self.errors):
-            stream.close()
+            stream.close()  # type: ignore[union-attr]  # all three are open files
         self.ring = None
         if self.mapping is not None:
             try:
@@ -197,7 +202,7 @@ def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header, se
         message = np.zeros(2, dtype="<i8")
         overflow = None
         while True:
-            worker.readinto(memoryview(message).cast("B"))
+            worker.readinto(message.data.cast("B"))
             index, slot = int(message[0]), int(message[1])
             if index < 0:
                 break
@@ -209,10 +214,10 @@ def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header, se
                 if overflow is None:
                     overflow = np.empty(info["direct"].shape[:1] + info["direct"].shape[2:],
                                         np.uint8)
-                worker.readinto(memoryview(overflow).cast("B"))
+                worker.readinto(overflow.data.cast("B"))
                 yield index, overflow
                 continue
-            yield index, worker.ring[slot]
+            yield index, worker.ring[slot]  # type: ignore[index]  # mapped by the header, before any slot
             worker.release(slot)
         worker.proc.wait(timeout=timeout)
     finally:
@@ -297,8 +302,9 @@ def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="R
     start, stop, step, size = _check_options(start, stop, step, size, mode, chunk)
     max_bytes = check_max_bytes(max_bytes)
     dtype = np.dtype(dtype)
-    info = {}
-    buffer, first, filled = None, None, 0
+    info: dict[str, Any] = {}
+    buffer: Any = None  # the (C, chunk, H, W) array, allocated for the first frame
+    first, filled = None, 0
 
     def emit(n):
         rate = info["frame_rate"]
@@ -369,8 +375,9 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64, np.uint8):
         raise ArgumentError(f"dtype must be float32, float64 or uint8, got {dtype}")
-    info = {}
-    out, chunks, t, first = None, [], 0, None
+    info: dict[str, Any] = {}
+    chunks: list[Any] = []
+    out, t, first = None, 0, None
     direct = _DIRECT and isolate and dtype == np.uint8
 
     def check(frames, channels, height, width):
@@ -419,7 +426,7 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
 def probe_video(path, *, timeout=20.0):
     """Stream information (size, frame count, rate, codec) without decoding, in a child process."""
     path = check_file(path)
-    info = {}
+    info: dict[str, Any] = {}
     for _ in _frames(path, 0, 1, 1, None, "RGB", True, timeout, info.update):
         break
     return info

@@ -22,6 +22,8 @@ NumPy arrays carry no orientation and are returned as stored (a 3-D array
 ``(C, D, H, W)``) with ``spacing`` from the option (default 1 mm).
 A 4-D NIfTI (time series, echoes) puts its fourth axis on channels.
 """
+from __future__ import annotations
+
 import gzip
 import math
 import pathlib
@@ -29,6 +31,7 @@ import struct
 import warnings
 import zipfile
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +97,7 @@ def load_nifti(path, *, dtype=np.float32, max_bytes=MAX_BYTES):
     raw = gunzip_head(head) if compressed else head
     klass = nifti_class(raw)
     opened = None
+    image: Any  # a Nifti1Image, Nifti2Image or pair: FileBasedImage declares none of their parts
     try:
         if klass in ("Nifti1Image", "Nifti2Image"):
             # content first: the class from the magic, not from the file name
@@ -149,7 +153,7 @@ def load_nifti(path, *, dtype=np.float32, max_bytes=MAX_BYTES):
         _close(opened)
     if data.ndim < 3:  # a single slice or line: spatial axes of size 1
         data = data.reshape(data.shape + (1,) * (3 - data.ndim))
-    meta = {"format": type(image).__name__}
+    meta: dict[str, Any] = {"format": type(image).__name__}
     if len(zooms) > 3 and data.ndim > 3:
         meta["channel_step"] = float(zooms[3])
     return _canonical(path, data, affine, dtype, **meta)
@@ -333,7 +337,7 @@ def load_dicom(path, *, series=None, dtype=np.float32, max_bytes=MAX_BYTES):
         ds = _dcmread(path)
         array = _pixels(path, ds, max_bytes)
         return _dicom_signal(path, [ds] * len(array), list(array), dtype, _slice_thickness(ds))
-    groups = {}
+    groups: dict[Any, list[Any]] = {}
     for file in sorted(p for p in path.iterdir() if p.is_file()):
         head = read_head(file, 132)
         if len(head) < 132 or head[128:132] != b"DICM":
@@ -492,10 +496,10 @@ def _load_npz(path, head, key, max_bytes, out_itemsize):
                     raise LoadError(path, "corrupt", f"{what} of shape {shape} and dtype {dtype} "
                                     f"needs {expected} bytes, the archive member holds {declared}")
                 array = np.empty(count, dtype)
-                view = memoryview(array.view(np.uint8))
+                view = array.view(np.uint8).data
                 done = 0
                 while done < expected:
-                    n = f.readinto(view[done:])
+                    n = f.readinto(view[done:])  # type: ignore[attr-defined]  # a ZipExtFile, typed as IO[bytes]
                     if not n:
                         raise LoadError(path, "truncated", f"{what} ends after {done} of "
                                         f"{expected} bytes")
