@@ -9,12 +9,19 @@ is a :mod:`~sigconv.train.tasks` task, told from the records or chosen.
 A run folder holds::
 
     checkpoint.safetensors  the model after the last finished epoch
-    optimizer.safetensors   Adam's moments, to resume exactly
+    optimizer.safetensors   the optimiser's state (Adam's moments, SGD's momentum, ...)
     best.safetensors        the model with the best validation score
-    state.json              epoch, history, the task's state and the options
-    metrics.json            {"history": [one record per epoch], "test": {...}}
+    state.json              epoch, history, the task's state, the options, whether the
+                            run stopped early or finished, the callbacks' state
+    metrics.json            {"history": [one record per epoch], "test": {...},
+                            "stopped_early": None or {"epoch", "reason"}}
     metrics.csv             the history as a table
     *.png                   curves, confusion, kernels, feature maps, example
+    epoch-*.safetensors     snapshots (:class:`~sigconv.train.callbacks.ModelCheckpoint`)
+    tensorboard/            scalars (:class:`~sigconv.train.callbacks.TensorBoard`)
+
+The model, loss, optimiser and schedule may be the user's (see :func:`train`);
+:mod:`~sigconv.train.callbacks` are called as it trains.
 
 Every file is written atomically.  ``resume=True`` continues from
 ``state.json``; because each epoch's batches (noise, dropout masks) come
@@ -584,6 +591,8 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
         ``optimizer -> schedule``; stepped once per epoch (a resumed run
         steps a new one through the epochs done, so it must depend on the
         epoch count only, as sigconv's do).  Default: cosine over ``epochs``.
+        A resumed run needs new instances (or factories), not the ones an
+        earlier call stepped.
     callbacks : list of sigconv.train.callbacks.Callback
         Called as the run trains (:mod:`sigconv.train.callbacks`:
         EarlyStopping, ModelCheckpoint, TensorBoard, MLflow).

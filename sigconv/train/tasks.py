@@ -7,11 +7,19 @@ scores.  :func:`sigconv.train.train` runs the same loop for every task.
 ========== ============================== ================= ==========================
 task       store items                    default model     score (higher is better)
 ========== ============================== ================= ==========================
-classify   any rank, a ``label`` each     Classifier        accuracy
-denoise    clean signals (noise is added) EncoderDecoder    PSNR in dB
+classify   any rank, a ``label`` each     Classifier        accuracy (test: also
+                                                            precision, recall and F1
+                                                            per class, macro means)
+denoise    clean signals (noise is added) EncoderDecoder    PSNR in dB (test: also
+                                                            SSIM)
 label      input channels + a last        StructuredLabeller mean Dice of the
            channel of class indices                         foreground classes
 ========== ============================== ================= ==========================
+
+:meth:`Task.check_records` refuses, before training, a store a task cannot
+learn from (no labels to classify, no label channel to label, the default
+patch on waveform or spectrogram items); :meth:`Task.check_output` checks a
+model's output on the first batch.
 
 Dense tasks (denoise, label) train on random crops of ``patch`` samples per
 axis and score whole validation and test items with
