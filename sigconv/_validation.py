@@ -4,6 +4,7 @@ The public wrappers call these once at the boundary; the kernels may then
 assume valid, contiguous arrays of a native float dtype.
 """
 from __future__ import annotations
+
 import math
 import numbers
 import os

@@ -23,9 +23,10 @@ int, tuple of ints, tuple of ``(lo, hi)`` pairs
     explicit padding, symmetric or per side.
 """
 from __future__ import annotations
+
+import numbers
 from collections.abc import Sequence
 from typing import Any, overload
-import numbers
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
