@@ -611,6 +611,10 @@ def _output_dims(onnx, proto, reference, axes, given_output):
         except Exception:  # noqa: BLE001 - inference is only a refinement of the output type
             pass
     named = axes.get(OUTPUT, {})
+    beyond = sorted(a for a in named if a >= reference.ndim)
+    if beyond:
+        raise ArgumentError(f"dynamic_axes[{OUTPUT!r}] names axes {beyond}, but the output has "
+                            f"{reference.ndim} axes (shape {reference.shape} for the example)")
     dims = []
     for axis, size in enumerate(reference.shape):
         if axis in named:
@@ -653,7 +657,8 @@ def to_onnx(model, example, path, *, dynamic_axes=None, opset=None):
     -------
     onnx.ModelProto
         The model written, checked by ``onnx.checker.check_model``.  Its input
-        is named ``"input"``, its output ``"output"``, in the model's dtype.
+        is named ``"input"``, its output ``"output"``, in the model's dtype (a
+        model without parameters: float64 for a float64 example, else float32).
 
     Raises
     ------
@@ -668,7 +673,8 @@ def to_onnx(model, example, path, *, dynamic_axes=None, opset=None):
     model = _walk.check_module(model, "to_onnx")
     path = _check_path(path)
     opset = _check_opset(opset, onnx)
-    dtype = _walk.float_dtype_of(model) or np.dtype(np.float32)
+    dtype = _walk.float_dtype_of(model) or np.dtype(  # no parameters: float64 stays float64
+        np.float64 if getattr(example, "dtype", None) == np.float64 else np.float32)
     example = _check_example(example, dtype)
     axes = _axes(dynamic_axes, example.ndim)
     modes = [(m, m.training) for m in model.modules()]

@@ -119,12 +119,17 @@ def test_opsets(tmp_path, opset):
     proto = assert_runs_like_sigconv(model, xs, tmp_path / "o.onnx", opset=opset,
                                      dynamic_axes=_spatial_axes(2))
     assert proto.opset_import[0].version == opset
+    model, channels, _ = cases.model("demo 3-D encoder-decoder")  # ReduceMin in its If
+    assert_runs_like_sigconv(model, cases.inputs([(4, 5, 6), (1, 5, 6)], channels=channels),
+                             tmp_path / "e.onnx", opset=opset, dynamic_axes=_spatial_axes(3))
 
 
 def test_float64_model_exports_in_float64(tmp_path):
     model = nn.Sequential(nn.GlobalPool("max"), nn.Linear(3, 2, dtype=np.float64, rng=0))
     x = np.random.default_rng(0).standard_normal((2, 3, 7))
     proto = assert_runs_like_sigconv(model, [x], tmp_path / "f.onnx")
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    proto = assert_runs_like_sigconv(nn.Maxout(3), [x], tmp_path / "p.onnx")  # no parameters
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     mixed = nn.Sequential(nn.Conv(1, 2, 3, ndim=1), nn.Conv(2, 2, 3, ndim=1, dtype=np.float64))
     with pytest.raises(ExportError, match=r"mixes parameter dtypes.*astype"):
@@ -241,7 +246,8 @@ def test_bad_input(tmp_path):
                           ({"input": {4: "w"}}, "has 4 axes"),
                           ({"input": {0: 3}}, "non-empty name"),
                           ({"input": {-1: "w"}}, "axis must be"),
-                          ({"input": "batch"}, "map axes to names or list axes")]:
+                          ({"input": "batch"}, "map axes to names or list axes"),
+                          ({"output": {2: "x"}}, r"names axes \[2\], but the output has 2")]:
         with pytest.raises(ArgumentError, match=message):
             to_onnx(model, x, target, dynamic_axes=axes)
     assert not target.exists()
