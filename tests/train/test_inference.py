@@ -94,7 +94,8 @@ def test_predict_takes_paths_or_loaded_signals_and_shows_progress(run):
     signals = load_inputs(run["run"], [run["new"]])
     [(path, array)] = predict(run["run"], signals)
     assert path == str(run["new"]) and array.shape == (1, 12, 16, 16)
-    np.testing.assert_array_equal(array, by_path[0][1])
+    # the same answer (auto-tuning may time another kernel path in between: rounding only)
+    np.testing.assert_allclose(array, by_path[0][1], rtol=1e-5, atol=1e-3)
     quiet = io.StringIO()
     predict(run["run"], [run["new"]], log=quiet)
     assert quiet.getvalue() == ""                      # no bar unless asked for
