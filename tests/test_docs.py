@@ -7,7 +7,8 @@ previous block left (and a chain of such blocks shares one namespace, in
 order).  The working directory is a temporary folder laid out like a clone:
 ``../shared/data`` is the shared sample data (as CI has ``<clone>/../shared``)
 and the repository's own folders (``datasets/``, ``docs/``, ...) are there as
-links, so a block reads the paths the docs name and writes nowhere else.
+links (read them, do not write into them), so a block reads the paths the docs
+name and writes its files into the temporary folder.
 
 A block that needs a missing optional package (:data:`OPTIONAL_MODULES`) is
 skipped with the reason; any other error fails it.  A block that cannot run
