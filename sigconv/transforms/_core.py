@@ -12,14 +12,20 @@ geometric transforms move them with the input, with the same random draw,
 resampling them with nearest neighbour (order 0) where the input is
 interpolated linearly (order 1), so a label map stays a label map.
 """
+from __future__ import annotations
+
 import numbers
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .._validation import check_choice, check_int, check_real
 from ..errors import ArgumentError
 from ..io.signal import KINDS, Signal
 from ..ragged import Ragged
+from ..typing import BatchLike, SignalKind
 
 __all__ = ["Transform", "Compose", "RandomApply", "OneOf", "Identity", "item_rng",
            "augment_batch", "describe", "SEED_TAG"]
@@ -30,12 +36,14 @@ SEED_TAG = 0x5A06
 
 
 # -- argument checks (sigconv._validation has no real-valued range check) -----------
-def check_probability(value, name="p"):
+def check_probability(value: object, name: str = "p") -> float:
     """A probability in [0, 1] as a float."""
     return check_real(value, name, minimum=0.0, maximum=1.0)
 
 
-def check_range(value, name, *, minimum=None, maximum=None, symmetric=False, open_minimum=False):
+def check_range(value: Any, name: str, *, minimum: float | None = None,
+                maximum: float | None = None, symmetric: bool = False,
+                open_minimum: bool = False) -> tuple[float, float]:
     """A ``(low, high)`` pair of reals with ``low <= high``, as a tuple of floats.
 
     With ``symmetric``, one number ``x >= 0`` stands for ``(-x, x)``.
@@ -57,30 +65,30 @@ def check_range(value, name, *, minimum=None, maximum=None, symmetric=False, ope
     return (low, high)
 
 
-def uniform(rng, bounds):
+def uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     """One draw from ``U(low, high)`` (always one draw, so streams stay aligned)."""
     low, high = bounds
     return float(rng.uniform(low, high))
 
 
-def check_rng(rng, name):
+def check_rng(rng: object, name: str) -> None:
     if not isinstance(rng, np.random.Generator):
         raise ArgumentError(f"{name} needs rng to be a numpy.random.Generator (for example "
                             f"sigconv.transforms.item_rng(seed, epoch, item)), got {rng!r}")
 
 
 # -- target channels and dtypes -------------------------------------------------------
-def target_count(signal):
+def target_count(signal: Signal) -> int:
     """How many trailing channels of ``signal`` are targets (checked against its channels)."""
     n = signal.meta.get("target_channels", 0) or 0
-    if not isinstance(n, (numbers.Integral, np.integer)) or isinstance(n, (bool, np.bool_)) \
+    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) \
             or not 0 <= n < signal.data.shape[0]:
         raise ArgumentError(f"meta['target_channels'] must be an int from 0 to the number of "
                             f"channels - 1 ({signal.data.shape[0] - 1}), got {n!r}")
     return int(n)
 
 
-def as_dtype(array, dtype):
+def as_dtype(array: NDArray[Any], dtype: DTypeLike) -> NDArray[Any]:
     """``array`` in ``dtype``: integer dtypes are rounded and clipped to their range."""
     dtype = np.dtype(dtype)
     if array.dtype == dtype:
@@ -93,12 +101,12 @@ def as_dtype(array, dtype):
     return array.astype(dtype)
 
 
-def work_dtype(dtype):
+def work_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """The float dtype a transform computes in for data of ``dtype``."""
     return np.dtype(dtype) if np.dtype(dtype) in (np.float32, np.float64) else np.dtype(np.float32)
 
 
-def on_inputs(signal, fn):
+def on_inputs(signal: Signal, fn: Callable[[NDArray[Any]], ArrayLike]) -> Signal:
     """``signal`` with ``fn`` applied to its input channels only (targets copied as they are).
 
     ``fn(inputs)`` gets the input channels in the work dtype and returns an
@@ -114,7 +122,8 @@ def on_inputs(signal, fn):
     return signal.replace(out)
 
 
-def resample_channels(signal, fn, **changes):
+def resample_channels(signal: Signal, fn: Callable[[NDArray[Any], int], ArrayLike],
+                      **changes: Any) -> Signal:
     """``signal`` with ``fn(array, order)`` applied to inputs (order 1) and targets (order 0).
 
     ``fn`` returns the new array; both groups must come back with the same
@@ -130,7 +139,7 @@ def resample_channels(signal, fn, **changes):
     return signal.replace(out, **changes)
 
 
-def _plain(value):
+def _plain(value: object) -> Any:
     """A JSON-serialisable copy of a parameter value."""
     if isinstance(value, Transform):
         return describe(value)
@@ -158,16 +167,16 @@ class Transform:
     """
 
     #: The kinds this transform accepts.
-    kinds = KINDS
+    kinds: tuple[str, ...] = KINDS
     #: Parameter names shown by repr and :func:`describe` (in this order).
-    params = ("p",)
+    params: tuple[str, ...] = ("p",)
     #: False when ``_apply`` uses ``p`` itself (Flip: one draw per axis).
     gated = True
 
-    def __init__(self, p=1.0):
+    def __init__(self, p: float = 1.0) -> None:
         self.p = check_probability(p)
 
-    def check_signal(self, signal):
+    def check_signal(self, signal: object) -> None:
         name = type(self).__name__
         if not isinstance(signal, Signal):
             raise ArgumentError(f"{name} takes a sigconv.io.Signal, got {type(signal).__name__}")
@@ -176,7 +185,7 @@ class Transform:
             raise ArgumentError(f"{name} does not apply to a {signal.kind!r} signal; it accepts "
                                 f"kinds {accepted}")
 
-    def __call__(self, signal, rng):
+    def __call__(self, signal: Signal, rng: np.random.Generator) -> Signal:
         self.check_signal(signal)
         check_rng(rng, type(self).__name__)
         if self.p == 0.0:
@@ -185,14 +194,14 @@ class Transform:
             return signal
         return self._apply(signal, rng)
 
-    def _apply(self, signal, rng):  # pragma: no cover - abstract
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def parameters(self):
+    def parameters(self) -> dict[str, Any]:
         """``{name: value}`` of the constructor parameters."""
         return {name: getattr(self, name) for name in self.params}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items())
         return f"{type(self).__name__}({shown})"
 
@@ -202,14 +211,14 @@ class Identity(Transform):
 
     params = ()
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(1.0)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         return signal
 
 
-def _check_transforms(transforms, name):
+def _check_transforms(transforms: Iterable[Transform], name: str) -> list[Transform]:
     try:
         transforms = list(transforms)
     except TypeError:
@@ -228,7 +237,7 @@ class Compose(Transform):
 
     params = ("transforms",)
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Iterable[Transform]) -> None:
         super().__init__(1.0)
         self.transforms = _check_transforms(transforms, "Compose")
         kinds = set(KINDS)
@@ -236,18 +245,18 @@ class Compose(Transform):
             kinds &= set(t.kinds)
         self.kinds = tuple(k for k in KINDS if k in kinds)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         for t in self.transforms:
             signal = t(signal, rng)
         return signal
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.transforms)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Transform]:
         return iter(self.transforms)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ",\n".join("    " + repr(t).replace("\n", "\n    ") for t in self.transforms)
         return "Compose([\n" + inner + "\n])" if self.transforms else "Compose([])"
 
@@ -257,14 +266,14 @@ class RandomApply(Transform):
 
     params = ("transform", "p")
 
-    def __init__(self, transform, p=0.5):
+    def __init__(self, transform: Transform, p: float = 0.5) -> None:
         super().__init__(p)
         if not isinstance(transform, Transform):
             raise ArgumentError(f"RandomApply takes a sigconv transform, got {transform!r}")
         self.transform = transform
         self.kinds = transform.kinds
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         return self.transform(signal, rng)
 
 
@@ -276,7 +285,8 @@ class OneOf(Transform):
 
     params = ("transforms", "weights", "p")
 
-    def __init__(self, transforms, weights=None, p=1.0):
+    def __init__(self, transforms: Iterable[Transform], weights: Sequence[float] | None = None,
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.transforms = _check_transforms(transforms, "OneOf")
         if not self.transforms:
@@ -299,14 +309,14 @@ class OneOf(Transform):
             kinds &= set(t.kinds)
         self.kinds = tuple(k for k in KINDS if k in kinds)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         probs = None if self.weights is None else np.array(self.weights) / sum(self.weights)
         choice = int(rng.choice(len(self.transforms), p=probs))
         return self.transforms[choice](signal, rng)
 
 
 # -- seeding, batches, descriptions --------------------------------------------------
-def item_rng(seed, epoch, item):
+def item_rng(seed: int, epoch: int, item: int) -> np.random.Generator:
     """The generator of one item in one epoch: ``default_rng([seed, epoch, item, SEED_TAG])``.
 
     The stream depends on nothing else (not on the batch, the worker or the
@@ -319,7 +329,8 @@ def item_rng(seed, epoch, item):
     return np.random.default_rng([seed, epoch, item, SEED_TAG])
 
 
-def augment_batch(transform, batch, *, kind, seed, epoch, items, **metadata):
+def augment_batch(transform: Transform, batch: BatchLike, *, kind: SignalKind, seed: int,
+                  epoch: int, items: Sequence[int], **metadata: Any) -> NDArray[Any] | Ragged:
     """Apply ``transform`` to each item of ``batch`` with the item's own :func:`item_rng`.
 
     Parameters
@@ -368,12 +379,12 @@ def augment_batch(transform, batch, *, kind, seed, epoch, items, **metadata):
     return Ragged.from_list(out, dtype=dtype)
 
 
-def describe(transform):
+def describe(transform: Transform) -> dict[str, Any]:
     """A JSON-serialisable description: ``{"class": name, **parameters}``, nested for
     combinators (``Compose``'s ``"transforms"``, ``RandomApply``'s ``"transform"``)."""
     if not isinstance(transform, Transform):
         raise ArgumentError(f"describe takes a sigconv transform, got {transform!r}")
-    out = {"class": type(transform).__name__}
+    out: dict[str, Any] = {"class": type(transform).__name__}
     for name, value in transform.parameters().items():
         out[name] = _plain(value)
     return out

@@ -9,9 +9,14 @@ they also know nothing of target channels or of sigconv's metadata.  The
 few transforms wanted here are a handful of numpy lines each, and speed
 perturbation uses soxr, already a dependency.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import check_choice, check_int
 from ..errors import ArgumentError
@@ -31,11 +36,11 @@ class Gain(Transform):
     kinds = ("waveform",)
     params = ("db", "p")
 
-    def __init__(self, db=(-6.0, 6.0), p=1.0):
+    def __init__(self, db: float | tuple[float, float] = (-6.0, 6.0), p: float = 1.0) -> None:
         super().__init__(p)
         self.db = check_range(db, "Gain db", minimum=-120.0, maximum=120.0, symmetric=True)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         g = uniform(rng, self.db)
         if g == 0.0:
             return signal
@@ -57,11 +62,11 @@ class AddNoise(Transform):
     kinds = ("waveform",)
     params = ("snr_db", "p")
 
-    def __init__(self, snr_db=(10.0, 40.0), p=1.0):
+    def __init__(self, snr_db: tuple[float, float] = (10.0, 40.0), p: float = 1.0) -> None:
         super().__init__(p)
         self.snr_db = check_range(snr_db, "AddNoise snr_db", minimum=-60.0, maximum=200.0)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         snr = uniform(rng, self.snr_db)
 
         def noisy(x):
@@ -87,7 +92,8 @@ class BackgroundMix(Transform):
     kinds = ("waveform",)
     params = ("clips", "snr_db", "p")
 
-    def __init__(self, clips, snr_db=(5.0, 20.0), p=1.0):
+    def __init__(self, clips: Iterable[Signal | ArrayLike], snr_db: tuple[float, float] = (5.0, 20.0),
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.snr_db = check_range(snr_db, "BackgroundMix snr_db", minimum=-60.0, maximum=200.0)
         try:
@@ -97,7 +103,8 @@ class BackgroundMix(Transform):
                 from None
         if not clips:
             raise ArgumentError("BackgroundMix needs at least one clip")
-        self._clips, self._rates = [], []
+        self._clips: list[np.ndarray] = []
+        self._rates: list[float | None] = []
         for i, clip in enumerate(clips):
             rate = None
             if isinstance(clip, Signal):
@@ -114,14 +121,14 @@ class BackgroundMix(Transform):
                                     f"waveform, got shape {array.shape}")
             self._clips.append(array)
             self._rates.append(rate)
-        self._cache = {}
+        self._cache: dict[tuple[int, float], np.ndarray] = {}  # (clip, rate) -> resampled
 
     @property
-    def clips(self):
+    def clips(self) -> str:
         n = len(self._clips)
         return f"<{n} clip{'' if n == 1 else 's'}>"
 
-    def _clip(self, index, rate):
+    def _clip(self, index: int, rate: float | None) -> np.ndarray:
         clip, own = self._clips[index], self._rates[index]
         if own is None or rate is None or own == rate:
             return clip
@@ -130,7 +137,7 @@ class BackgroundMix(Transform):
             self._cache[key] = resample_waveform(clip, own, rate)
         return self._cache[key]
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         index = int(rng.integers(len(self._clips)))
         snr = uniform(rng, self.snr_db)
         clip = self._clip(index, signal.sample_rate)
@@ -171,8 +178,9 @@ class SpecAugment(Transform):
     params = ("freq_masks", "freq_width", "time_masks", "time_width", "fill", "p")
     FILLS = ("min", "mean", "zero")
 
-    def __init__(self, freq_masks=2, freq_width=0.15, time_masks=2, time_width=0.1, fill="min",
-                 p=1.0):
+    def __init__(self, freq_masks: int = 2, freq_width: float = 0.15, time_masks: int = 2,
+                 time_width: float = 0.1, fill: Literal["min", "mean", "zero"] = "min",
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.freq_masks = check_int(freq_masks, "SpecAugment freq_masks", minimum=0, maximum=100)
         self.time_masks = check_int(time_masks, "SpecAugment time_masks", minimum=0, maximum=100)
@@ -190,7 +198,7 @@ class SpecAugment(Transform):
             bands.append((start, start + w))
         return bands
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         if self.freq_masks == 0 and self.time_masks == 0:
             return signal
         _, n_freq, n_time = signal.data.shape

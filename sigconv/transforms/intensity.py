@@ -3,9 +3,12 @@
 Intensity transforms change the input channels only; target channels are
 copied as they are.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ._core import Transform, check_range, check_real, on_inputs, uniform
+from ..io.signal import Signal
 
 __all__ = ["IntensityShift", "ColorJitter"]
 
@@ -24,13 +27,14 @@ class IntensityShift(Transform):
     kinds = ("volume",)
     params = ("shift", "scale", "p")
 
-    def __init__(self, shift=(-20.0, 20.0), scale=(1.0, 1.0), p=1.0):
+    def __init__(self, shift: float | tuple[float, float] = (-20.0, 20.0), scale: tuple[float, float] = (1.0, 1.0),
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.shift = check_range(shift, "IntensityShift shift", symmetric=True)
         self.scale = check_range(scale, "IntensityShift scale", minimum=0.0, maximum=10.0,
                                  open_minimum=True)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         b = uniform(rng, self.shift)
         a = uniform(rng, self.scale)
         if a == 1.0 and b == 0.0:
@@ -52,7 +56,8 @@ class ColorJitter(Transform):
     kinds = ("image", "video")
     params = ("brightness", "contrast", "saturation", "clip", "p")
 
-    def __init__(self, brightness=0.2, contrast=0.2, saturation=0.2, clip=None, p=1.0):
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2,
+                 clip: tuple[float, float] | None = None, p: float = 1.0) -> None:
         super().__init__(p)
         self.brightness = check_real(brightness, "ColorJitter brightness", minimum=0.0, maximum=1.0)
         self.contrast = check_real(contrast, "ColorJitter contrast", minimum=0.0, maximum=1.0)
@@ -60,7 +65,7 @@ class ColorJitter(Transform):
                                      maximum=1.0)
         self.clip = None if clip is None else check_range(clip, "ColorJitter clip")
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         factors = [uniform(rng, (1.0 - v, 1.0 + v))
                    for v in (self.brightness, self.contrast, self.saturation)]
         if factors == [1.0, 1.0, 1.0]:

@@ -16,6 +16,10 @@ Choices, for small training sets:
 Background mixing needs clips, so no preset uses it: add
 ``BackgroundMix(clips)`` to a preset's transforms yourself.
 """
+from __future__ import annotations
+from collections.abc import Sequence
+from typing import Any, Literal
+
 from .._validation import check_choice
 from ..io.signal import KINDS
 from ._core import Compose
@@ -197,12 +201,12 @@ PRESETS = {
 }
 
 
-def build(entries):
+def build(entries: Sequence[tuple[str, dict[str, Any]]]) -> Compose:
     """A :class:`Compose` of ``[(transform name, parameters), ...]`` (a :data:`PRESETS` entry)."""
     return Compose([TRANSFORMS[name](**params) for name, params in entries])
 
 
-def preset(task, kind, strength="default"):
+def preset(task: str, kind: str, strength: str = "default") -> Compose | None:
     """The preset augmentation of ``task`` on items of ``kind``, or None.
 
     ``task`` in :data:`TASKS`, ``kind`` one of the six kinds, ``strength`` in

@@ -20,15 +20,21 @@ This is exact for a skeleton whose left and right rest offsets mirror each
 other, as motion-capture skeletons do; mirroring twice gives back the input
 bit for bit.
 """
+from __future__ import annotations
+
 import math
 import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._validation import check_choice
 from ..errors import ArgumentError
 from ._core import Transform, check_real, on_inputs, target_count
 from .temporal import rotation_channels
+from ..io.signal import Signal
 
 __all__ = ["Mirror", "AngleNoise", "mirror_partner", "mirror_plan"]
 
@@ -54,7 +60,7 @@ def _candidates(name):
     return out
 
 
-def mirror_partner(name, names):
+def mirror_partner(name: str, names: Iterable[str]) -> str:
     """The joint of ``names`` that mirrors joint ``name`` (itself when it has none)."""
     names = set(names)
     for candidate in _candidates(name):
@@ -70,7 +76,8 @@ def _split(channel):
     return joint, kind
 
 
-def mirror_plan(channel_names, lateral="x"):
+def mirror_plan(channel_names: Sequence[str],
+                lateral: str = "x") -> tuple[NDArray[np.int64], NDArray[Any]]:
     """``(permutation, signs)`` of the mirror of skeleton channels named ``channel_names``.
 
     ``permutation[i]`` is the channel whose value channel ``i`` takes;
@@ -102,12 +109,12 @@ class Mirror(Transform):
     kinds = ("skeleton",)
     params = ("lateral", "p")
 
-    def __init__(self, lateral="x", p=0.5):
+    def __init__(self, lateral: Literal["x", "y", "z"] = "x", p: float = 0.5) -> None:
         super().__init__(p)
         self.lateral = check_choice(lateral, "Mirror lateral", ("x", "y", "z"))
-        self._plans = {}
+        self._plans: dict[tuple[str, ...], tuple[NDArray[Any], NDArray[Any]]] = {}
 
-    def plan(self, signal):
+    def plan(self, signal: Signal) -> tuple[NDArray[Any], NDArray[Any]]:
         c = signal.data.shape[0] - target_count(signal)
         if signal.channel_names is None or len(signal.channel_names) < c:
             raise ArgumentError(f"Mirror needs the skeleton's channel_names (one per input "
@@ -117,7 +124,7 @@ class Mirror(Transform):
             self._plans[names] = mirror_plan(names, self.lateral)
         return self._plans[names]
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         perm, signs = self.plan(signal)
         return on_inputs(signal, lambda x: x[perm] * signs.astype(x.dtype)[:, None])
 
@@ -133,11 +140,11 @@ class AngleNoise(Transform):
     kinds = ("skeleton",)
     params = ("std", "p")
 
-    def __init__(self, std=1.0, p=1.0):
+    def __init__(self, std: float = 1.0, p: float = 1.0) -> None:
         super().__init__(p)
         self.std = check_real(std, "AngleNoise std", minimum=0.0, maximum=180.0)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         if self.std == 0.0:
             return signal
         std = self.std * (math.pi / 180 if signal.meta.get("angle_unit") == "radians" else 1.0)

@@ -15,14 +15,20 @@ of ``"width"``.
 Small affine maps and elastic deformations do move the content (that is
 their purpose), so the affine and spacing are kept as they are.
 """
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._validation import check_choice, check_int
 from ..errors import ArgumentError
 from ._core import Transform, check_range, check_real, resample_channels, uniform
+from ..io.signal import Signal
 
 __all__ = ["Flip", "Rot90", "RandomCrop", "RandomAffine", "ElasticDeform", "SCIPY_MODES"]
 
@@ -91,8 +97,8 @@ class _Reorder:
             self.flip(b)
             self.swap(a, b)
 
-    def result(self, signal):
-        changes = {}
+    def result(self, signal: Signal) -> Signal:
+        changes: dict[str, Any] = {}
         if signal.spacing is not None and len(signal.spacing) == self.nd:
             changes["spacing"] = tuple(signal.spacing[i] for i in self.order)
         if signal.affine is not None and self.nd == 3:
@@ -114,11 +120,11 @@ class Flip(Transform):
     params = ("axes", "p")
     gated = False
 
-    def __init__(self, axes="width", p=0.5):
+    def __init__(self, axes: str | Sequence[str] = "width", p: float = 0.5) -> None:
         super().__init__(p)
         self.axes = _check_axis_names(axes, "Flip axes")
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         indices = _indices(signal, self.axes, "Flip")
         chosen = [i for i in indices if rng.random() < self.p]
         if not chosen:
@@ -143,7 +149,8 @@ class Rot90(Transform):
     kinds = ("image", "volume", "video")
     params = ("plane", "ks", "p")
 
-    def __init__(self, plane="axial", ks=(1, 2, 3), p=0.75):
+    def __init__(self, plane: str | Sequence[str] = "axial", ks: Sequence[int] = (1, 2, 3),
+                 p: float = 0.75) -> None:
         super().__init__(p)
         plane = _check_axis_names(plane, "Rot90 plane")
         if len(plane) != 2:
@@ -157,7 +164,7 @@ class Rot90(Transform):
             raise ArgumentError("Rot90 ks must hold at least one number of quarter turns")
         self.ks = tuple(check_int(k, "Rot90 ks", minimum=0, maximum=3) for k in ks)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         a, b = _indices(signal, self.plane, "Rot90")
         k = self.ks[int(rng.integers(len(self.ks)))]
         if k == 0:
@@ -186,13 +193,16 @@ class RandomCrop(Transform):
     params = ("size", "pad", "mode", "axes", "p")
     MODES = ("reflect", "symmetric", "edge", "constant", "wrap")
 
-    def __init__(self, size=None, pad=0.125, mode="reflect", axes=None, p=1.0):
+    def __init__(self, size: int | Sequence[int] | None = None, pad: float = 0.125,
+                 mode: Literal["reflect", "symmetric", "edge", "constant", "wrap"] = "reflect",
+                 axes: str | Sequence[str] | None = None, p: float = 1.0) -> None:
         super().__init__(p)
         self.pad = check_real(pad, "RandomCrop pad", minimum=0.0, maximum=1.0)
-        self.mode = check_choice(mode, "RandomCrop mode", self.MODES)
+        check_choice(mode, "RandomCrop mode", self.MODES)
+        self.mode = mode
         self.axes = None if axes is None else _check_axis_names(axes, "RandomCrop axes")
         if size is not None:
-            if isinstance(size, (numbers.Integral, np.integer)):
+            if isinstance(size, (int, np.integer)):
                 size = check_int(size, "RandomCrop size")
             else:
                 try:
@@ -202,7 +212,7 @@ class RandomCrop(Transform):
                                         f"got {size!r}") from None
         self.size = size
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         axes = self.axes or _default_axes(signal)
         indices = _indices(signal, axes, "RandomCrop")
         lengths = [signal.data.shape[i] for i in indices]
@@ -258,8 +268,10 @@ class RandomAffine(Transform):
     kinds = ("image", "volume", "video")
     params = ("degrees", "scale", "translate", "plane", "mode", "p")
 
-    def __init__(self, degrees=10.0, scale=(0.9, 1.1), translate=0.05, plane="axial",
-                 mode="nearest", p=1.0):
+    def __init__(self, degrees: float = 10.0, scale: tuple[float, float] = (0.9, 1.1),
+                 translate: float = 0.05, plane: str | Sequence[str] = "axial",
+                 mode: Literal["nearest", "reflect", "mirror", "constant", "wrap"] = "nearest",
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.degrees = check_real(degrees, "RandomAffine degrees", minimum=0.0, maximum=180.0)
         self.scale = check_range(scale, "RandomAffine scale", minimum=0.0, maximum=10.0,
@@ -271,7 +283,7 @@ class RandomAffine(Transform):
         self.plane = plane
         self.mode = check_choice(mode, "RandomAffine mode", SCIPY_MODES)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         from scipy import ndimage
 
         angle = math.radians(uniform(rng, (-self.degrees, self.degrees)))
@@ -331,7 +343,9 @@ class ElasticDeform(Transform):
     kinds = ("image", "volume")
     params = ("max_displacement", "control_points", "mode", "p")
 
-    def __init__(self, max_displacement=3.0, control_points=6, mode="nearest", p=1.0):
+    def __init__(self, max_displacement: float = 3.0, control_points: int = 6,
+                 mode: Literal["nearest", "reflect", "mirror", "constant", "wrap"] = "nearest",
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.max_displacement = check_real(max_displacement, "ElasticDeform max_displacement",
                                            minimum=0.0, maximum=1000.0)
@@ -339,7 +353,7 @@ class ElasticDeform(Transform):
                                         minimum=2, maximum=64)
         self.mode = check_choice(mode, "ElasticDeform mode", SCIPY_MODES)
 
-    def field(self, shape, rng):
+    def field(self, shape: Sequence[int], rng: np.random.Generator) -> NDArray[np.float32]:
         """``(nd, *shape)`` float32 displacements of one draw."""
         nd, k = len(shape), self.control_points
         coarse = rng.uniform(-self.max_displacement, self.max_displacement, size=(nd,) + (k,) * nd)
@@ -349,7 +363,7 @@ class ElasticDeform(Transform):
             out = np.moveaxis(np.tensordot(w, out, axes=([1], [axis + 1])), 0, axis + 1)
         return out
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         from scipy import ndimage
 
         if self.max_displacement == 0.0:

@@ -1,18 +1,24 @@
 """Transforms of the time axis: shift, monotone warp, crop, speed perturbation."""
+from __future__ import annotations
+
 import math
+from typing import Any
+from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._validation import check_choice, check_int
 from ..errors import ArgumentError
 from ..io.signal import resample_waveform
 from ._core import (Transform, as_dtype, check_range, check_real, target_count, uniform,
                     work_dtype)
+from ..io.signal import Signal
 
 __all__ = ["TimeShift", "TimeWarp", "TemporalCrop", "Speed", "rotation_channels"]
 
 
-def rotation_channels(signal):
+def rotation_channels(signal: Signal) -> NDArray[np.bool_]:
     """Boolean mask of the channels of a skeleton holding Euler angles (names ``*rotation``)."""
     mask = np.zeros(signal.data.shape[0], dtype=bool)
     names = signal.channel_names or ()
@@ -21,7 +27,7 @@ def rotation_channels(signal):
     return mask
 
 
-def _period(signal):
+def _period(signal: Signal) -> float:
     """360 (degrees) or 2 pi (radians) for skeleton angles."""
     return 2 * math.pi if signal.meta.get("angle_unit") == "radians" else 360.0
 
@@ -46,12 +52,14 @@ class TimeShift(Transform):
     params = ("max_shift", "mode", "p")
     MODES = ("zero", "min", "edge", "circular")
 
-    def __init__(self, max_shift=0.1, mode="zero", p=1.0):
+    def __init__(self, max_shift: float = 0.1,
+                 mode: Literal["zero", "min", "edge", "circular"] = "zero",
+                 p: float = 1.0) -> None:
         super().__init__(p)
         self.max_shift = check_real(max_shift, "TimeShift max_shift", minimum=0.0, maximum=1.0)
         self.mode = check_choice(mode, "TimeShift mode", self.MODES)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         axis = signal.axis("time")
         n = signal.data.shape[axis]
         m = int(math.floor(self.max_shift * n))
@@ -80,7 +88,8 @@ class TimeShift(Transform):
         return signal.replace(out)
 
 
-def warp_positions(n, rng, max_warp, knots):
+def warp_positions(n: int, rng: np.random.Generator, max_warp: float,
+                   knots: int) -> NDArray[np.float64]:
     """Source positions (float, increasing from 0 to n-1) of a smooth random monotone warp.
 
     ``knots`` evenly spaced points move by up to ``max_warp * (n - 1)``; the
@@ -136,7 +145,7 @@ class TimeWarp(Transform):
     kinds = ("spectrogram", "skeleton")
     params = ("max_warp", "knots", "p")
 
-    def __init__(self, max_warp=0.1, knots=1, p=1.0):
+    def __init__(self, max_warp: float = 0.1, knots: int = 1, p: float = 1.0) -> None:
         super().__init__(p)
         self.knots = check_int(knots, "TimeWarp knots", maximum=64)
         limit = 0.5 / (self.knots + 1)
@@ -145,7 +154,7 @@ class TimeWarp(Transform):
             raise ArgumentError(f"TimeWarp max_warp must be < 0.5 / (knots + 1) = {limit:g} so "
                                 f"the warp stays monotone, got {max_warp!r}")
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         axis = signal.axis("time")
         n = signal.data.shape[axis]
         if self.max_warp == 0 or n < 3:
@@ -172,12 +181,12 @@ class TemporalCrop(Transform):
     kinds = ("video", "skeleton", "waveform", "spectrogram")
     params = ("fraction", "p")
 
-    def __init__(self, fraction=(0.8, 1.0), p=1.0):
+    def __init__(self, fraction: tuple[float, float] = (0.8, 1.0), p: float = 1.0) -> None:
         super().__init__(p)
         self.fraction = check_range(fraction, "TemporalCrop fraction", minimum=0.0, maximum=1.0,
                                     open_minimum=True)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         n = signal.data.shape[signal.axis("time")]
         length = max(1, min(n, int(round(uniform(rng, self.fraction) * n))))
         start = int(rng.integers(0, n - length + 1))
@@ -201,14 +210,15 @@ class Speed(Transform):
     params = ("factors", "quality", "p")
     QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 
-    def __init__(self, factors=(0.9, 1.1), quality="HQ", p=1.0):
+    def __init__(self, factors: tuple[float, float] = (0.9, 1.1),
+                 quality: Literal["QQ", "LQ", "MQ", "HQ", "VHQ"] = "HQ", p: float = 1.0) -> None:
         super().__init__(p)
         self.factors = check_range(factors, "Speed factors", minimum=0.0, open_minimum=True)
         if self.factors[1] > 4 or self.factors[0] < 0.25:
             raise ArgumentError(f"Speed factors must lie in [0.25, 4], got {factors!r}")
         self.quality = check_choice(quality, "Speed quality", self.QUALITIES)
 
-    def _apply(self, signal, rng):
+    def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         factor = uniform(rng, self.factors)
         if factor == 1.0:
             return signal
