@@ -127,6 +127,8 @@ class Store:
     mmap : bool
         Open arrays memory-mapped (default) rather than reading them whole.
 
+    Notes
+    -----
     ``store[i]`` returns ``(array, record)``: the item's ``(C, *spatial)``
     array and its manifest record (a dict).  Items are in ``id`` order.
     """

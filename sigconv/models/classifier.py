@@ -153,6 +153,8 @@ class Classifier(nn.Module):
         batches of a few volumes and for training on Ragged batches with
         every item as if alone.
 
+    Notes
+    -----
     State dict: ``features.<i>.<...>`` and ``head.weight``/``head.bias``, in
     the layouts of the matching PyTorch layers.  The defaults
     (``residual=False``, ``norm="batch"``) give the names and layers of

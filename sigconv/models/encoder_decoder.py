@@ -44,6 +44,8 @@ class EncoderDecoder(nn.Module):
     batch_norm : bool
     dtype, rng : parameter dtype and seed
 
+    Notes
+    -----
     Input ``(N, in_channels, *spatial)``, output ``(N, out_channels, *spatial)``;
     a Ragged batch gives a Ragged output, each item as if alone (with BatchNorm
     in eval mode).

@@ -36,6 +36,8 @@ class StructuredLabeller(nn.Module):
     steps : int >= 1, how many times the estimate is computed
     dtype, rng : parameter dtype and seed
 
+    Notes
+    -----
     Modules: ``input_conv`` (the chapter's ``U``), ``output_conv`` (``V``)
     and ``feedback_conv`` (``W``, no bias).  Calling the model returns the
     logits of the last step ``(N, num_classes, *spatial)``; with

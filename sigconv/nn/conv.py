@@ -65,6 +65,8 @@ class Conv(Module):
     rng : numpy Generator or seed for the He-normal initial weights; see
         :mod:`sigconv.nn.init` for the other strategies.
 
+    Notes
+    -----
     Input ``(N, in_channels, *spatial)``, output ``(N, out_channels, *out_spatial)``.
     """
 

@@ -150,6 +150,8 @@ class EarlyStopping(Callback):
         Whether higher or lower is better (default ``"min"`` for a metric
         ending in ``loss``, else ``"max"``).
 
+    Notes
+    -----
     The run then ends as finished: ``metrics.json`` and ``state.json`` record
     ``"stopped_early": {"epoch": k, "reason": ...}``, the test runs on
     ``best.safetensors`` (the best validation score of the task's metric),

@@ -597,6 +597,8 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
         Called as the run trains (:mod:`sigconv.train.callbacks`:
         EarlyStopping, ModelCheckpoint, TensorBoard, MLflow).
 
+    Notes
+    -----
     A resumed run refuses another augmentation, loss, optimiser class or
     schedule class than the run's (hyper-parameters such as ``lr`` may change).
 
