@@ -156,7 +156,7 @@ class Tensor:
         return isinstance(self.data, Ragged)
 
     @property
-    def shape(self) -> tuple[int | None, ...]:
+    def shape(self) -> tuple[Any, ...]:
         """The array's shape; ``(N, C, None, ...)`` for a Ragged (one None per spatial axis)."""
         if isinstance(self.data, Ragged):
             return (len(self.data), self.data.channels) + (None,) * self.data.ndim

@@ -17,7 +17,10 @@ own statistics), ``dropout`` and the activations, each item as if alone;
 ``ArgumentError`` for one.  ``interpolate`` and ``cat`` (along channels) take
 Ragged batches too, item by item.
 """
+from __future__ import annotations
+
 import math
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import special as _special
@@ -71,8 +74,9 @@ class _Conv(Function):
     Ragged itself) and the forward options.
     """
 
-    ragged = "native"
+    ragged: ClassVar[str | None] = "native"
     op = "conv"
+    b_shape: Any  # the bias's shape, None without a bias (then bias_grad is not called)
 
     def forward(self, x, weight, bias, **options):
         self.options, self.x_shape, self.w_shape = options, _layout(x), weight.shape
@@ -129,7 +133,11 @@ def _bias_grad(g, bias_shape, tile=None):
 class _Unshared(_Conv):
     """Local (unshared) and tiled convolution: a bias may also vary with position or tile."""
 
-    ragged = None
+    ragged: ClassVar[str | None] = None
+
+    def tile(self) -> tuple[int, ...] | None:
+        """The tile shape of a tiled convolution; None for an unshared one (a bias per position)."""
+        raise NotImplementedError
 
     def bias_grad(self, g):
         if isinstance(g, Ragged):
@@ -167,6 +175,7 @@ def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
 
 class _SeparableConv(Function):
     ragged = "native"  # item by item
+    x: Any  # the forward input when a factor's gradient is wanted, else None
 
     def forward(self, x, bias, *factors, **options):
         self.options, self.x_shape, self.factors = options, _layout(x), factors
@@ -391,6 +400,7 @@ class _BatchNorm(Function):
     """
 
     ragged = "native"
+    out: Any  # the output, kept for the ReLU's mask (None without relu)
 
     def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps,
                 relu=False):
@@ -435,7 +445,8 @@ class _BatchNorm(Function):
         g = np.ascontiguousarray(Batch.of(g).flat, dtype)
         out = self.out if self.relu else np.empty(0, dtype)
         w = np.ones(channels) if self.weight is None else self.weight.astype(np.float64)
-        sum_g = sum_gxhat = None
+        sum_g: Any = None  # (C,) sums, computed when a gradient needs them
+        sum_gxhat: Any = None
         if need_w or need_b or (need_x and self.training):
             # sum of gy and of gy * xhat per channel (gy: g through the ReLU's mask): the bias
             # and weight gradients, and (times the weight) the two means of the input gradient
@@ -581,6 +592,7 @@ class _Runs:
     """
 
     __slots__ = ("count", "length", "starts", "lengths")
+    lengths: Any  # one float (dense) or one float64 per run (Ragged)
 
     def __init__(self, count, length=None, starts=None, lengths=None):
         self.count, self.length, self.starts = int(count), length, starts
@@ -685,6 +697,7 @@ class _ChannelNorm(Function):
     """
 
     ragged = "native"
+    weight: Any  # (C,) in the input's dtype, or None
 
     def forward(self, x, weight, bias, *, eps, **options):
         self.batch = batch = _float_batch(x)
@@ -735,12 +748,12 @@ class _ChannelNorm(Function):
 
 
 class _GroupNorm(_ChannelNorm):
-    def statistics(self, batch, *, groups):
+    def statistics(self, batch, *, groups):  # type: ignore[override]  # each norm's own options
         return _group_runs(batch, groups), None
 
 
 class _InstanceNorm(_ChannelNorm):
-    def statistics(self, batch, *, running_mean, running_var, use_input_stats, momentum):
+    def statistics(self, batch, *, running_mean, running_var, use_input_stats, momentum):  # type: ignore[override]  # each norm's own options
         if use_input_stats:
             if (batch.positions < 2).any():
                 raise ShapeError(f"instance normalisation with the input's statistics needs more "
@@ -749,7 +762,7 @@ class _InstanceNorm(_ChannelNorm):
             return self.rows, None
         return self.rows, (np.tile(running_mean, self.n), np.tile(running_var, self.n))
 
-    def after(self, mean, var, *, running_mean, running_var, use_input_stats, momentum):
+    def after(self, mean, var, *, running_mean, running_var, use_input_stats, momentum):  # type: ignore[override]  # each norm's own options
         if not use_input_stats or running_mean is None:
             return
         # as PyTorch: the mean over items of each item's mean and unbiased variance
@@ -959,9 +972,10 @@ def dropout(x, p=0.5, *, training=True, rng=None):
     if not training or p == 0:
         return x
     rng = np.random.default_rng() if rng is None else rng
-    keep = rng.random(x.data.data.shape if x.ragged else x.shape) >= p
+    data = x.data
+    keep = rng.random(data.data.shape if isinstance(data, Ragged) else data.shape) >= p
     mask = keep.astype(x.dtype) / np.asarray(1 - p, x.dtype)
-    return x * (x.data.like(mask) if x.ragged else mask)
+    return x * (data.like(mask) if isinstance(data, Ragged) else mask)
 
 
 def relu(x):
@@ -1088,6 +1102,8 @@ class _Nearest(Function):
     an ``(N, nd)`` array).
     """
 
+    ragged_x: Ragged | None
+
     ragged = "native"
 
     def forward(self, x, *, size):
@@ -1123,7 +1139,7 @@ def interpolate(x, size=None, *, scale_factor=None):
         raise ShapeError(f"interpolate needs input (N, C, *spatial), got shape {x.shape}")
     if (size is None) == (scale_factor is None):
         raise ArgumentError("interpolate: give exactly one of size and scale_factor")
-    if x.ragged:
+    if isinstance(x.data, Ragged):
         shapes = x.data.shapes
         if size is None:
             factor = np.array(as_tuple(scale_factor, nd, "scale_factor", minimum=1))
@@ -1139,7 +1155,7 @@ def interpolate(x, size=None, *, scale_factor=None):
         return _Nearest.apply(x, size=np.asarray(size, np.int64))
     if size is None:
         factor = as_tuple(scale_factor, nd, "scale_factor", minimum=1)
-        size = tuple(n * f for n, f in zip(x.shape[2:], factor))
+        size = tuple(n * f for n, f in zip(x.data.shape[2:], factor))
     else:
         size = as_tuple(size, nd, "size", minimum=1)
     return _Nearest.apply(x, size=size)

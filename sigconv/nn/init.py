@@ -22,13 +22,17 @@ returns it.  Hand-designed and k-means kernels are scaled so that each
 output filter has the L2 norm ``sqrt(2)``, which is what He initialisation
 gives on average, so training proceeds at the same pace from either start.
 """
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import numpy as np
 
 from .._validation import as_tuple
 from ._checks import positive_int
 from ..autograd import Tensor
+from ..ragged import Ragged
 from ..errors import ArgumentError, ShapeError
 
 __all__ = ["he_normal_", "he_uniform_", "glorot_normal_", "glorot_uniform_", "zeros_",
@@ -272,6 +276,15 @@ def _patches(data, kernel, count, rng):
     return out
 
 
+def _dense_data(data: Any, who: str) -> Any:
+    """The array of ``data`` (an array or a Tensor of one); ShapeError for a Ragged batch."""
+    data = data.data if isinstance(data, Tensor) else data
+    if isinstance(data, Ragged):
+        raise ShapeError(f"{who} learns from a dense (N, C, *spatial) array, got {data!r}; "
+                         "stack items of one size (or crop them to one) first")
+    return data
+
+
 def kmeans_filters(data, kernel_size, n_filters, *, n_patches=10000, iterations=10,
                    whiten_eps=0.1, rng=None):
     """Convolution kernels learned without labels: spherical k-means on whitened patches.
@@ -299,7 +312,7 @@ def kmeans_filters(data, kernel_size, n_filters, *, n_patches=10000, iterations=
     float64 array, shape (n_filters, C, *kernel_size)
         Unit-norm kernels.
     """
-    data = np.asarray(data.data if isinstance(data, Tensor) else data, dtype=np.float64)
+    data = np.asarray(_dense_data(data, "kmeans_filters"), dtype=np.float64)
     if not 3 <= data.ndim <= 5:
         raise ShapeError(f"data must have shape (N, C, *spatial) with 1 to 3 spatial axes, got "
                          f"shape {data.shape}")
@@ -336,7 +349,7 @@ def kmeans_filters(data, kernel_size, n_filters, *, n_patches=10000, iterations=
 def kmeans_(layer, data, *, n_patches=10000, iterations=10, whiten_eps=0.1, rng=None):
     """Fill a convolution layer (``groups=1``) with :func:`kmeans_filters` learned on ``data``."""
     weight, c_in, kernel = _conv_geometry(layer, "kmeans_")
-    data_channels = np.shape(data.data if isinstance(data, Tensor) else data)[1:2]
+    data_channels = np.shape(_dense_data(data, "kmeans_"))[1:2]
     if data_channels != (c_in,):
         raise ShapeError(f"kmeans_: the layer takes {c_in} input channels per group, data has "
                          f"shape {np.shape(data)}; k-means initialisation needs groups=1 and "

@@ -165,7 +165,8 @@ def mse_loss(input, target, *, reduction="mean"):
     """
     input, target = as_tensor(input), as_tensor(target)
     if input.ragged or target.ragged:
-        if not (input.ragged and target.ragged and same_layout(input.data, target.data)):
+        if not (isinstance(input.data, Ragged) and isinstance(target.data, Ragged)
+                and same_layout(input.data, target.data)):
             raise ShapeError(f"mse_loss: a Ragged input needs a Ragged target of the same item "
                              f"shapes, got {input.data!r} and {target.data!r}")
     elif input.shape != target.shape:
@@ -205,7 +206,8 @@ def dice_loss(logits, target, *, smooth=1.0):
     c = logits.shape[1]
     raw = target.data if isinstance(target, Tensor) else target
     if logits.ragged or isinstance(raw, Ragged):  # soft masks of the logits' item shapes
-        if not (logits.ragged and isinstance(raw, Ragged) and same_layout(raw, logits.data)):
+        if not (isinstance(logits.data, Ragged) and isinstance(raw, Ragged)
+                and same_layout(raw, logits.data)):
             raise ShapeError(f"dice_loss of Ragged logits needs a Ragged target of the same "
                              f"channels and item shapes (one-hot or soft masks), got logits "
                              f"{logits.data!r} and target {raw!r}")
