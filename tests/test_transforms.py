@@ -738,21 +738,3 @@ def test_describe_nests_and_is_json():
     assert d["transforms"][1] == {"class": "RandomApply", "transform": {
         "class": "BackgroundMix", "clips": "<1 clip>", "snr_db": [5.0, 20.0], "p": 1.0}, "p": 0.3}
     assert d["transforms"][2] == {"class": "Identity"}
-
-
-def test_the_examples_of_the_docs_run(shared_data, monkeypatch):
-    """docs/transforms.md's and README's augmentation examples, as written (from the root)."""
-    import pathlib
-    import re
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    if not (root.parent / "shared" / "data").is_dir():
-        pytest.skip("the examples read ../shared/data from the repository root")
-    monkeypatch.chdir(root)
-    doc = (root / "docs" / "transforms.md").read_text()
-    readme = (root / "README.md").read_text()
-    section = readme[readme.index("## Augmentation"):readme.index("## Training")]
-    for text, name in ((doc, "docs/transforms.md"), (section, "README.md")):
-        namespace = {}
-        for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
-            exec(compile(block, name, "exec"), namespace)
