@@ -1,6 +1,10 @@
 """Bucketing: batches of items of similar size, shuffled within and across buckets."""
+from __future__ import annotations
+from collections.abc import Iterator
+
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import check_int
 from ..errors import ShapeError
@@ -36,8 +40,8 @@ class BucketBatchSampler:
     [[0, 2, 4], [1, 3, 5]]
     """
 
-    def __init__(self, sizes, batch_size, *, num_buckets=8, shuffle=True, drop_last=False,
-                 seed=None):
+    def __init__(self, sizes: ArrayLike, batch_size: int, *, num_buckets: int = 8,
+                 shuffle: bool = True, drop_last: bool = False, seed: int | None = None) -> None:
         sizes = np.asarray(sizes)
         if sizes.ndim != 1 or sizes.dtype.kind not in "iuf":
             raise ShapeError(f"sizes must be a 1-D array of numbers, got {sizes.dtype} "
@@ -52,13 +56,13 @@ class BucketBatchSampler:
         parts = np.array_split(order, min(num_buckets, max(len(order), 1)))
         self.buckets = [bucket for bucket in parts if len(bucket)]
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Use the shuffles of epoch ``epoch`` (each epoch differs; the same epoch repeats)."""
         self.epoch = int(epoch)
 
-    def _batches(self):
+    def _batches(self) -> list[list[int]]:
         rng = np.random.default_rng(None if self.seed is None else (self.seed, self.epoch))
-        batches = []
+        batches: list[list[int]] = []
         for bucket in self.buckets:
             bucket = rng.permutation(bucket) if self.shuffle else bucket
             for start in range(0, len(bucket), self.batch_size):
@@ -69,12 +73,12 @@ class BucketBatchSampler:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         batches = self._batches()
         self.epoch += 1  # the next pass shuffles differently
         return iter(batches)
 
-    def __len__(self):
+    def __len__(self) -> int:
         full = [len(b) // self.batch_size for b in self.buckets]
         if self.drop_last:
             return sum(full)

@@ -10,18 +10,23 @@ that contain its whole receptive field.  Memory is bounded by the window: the
 input is read one window at a time, and only the output and its weight sum
 have the input's size.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from .._validation import as_tuple
+from .._validation import as_tuple, check_spatial_nonempty
 from ..functional.pooling import gaussian_pool_weights
 from ..errors import ArgumentError, ShapeError
 
 __all__ = ["sliding_window_inference", "window_starts"]
 
 
-def window_starts(size, window, step):
+def window_starts(size: int, window: int, step: int) -> list[int]:
     """Start of each window along one axis: every ``step``, the last one flush with the end."""
     if window >= size:
         return [0]
@@ -29,8 +34,10 @@ def window_starts(size, window, step):
     return starts + [size - window]
 
 
-def sliding_window_inference(inputs, predict, window, *, overlap=0.25, margin=None,
-                             batch_size=1, sigma_scale=0.125):
+def sliding_window_inference(inputs: ArrayLike, predict: Callable[[NDArray[Any]], ArrayLike],
+                             window: int | Sequence[int], *, overlap: float = 0.25,
+                             margin: int | Sequence[int] | None = None, batch_size: int = 1,
+                             sigma_scale: float = 0.125) -> NDArray[Any]:
     """Apply ``predict`` to overlapping windows of ``inputs`` and blend the results.
 
     Parameters
@@ -62,6 +69,9 @@ def sliding_window_inference(inputs, predict, window, *, overlap=0.25, margin=No
     if not 3 <= inputs.ndim <= 5:
         raise ShapeError(f"inputs must have shape (N, C, *spatial) with 1 to 3 spatial axes, "
                          f"got shape {inputs.shape}")
+    if inputs.shape[0] == 0:  # no item: predict would never be called to give C_out
+        raise ShapeError(f"inputs holds no item: shape {inputs.shape}")
+    check_spatial_nonempty(inputs.shape, "inputs")
     spatial = inputs.shape[2:]
     nd = len(spatial)
     window = tuple(min(w, n) for w, n in zip(as_tuple(window, nd, "window", minimum=1), spatial))
@@ -79,7 +89,7 @@ def sliding_window_inference(inputs, predict, window, *, overlap=0.25, margin=No
     corners = [tuple(c) for c in np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, nd)]
     base = gaussian_pool_weights(window, [max(sigma_scale * n, 1e-3) for n in window])
 
-    def weights_at(corner):
+    def weights_at(corner: Sequence[int]) -> NDArray[np.float64]:
         w = base.copy()
         for axis, (c, m, n, size) in enumerate(zip(corner, margin, window, spatial)):
             index = [slice(None)] * nd
@@ -91,7 +101,8 @@ def sliding_window_inference(inputs, predict, window, *, overlap=0.25, margin=No
                 w[tuple(index)] = 0
         return w
 
-    out = total = None
+    out: Any = None  # allocated from the first prediction (its channels and dtype)
+    total: Any = None
     for item in range(inputs.shape[0]):
         for first in range(0, len(corners), batch_size):
             chunk = corners[first:first + batch_size]

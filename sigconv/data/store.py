@@ -23,13 +23,19 @@ refused with :class:`StoreError` when the store is opened (and by a resumed
 :func:`~sigconv.data.prepare`), so a store copied from elsewhere cannot make
 sigconv read, verify, train on or delete files outside it.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import ArgumentError, SigconvError
+from ..typing import PathLike
 
 __all__ = ["Store", "StoreError", "file_sha256", "read_records", "item_path", "checked_records",
            "MANIFEST", "FAILURES"]
@@ -43,7 +49,7 @@ class StoreError(SigconvError, OSError):
     """A store folder is missing, incomplete or does not match its manifest."""
 
 
-def file_sha256(path, chunk=1 << 20):
+def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -52,9 +58,9 @@ def file_sha256(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
-def read_records(path):
+def read_records(path: PathLike) -> list[Any]:
     """Records of a JSON-lines file; a partial last line (an interrupted append) is ignored."""
-    records = []
+    records: list[Any] = []
     if not os.path.exists(path):
         return records
     with open(path, "rb") as handle:
@@ -71,7 +77,7 @@ def read_records(path):
     return records
 
 
-def _inside(path, folder):
+def _inside(path: str, folder: str) -> bool:
     """Whether ``path`` lies strictly inside ``folder`` (both absolute and resolved)."""
     try:
         return path != folder and os.path.commonpath([path, folder]) == folder
@@ -79,7 +85,7 @@ def _inside(path, folder):
         return False
 
 
-def item_path(root, record, *, where=None):
+def item_path(root: PathLike, record: dict[str, Any], *, where: str | None = None) -> str:
     """The path of ``record``'s item file, checked to resolve inside ``root/items``.
 
     Raises :class:`StoreError` naming the record, its ``file`` and the folder
@@ -105,7 +111,7 @@ def item_path(root, record, *, where=None):
     return path
 
 
-def checked_records(root, records):
+def checked_records(root: PathLike, records: list[Any]) -> list[dict[str, Any]]:
     """``records`` of the manifest of ``root``, each checked to be an object with an ``id``
     and an item file inside the store (:func:`item_path`); raises :class:`StoreError`."""
     where = os.path.join(os.fspath(root), MANIFEST)
@@ -133,13 +139,14 @@ class Store:
     array and its manifest record (a dict).  Items are in ``id`` order.
     """
 
-    def __init__(self, path, *, mmap=True, _records=None):
+    def __init__(self, path: PathLike, *, mmap: bool = True,
+                 _records: list[dict[str, Any]] | None = None) -> None:
         self.path = os.fspath(path)
         manifest = os.path.join(self.path, MANIFEST)
         if _records is None:
             if not os.path.isfile(manifest):
                 raise StoreError(f"{self.path!r} is not a prepared store: {MANIFEST} is missing")
-            latest = {}
+            latest: dict[Any, dict[str, Any]] = {}
             # later records supersede earlier ones
             for record in checked_records(self.path, read_records(manifest)):
                 latest[record["id"]] = record
@@ -147,10 +154,10 @@ class Store:
         self.records = _records
         self.mmap = mmap
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[NDArray[Any], dict[str, Any]]:
         if not isinstance(index, (int, np.integer)):
             raise ArgumentError(f"store items are indexed by an int, got {index!r}")
         if not -len(self) <= index < len(self):
@@ -166,23 +173,23 @@ class Store:
                              f"the manifest says {tuple(record['shape'])}")
         return array, record
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[NDArray[Any], dict[str, Any]]]:
         return (self[i] for i in range(len(self)))
 
-    def split(self, name):
+    def split(self, name: str) -> Store:
         """The items whose record has ``"split": name``, as a Store."""
         return Store(self.path, mmap=self.mmap,
                      _records=[r for r in self.records if r.get("split") == name])
 
-    def filter(self, predicate):
+    def filter(self, predicate: Callable[[dict[str, Any]], bool]) -> Store:
         """The items whose record satisfies ``predicate(record)``, as a Store."""
         return Store(self.path, mmap=self.mmap, _records=[r for r in self.records if predicate(r)])
 
-    def failures(self):
+    def failures(self) -> list[Any]:
         """Records of the sources that could not be prepared (path and reason)."""
         return read_records(os.path.join(self.path, FAILURES))
 
-    def verify(self):
+    def verify(self) -> None:
         """Check every item file against its manifest checksum (:class:`StoreError` if not)."""
         for record in self.records:
             path = item_path(self.path, record)
@@ -190,6 +197,6 @@ class Store:
                 raise StoreError(f"item {record['id']!r}: {path} is missing or does not match "
                                  "its checksum")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         splits = sorted({str(r.get("split")) for r in self.records})
         return f"Store({self.path!r}, {len(self)} items, splits {splits})"

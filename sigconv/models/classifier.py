@@ -1,4 +1,7 @@
 """A classifier backbone written once for waveforms, images and volumes."""
+from __future__ import annotations
+from typing import Any
+
 import numpy as np
 
 from .. import nn
@@ -67,7 +70,7 @@ def conv_block(in_channels, out_channels, *, ndim, kernel_size=3, batch_norm=Tru
     without a norm.
     """
     norm = _resolve_norm(norm, batch_norm)
-    layers = []
+    layers: list[nn.Module] = []
     for i in range(convs):
         layers.append(nn.Conv(in_channels if i == 0 else out_channels, out_channels, kernel_size,
                               ndim=ndim, bias=norm is None, dtype=dtype, rng=rng))

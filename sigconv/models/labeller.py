@@ -14,6 +14,9 @@ every later step refines it from the neighbouring guesses, applying the
 same convolutions again (weights shared across steps, as in a recurrent
 network).
 """
+from __future__ import annotations
+from typing import Any
+
 import numpy as np
 
 from .. import nn
@@ -64,7 +67,7 @@ class StructuredLabeller(nn.Module):
         x = layer_input(self, x, self.ndim, self.in_channels)
         drive = self.input_conv(x)  # U * X, the same at every step
         hidden = F.relu(drive)
-        outputs = []
+        outputs: list[Any] = []
         for step in range(self.steps):
             if step:
                 estimate = F.softmax(outputs[-1], axis=1)  # Y^(t-1)
