@@ -21,10 +21,12 @@ from .tasks import Classification
 __all__ = ["evaluate", "predict", "load_inputs", "IntensityWarning", "INTENSITY_LIMITS"]
 
 
-def evaluate(run, store, *, split="test"):
+def evaluate(run, store, *, split="test", model=None):
     """Scores of a run's model (see :func:`load_model`) on one split of a store.
 
     The same scores as ``metrics.json``'s ``"test"`` for the best model on the test split.
+    ``model``: for a run trained with a model of yours, an instance of its
+    architecture (it is given the run's weights), as for :func:`load_model`.
     """
     state = _read_state(run)
     task = _run_task(state)
@@ -32,7 +34,8 @@ def evaluate(run, store, *, split="test"):
     records = [r for r in source.records if r.get("split") == split]
     if not records:
         raise ArgumentError(f"store {source.path!r} has no items with split {split!r}")
-    return task.evaluate(load_model(run), _items(task, source, records), records=records)
+    return task.evaluate(load_model(run, model=model), _items(task, source, records),
+                         records=records)
 
 
 #: An input is "far" from the training data, and :func:`load_inputs` warns with
@@ -173,7 +176,7 @@ def load_inputs(run, paths):
     return signals
 
 
-def _predictions(run, inputs, *, batch_size=32, progress=False, log=sys.stderr):
+def _predictions(run, inputs, *, batch_size=32, progress=False, log=sys.stderr, model=None):
     """Yield ``(path, *answer)`` of each input, in order, as soon as it is computed.
 
     ``inputs`` as for :func:`predict`; all of them are loaded and checked
@@ -187,7 +190,7 @@ def _predictions(run, inputs, *, batch_size=32, progress=False, log=sys.stderr):
     signals = [x if isinstance(x, Signal) else next(loaded) for x in inputs]
     for signal in signals:
         _check_shape(signal, state)
-    task, model = _run_task(state), load_model(run)
+    task, model = _run_task(state), load_model(run, model=model)
     # a classifier answers a batch of files at once; dense tasks go file by file anyway
     chunk = batch_size if isinstance(task, Classification) else 1
     with tqdm(total=len(signals), desc="predict", unit="file", disable=not progress,
@@ -201,7 +204,7 @@ def _predictions(run, inputs, *, batch_size=32, progress=False, log=sys.stderr):
             bar.update(len(part))
 
 
-def predict(run, inputs, *, batch_size=32, progress=False, log=sys.stderr):
+def predict(run, inputs, *, batch_size=32, progress=False, log=sys.stderr, model=None):
     """The answer of a run's model (see :func:`load_model`) for each input.
 
     Parameters
@@ -216,6 +219,9 @@ def predict(run, inputs, *, batch_size=32, progress=False, log=sys.stderr):
         Files a classifier takes per batch.
     progress : bool
         A tqdm bar over the files on ``log``.
+    model : Module, optional
+        For a run trained with a model of yours: an instance of its
+        architecture, given the run's weights (see :func:`load_model`).
 
     Returns
     -------
@@ -224,4 +230,5 @@ def predict(run, inputs, *, batch_size=32, progress=False, log=sys.stderr):
     store's units ``(C, *spatial)``, or the label of every sample
     ``(*spatial)``.
     """
-    return list(_predictions(run, inputs, batch_size=batch_size, progress=progress, log=log))
+    return list(_predictions(run, inputs, batch_size=batch_size, progress=progress, log=log,
+                             model=model))

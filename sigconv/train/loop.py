@@ -243,7 +243,7 @@ def _write_metrics(out, metrics):
 
 def _input_spec(record):
     """What :func:`predict` needs to turn a file into an item like the store's."""
-    keys = ("kind", "sample_rate", "spectrogram")
+    keys = ("kind", "sample_rate", "spectrogram", "converter")
     return {k: record[k] for k in keys if k in record}
 
 

@@ -368,6 +368,12 @@ def test_your_model_loss_optimizer_and_schedule_train(tmp_path, rng):
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, best[key])
     assert model.classes == [0, 1] and not model.training
+    # evaluate takes the architecture the same way, and scores as the run did
+    from sigconv.train import evaluate
+    with pytest.raises(ArgumentError, match="model of yours"):
+        evaluate(tmp_path / "run", store)
+    again = evaluate(tmp_path / "run", store, model=_tiny(seed=7))
+    assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     from sigconv import nn
 
     wider = nn.Sequential(nn.Conv(1, 6, 9, ndim=1), nn.ReLU(), nn.GlobalPool("avg"),
