@@ -54,34 +54,22 @@ class _UsageError(Exception):
     """Bad usage found by a command itself (after argparse): exit 2 with this message."""
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _number(parse, low, what):
+    """An argparse type: ``parse(text)``, refused unless it is ``what`` and ``>= low``."""
+    def checked(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value < float("inf"):  # NaN fails the comparison
+            raise argparse.ArgumentTypeError(f"expected {what} >= {low}, got {text!r}")
+        return value
+    return checked
 
 
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+_positive_int = _number(int, 1, "a whole number")
+_nonnegative_int = _number(int, 0, "a whole number")
+_nonnegative_float = _number(float, 0, "a finite number")
 
 
 def _positive_float(text):
@@ -207,7 +195,7 @@ def _video_lines(path, stop):
     frames, rate = info.get("frames"), info.get("frame_rate")
     shown = min(frames, stop) if frames and stop else (frames or stop)
     shape = f"(3, {shown if shown else '?'}, {info.get('height')}, {info.get('width')})"
-    lines = [f"kind:     video",
+    lines = ["kind:     video",
              f"shape:    {shape}  axes {AXES['video']}",
              "dtype:    float32 (as sigconv.io.load gives it; decoded as uint8)",
              "values:   not decoded (info reads the stream header; 'sigconv show' draws frames)"]

@@ -21,6 +21,8 @@ import pytest
 import sigconv
 from sigconv.train.tasks import TASKS
 
+from .phantoms import blobs
+
 #: The child's environment: this one without PYTHONUNBUFFERED, and without timing the two
 #: kernel paths of every new convolution (seconds of each tiny run; the choice is by rule).
 ENV = dict({k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
@@ -91,17 +93,6 @@ def waveform_run(workspace, shared_data):
             "wav": recordings / "1_theo_5.wav", "png": shared_data / "images" / "camera.png"}
 
 
-def _phantom(rng, shape=(12, 16, 16)):
-    """Blobs of 0, 100 or 200 in a volume: a signal to denoise."""
-    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    volume = np.zeros(shape, dtype=np.float32)
-    for _ in range(4):
-        centre = [rng.uniform(0, n) for n in shape]
-        inside = sum((g - c) ** 2 for g, c in zip(grids, centre)) < rng.uniform(2, 4) ** 2
-        volume[inside] = 100.0 * rng.integers(1, 3)
-    return volume
-
-
 #: The volumes' affine: 2 mm slices, 1.5 mm pixels, an origin away from 0 (RAS+).
 AFFINE = np.array([[0, 0, 1.5, -12.0], [0, 1.5, 0, 7.0], [2.0, 0, 0, 30.0], [0, 0, 0, 1]])
 
@@ -116,11 +107,11 @@ def volume_run(workspace):
     source.mkdir()
     rows = ["path,label,split"]
     for i, split in enumerate(["train"] * 4 + ["validation"]):
-        nib.save(nib.Nifti1Image(_phantom(rng), AFFINE), source / f"v{i}.nii.gz")
+        nib.save(nib.Nifti1Image(blobs(rng, (12, 16, 16), scale=100.0, dtype=np.float32), AFFINE), source / f"v{i}.nii.gz")
         rows.append(f"v{i}.nii.gz,phantom,{split}")
     (workspace / "volumes.csv").write_text("\n".join(rows) + "\n")
     new = workspace / "new.nii.gz"
-    nib.save(nib.Nifti1Image(_phantom(rng), AFFINE), new)
+    nib.save(nib.Nifti1Image(blobs(rng, (12, 16, 16), scale=100.0, dtype=np.float32), AFFINE), new)
     store, run = workspace / "volumes-store", workspace / "volumes-run"
     code, _, err = sigconv_cli("prepare", source, store, "--kind", "volume", "--labels",
                                workspace / "volumes.csv", "--quiet")

@@ -10,16 +10,11 @@ from sigconv.errors import ArgumentError, IntensityWarning, ShapeError
 from sigconv.train import evaluate, predict, train
 from sigconv.train.inference import INTENSITY_LIMITS, _load_options, load_inputs
 
+from ..phantoms import blobs
+
 
 def _volume(rng, shape=(12, 16, 16)):
-    """Blobs of 0, 100 or 200: a small volume to denoise."""
-    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    volume = np.zeros(shape, dtype=np.float32)
-    for _ in range(4):
-        centre = [rng.uniform(0, n) for n in shape]
-        inside = sum((g - c) ** 2 for g, c in zip(grids, centre)) < rng.uniform(2, 4) ** 2
-        volume[inside] = 100.0 * rng.integers(1, 3)
-    return volume
+    return blobs(rng, shape, scale=100.0, dtype=np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,7 @@ from sigconv.errors import ArgumentError, ShapeError
 from sigconv.train import evaluate, load_model, predict, train
 from sigconv.train.tasks import NLM_H, Denoising, Labelling, _Dice, _PSNR, _nl_means, task_of
 
-
-def _phantom(rng, shape):
-    """Piecewise-constant blobs (0, 1 or 2) in a volume: a denoisable, labellable signal."""
-    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    volume = np.zeros(shape)
-    for _ in range(4):
-        centre = [rng.uniform(0, n) for n in shape]
-        radius = rng.uniform(2, 4)
-        inside = sum((g - c) ** 2 for g, c in zip(grids, centre)) < radius ** 2
-        volume[inside] = rng.integers(1, 3)
-    return volume
+from ..phantoms import blobs as _phantom
 
 
 def _store(tmp_path, rng, *, with_labels):
