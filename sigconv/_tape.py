@@ -52,17 +52,17 @@ from __future__ import annotations
 import contextlib
 import numbers
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from .errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from .ragged import Ragged
 
 if TYPE_CHECKING:
-    from .typing import Shape, TensorLike
+    from .typing import TensorLike
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "as_tensor",
            "same_layout", "values"]

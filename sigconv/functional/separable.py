@@ -26,7 +26,6 @@ alternating rank-1 updates for 3-D) is accepted when its residual is at most
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any, overload
 

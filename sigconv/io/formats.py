@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import pathlib
 import zlib
-from typing import Any
 
 from ._common import LoadError, extension, read_head
 

@@ -1,12 +1,13 @@
 """A classifier backbone written once for waveforms, images and volumes."""
 from __future__ import annotations
-from typing import Any
 
 import numpy as np
 
 from .. import nn
 from ..errors import ArgumentError
 from ..nn._checks import positive_int, spatial_ndim
+from ..autograd import Tensor
+from ..typing import TensorLike
 
 __all__ = ["Classifier", "conv_block", "residual_block", "norm_layer", "default_groups"]
 
@@ -189,7 +190,7 @@ class Classifier(nn.Module):
         self.head = nn.Linear(channels, positive_int(num_classes, "num_classes"), dtype=dtype,
                               rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         """``(N, in_channels, *spatial)`` -> logits ``(N, num_classes)``."""
         return self.head(self.dropout(self.pool(self.features(x))))
 

@@ -1,4 +1,6 @@
 """A fully convolutional encoder-decoder for dense outputs (one value per sample, pixel or voxel)."""
+from __future__ import annotations
+
 import numpy as np
 
 from .. import nn
@@ -7,6 +9,8 @@ from ..errors import ShapeError
 from ..nn import functional as F
 from ..nn._checks import layer_input, positive_int, spatial_ndim
 from .classifier import conv_block
+from ..autograd import Tensor
+from ..typing import TensorLike
 
 __all__ = ["EncoderDecoder"]
 
@@ -69,7 +73,7 @@ class EncoderDecoder(nn.Module):
         self.head = nn.Conv(widths[0], positive_int(out_channels, "out_channels"), 1, ndim=ndim,
                             dtype=dtype, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         h = layer_input(self, x, self.ndim, self.in_channels)
         skips = []
         for i, encoder in enumerate(self.encoders):

@@ -4,9 +4,14 @@
 and ``bias`` ``(C_out,)`` as ``torch.nn.Conv2d``, so state dicts move between
 the two unchanged (``ndim=1`` ~ ``Conv1d``, ``ndim=3`` ~ ``Conv3d``).
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional as _F
 from .. import shapes
@@ -16,12 +21,15 @@ from . import functional as F
 from . import init
 from ._checks import float_dtype, layer_input, positive_int, spatial_ndim
 from .module import Module, Parameter
+from ..autograd import Tensor
+from ..typing import ConvMethod, IntOrTuple, Padding, Seed, TensorLike
 
 __all__ = ["Conv", "ConvTranspose", "LocalConv", "TiledConv"]
 
 
-def _kernel_options(layer, in_channels, out_channels, kernel_size, ndim, stride, *,
-                    groups=1, dilation=1):
+def _kernel_options(layer: Module, in_channels: int, out_channels: int,
+                    kernel_size: IntOrTuple, ndim: int, stride: IntOrTuple, *,
+                    groups: int = 1, dilation: IntOrTuple = 1) -> None:
     """Check and set the options every layer with a kernel has (ndim, channels, sizes)."""
     layer.ndim = spatial_ndim(ndim)
     layer.in_channels = positive_int(in_channels, "in_channels")
@@ -35,7 +43,8 @@ def _kernel_options(layer, in_channels, out_channels, kernel_size, ndim, stride,
     layer.dilation = as_tuple(dilation, ndim, "dilation", minimum=1)
 
 
-def _weight_and_bias(layer, weight_shape, bias_shape, bias, dtype, rng):
+def _weight_and_bias(layer: Module, weight_shape: tuple[int, ...], bias_shape: Any, bias: bool,
+                     dtype: DTypeLike, rng: Seed) -> None:
     """Set ``layer.weight`` (and ``layer.bias`` if ``bias``, else None) of ``dtype``, He-normal."""
     layer.weight = Parameter(np.zeros(weight_shape, dtype))
     if bias:
@@ -70,8 +79,10 @@ class Conv(Module):
     Input ``(N, in_channels, *spatial)``, output ``(N, out_channels, *out_spatial)``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, stride=1, padding="same",
-                 dilation=1, groups=1, bias=True, method="auto", dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, *, ndim: int,
+                 stride: IntOrTuple = 1, padding: Padding = "same", dilation: IntOrTuple = 1,
+                 groups: int = 1, bias: bool = True, method: ConvMethod = "auto",
+                 dtype: DTypeLike = np.float32, rng: Seed = None) -> None:
         super().__init__()
         _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride,
                         groups=groups, dilation=dilation)
@@ -81,12 +92,12 @@ class Conv(Module):
         _weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size,
                          out_channels, bias, dtype, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = layer_input(self, x, self.ndim, self.in_channels)
         return F.conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
                       dilation=self.dilation, groups=self.groups, method=self.method)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"ndim={self.ndim}, stride={self.stride}, padding={self.padding!r}, "
                 f"dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}")
@@ -101,8 +112,10 @@ class ConvTranspose(Module):
     with ``output_size=`` to pick among the sizes a stride allows.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, stride=1, padding=0,
-                 output_padding=0, dilation=1, groups=1, bias=True, dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, *, ndim: int,
+                 stride: IntOrTuple = 1, padding: Padding = 0, output_padding: IntOrTuple = 0,
+                 dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 dtype: DTypeLike = np.float32, rng: Seed = None) -> None:
         super().__init__()
         _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride,
                         groups=groups, dilation=dilation)
@@ -115,14 +128,14 @@ class ConvTranspose(Module):
         _weight_and_bias(self, (in_channels, out_channels // groups) + self.kernel_size,
                          out_channels, bias, dtype, rng)
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: TensorLike, output_size: Sequence[int] | None = None) -> Tensor:
         x = layer_input(self, x, self.ndim, self.in_channels)
         return F.conv_transpose(x, self.weight, self.bias, stride=self.stride,
                                 padding=self.padding, output_padding=self.output_padding,
                                 dilation=self.dilation, groups=self.groups,
                                 output_size=output_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"ndim={self.ndim}, stride={self.stride}, padding={self.padding!r}")
 
@@ -139,8 +152,9 @@ class LocalConv(Module):
     #: not a (C_out, C_in, *kernel) bank: nn.init's kernel-bank fillers refuse it
     _weight_layout = "per position"
 
-    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, input_size, stride=1,
-                 padding="valid", bias=True, dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, *, ndim: int,
+                 input_size: Sequence[int], stride: IntOrTuple = 1, padding: Padding = "valid",
+                 bias: bool = True, dtype: DTypeLike = np.float32, rng: Seed = None) -> None:
         super().__init__()
         _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride)
         self.input_size = as_tuple(input_size, ndim, "input_size", minimum=1)
@@ -157,7 +171,7 @@ class LocalConv(Module):
         _weight_and_bias(self, unshared + (in_channels,) + self.kernel_size, unshared, bias,
                          dtype, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = layer_input(self, x, self.ndim, self.in_channels)
         # a Ragged batch is refused by F.local_conv (its Function takes no Ragged input)
         if not x.ragged and tuple(x.shape[2:]) != self.input_size:
@@ -165,7 +179,7 @@ class LocalConv(Module):
                              f"got shape {x.shape}; its filters are tied to positions")
         return F.local_conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"ndim={self.ndim}, input_size={self.input_size}, stride={self.stride}")
 
@@ -181,8 +195,9 @@ class TiledConv(Module):
     #: not a (C_out, C_in, *kernel) bank: nn.init's kernel-bank fillers refuse it
     _weight_layout = "per tile"
 
-    def __init__(self, in_channels, out_channels, kernel_size, *, ndim, tile, stride=1,
-                 padding="same", bias=True, dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, *, ndim: int,
+                 tile: IntOrTuple, stride: IntOrTuple = 1, padding: Padding = "same",
+                 bias: bool = True, dtype: DTypeLike = np.float32, rng: Seed = None) -> None:
         super().__init__()
         _kernel_options(self, in_channels, out_channels, kernel_size, ndim, stride)
         self.tile = as_tuple(tile, ndim, "tile", minimum=1)
@@ -193,10 +208,10 @@ class TiledConv(Module):
         _weight_and_bias(self, (out_channels, in_channels) + self.kernel_size + self.tile,
                          out_channels, bias, dtype, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = layer_input(self, x, self.ndim, self.in_channels)
         return F.tiled_conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"ndim={self.ndim}, tile={self.tile}, stride={self.stride}")

@@ -753,7 +753,9 @@ class _GroupNorm(_ChannelNorm):
 
 
 class _InstanceNorm(_ChannelNorm):
-    def statistics(self, batch, *, running_mean, running_var, use_input_stats, momentum):  # type: ignore[override]  # each norm's own options
+    # each norm takes its own options (ignore: the base class takes any)
+    def statistics(self, batch, *, running_mean, running_var, use_input_stats,  # type: ignore[override]
+                   momentum):
         if use_input_stats:
             if (batch.positions < 2).any():
                 raise ShapeError(f"instance normalisation with the input's statistics needs more "
@@ -762,7 +764,8 @@ class _InstanceNorm(_ChannelNorm):
             return self.rows, None
         return self.rows, (np.tile(running_mean, self.n), np.tile(running_var, self.n))
 
-    def after(self, mean, var, *, running_mean, running_var, use_input_stats, momentum):  # type: ignore[override]  # each norm's own options
+    def after(self, mean, var, *, running_mean, running_var, use_input_stats,  # type: ignore[override]
+              momentum):
         if not use_input_stats or running_mean is None:
             return
         # as PyTorch: the mean over items of each item's mean and unbiased variance

@@ -25,22 +25,29 @@ gives on average, so training proceeds at the same pace from either start.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TypeVar
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .._validation import as_tuple
 from ._checks import positive_int
 from ..autograd import Tensor
 from ..ragged import Ragged
 from ..errors import ArgumentError, ShapeError
+from ..typing import Seed
 
 __all__ = ["he_normal_", "he_uniform_", "glorot_normal_", "glorot_uniform_", "zeros_",
            "edge_kernels", "gabor_kernels", "kmeans_filters", "edge_", "gabor_", "kmeans_",
            "fans"]
 
 
-def _target(target):
+_Target = TypeVar("_Target")  # a layer with a weight, a Parameter or an array: returned as given
+
+
+def _target(target: object) -> tuple[Any, Any, Any]:
     """``(weight array, bias array or None, layer or None)`` of a layer, Parameter or array."""
     if isinstance(target, Tensor):
         return target.data, None, None
@@ -54,7 +61,7 @@ def _target(target):
                         f"{type(target).__name__}")
 
 
-def fans(shape, layer=None):
+def fans(shape: Sequence[int], layer: Any = None) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight: inputs and outputs each weight value connects.
 
     ``(C_out, C_in, *kernel)`` (convolution, or ``(out, in)`` for linear) unless
@@ -68,7 +75,7 @@ def fans(shape, layer=None):
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _fill(target, values):
+def _fill(target: _Target, values: ArrayLike) -> _Target:
     weight, bias, _ = _target(target)
     weight[...] = values
     if bias is not None:
@@ -76,18 +83,18 @@ def _fill(target, values):
     return target
 
 
-def _rng(rng):
+def _rng(rng: Seed) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def he_normal_(target, *, rng=None):
+def he_normal_(target: _Target, *, rng: Seed = None) -> _Target:
     """Normal with std ``sqrt(2 / fan_in)`` (He et al.; PyTorch's ``kaiming_normal_``)."""
     weight, _, layer = _target(target)
     fan_in, _ = fans(weight.shape, layer)
     return _fill(target, _rng(rng).standard_normal(weight.shape) * math.sqrt(2 / fan_in))
 
 
-def he_uniform_(target, *, rng=None):
+def he_uniform_(target: _Target, *, rng: Seed = None) -> _Target:
     """Uniform on ``±sqrt(6 / fan_in)`` (same variance as :func:`he_normal_`)."""
     weight, _, layer = _target(target)
     fan_in, _ = fans(weight.shape, layer)
@@ -95,7 +102,7 @@ def he_uniform_(target, *, rng=None):
     return _fill(target, _rng(rng).uniform(-bound, bound, weight.shape))
 
 
-def glorot_normal_(target, *, rng=None):
+def glorot_normal_(target: _Target, *, rng: Seed = None) -> _Target:
     """Normal with std ``sqrt(2 / (fan_in + fan_out))`` (Glorot and Bengio; ``xavier_normal_``)."""
     weight, _, layer = _target(target)
     fan_in, fan_out = fans(weight.shape, layer)
@@ -103,7 +110,7 @@ def glorot_normal_(target, *, rng=None):
                  * math.sqrt(2 / (fan_in + fan_out)))
 
 
-def glorot_uniform_(target, *, rng=None):
+def glorot_uniform_(target: _Target, *, rng: Seed = None) -> _Target:
     """Uniform on ``±sqrt(6 / (fan_in + fan_out))`` (``xavier_uniform_``)."""
     weight, _, layer = _target(target)
     fan_in, fan_out = fans(weight.shape, layer)
@@ -111,7 +118,7 @@ def glorot_uniform_(target, *, rng=None):
     return _fill(target, _rng(rng).uniform(-bound, bound, weight.shape))
 
 
-def zeros_(target):
+def zeros_(target: _Target) -> _Target:
     return _fill(target, 0)
 
 
@@ -119,7 +126,7 @@ def zeros_(target):
 # hand-designed kernels
 # ---------------------------------------------------------------------------
 
-def _directions(ndim, count):
+def _directions(ndim: int, count: int) -> NDArray[np.float64]:
     """``count`` unit vectors spread over a half circle (2-D) or half sphere (3-D)."""
     if ndim == 1:
         return np.ones((1, 1))
@@ -133,12 +140,13 @@ def _directions(ndim, count):
     return np.stack([z, r * np.sin(phi), r * np.cos(phi)], axis=1)
 
 
-def _unit(bank):
+def _unit(bank: NDArray[Any]) -> NDArray[Any]:
     norms = np.sqrt((bank.reshape(len(bank), -1) ** 2).sum(axis=1))
     return bank / np.where(norms > 0, norms, 1).reshape((-1,) + (1,) * (bank.ndim - 1))
 
 
-def edge_kernels(kernel_size, ndim, *, orientations=None):
+def edge_kernels(kernel_size: int | Sequence[int], ndim: int, *,
+                 orientations: int | None = None) -> NDArray[np.float64]:
     """Sobel edge detectors: smoothed first derivatives, steered to several directions.
 
     Along one axis the derivative is ``binomial(k - 2) * [-1, 1]`` (``[-1, 0, 1]``
@@ -178,7 +186,8 @@ def edge_kernels(kernel_size, ndim, *, orientations=None):
     return np.stack([s for kernel in steered for s in (kernel, -kernel)])
 
 
-def gabor_kernels(kernel_size, ndim, *, orientations=4, scales=2):
+def gabor_kernels(kernel_size: int | Sequence[int], ndim: int, *, orientations: int = 4,
+                  scales: int = 2) -> NDArray[np.float64]:
     r"""A Gabor filter bank: ``exp(-|r|^2 / (2 sigma^2)) cos(2 pi (r . u) / lambda + phase)``.
 
     Wavelengths ``lambda = K / 2^j`` for ``j < scales`` (``K`` the smallest
@@ -213,13 +222,13 @@ def gabor_kernels(kernel_size, ndim, *, orientations=4, scales=2):
     return _unit(np.stack(bank))
 
 
-def _ndim(ndim):
+def _ndim(ndim: object) -> int:
     if ndim not in (1, 2, 3):
         raise ArgumentError(f"ndim must be 1, 2 or 3, got {ndim!r}")
     return ndim
 
 
-def _conv_geometry(layer, name):
+def _conv_geometry(layer: Any, name: str) -> tuple[NDArray[Any], int, tuple[int, ...]]:
     """``(weight array, C_in per group, kernel shape)`` of a Conv-like layer.
 
     A layer whose weight holds more than ``(C_out, C_in, *kernel)`` says so
@@ -237,7 +246,7 @@ def _conv_geometry(layer, name):
     return weight, weight.shape[1], weight.shape[2:]
 
 
-def _fill_bank(layer, bank):
+def _fill_bank(layer: _Target, bank: NDArray[Any]) -> _Target:
     """Output filter ``o`` is ``bank[o % len(bank)]`` on every input channel, norm sqrt(2)."""
     weight, c_in, kernel = _conv_geometry(layer, "bank initialisation")
     filters = np.stack([np.broadcast_to(bank[o % len(bank)], (c_in,) + kernel)
@@ -245,13 +254,13 @@ def _fill_bank(layer, bank):
     return _fill(layer, _unit(filters) * math.sqrt(2))
 
 
-def edge_(layer, *, orientations=None):
+def edge_(layer: _Target, *, orientations: int | None = None) -> _Target:
     """Fill a convolution layer with :func:`edge_kernels` (cycled over the output channels)."""
     weight, _, kernel = _conv_geometry(layer, "edge_")
     return _fill_bank(layer, edge_kernels(kernel, len(kernel), orientations=orientations))
 
 
-def gabor_(layer, *, orientations=4, scales=2):
+def gabor_(layer: _Target, *, orientations: int = 4, scales: int = 2) -> _Target:
     """Fill a convolution layer with :func:`gabor_kernels` (cycled over the output channels)."""
     weight, _, kernel = _conv_geometry(layer, "gabor_")
     return _fill_bank(layer, gabor_kernels(kernel, len(kernel), orientations=orientations,
@@ -262,7 +271,8 @@ def gabor_(layer, *, orientations=4, scales=2):
 # unsupervised kernels: k-means on whitened patches
 # ---------------------------------------------------------------------------
 
-def _patches(data, kernel, count, rng):
+def _patches(data: NDArray[Any], kernel: tuple[int, ...], count: int,
+             rng: np.random.Generator) -> NDArray[Any]:
     """``count`` random patches ``(C, *kernel)`` of a batch ``(N, C, *spatial)``, flattened."""
     n, spatial = data.shape[0], data.shape[2:]
     if any(s < kk for s, kk in zip(spatial, kernel)):
@@ -285,8 +295,9 @@ def _dense_data(data: Any, who: str) -> Any:
     return data
 
 
-def kmeans_filters(data, kernel_size, n_filters, *, n_patches=10000, iterations=10,
-                   whiten_eps=0.1, rng=None):
+def kmeans_filters(data: ArrayLike | Tensor, kernel_size: int | Sequence[int], n_filters: int, *,
+                   n_patches: int = 10000, iterations: int = 10, whiten_eps: float = 0.1,
+                   rng: Seed = None) -> NDArray[np.float64]:
     """Convolution kernels learned without labels: spherical k-means on whitened patches.
 
     The recipe of Coates and Ng: sample patches, subtract each patch's mean,
@@ -346,7 +357,8 @@ def kmeans_filters(data, kernel_size, n_filters, *, n_patches=10000, iterations=
     return _unit(filters.reshape((n_filters, data.shape[1]) + kernel))
 
 
-def kmeans_(layer, data, *, n_patches=10000, iterations=10, whiten_eps=0.1, rng=None):
+def kmeans_(layer: _Target, data: ArrayLike | Tensor, *, n_patches: int = 10000,
+            iterations: int = 10, whiten_eps: float = 0.1, rng: Seed = None) -> _Target:
     """Fill a convolution layer (``groups=1``) with :func:`kmeans_filters` learned on ``data``."""
     weight, c_in, kernel = _conv_geometry(layer, "kmeans_")
     data_channels = np.shape(_dense_data(data, "kmeans_"))[1:2]

@@ -7,7 +7,11 @@ smoothing, ``ignore_index`` and reductions give PyTorch's numbers).  Dense
 outputs ``(N, C, *spatial)`` with targets ``(N, *spatial)`` work like
 classification outputs ``(N, C)`` with targets ``(N,)``.
 """
+from __future__ import annotations
+from typing import Any, Literal
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_choice
 from .._ops import log_softmax_array
@@ -16,13 +20,14 @@ from ..autograd import Function, Tensor, as_tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ragged import Ragged
 from .module import Module
+from ..typing import TensorLike
 
 __all__ = ["cross_entropy", "mse_loss", "dice_loss", "CrossEntropyLoss", "MSELoss", "DiceLoss"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _labels(target, logits_shape, name="target"):
+def _labels(target: Any, logits_shape: tuple[Any, ...], name: str = "target") -> NDArray[Any]:
     """Integer class labels ``(N, *spatial)`` matching logits ``(N, C, *spatial)``."""
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
     if target.dtype.kind not in "iu":
@@ -87,7 +92,7 @@ class _RaggedPositions(Function):
         return (self.items.like(np.concatenate([p.reshape(-1) for p in pieces])),)
 
 
-def _ragged_labels(target, layout):
+def _ragged_labels(target: Any, layout: Ragged) -> NDArray[Any]:
     """Integer labels of a Ragged batch, ``(1, P)``: a Ragged of one channel, or one array per item."""
     items = list(target) if isinstance(target, (Ragged, list, tuple)) else None
     if items is None or len(items) != len(layout):
@@ -108,8 +113,9 @@ def _ragged_labels(target, layout):
     return labels
 
 
-def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_index=-100,
-                  reduction="mean"):
+def cross_entropy(logits: TensorLike, target: TensorLike, *, weight: ArrayLike | None = None,
+                  label_smoothing: float = 0.0, ignore_index: int = -100,
+                  reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """Softmax cross-entropy between logits and integer class labels.
 
     Parameters
@@ -133,7 +139,7 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
     Tensor, scalar (or shape (N, *spatial) for ``"none"``)
     """
     logits = as_tensor(logits)
-    if logits.ragged:  # every position of every item, side by side: (1, C, P) and (1, P)
+    if isinstance(logits.data, Ragged):  # every position of every item: (1, C, P) and (1, P)
         if reduction == "none":
             raise ArgumentError("cross_entropy of Ragged logits takes reduction 'mean' or "
                                 "'sum' (per-position losses of items of different sizes "
@@ -157,7 +163,8 @@ def cross_entropy(logits, target, *, weight=None, label_smoothing=0.0, ignore_in
                                ignore_index=ignore_index, reduction=reduction)
 
 
-def mse_loss(input, target, *, reduction="mean"):
+def mse_loss(input: TensorLike, target: TensorLike, *,
+             reduction: Literal["mean", "sum", "none"] = "mean") -> Tensor:
     """Mean squared error ``mean((input - target) ** 2)`` (shapes must match).
 
     A Ragged ``input`` takes a Ragged ``target`` of the same item shapes; the
@@ -178,7 +185,7 @@ def mse_loss(input, target, *, reduction="mean"):
         else squared
 
 
-def dice_loss(logits, target, *, smooth=1.0):
+def dice_loss(logits: TensorLike, target: TensorLike, *, smooth: float = 1.0) -> Tensor:
     r"""Soft Dice loss for segmentation, ``1 - mean_c dice_c``.
 
     ``dice_c = (2 sum p_c t_c + smooth) / (sum p_c + sum t_c + smooth)``, sums
@@ -234,13 +241,16 @@ def dice_loss(logits, target, *, smooth=1.0):
 class CrossEntropyLoss(Module):
     """:func:`cross_entropy` as a module: ``CrossEntropyLoss(weight=w)(logits, target)``."""
 
-    def __init__(self, *, weight=None, label_smoothing=0.0, ignore_index=-100, reduction="mean"):
+    def __init__(self, *, weight: ArrayLike | None = None, label_smoothing: float = 0.0,
+                 ignore_index: int = -100,
+                 reduction: Literal["mean", "sum", "none"] = "mean") -> None:
         super().__init__()
         self.weight = None if weight is None else np.asarray(weight)
         self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        check_choice(reduction, "reduction", REDUCTIONS)
+        self.reduction = reduction
 
-    def forward(self, logits, target):
+    def forward(self, logits: TensorLike, target: TensorLike) -> Tensor:
         return cross_entropy(logits, target, weight=self.weight,
                              label_smoothing=self.label_smoothing,
                              ignore_index=self.ignore_index, reduction=self.reduction)
@@ -249,20 +259,21 @@ class CrossEntropyLoss(Module):
 class MSELoss(Module):
     """:func:`mse_loss` as a module."""
 
-    def __init__(self, *, reduction="mean"):
+    def __init__(self, *, reduction: Literal["mean", "sum", "none"] = "mean") -> None:
         super().__init__()
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        check_choice(reduction, "reduction", REDUCTIONS)
+        self.reduction = reduction
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return mse_loss(input, target, reduction=self.reduction)
 
 
 class DiceLoss(Module):
     """:func:`dice_loss` as a module."""
 
-    def __init__(self, *, smooth=1.0):
+    def __init__(self, *, smooth: float = 1.0) -> None:
         super().__init__()
         self.smooth = smooth
 
-    def forward(self, logits, target):
+    def forward(self, logits: TensorLike, target: TensorLike) -> Tensor:
         return dice_loss(logits, target, smooth=self.smooth)

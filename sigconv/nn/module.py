@@ -289,7 +289,8 @@ class Sequential(Module):
         return len(self._modules)
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())  # type: ignore[arg-type]  # None only if set so (as PyTorch)
+        # a submodule set to None stays (as in PyTorch)
+        return iter(self._modules.values())  # type: ignore[arg-type]
 
     def __getitem__(self, index: int | slice) -> Any:
         items: list[Any] = list(self._modules.values())
@@ -334,7 +335,9 @@ class ModuleList(Module):
         return len(self._modules)
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())  # type: ignore[arg-type]  # None only if set so (as PyTorch)
+        # a submodule set to None stays (as in PyTorch)
+        return iter(self._modules.values())  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]  # type: ignore[return-value]  # a ModuleList holds no None
+        # append() takes Modules only
+        return list(self._modules.values())[index]  # type: ignore[return-value]

@@ -7,7 +7,12 @@ same with batches of one or two volumes and give every item of a Ragged
 batch exactly what it gives alone; :class:`LayerNorm` (``torch.nn.LayerNorm``)
 over the trailing axes of a dense input.
 """
+from __future__ import annotations
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import functional as F
 from ._checks import float_dtype, positive_int
@@ -16,6 +21,8 @@ from ..autograd import as_tensor
 from ..errors import ArgumentError, ShapeError
 from .activation import ReLU
 from .module import Module, Parameter
+from ..autograd import Tensor
+from ..typing import TensorLike
 
 __all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm"]
 
@@ -30,8 +37,9 @@ class BatchNorm(Module):
     average.  Input ``(N, C)`` or ``(N, C, *spatial)``.
     """
 
-    def __init__(self, num_channels, *, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
+    def __init__(self, num_channels: int, *, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.num_channels = positive_int(num_channels, "num_channels")
         if momentum is not None and not 0 <= momentum <= 1:
@@ -55,10 +63,10 @@ class BatchNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return self._normalise(x, F.batch_norm)
 
-    def _normalise(self, x, op):
+    def _normalise(self, x: TensorLike, op: Callable[..., Tensor]) -> Tensor:
         """``op(x, ...)`` (:func:`~sigconv.nn.functional.batch_norm` or ``batch_norm_relu``)."""
         x = as_tensor(x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -73,22 +81,23 @@ class BatchNorm(Module):
         return op(x, self.running_mean, self.running_var, self.weight, self.bias,
                   training=use_batch, momentum=momentum, eps=self.eps)
 
-    def _fused_with(self, following):
+    def _fused_with(self, following: Module) -> Callable[[Any], Any] | None:
         """``relu(self(x))`` in one step when ``following`` is a plain ReLU (for Sequential)."""
         if type(self).forward is not BatchNorm.forward or type(following).forward is not \
                 ReLU.forward:
             return None
         return lambda x: self._normalise(x, F.batch_norm_relu)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}"
 
 
-def _eps(eps):
+def _eps(eps: object) -> float:
     return check_positive_real(eps, "eps")
 
 
-def _affine_parameters(module, affine, shape, dtype, bias=True):
+def _affine_parameters(module: Module, affine: bool, shape: int | tuple[int, ...],
+                       dtype: DTypeLike, bias: bool = True) -> None:
     """``weight`` (ones) and ``bias`` (zeros) of ``shape`` when ``affine``, else absent ones."""
     if affine:
         module.weight = Parameter(np.ones(shape, dtype))
@@ -100,7 +109,8 @@ def _affine_parameters(module, affine, shape, dtype, bias=True):
         module.register_parameter("bias", None)
 
 
-def _check_channels(layer, x, channels, spatial_needed=False):
+def _check_channels(layer: Module, x: TensorLike, channels: int,
+                    spatial_needed: bool = False) -> Tensor:
     x = as_tensor(x)
     low = 3 if spatial_needed else 2
     if x.ndim < low or x.shape[1] != channels:
@@ -125,7 +135,8 @@ class GroupNorm(Module):
     Input ``(N, C, *)``, or a Ragged batch (each item's own positions).
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, dtype=np.float32):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 *, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.num_groups = positive_int(num_groups, "num_groups")
         self.num_channels = positive_int(num_channels, "num_channels")
@@ -135,11 +146,11 @@ class GroupNorm(Module):
         self.eps, self.affine = _eps(eps), bool(affine)
         _affine_parameters(self, affine, num_channels, float_dtype(dtype))
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = _check_channels(self, x, self.num_channels)
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
@@ -160,8 +171,9 @@ class InstanceNorm(Module):
     last at 0, so does this).  Input ``(N, C, *spatial)``, or a Ragged batch.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
-                 track_running_stats=False, *, dtype=np.float32):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, *,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.num_features = positive_int(num_features, "num_features")
         if (isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating))
@@ -179,13 +191,13 @@ class InstanceNorm(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = _check_channels(self, x, self.num_features, spatial_needed=True)
         return F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                use_input_stats=self.training or not self.track_running_stats,
                                momentum=self.momentum, eps=self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
@@ -206,17 +218,18 @@ class LayerNorm(Module):
     ``(C, *spatial)`` with a per-channel affine, which fits any size.
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, *,
-                 dtype=np.float32):
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True, *,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.normalized_shape = F._normalized_shape(normalized_shape)
         self.eps, self.elementwise_affine = _eps(eps), bool(elementwise_affine)
         _affine_parameters(self, elementwise_affine, self.normalized_shape, float_dtype(dtype),
                            bias=bias)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}")

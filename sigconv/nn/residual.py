@@ -1,14 +1,20 @@
 """A residual connection: ``body(x) + shortcut(x)`` (He et al., 2016)."""
-from ..autograd import as_tensor
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Tensor, as_tensor
 from ..errors import ArgumentError, ShapeError
+from ..ragged import Ragged
+from ..typing import TensorLike
 from .module import Module
 
 __all__ = ["Residual"]
 
 
-def _layout(t):
+def _layout(t: Tensor) -> tuple[Any, ...]:
     """What must agree between the branches: the shape, or a Ragged's channels and item shapes."""
-    if t.ragged:
+    if isinstance(t.data, Ragged):
         return ("ragged", t.data.channels, t.data.shapes.shape, t.data.shapes.tolist())
     return ("dense", t.shape)
 
@@ -26,7 +32,7 @@ class Residual(Module):
     module with submodules ``body`` and ``shortcut`` computing the same sum.
     """
 
-    def __init__(self, body, shortcut=None):
+    def __init__(self, body: Module, shortcut: Module | None = None) -> None:
         super().__init__()
         for name, module in (("body", body), ("shortcut", shortcut)):
             if module is not None and not isinstance(module, Module):
@@ -40,7 +46,7 @@ class Residual(Module):
         else:
             self.shortcut = shortcut
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = as_tensor(x)
         out = self.body(x)
         skip = x if self.shortcut is None else self.shortcut(x)
@@ -53,12 +59,12 @@ class Residual(Module):
         return out + skip
 
     @staticmethod
-    def _export_forward(module, ops, x):
+    def _export_forward(module: Residual, ops: Any, x: Any) -> Any:
         """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`); the shapes were
         checked on the example."""
         skip = x if module.shortcut is None else ops.child("shortcut", x)
         return ops.add(ops.child("body", x), skip)
 
 
-def _describe(t):
+def _describe(t: Tensor) -> str:
     return repr(t.data) if t.ragged else f"shape {t.shape}"

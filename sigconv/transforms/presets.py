@@ -18,7 +18,7 @@ Background mixing needs clips, so no preset uses it: add
 """
 from __future__ import annotations
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from .._validation import check_choice
 from ..io.signal import KINDS

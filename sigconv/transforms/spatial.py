@@ -18,7 +18,6 @@ their purpose), so the affine and spacing are kept as they are.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, Literal
 
