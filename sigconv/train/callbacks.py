@@ -26,14 +26,19 @@ Here: :class:`EarlyStopping`, :class:`ModelCheckpoint` (a snapshot every
 ``tensorboard`` extra) and :class:`MLflow` (params and metrics, when mlflow
 is installed).
 """
+from __future__ import annotations
+
 import math
 import os
 import re
+from collections.abc import Iterable
+from typing import Any
 
-from .. import checkpoint
+from .. import checkpoint, nn, optim
 from .._validation import check_choice, check_int, check_real
 from ..errors import ArgumentError
 from ..io._common import MissingDependencyError, require
+from ..typing import PathLike
 
 __all__ = ["Callback", "Run", "EarlyStopping", "ModelCheckpoint", "TensorBoard", "MLflow",
            "SNAPSHOT_PATTERN"]
@@ -67,19 +72,21 @@ class Run:
         Set by :meth:`stop`.
     """
 
-    def __init__(self, *, out, model, optimizer, schedule, task, metric, options, epochs,
-                 history, record_keys, first_epoch):
+    def __init__(self, *, out: str, model: nn.Module, optimizer: optim.Optimizer,
+                 schedule: Any, task: str, metric: str, options: dict[str, Any], epochs: int,
+                 history: list[dict[str, Any]], record_keys: tuple[str, ...],
+                 first_epoch: int) -> None:
         self.out, self.model, self.optimizer, self.schedule = out, model, optimizer, schedule
         self.task, self.metric, self.options, self.epochs = task, metric, options, epochs
         self.history, self.record_keys, self.first_epoch = history, record_keys, first_epoch
-        self.stop_reason = None
+        self.stop_reason: str | None = None
 
     @property
-    def resumed(self):
+    def resumed(self) -> bool:
         """Whether this call continues a run that had trained before."""
         return self.first_epoch > 0
 
-    def stop(self, reason):
+    def stop(self, reason: object) -> None:
         """End training after this epoch: the run is then finished early, ``reason``
         is recorded (``metrics.json``'s ``"stopped_early"``) and the test runs on the
         best model."""
@@ -90,32 +97,32 @@ class Callback:
     """Base class of callbacks: every hook does nothing (see the module docstring)."""
 
     @property
-    def key(self):
+    def key(self) -> str:
         """The name this callback's :meth:`state_dict` is saved under (its class name;
         a second callback of one class in a list gets ``"#2"`` added)."""
         return type(self).__name__
 
-    def on_train_begin(self, run):
+    def on_train_begin(self, run: Run) -> None:
         pass
 
-    def on_batch_end(self, run, epoch, batch, loss):
+    def on_batch_end(self, run: Run, epoch: int, batch: int, loss: float) -> None:
         pass
 
-    def on_epoch_end(self, run, epoch, record):
+    def on_epoch_end(self, run: Run, epoch: int, record: dict[str, Any]) -> None:
         pass
 
-    def on_train_end(self, run, metrics):
+    def on_train_end(self, run: Run, metrics: dict[str, Any] | None) -> None:
         pass
 
-    def state_dict(self):
+    def state_dict(self) -> Any:
         """What must survive a resume, as JSON (None: nothing, the default)."""
         return None
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Any) -> None:
         """Take back what :meth:`state_dict` gave, when the run is resumed."""
 
 
-def checked_callbacks(callbacks):
+def checked_callbacks(callbacks: Iterable[Callback]) -> tuple[list[Callback], list[str]]:
     """``callbacks`` as a list of :class:`Callback` and their keys, or ArgumentError."""
     if isinstance(callbacks, Callback) or isinstance(callbacks, (str, bytes)) or \
             not hasattr(callbacks, "__iter__"):
@@ -126,7 +133,8 @@ def checked_callbacks(callbacks):
         if not isinstance(callback, Callback):
             raise ArgumentError(f"callbacks must be a list of sigconv.train.callbacks.Callback "
                                 f"instances, got {callback!r} in it")
-    keys, seen = [], {}
+    keys: list[str] = []
+    seen: dict[str, int] = {}
     for callback in callbacks:
         seen[callback.key] = seen.get(callback.key, 0) + 1
         keys.append(callback.key if seen[callback.key] == 1
@@ -159,7 +167,8 @@ class EarlyStopping(Callback):
     in ``state.json``, so a resumed run keeps its patience.
     """
 
-    def __init__(self, metric=None, *, patience=5, min_delta=0.0, mode=None):
+    def __init__(self, metric: str | None = None, *, patience: int = 5, min_delta: float = 0.0,
+                 mode: str | None = None) -> None:
         if metric is not None and not isinstance(metric, str):
             raise ArgumentError(f"metric must be a key of the epoch records (a str), "
                                 f"got {metric!r}")
@@ -168,10 +177,11 @@ class EarlyStopping(Callback):
             check_choice(mode, "mode", ("max", "min"))
         self.patience = check_int(patience, "patience")
         self.min_delta = check_real(min_delta, "min_delta", minimum=0)
-        self.best = self.best_epoch = None
+        self.best: float | None = None
+        self.best_epoch: int | None = None
         self.wait = 0
 
-    def on_train_begin(self, run):
+    def on_train_begin(self, run: Run) -> None:
         if self.metric is None:
             split = "validation" if f"validation_{run.metric}" in run.record_keys else "train"
             self.metric = f"{split}_{run.metric}"
@@ -181,7 +191,7 @@ class EarlyStopping(Callback):
         if self.mode is None:
             self.mode = "min" if self.metric.endswith("loss") else "max"
 
-    def _improved(self, value):
+    def _improved(self, value: float) -> bool:
         if not math.isfinite(value):
             return False
         if self.best is None:
@@ -190,7 +200,8 @@ class EarlyStopping(Callback):
             return value > self.best + self.min_delta
         return value < self.best - self.min_delta
 
-    def on_epoch_end(self, run, epoch, record):
+    def on_epoch_end(self, run: Run, epoch: int, record: dict[str, Any]) -> None:
+        assert self.metric is not None  # on_train_begin chose it
         value = float(record[self.metric])
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -202,11 +213,11 @@ class EarlyStopping(Callback):
             run.stop(f"{self.metric} did not improve by more than {self.min_delta:g} for "
                      f"{self.patience} epochs ({best})")
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "mode": self.mode, "best": self.best,
                 "best_epoch": self.best_epoch, "wait": self.wait}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.metric not in (None, state["metric"]):
             raise ArgumentError(f"EarlyStopping watches {self.metric!r}, the run being "
                                 f"resumed watched {state['metric']!r}")
@@ -229,21 +240,21 @@ class ModelCheckpoint(Callback):
     loads one, and ``overwrite=True`` deletes them with the run.
     """
 
-    def __init__(self, every=1, *, keep=None):
+    def __init__(self, every: int = 1, *, keep: int | None = None) -> None:
         self.every = check_int(every, "every")
         self.keep = None if keep is None else check_int(keep, "keep")
 
     @staticmethod
-    def snapshots(out):
+    def snapshots(out: PathLike) -> list[str]:
         """The snapshot files in run folder ``out``, oldest epoch first."""
-        found = []
+        found: list[tuple[int, str]] = []
         for name in os.listdir(out):
             match = _SNAPSHOT.fullmatch(name)
             if match:
                 found.append((int(match.group(1)), os.path.join(out, name)))
         return [path for _, path in sorted(found)]
 
-    def on_epoch_end(self, run, epoch, record):
+    def on_epoch_end(self, run: Run, epoch: int, record: dict[str, Any]) -> None:
         if epoch % self.every:
             return
         checkpoint.save(run.model, os.path.join(run.out, f"epoch-{epoch:04d}.safetensors"))
@@ -252,7 +263,7 @@ class ModelCheckpoint(Callback):
                 os.unlink(path)
 
 
-def _numbers(mapping, prefix=""):
+def _numbers(mapping: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """The int and float values of ``mapping`` (not bools), keys prefixed."""
     return {prefix + k: float(v) for k, v in mapping.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -270,13 +281,13 @@ class TensorBoard(Callback):
     ``tensorboard --logdir RUN/tensorboard``.
     """
 
-    def __init__(self, log_dir=None):
+    def __init__(self, log_dir: PathLike | None = None) -> None:
         self._writer_class = require("tensorboardX", "tensorboard",
                                      "the TensorBoard callback").SummaryWriter
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
-        self.writer = None
+        self.writer: Any = None  # tensorboardX SummaryWriter, open from on_train_begin
 
-    def on_train_begin(self, run):
+    def on_train_begin(self, run: Run) -> None:
         folder = self.log_dir or os.path.join(run.out, "tensorboard")
         # one file per call, named after its first epoch: a resume in the same second as
         # the last call's end must not reopen (and truncate) that call's file
@@ -284,12 +295,12 @@ class TensorBoard(Callback):
             folder, purge_step=run.first_epoch + 1 if run.resumed else None,
             filename_suffix=f".epoch-{run.first_epoch + 1:06d}")
 
-    def on_epoch_end(self, run, epoch, record):
+    def on_epoch_end(self, run: Run, epoch: int, record: dict[str, Any]) -> None:
         for tag, value in _numbers({k: v for k, v in record.items() if k != "epoch"}).items():
             self.writer.add_scalar(tag, value, epoch)
         self.writer.flush()
 
-    def on_train_end(self, run, metrics):
+    def on_train_end(self, run: Run, metrics: dict[str, Any] | None) -> None:
         if self.writer is None:
             return
         if metrics and metrics.get("test"):
@@ -316,9 +327,10 @@ class MLflow(Callback):
     it.  ``tracking_uri`` is passed to ``mlflow.set_tracking_uri``.
     """
 
-    def __init__(self, *, experiment=None, run_name=None, tracking_uri=None):
+    def __init__(self, *, experiment: str | None = None, run_name: str | None = None,
+                 tracking_uri: str | None = None) -> None:
         try:
-            import mlflow
+            import mlflow  # type: ignore[import-not-found,unused-ignore]  # optional, untyped here
         except ImportError as exc:
             raise MissingDependencyError(
                 f"the MLflow callback needs the package 'mlflow', which is not installed "
@@ -327,7 +339,7 @@ class MLflow(Callback):
         self.experiment, self.run_name, self.tracking_uri = experiment, run_name, tracking_uri
         self._owns_run = False
 
-    def on_train_begin(self, run):
+    def on_train_begin(self, run: Run) -> None:
         mlflow = self.mlflow
         if self.tracking_uri is not None:
             mlflow.set_tracking_uri(self.tracking_uri)
@@ -340,11 +352,11 @@ class MLflow(Callback):
         mlflow.log_params({k: str(v)[:_MLFLOW_PARAM_LENGTH] for k, v in params.items()})
         mlflow.set_tag("sigconv.run", os.path.abspath(run.out))
 
-    def on_epoch_end(self, run, epoch, record):
+    def on_epoch_end(self, run: Run, epoch: int, record: dict[str, Any]) -> None:
         self.mlflow.log_metrics(_numbers({k: v for k, v in record.items() if k != "epoch"}),
                                 step=epoch)
 
-    def on_train_end(self, run, metrics):
+    def on_train_end(self, run: Run, metrics: dict[str, Any] | None) -> None:
         mlflow = self.mlflow
         if metrics and metrics.get("test"):
             step = metrics["history"][-1]["epoch"] if metrics["history"] else 0

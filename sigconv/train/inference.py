@@ -6,22 +6,29 @@ store was prepared and checks each against the run (its kind, channels and
 spatial axes; its intensities against the training data's) before anything
 is inferred; :func:`predict` answers for each file.
 """
+from __future__ import annotations
+
 import os
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
 
 import numpy as np
 
 from ..data import Store
 from ..errors import ArgumentError, IntensityWarning, ShapeError
 from ..io import Signal
+from .. import nn
+from ..typing import PathLike
 from .loop import _items, _read_state, _run_task, _signal, load_model
 from .tasks import Classification
 
 __all__ = ["evaluate", "predict", "load_inputs", "IntensityWarning", "INTENSITY_LIMITS"]
 
 
-def evaluate(run, store, *, split="test", model=None):
+def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
+             model: nn.Module | None = None) -> dict[str, Any]:
     """Scores of a run's model (see :func:`load_model`) on one split of a store.
 
     The same scores as ``metrics.json``'s ``"test"`` for the best model on the test split.
@@ -51,13 +58,14 @@ INTENSITY_LIMITS = {"mean_stds": 5.0, "std_ratio": 4.0}
 _REPLAYED = ("sample_rate", "mono", "mode", "size", "spacing")
 
 
-def _articled(kind):
+def _articled(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _load_options(spec):
+def _load_options(spec: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """``(loader kind, options of load_item)`` that make a file into an item like the store's."""
-    kind, options = spec.get("kind"), {}
+    kind = spec.get("kind")
+    options: dict[str, Any] = {}
     converter = spec.get("converter") or {}
     if converter.get("function", "").endswith(".load_item"):
         recorded = converter.get("options", {})
@@ -72,7 +80,7 @@ def _load_options(spec):
     return kind, dict(options, spectrogram=spec.get("spectrogram"))
 
 
-def _check_kind(path, spec, kind):
+def _check_kind(path: PathLike, spec: dict[str, Any], kind: str) -> None:
     """Refuse a file that is not of the loader ``kind`` the run's items came from."""
     from ..io import detect
 
@@ -84,7 +92,7 @@ def _check_kind(path, spec, kind):
                             f"is {_articled(found)}: give it {_articled(kind)} file")
 
 
-def _check_shape(signal, state):
+def _check_shape(signal: Signal, state: dict[str, Any]) -> None:
     """Refuse an item whose channels or spatial axes are not the model's."""
     array, expected = signal.data, state["in_channels"]
     if array.shape[0] != expected or array.ndim - 1 != state["ndim"]:
@@ -92,7 +100,7 @@ def _check_shape(signal, state):
                          f"channel{'s' * (expected != 1)} and {state['ndim']} spatial axes")
 
 
-def _intensity_message(signal, task_state):
+def _intensity_message(signal: Signal, task_state: dict[str, Any]) -> str | None:
     """Why ``signal`` is far from the training data (:data:`INTENSITY_LIMITS`), or None."""
     mean, std = task_state.get("mean"), task_state.get("std")
     if mean is None or std is None:  # a classifier: every item is standardised on its own
@@ -121,7 +129,7 @@ def _intensity_message(signal, task_state):
     return None
 
 
-def load_inputs(run, paths):
+def load_inputs(run: PathLike, paths: Sequence[PathLike]) -> list[Signal]:
     """Each file loaded as the run's store was prepared, checked against the run.
 
     Every file is loaded and checked before the first answer is computed, so
@@ -161,7 +169,7 @@ def load_inputs(run, paths):
     state = _read_state(run)
     spec = state.get("input", {})
     kind, options = _load_options(spec)
-    signals = []
+    signals: list[Signal] = []
     for path in paths:
         if kind is not None:
             _check_kind(path, spec, kind)
@@ -176,7 +184,9 @@ def load_inputs(run, paths):
     return signals
 
 
-def _predictions(run, inputs, *, batch_size=32, progress=False, log=sys.stderr, model=None):
+def _predictions(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_size: int = 32,
+                 progress: bool = False, log: IO[str] | None = sys.stderr,
+                 model: nn.Module | None = None) -> Iterator[tuple[Any, ...]]:
     """Yield ``(path, *answer)`` of each input, in order, as soon as it is computed.
 
     ``inputs`` as for :func:`predict`; all of them are loaded and checked
@@ -204,7 +214,9 @@ def _predictions(run, inputs, *, batch_size=32, progress=False, log=sys.stderr, 
             bar.update(len(part))
 
 
-def predict(run, inputs, *, batch_size=32, progress=False, log=sys.stderr, model=None):
+def predict(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_size: int = 32,
+            progress: bool = False, log: IO[str] | None = sys.stderr,
+            model: nn.Module | None = None) -> list[tuple[Any, ...]]:
     """The answer of a run's model (see :func:`load_model`) for each input.
 
     Parameters

@@ -32,6 +32,8 @@ resumed run ends with the same model, bit for bit, as an uninterrupted one
 non-finite loss stops the run with :class:`TrainingError` and leaves the
 last good checkpoint in place.
 """
+from __future__ import annotations
+
 import contextlib
 import csv
 import glob
@@ -42,6 +44,8 @@ import os
 import sys
 import time
 import types
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any, overload
 
 import numpy as np
 
@@ -56,9 +60,10 @@ from ..autograd import Tensor
 from ..errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from ..io import Signal
 from ..io.signal import FIELDS
-from .callbacks import SNAPSHOT_PATTERN, Run, checked_callbacks
+from .callbacks import SNAPSHOT_PATTERN, Callback, Run, checked_callbacks
 from .plots import plot_run
-from .tasks import MODELS, TASKS, task_of
+from .tasks import MODELS, TASKS, Pair, Task, task_of
+from ..typing import PathLike, Seed
 
 __all__ = ["train", "load_model", "make_model", "TrainingError", "RunFinishedError",
            "RUN_FILES", "RUN_PATTERNS"]
@@ -68,7 +73,7 @@ class TrainingError(SigconvError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
 
 
-def _split_items(store, validation):
+def _split_items(store: Store, validation: float) -> tuple[list[dict[str, Any]], ...]:
     """Train, validation and test records; a stable tenth of train when no validation split."""
     train = [r for r in store.records if r.get("split") == "train"]
     val = [r for r in store.records if r.get("split") == "validation"]
@@ -83,13 +88,13 @@ def _split_items(store, validation):
     return train, val, test
 
 
-def _arrays(store, records):
+def _arrays(store: Store, records: Sequence[dict[str, Any]]) -> list[np.ndarray[Any, Any]]:
     """The stored arrays of ``records`` (memory-mapped)."""
     index = {r["id"]: i for i, r in enumerate(store.records)}
     return [store[index[r["id"]]][0] for r in records]
 
 
-def _items(task, store, records):
+def _items(task: Task, store: Store, records: Sequence[dict[str, Any]]) -> list[Pair]:
     """``[(input, target)]`` of ``records`` as the task reads them."""
     return [task.split_item(a, r) for a, r in zip(_arrays(store, records), records)]
 
@@ -99,7 +104,7 @@ def _items(task, store, records):
 AUGMENT_STRENGTHS = ("none", "light", "default", "strong")
 
 
-def _transform(augment, task_name, kind):
+def _transform(augment: Any, task_name: str, kind: str | None) -> Any:
     """The training items' transform for ``augment`` (a strength or a transform), or None."""
     if augment is None or isinstance(augment, str):
         strength = "none" if augment is None else augment
@@ -118,7 +123,15 @@ def _transform(augment, task_name, kind):
     return transforms.preset(task_name, kind, strength) if isinstance(augment, str) else augment
 
 
-def _describe(thing):
+@overload
+def _describe(thing: None) -> None: ...
+
+
+@overload
+def _describe(thing: object) -> dict[str, Any]: ...
+
+
+def _describe(thing: object) -> dict[str, Any] | None:
     """What ``state.json`` records of a transform, loss, model or schedule (as it will read
     back), or None.
 
@@ -135,7 +148,7 @@ def _describe(thing):
     return {"class": f"{kind.__module__}.{kind.__qualname__}"}
 
 
-def _signal(array, record):
+def _signal(array: np.ndarray[Any, Any], record: dict[str, Any]) -> Signal:
     """A stored item as the :class:`~sigconv.io.Signal` its record describes (for transforms)."""
     metadata = {k: record[k] for k in FIELDS if k in record and k != "path"}
     if "affine" in metadata:
@@ -145,7 +158,9 @@ def _signal(array, record):
                   target_channels=record.get("target_channels") or 0, **metadata)
 
 
-def _augmented_items(task, transform, arrays, records, seed, epoch):
+def _augmented_items(task: Task, transform: Callable[..., Signal],
+                     arrays: Sequence[np.ndarray[Any, Any]], records: Sequence[dict[str, Any]],
+                     seed: int, epoch: int) -> list[Pair]:
     """This epoch's ``[(input, target)]``: each raw item through ``transform``, then split.
 
     Item ``i`` draws from :func:`sigconv.transforms.item_rng` ``(seed, epoch, i)``.
@@ -158,7 +173,7 @@ def _augmented_items(task, transform, arrays, records, seed, epoch):
 _DROPOUT_TAG = 0xD50
 
 
-def _reseed_dropout(net, seed, epoch):
+def _reseed_dropout(net: nn.Module, seed: int, epoch: int) -> None:
     """Every Dropout layer of ``net`` draws its masks from ``(seed, epoch)`` this epoch, so a
     resumed run draws the same masks as an uninterrupted one."""
     for layer in net.modules():
@@ -166,24 +181,25 @@ def _reseed_dropout(net, seed, epoch):
             layer.rng = np.random.default_rng((seed, epoch, _DROPOUT_TAG))
 
 
-def make_model(in_channels, num_classes, ndim, seed):
+def make_model(in_channels: int, num_classes: int, ndim: int, seed: Seed) -> nn.Module:
     """The default classifier for items of ``ndim`` spatial axes."""
     return _tasks._build("classifier", in_channels, num_classes, ndim, seed)
 
 
-def _save_json(path, value):
+def _save_json(path: str, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=1, sort_keys=True).encode())
 
 
-def _optimizer_params(optimizer):
+def _optimizer_params(optimizer: optim.Optimizer) -> list[Tensor]:
     """Every parameter of ``optimizer``, group by group: the order its saved state is keyed by."""
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def _save_optimizer(optimizer, path):
+def _save_optimizer(optimizer: optim.Optimizer, path: str) -> None:
     """Write each parameter's optimiser state (Adam's moments and step, SGD's velocity,
     ...): arrays as ``"<index>.<name>"`` tensors, numbers in the metadata."""
-    arrays, scalars = {}, {}
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for i, p in enumerate(_optimizer_params(optimizer)):
         for name, value in optimizer.state.get(id(p), {}).items():
             if isinstance(value, np.ndarray):
@@ -198,7 +214,7 @@ def _save_optimizer(optimizer, path):
     checkpoint.save(arrays, path, metadata={"scalars": json.dumps(scalars)})
 
 
-def _load_optimizer(optimizer, path):
+def _load_optimizer(optimizer: optim.Optimizer, path: str) -> None:
     """Give ``optimizer`` the state :func:`_save_optimizer` wrote (or, from runs before it,
     Adam's ``"steps"``); refuses state that does not fit its parameters."""
     arrays, metadata = checkpoint.load(path, with_metadata=True)
@@ -206,7 +222,7 @@ def _load_optimizer(optimizer, path):
         scalars = json.loads(metadata["scalars"])
     else:  # written before optimisers other than Adam were saved
         scalars = {k: {"step": step} for k, step in json.loads(metadata["steps"]).items()}
-    states = {}
+    states: dict[str, dict[str, Any]] = {}
     for key, array in arrays.items():
         index, name = key.split(".", 1)
         states.setdefault(index, {})[name] = array.copy()
@@ -225,12 +241,13 @@ def _load_optimizer(optimizer, path):
         optimizer.state[id(params[i])] = state
 
 
-def _metrics(history, test, stopped):
+def _metrics(history: list[dict[str, Any]], test: dict[str, Any],
+             stopped: dict[str, Any] | None) -> dict[str, Any]:
     """What ``metrics.json`` holds and :func:`train` returns."""
     return {"history": history, "test": test, "stopped_early": stopped}
 
 
-def _write_metrics(out, metrics):
+def _write_metrics(out: str, metrics: dict[str, Any]) -> None:
     history = metrics["history"]
     _save_json(os.path.join(out, "metrics.json"), metrics)
     fields = list(dict.fromkeys(k for record in history for k in record))
@@ -241,13 +258,13 @@ def _write_metrics(out, metrics):
     atomic_write_bytes(os.path.join(out, "metrics.csv"), text.getvalue().encode())
 
 
-def _input_spec(record):
+def _input_spec(record: dict[str, Any]) -> dict[str, Any]:
     """What :func:`predict` needs to turn a file into an item like the store's."""
     keys = ("kind", "sample_rate", "spectrogram", "converter")
     return {k: record[k] for k in keys if k in record}
 
 
-def _run_files(run):
+def _run_files(run: PathLike) -> tuple[str, str]:
     """``(run folder, weights file)`` of a run folder (its best model) or of a checkpoint in one."""
     run = os.fspath(run)
     if os.path.isfile(run):
@@ -255,25 +272,26 @@ def _run_files(run):
     return run, os.path.join(run, "best.safetensors")
 
 
-def _read_state(run):
+def _read_state(run: PathLike) -> dict[str, Any]:
     path = os.path.join(_run_files(run)[0], "state.json")
     if not os.path.isfile(path):
         raise ArgumentError(f"{path} does not exist: not a run folder made by sigconv train")
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        state: dict[str, Any] = json.load(handle)
+    return state
 
 
-def _run_task(state):
+def _run_task(state: dict[str, Any]) -> Task:
     return TASKS[state["task"]](state["task_state"], state["options"]["seed"])
 
 
-def _is_own_model(recorded):
+def _is_own_model(recorded: Any) -> bool:
     """Whether a run's recorded model (``task_state["model"]``) is a user's, not one of
     :data:`MODELS` (whose architecture ``state.json`` rebuilds)."""
     return not isinstance(recorded, str)
 
 
-def _load_weights(model, path, recorded):
+def _load_weights(model: nn.Module, path: str, recorded: Any) -> nn.Module:
     """Load the weights file ``path`` into ``model``; a state dict that does not fit names
     the file, the model given and the one the run trained."""
     weights = checkpoint.load(path)
@@ -286,7 +304,7 @@ def _load_weights(model, path, recorded):
     return model
 
 
-def _checked_module(model):
+def _checked_module(model: object) -> nn.Module:
     """``model`` if it is a sigconv Module instance, else ArgumentError."""
     if isinstance(model, type) and issubclass(model, nn.Module):
         raise ArgumentError(f"model must be a Module instance (e.g. {model.__name__}(...)), "
@@ -297,7 +315,7 @@ def _checked_module(model):
     return model
 
 
-def load_model(run, *, model=None):
+def load_model(run: PathLike, *, model: nn.Module | None = None) -> nn.Module:
     """A run's model in eval mode (``model.classes`` when it has classes).
 
     ``run`` is a run folder (its best model) or a checkpoint file in one
@@ -322,7 +340,8 @@ def load_model(run, *, model=None):
     return model.eval()
 
 
-def _check_options(epochs, batch_size, lr, task_class, model):
+def _check_options(epochs: int, batch_size: int, lr: float | None, task_class: type[Task],
+                   model: Any) -> tuple[int, int, float | None]:
     """``(epochs, batch_size, lr)`` as int, int, float (lr None stays None), or ArgumentError."""
     epochs, batch_size = check_int(epochs, "epochs"), check_int(batch_size, "batch_size")
     lr = None if lr is None else check_positive_real(lr, "lr")
@@ -334,7 +353,8 @@ def _check_options(epochs, batch_size, lr, task_class, model):
     return epochs, batch_size, lr
 
 
-def _recorded_model(model, task_class, saved, out):
+def _recorded_model(model: Any, task_class: type[Task], saved: dict[str, Any] | None,
+                    out: str) -> Any:
     """What ``state.json`` records of the model: a name of :data:`MODELS`, or the class of
     a model of the user's; on resume, refuses a model other than the run's."""
     given = None if model is None else model if isinstance(model, str) else \
@@ -352,10 +372,11 @@ def _recorded_model(model, task_class, saved, out):
     return given or recorded
 
 
-def _optimizer(optimizer, params, lr):
+def _optimizer(optimizer: Any, params: list[Tensor], lr: float | None) -> optim.Optimizer:
     """The run's optimiser: Adam(``lr``), ``optimizer(params)``, or ``optimizer`` itself;
     refuses one that updates tensors that are not the model's parameters."""
     if optimizer is None:
+        assert lr is not None  # train gives the default optimiser the task's lr
         return optim.Adam(params, lr=lr)
     if isinstance(optimizer, optim.Optimizer):
         made = optimizer
@@ -375,7 +396,7 @@ def _optimizer(optimizer, params, lr):
     return made
 
 
-def _schedule(schedule, optimizer, epochs):
+def _schedule(schedule: Any, optimizer: optim.Optimizer, epochs: int) -> Any:
     """The run's learning-rate schedule: cosine over ``epochs``, ``schedule(optimizer)``,
     or ``schedule`` itself (built on the run's optimiser)."""
     if schedule is None:
@@ -397,7 +418,7 @@ def _schedule(schedule, optimizer, epochs):
     return made
 
 
-def _describe_optimizer(optimizer):
+def _describe_optimizer(optimizer: optim.Optimizer) -> dict[str, Any]:
     """The optimiser's class and each group's hyper-parameters, as ``state.json`` holds them."""
     groups = [dict({k: v for k, v in group.items() if k != "params"},
                    params=len(group["params"])) for group in optimizer.param_groups]
@@ -410,7 +431,7 @@ _FIXED_ON_RESUME = {"augment": "augmentation", "loss": "loss", "optimizer": "opt
                     "schedule": "schedule"}
 
 
-def _refuse_changes(out, recorded, options):
+def _refuse_changes(out: str, recorded: dict[str, Any], options: dict[str, Any]) -> None:
     """ArgumentError when a resumed run is given another augmentation, loss, optimiser
     class or schedule class than it was trained with (runs that predate a part's record
     are not checked for it)."""
@@ -437,7 +458,7 @@ RUN_FILES = ("state.json", "checkpoint.safetensors", "optimizer.safetensors",
 RUN_PATTERNS = (SNAPSHOT_PATTERN, os.path.join("tensorboard", "events.out.tfevents.*"))
 
 
-def _existing_run_files(out):
+def _existing_run_files(out: str) -> list[str]:
     """The run's files present in ``out`` (:data:`RUN_FILES`, then :data:`RUN_PATTERNS`)."""
     names = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
     for pattern in RUN_PATTERNS:
@@ -446,7 +467,7 @@ def _existing_run_files(out):
     return names
 
 
-def _is_finished(state):
+def _is_finished(state: dict[str, Any]) -> bool:
     """Whether a saved run has finished: tested after its last epoch, or stopped early
     (runs saved before this was recorded: trained all their epochs)."""
     return state.get("finished", state["epoch"] >= state["options"]["epochs"])
@@ -458,12 +479,12 @@ class RunFinishedError(ArgumentError):
     ``metrics_path`` is its ``metrics.json``, ``test`` its test scores.
     """
 
-    def __init__(self, message, metrics_path, test):
+    def __init__(self, message: str, metrics_path: str, test: dict[str, Any]) -> None:
         super().__init__(message)
         self.metrics_path, self.test = metrics_path, test
 
 
-def _finished_error(out, state):
+def _finished_error(out: str, state: dict[str, Any]) -> RunFinishedError:
     """The :class:`RunFinishedError` for the finished run in ``out``."""
     path = os.path.join(out, "metrics.json")
     try:
@@ -482,7 +503,7 @@ def _finished_error(out, state):
                             "a new run (--overwrite, or another --out)", path, test)
 
 
-def _run_folder_state(out, resume, overwrite):
+def _run_folder_state(out: str, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """The saved state of the run to resume, or None for a new run; refuses (ArgumentError)
     to resume without a run or a finished run (:class:`RunFinishedError`), and to start a
     run over an existing one without ``overwrite``."""
@@ -508,14 +529,20 @@ def _run_folder_state(out, resume, overwrite):
     return None
 
 
-def _summary(record):
+def _summary(record: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
 
 
-def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=False,
-          overwrite=False, validation=0.1, task=None, model=None, noise=None, patch=None,
-          augment="default", stop_after=None, progress=True, log=sys.stderr, loss=None,
-          optimizer=None, schedule=None, callbacks=()):
+def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, seed: int = 0,
+          resume: bool = False, overwrite: bool = False, validation: float = 0.1,
+          task: str | None = None, model: str | nn.Module | None = None,
+          noise: float | None = None, patch: int | Sequence[int] | None = None,
+          augment: str | Callable[..., Signal] | None = "default", stop_after: int | None = None,
+          progress: bool = True, log: IO[str] | None = sys.stderr,
+          loss: Callable[[Any, Any], Tensor] | None = None,
+          optimizer: optim.Optimizer | Callable[[list[Tensor]], optim.Optimizer] | None = None,
+          schedule: Any = None, callbacks: Iterable[Callback] = ()) -> dict[str, Any]:
     """Train a model on a store; return the metrics (as in metrics.json).
 
     Parameters
@@ -650,9 +677,10 @@ def train(store, out, *, epochs=None, batch_size=None, lr=None, seed=0, resume=F
                              val_records, test_records, stop_after, progress, log, parts)
 
 
-def _loss_value(loss, epoch):
+def _loss_value(loss: object, epoch: int) -> float:
     """The float of a loss Tensor, or ArgumentError naming what the loss returned."""
-    if not isinstance(loss, Tensor) or getattr(loss.data, "size", None) != 1:
+    if not isinstance(loss, Tensor) or not isinstance(loss.data, np.ndarray) or \
+            loss.data.size != 1:
         shown = f"a Tensor of {type(loss.data).__name__} {getattr(loss.data, 'shape', '')}" \
             if isinstance(loss, Tensor) else type(loss).__name__
         raise ArgumentError(f"the loss must return a scalar Tensor, got {shown} in epoch "
@@ -660,8 +688,11 @@ def _loss_value(loss, epoch):
     return float(loss.data)
 
 
-def _train_locked(source, out, task_class, saved, options, transform, train_records,
-                  val_records, test_records, stop_after, progress, log, parts):
+def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[str, Any] | None,
+                  options: dict[str, Any], transform: Any, train_records: list[dict[str, Any]],
+                  val_records: list[dict[str, Any]], test_records: list[dict[str, Any]],
+                  stop_after: int | None, progress: bool, log: IO[str] | None,
+                  parts: dict[str, Any]) -> dict[str, Any]:
     """:func:`train` once it holds the run folder's lock."""
     from tqdm.auto import tqdm
 
@@ -704,7 +735,7 @@ def _train_locked(source, out, task_class, saved, options, transform, train_reco
               metric=metric, options=options, epochs=epochs, history=history,
               record_keys=record_keys, first_epoch=first)
 
-    def save_state(finished):
+    def save_state(finished: bool) -> None:
         _save_json(os.path.join(out, "state.json"), {
             "epoch": len(history), "history": history, "best": best, "task": task.name,
             "task_state": task_state, "ndim": ndim, "in_channels": in_channels,
@@ -795,13 +826,15 @@ def _train_locked(source, out, task_class, saved, options, transform, train_reco
     return metrics
 
 
-def _test(out, task, net, source, test_records, train_data, val_data, metrics):
+def _test(out: str, task: Task, net: nn.Module, source: Store,
+          test_records: list[dict[str, Any]], train_data: list[Pair], val_data: list[Pair],
+          metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics`` with the best model's test scores and the baselines', written to
     ``metrics.json``; ``net`` is left holding the best model, in eval mode."""
     _load_weights(net, os.path.join(out, "best.safetensors"), task.state["model"])
     net.classes = task.state.get("classes")
     net.eval()
-    test = {}
+    test: dict[str, Any] = {}
     if test_records:
         test_data = _items(task, source, test_records)
         test = task.evaluate(net, test_data, records=test_records)

@@ -6,14 +6,20 @@ Both are checked against their reference implementations in the tests
 (``sklearn.metrics.precision_recall_fscore_support`` and
 ``skimage.metrics.structural_similarity``), neither of which sigconv needs.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ShapeError
 
 __all__ = ["per_class_scores", "ssim", "SSIM_SIGMA", "SSIM_TRUNCATE", "SSIM_K1", "SSIM_K2"]
 
 
-def per_class_scores(confusion, classes):
+def per_class_scores(confusion: ArrayLike, classes: Sequence[Any]) -> dict[str, Any]:
     """Precision, recall, F1 and support of each class, and their macro averages.
 
     Parameters
@@ -56,7 +62,7 @@ def per_class_scores(confusion, classes):
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 
 
-def ssim(output, target, data_range=None):
+def ssim(output: ArrayLike, target: ArrayLike, data_range: float | None = None) -> float:
     """Mean structural similarity of ``output`` to ``target``, channels averaged.
 
     The index of Wang et al. (2004) with Gaussian-weighted local statistics
@@ -91,7 +97,7 @@ def ssim(output, target, data_range=None):
         data_range = float(target.max() - target.min())
     sigma = (0,) + (SSIM_SIGMA,) * (target.ndim - 1)
 
-    def local_mean(array):
+    def local_mean(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return gaussian_filter(array, sigma=sigma, truncate=SSIM_TRUNCATE, mode="reflect")
 
     mean_x, mean_y = local_mean(output), local_mean(target)

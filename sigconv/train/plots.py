@@ -10,16 +10,30 @@ per figure, symmetric around 0 and diverging, so panels compare; the example's
 input, output and target of a denoising run share one intensity scale; labels
 use one colour per class.
 """
+from __future__ import annotations
+
 import importlib.util
 import io
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import nn
 from .._atomic import atomic_write_bytes
 from ..autograd import Tensor, no_grad
 from ..errors import ArgumentError, ShapeError
+from ..typing import PathLike
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from .tasks import Pair, Task
 
 __all__ = ["plot_run", "curves_figure", "confusion_figure", "kernels_figure",
            "feature_maps_figure", "example_figure"]
@@ -36,13 +50,14 @@ LOG_SPAN = 10.0
 METRIC_LABELS = {"accuracy": "accuracy", "psnr": "PSNR (dB)", "dice": "mean foreground Dice"}
 
 
-def _figure(width, height):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _check_shape(array, name, ndims, layout):
+def _check_shape(array: ArrayLike, name: str, ndims: Sequence[int],
+                 layout: str) -> NDArray[Any]:
     """``array`` as a numpy array, or ShapeError when its number of axes is not in ``ndims``."""
     array = np.asarray(array)
     if array.ndim not in ndims:
@@ -50,29 +65,29 @@ def _check_shape(array, name, ndims, layout):
     return array
 
 
-def _rows(count, columns):
+def _rows(count: int, columns: int) -> int:
     return -(-count // columns)
 
 
-def _even_columns(count, most):
+def _even_columns(count: int, most: int) -> int:
     """Panels per row for ``count`` panels, at most ``most``, the rows as even as can be."""
     return -(-count // _rows(count, most))
 
 
-def _diverging_with_blank():
+def _diverging_with_blank() -> Colormap:
     """The diverging colour map with NaN (a gap between a kernel's slices) drawn white."""
     from matplotlib import colormaps
 
     return colormaps[DIVERGING].with_extremes(bad="white")
 
 
-def _save_figure(fig, path):
+def _save_figure(fig: Figure, path: str) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _symmetric_norm(*arrays):
+def _symmetric_norm(*arrays: NDArray[Any]) -> Normalize:
     """A colour scale from ``-m`` to ``m``, ``m`` the largest magnitude in ``arrays``."""
     from matplotlib.colors import Normalize
 
@@ -82,7 +97,7 @@ def _symmetric_norm(*arrays):
     return Normalize(-limit, limit)
 
 
-def _middle(array):
+def _middle(array: NDArray[Any]) -> tuple[NDArray[Any], str]:
     """``(view, note)``: a ``(*spatial)`` array of 1 or 2 axes as it is, or the middle
     depth slice of a volume, with words saying which slice (empty otherwise)."""
     if array.ndim < 3:
@@ -91,17 +106,17 @@ def _middle(array):
     return array[depth // 2], f"middle slice: depth {depth // 2} of {depth}"
 
 
-def _whole_numbers():
+def _whole_numbers() -> MaxNLocator:
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(integer=True)
 
 
-def _integer_ticks(axis):
+def _integer_ticks(axis: Any) -> None:
     axis.set_major_locator(_whole_numbers())
 
 
-def _first_conv(model):
+def _first_conv(model: nn.Module) -> tuple[str, nn.Conv] | None:
     """``(name, layer)`` of the model's first :class:`~sigconv.nn.Conv`, or None."""
     return next(((name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv)),
                 None)
@@ -109,12 +124,13 @@ def _first_conv(model):
 
 # -- curves ------------------------------------------------------------------
 
-def _spans_decades(values):
+def _spans_decades(values: Sequence[float | None]) -> bool:
     values = np.asarray([v for v in values if v is not None and np.isfinite(v)])
     return values.size > 1 and values.min() > 0 and values.max() >= LOG_SPAN * values.min()
 
 
-def curves_figure(history, metric, test=None):
+def curves_figure(history: Sequence[dict[str, Any]], metric: str,
+                  test: dict[str, Any] | None = None) -> Figure:
     """Loss, ``metric`` and learning rate per epoch, train and validation (``curves.png``).
 
     Parameters
@@ -164,7 +180,7 @@ def curves_figure(history, metric, test=None):
         if _spans_decades(rates):
             ax.set_yscale("log")
         ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate (in the epoch)")
-    entries = {}  # one legend for the panels, under them: it covers no data
+    entries: dict[str, Any] = {}  # one legend for the panels, under them: it covers no data
     for ax in axes:
         entries.update(zip(*reversed(ax.get_legend_handles_labels())))
         if len(epochs) <= 15:
@@ -180,14 +196,14 @@ def curves_figure(history, metric, test=None):
 
 # -- confusion matrix --------------------------------------------------------
 
-def _class_names(count, classes):
+def _class_names(count: int, classes: Sequence[Any] | None) -> list[str]:
     """``classes`` as text when there are ``count`` of them, else ``"0"`` ... ``count - 1``."""
     if classes is not None and len(classes) == count:
         return [str(c) for c in classes]
     return [str(k) for k in range(count)]
 
 
-def _tick_rotation(names):
+def _tick_rotation(names: Sequence[str]) -> int:
     """Degrees to turn x tick labels by: 0 while they fit side by side, else 45 (90 for
     more than 30 classes)."""
     if len(names) * max(len(n) for n in names) <= 30:
@@ -195,13 +211,14 @@ def _tick_rotation(names):
     return 45 if len(names) <= 30 else 90
 
 
-def _text_colour(rgba):
+def _text_colour(rgba: Sequence[float]) -> str:
     """Black or white, whichever reads better on the colour ``rgba``."""
     red, green, blue = rgba[:3]
     return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
-def confusion_figure(confusion, classes=None, accuracy=None):
+def confusion_figure(confusion: ArrayLike, classes: Sequence[Any] | None = None,
+                     accuracy: float | None = None) -> Figure:
     """The test confusion matrix (``confusion.png``): rows true, columns predicted.
 
     Parameters
@@ -255,7 +272,7 @@ def confusion_figure(confusion, classes=None, accuracy=None):
 
 # -- kernels and feature maps ------------------------------------------------
 
-def _montage(kernel):
+def _montage(kernel: NDArray[Any]) -> NDArray[Any]:
     """A ``(*kernel)`` array of 2 or 3 axes as one image: a volume's depth slices left to
     right, a blank (NaN) column between them."""
     if kernel.ndim == 2:
@@ -269,7 +286,8 @@ def _montage(kernel):
 PANEL_GAP, PANEL_TITLE, TITLE_LINE, BAR_MARGIN = 0.12, 0.24, 0.2, 1.1
 
 
-def _panel_grid(count, columns, panel, title, *, left=0.1, min_height=2.6):
+def _panel_grid(count: int, columns: int, panel: tuple[float, float], title: Sequence[str], *,
+                left: float = 0.1, min_height: float = 2.6) -> tuple[Figure, list[Axes], Axes]:
     """A figure of ``count`` image panels of ``panel`` (width, height) inches, in rows of
     ``columns``, ``left`` inches from its left edge, under a title of the lines
     ``title``, at least ``min_height`` inches tall; returns ``(fig, axes,
@@ -297,7 +315,7 @@ def _panel_grid(count, columns, panel, title, *, left=0.1, min_height=2.6):
     return fig, axes, bar
 
 
-def _axes_at(fig, left, top, width, height):
+def _axes_at(fig: Figure, left: float, top: float, width: float, height: float) -> Axes:
     """Axes ``width`` x ``height`` inches, ``left`` inches from the figure's left edge and
     ``top`` inches below its top."""
     fig_width, fig_height = fig.get_size_inches()
@@ -305,12 +323,13 @@ def _axes_at(fig, left, top, width, height):
                          width / fig_width, height / fig_height))
 
 
-def _title_height(title):
+def _title_height(title: Sequence[str]) -> float:
     """Inches above a grid of panels for a title of the lines ``title``."""
     return 0.15 + TITLE_LINE * len(title)
 
 
-def _panel_size(shape, largest=1.25, shortest=0.35):
+def _panel_size(shape: tuple[int, ...], largest: float = 1.25,
+                shortest: float = 0.35) -> tuple[float, float]:
     """(width, height) inches of a panel showing an image of ``shape`` (rows, columns):
     its longer side ``largest`` inches, unless that makes the shorter side less than
     ``shortest`` (a strip: it grows, up to 3.3 inches long)."""
@@ -321,16 +340,16 @@ def _panel_size(shape, largest=1.25, shortest=0.35):
     return columns * scale, rows * scale
 
 
-def _blank_ticks(ax):
+def _blank_ticks(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _channels_note(shown, total, what):
+def _channels_note(shown: int, total: int, what: str) -> str:
     return f"{what} 0-{shown - 1} of {total}" if shown < total else ""
 
 
-def kernels_figure(weight, name="first convolution"):
+def kernels_figure(weight: ArrayLike, name: str = "first convolution") -> Figure:
     """A convolution's kernels on one colour scale symmetric around 0 (``kernels.png``).
 
     Parameters
@@ -393,7 +412,7 @@ def kernels_figure(weight, name="first convolution"):
     return fig
 
 
-def feature_maps_figure(x, maps, name="first convolution"):
+def feature_maps_figure(x: ArrayLike, maps: ArrayLike, name: str = "first convolution") -> Figure:
     """An item and a layer's output on it (``feature_maps.png``).
 
     Parameters
@@ -467,7 +486,7 @@ def feature_maps_figure(x, maps, name="first convolution"):
 
 # -- example of a dense task -------------------------------------------------
 
-def _class_colours(count):
+def _class_colours(count: int) -> tuple[Colormap, Normalize]:
     """``(cmap, norm)``: one colour per class index ``0 .. count - 1``."""
     from matplotlib import colormaps
     from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -477,7 +496,7 @@ def _class_colours(count):
     return cmap, BoundaryNorm(np.arange(count + 1) - 0.5, count)
 
 
-def _shared_range(*arrays):
+def _shared_range(*arrays: ArrayLike) -> tuple[float, float]:
     """``(low, high)``: the 1st and 99th percentiles of all of ``arrays`` together."""
     values = np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
     values = values[np.isfinite(values)]
@@ -487,7 +506,8 @@ def _shared_range(*arrays):
     return (float(low), float(high)) if high > low else (float(low) - 0.5, float(low) + 0.5)
 
 
-def example_figure(x, output, target, classes=None):
+def example_figure(x: ArrayLike, output: ArrayLike, target: ArrayLike,
+                   classes: Sequence[Any] | None = None) -> Figure:
     """One item's input, the model's output and the target (``example.png``).
 
     Parameters
@@ -548,7 +568,7 @@ def example_figure(x, output, target, classes=None):
             image = ax.imshow(image_data, cmap=class_cmap, norm=class_norm,
                               interpolation="nearest")
         bar = fig.colorbar(image, ax=list(axes[1:]), label="class", shrink=0.85)
-        bar.set_ticks(np.arange(count), labels=names)
+        bar.set_ticks(list(range(count)), labels=names)
     else:
         norm = Normalize(*_shared_range(x, output, target))
         for ax, image_data in zip(axes, (x, output, target)):
@@ -564,7 +584,9 @@ def example_figure(x, output, target, classes=None):
     return fig
 
 
-def plot_run(out, history, test, model, metric, example=None, task=None):
+def plot_run(out: PathLike, history: Sequence[dict[str, Any]], test: dict[str, Any],
+             model: nn.Module, metric: str, example: Pair | None = None,
+             task: Task | None = None) -> list[str]:
     """Write the run's PNGs; return their paths.
 
     ``curves.png`` (loss, ``metric`` and learning rate per epoch),
@@ -577,9 +599,9 @@ def plot_run(out, history, test, model, metric, example=None, task=None):
     """
     if importlib.util.find_spec("matplotlib") is None:
         return []
-    written = []
+    written: list[str] = []
 
-    def save(fig, name):
+    def save(fig: Figure, name: str) -> None:
         written.append(os.path.join(out, name))
         _save_figure(fig, written[-1])
 
@@ -598,7 +620,8 @@ def plot_run(out, history, test, model, metric, example=None, task=None):
     if example is None:
         return written
     x = example[0]
-    if hasattr(task, "evaluation_inputs"):  # a dense task's model sees the noisy item
+    # a dense task's model sees the noisy item
+    if task is not None and hasattr(task, "evaluation_inputs"):
         x = task.evaluation_inputs([example])[0]
     model.eval()
     if conv.in_channels == x.shape[0] and conv.ndim == x.ndim - 1:  # the layer takes the item

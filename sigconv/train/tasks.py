@@ -33,9 +33,14 @@ across epochs and runs.  Real CT noise is spatially correlated and depends
 on the dose and the attenuation; this is the simplest model, documented as
 such.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import nn
 from .._ops import log_softmax_array as _log_softmax
@@ -44,6 +49,7 @@ from ..data.sliding import sliding_window_inference
 from ..errors import ArgumentError, ShapeError
 from ..models import Classifier, EncoderDecoder, StructuredLabeller
 from ..ragged import Ragged
+from ..typing import Seed
 from .metrics import per_class_scores, ssim
 
 __all__ = ["TASKS", "MODELS", "Classification", "Denoising", "Labelling", "task_of"]
@@ -56,7 +62,8 @@ ARCHITECTURES = {
 }
 
 
-def _build(name, in_channels, out_channels, ndim, seed, dropout=0.0):
+def _build(name: str, in_channels: int, out_channels: int, ndim: int, seed: Seed,
+           dropout: float = 0.0) -> nn.Module:
     """One of :data:`MODELS` for this many channels and spatial axes (``dropout``: the
     classifier's, before its head)."""
     if name == "classifier":
@@ -78,7 +85,7 @@ CLASSIFIER_DROPOUT = 0.2
 MODELS = ("classifier", "encoder-decoder", "residual-encoder-decoder", "labeller")
 
 
-def standardised(array):
+def standardised(array: ArrayLike) -> NDArray[np.float32]:
     """Each channel of an item to zero mean and unit variance (float32)."""
     array = np.asarray(array, dtype=np.float32)
     flat = array.reshape(array.shape[0], -1)
@@ -87,11 +94,24 @@ def standardised(array):
     return ((flat - mean) / (std + 1e-6)).reshape(array.shape)
 
 
-def _as_batch(arrays):
+def _as_batch(arrays: Sequence[NDArray[Any]]) -> NDArray[Any] | Ragged:
     """Equal shapes stack into a dense batch; different ones make a Ragged batch."""
     if all(a.shape == arrays[0].shape for a in arrays):
         return np.stack(arrays)
     return Ragged.from_list(arrays)
+
+
+#: ``(input, target)`` of one item: the input ``(C, *spatial)``, the target a class index or
+#: an array.
+Pair = tuple[NDArray[Any], Any]
+
+
+class _Tally(Protocol):
+    """A running score of a task's outputs (what :meth:`Task.tally` returns)."""
+
+    def add(self, output: Any, target: Any, /) -> None: ...
+
+    def result(self) -> dict[str, Any]: ...
 
 
 class Task:
@@ -101,26 +121,30 @@ class Task:
     need to be rebuilt, fitted once on the training items by :meth:`fit`.
     """
 
-    name = metric = None
-    models = ()
+    name: str  # each task's: "classify", "denoise", "label"
+    metric: str  # the score that picks the best epoch
+    models: tuple[str, ...] = ()
     #: Defaults of ``train`` for this task: epochs, items (or crops) per step, learning rate.
     epochs, batch_size, lr = 10, 32, 2e-3
 
-    def __init__(self, state, seed=0):
+    def __init__(self, state: dict[str, Any], seed: int = 0) -> None:
         self.state, self.seed = state, seed
 
     @classmethod
-    def check_records(cls, train, others, options):
+    def check_records(cls, train: list[dict[str, Any]], others: list[dict[str, Any]],
+                      options: dict[str, Any]) -> None:
         """Refuse (ArgumentError, with the reason) a store this task cannot learn from,
         before anything is trained: ``train`` and ``others`` (validation and test) are
         records, ``options`` the run's."""
 
     @classmethod
-    def fit(cls, arrays, records, options):
+    def fit(cls, arrays: Sequence[NDArray[Any]], records: Sequence[dict[str, Any]],
+            options: dict[str, Any]) -> dict[str, Any]:
         """The task's state from the training items (raw arrays) and the options."""
         raise NotImplementedError
 
-    def model(self, in_channels, ndim, seed):
+    def model(self, in_channels: int, ndim: int, seed: Seed) -> nn.Module:
+        """The default model of a new run (or the recorded one of a resumed run)."""
         name = self.state["model"]
         if not isinstance(name, str):
             raise ArgumentError(f"this run was trained with a model of yours ({name}): "
@@ -128,7 +152,7 @@ class Task:
         return _build(name, in_channels, self.outputs(in_channels), ndim, seed,
                       dropout=self.state.get("dropout", 0.0))
 
-    def check_output(self, output, target):
+    def check_output(self, output: Any, target: NDArray[Any] | Ragged) -> None:
         """Raise ShapeError unless the model's training ``output`` is what this task's loss
         and scores take for ``target`` (checked on a run's first batch)."""
         if isinstance(output, list) and output:  # the labeller's refinement steps
@@ -143,30 +167,55 @@ class Task:
                              f"item ({self._output_meaning()}); the model gave {shown} "
                              f"for {len(expected)} items")
 
-    def _output_shapes(self, target):
+    def _output_shapes(self, target: NDArray[Any] | Ragged) -> list[tuple[int, ...]]:
         """The shape of each item's output that the loss takes, given the targets."""
         raise NotImplementedError
 
-    def _output_meaning(self):
+    def _output_meaning(self) -> str:
         raise NotImplementedError
 
-    def outputs(self, in_channels):
+    def outputs(self, in_channels: int) -> int:
+        """The model's output channels for items of ``in_channels`` channels."""
         raise NotImplementedError
 
-    def split_item(self, array, record):
+    def split_item(self, array: NDArray[Any], record: dict[str, Any]) -> Pair:
         """``(input, target)`` of one stored item, the input float32 and normalised."""
         raise NotImplementedError
 
-    def forward(self, model, x):
+    def batches(self, data: Sequence[Pair], batch_size: int,
+                rng: np.random.Generator) -> Iterator[tuple[Tensor, Any]]:
+        """One epoch's training batches ``(input, target)`` of the items ``data``."""
+        raise NotImplementedError
+
+    def loss(self, output: Any, target: Any) -> Tensor:
+        """The training loss of the model's :meth:`forward` output for ``target``."""
+        raise NotImplementedError
+
+    def tally(self) -> _Tally:
+        """A new running score."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
+                 records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The scores of ``model`` on the items ``data``."""
+        raise NotImplementedError
+
+    def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
+        """Test scores of the non-learned baselines tuned on ``train``."""
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, x: Tensor) -> Any:
         """The model's output in training (all refinement steps for the labeller)."""
         return model(x)
 
-    def predict(self, model, arrays, *, batch_size=32):
+    def predict(self, model: nn.Module, arrays: Sequence[ArrayLike], *,
+                batch_size: int = 32) -> list[tuple[Any, ...]]:
         """The answer for each raw item ``(C, *spatial)`` of ``arrays``, as a tuple:
         what :func:`sigconv.train.predict` gives after the file's path."""
         raise NotImplementedError
 
-    def example(self, model, x, y):
+    def example(self, model: nn.Module, x: NDArray[Any],
+                y: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None:
         """``(input, output, target)`` images of one item for ``example.png``, or None
         (the default: no such picture for this task)."""
         return None
@@ -180,7 +229,8 @@ class Classification(Task):
     epochs = 60
 
     @classmethod
-    def check_records(cls, train, others, options):
+    def check_records(cls, train: list[dict[str, Any]], others: list[dict[str, Any]],
+                      options: dict[str, Any]) -> None:
         """Every item needs a label; training needs two classes or more, and every
         validation and test label must be one of the training labels."""
         unlabelled = [r["id"] for r in train + others if r.get("label") is None]
@@ -201,20 +251,21 @@ class Classification(Task):
                                 f"(training classes: {sorted(classes, key=str)})")
 
     @classmethod
-    def fit(cls, arrays, records, options):
+    def fit(cls, arrays: Sequence[NDArray[Any]], records: Sequence[dict[str, Any]],
+            options: dict[str, Any]) -> dict[str, Any]:
         labels = {r.get("label") for r in records}
         return {"classes": sorted(labels, key=str), "dropout": CLASSIFIER_DROPOUT}
 
-    def _output_shapes(self, target):
+    def _output_shapes(self, target: NDArray[Any] | Ragged) -> list[tuple[int, ...]]:
         return [(self.outputs(0),)] * len(target)
 
-    def _output_meaning(self):
+    def _output_meaning(self) -> str:
         return f"a logit for each of the classes {self.state['classes']}"
 
-    def outputs(self, in_channels):
+    def outputs(self, in_channels: int) -> int:
         return len(self.state["classes"])
 
-    def split_item(self, array, record):
+    def split_item(self, array: NDArray[Any], record: dict[str, Any]) -> Pair:
         classes = self.state["classes"]
         label = record.get("label")
         if label not in classes:
@@ -222,24 +273,26 @@ class Classification(Task):
                                 f"run's classes {classes}")
         return standardised(array), classes.index(label)
 
-    def batches(self, data, batch_size, rng):
+    def batches(self, data: Sequence[Pair], batch_size: int,
+                rng: np.random.Generator) -> Iterator[tuple[Tensor, NDArray[Any]]]:
         order = rng.permutation(len(data))
         for i in range(0, len(order), batch_size):
             chosen = order[i:i + batch_size]
             yield (Tensor(Ragged.from_list([data[k][0] for k in chosen])),
                    np.array([data[k][1] for k in chosen]))
 
-    def loss(self, output, target):
+    def loss(self, output: Any, target: Any) -> Tensor:
         return nn.functional.cross_entropy(output, target)
 
-    def tally(self):
+    def tally(self) -> _Accuracy:
         return _Accuracy(self.outputs(0))
 
-    def predict(self, model, arrays, *, batch_size=32):
+    def predict(self, model: nn.Module, arrays: Sequence[ArrayLike], *,
+                batch_size: int = 32) -> list[tuple[Any, ...]]:
         """``(class, probability)`` of each raw item, ``batch_size`` items per Ragged batch."""
         classes = self.state["classes"]
         arrays = [standardised(a) for a in arrays]
-        answers = []
+        answers: list[tuple[Any, ...]] = []
         model.eval()
         with no_grad():
             for first in range(0, len(arrays), batch_size):
@@ -249,7 +302,9 @@ class Classification(Task):
                     answers.append((classes[k], float(p[k])))
         return answers
 
-    def evaluate(self, model, data, *, records=None, batch_size=64):
+    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
+                 records: Sequence[dict[str, Any]] | None = None,
+                 batch_size: int = 64) -> dict[str, Any]:
         """Accuracy, mean loss, confusion matrix, precision, recall and F1 per class and
         their macro averages (:func:`~sigconv.train.metrics.per_class_scores`), and
         ``per_speaker`` accuracy when the ``records`` name speakers."""
@@ -263,7 +318,7 @@ class Classification(Task):
         scores = tally.result()
         scores.update(per_class_scores(tally.confusion, self.state["classes"]))
         if records and "speaker" in records[0]:
-            hits = {}
+            hits: dict[str, list[int]] = {}
             for record, guess, (_, label) in zip(records, tally.predicted, data):
                 counts = hits.setdefault(str(record["speaker"]), [0, 0])
                 counts[0] += int(guess == label)
@@ -271,11 +326,11 @@ class Classification(Task):
             scores["per_speaker"] = {k: right / n for k, (right, n) in sorted(hits.items())}
         return scores
 
-    def baseline(self, train, test):
+    def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         return {}
 
 
-def _batch_items(batch):
+def _batch_items(batch: ArrayLike | Ragged) -> list[NDArray[Any]]:
     """The items of a dense batch or a Ragged, each ``(C, *spatial)``."""
     return list(batch) if isinstance(batch, Ragged) else list(np.asarray(batch))
 
@@ -283,11 +338,12 @@ def _batch_items(batch):
 class _Accuracy:
     """Running accuracy, mean cross-entropy and confusion matrix (every prediction kept)."""
 
-    def __init__(self, classes):
+    def __init__(self, classes: int) -> None:
         self.confusion = np.zeros((classes, classes), dtype=np.int64)
-        self.loss, self.predicted = 0.0, []
+        self.loss = 0.0
+        self.predicted: list[int] = []
 
-    def add(self, logits, target):
+    def add(self, logits: ArrayLike, target: ArrayLike, /) -> None:
         log_p = _log_softmax(np.asarray(logits, dtype=np.float64), axis=1)
         target = np.asarray(target, dtype=np.int64)
         predicted = log_p.argmax(axis=1)
@@ -295,7 +351,7 @@ class _Accuracy:
         self.loss -= float(log_p[np.arange(len(target)), target].sum())
         self.predicted.extend(predicted.tolist())
 
-    def result(self):
+    def result(self) -> dict[str, Any]:
         n = max(len(self.predicted), 1)
         return {"accuracy": float(np.trace(self.confusion) / n), "loss": self.loss / n,
                 "confusion": self.confusion.tolist()}
@@ -313,7 +369,8 @@ class _Dense(Task):
     """Shared by denoising and labelling: global normalisation, crops, sliding windows."""
 
     @classmethod
-    def check_records(cls, train, others, options):
+    def check_records(cls, train: list[dict[str, Any]], others: list[dict[str, Any]],
+                      options: dict[str, Any]) -> None:
         """Refuse the default patch on audio: on waveforms and spectrograms
         (:data:`TIME_KINDS`) ``patch`` must be given (see docs/train.md)."""
         kind = train[0].get("kind")
@@ -331,16 +388,17 @@ class _Dense(Task):
             f"volumes, and on {kind} items it is {DEFAULT_PATCH} time steps{duration}{items}. "
             f"Give a crop long enough to hold what is to be learnt")
 
-    def _output_shapes(self, target):
+    def _output_shapes(self, target: NDArray[Any] | Ragged) -> list[tuple[int, ...]]:
         channels = self.outputs(len(self.state["mean"]))  # the input channels' statistics
         return [(channels,) + item.shape[1:] for item in _batch_items(target)]
 
-    def _output_meaning(self):
+    def _output_meaning(self) -> str:
         return ("the input's channels at every sample" if self.name == "denoise"
                 else f"a logit for each of the classes {self.state['classes']} at every sample")
 
     @classmethod
-    def _fit_scale(cls, inputs, options):
+    def _fit_scale(cls, inputs: Sequence[NDArray[Any]],
+                   options: dict[str, Any]) -> dict[str, Any]:
         """Per-channel mean and std over every training sample; the data range; the noise."""
         channels = inputs[0].shape[0]
         flat = [a.reshape(channels, -1).astype(np.float64) for a in inputs]
@@ -361,36 +419,37 @@ class _Dense(Task):
         return {"mean": mean.tolist(), "std": np.sqrt(var + 1e-12).tolist(), "peak": peak,
                 "noise": noise, "patch": patch}
 
-    def _normalise(self, array):
+    def _normalise(self, array: NDArray[Any]) -> NDArray[np.float32]:
         shape = (-1,) + (1,) * (array.ndim - 1)
         mean = np.asarray(self.state["mean"]).reshape(shape)
         std = np.asarray(self.state["std"]).reshape(shape)
         return ((array - mean) / std).astype(np.float32)
 
-    def _in_store_units(self, array):
+    def _in_store_units(self, array: NDArray[Any]) -> NDArray[np.float64]:
         """A normalised item ``(C, *spatial)`` back in the store's units (float64)."""
         shape = (-1,) + (1,) * (array.ndim - 1)
         return array * np.asarray(self.state["std"]).reshape(shape) + \
             np.asarray(self.state["mean"]).reshape(shape)
 
-    def _noise_scale(self):
+    def _noise_scale(self) -> NDArray[np.float32]:
         """The noise's standard deviation per channel in normalised units."""
         std = np.asarray(self.state["std"], dtype=np.float32)
         return (self.state["noise"] / std).reshape((-1,) + (1,) * len(self.state["patch"]))
 
-    def _noisy(self, x, rng):
+    def _noisy(self, x: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.float32]:
         if not self.state["noise"]:
             return x
         return (x + self._noise_scale() * rng.standard_normal(x.shape, dtype=np.float32))
 
-    def _crops(self, data, rng):
+    def _crops(self, data: Sequence[Pair],
+               rng: np.random.Generator) -> list[tuple[int, tuple[slice, ...]]]:
         """Random crops of ``patch`` samples (clipped to the item), about one item's worth each.
 
         Every other crop is centred on a sample of one of the item's
         :meth:`_oversampled` groups (chosen uniformly) when it has any.
         """
         patch = self.state["patch"]
-        crops = []
+        crops: list[tuple[int, tuple[slice, ...]]] = []
         for index, (x, y) in enumerate(data):
             spatial = x.shape[1:]
             size = [min(p, n) for p, n in zip(patch, spatial)]
@@ -407,12 +466,13 @@ class _Dense(Task):
                 crops.append((index, tuple(slice(o, o + s) for o, s in zip(origin, size))))
         return [crops[i] for i in rng.permutation(len(crops))]
 
-    def _oversampled(self, index, target):
+    def _oversampled(self, index: int, target: NDArray[Any]) -> list[NDArray[np.intp]]:
         """Groups of flat positions of training item ``index`` (target ``target``) that
         half the crops are centred on; none by default (every crop uniform)."""
         return []
 
-    def batches(self, data, batch_size, rng):
+    def batches(self, data: Sequence[Pair], batch_size: int,
+                rng: np.random.Generator) -> Iterator[tuple[Tensor, NDArray[Any] | Ragged]]:
         crops = self._crops(data, rng)
         for i in range(0, len(crops), batch_size):
             inputs, targets = [], []
@@ -422,34 +482,36 @@ class _Dense(Task):
                 targets.append(y[(slice(None),) * (y.ndim - len(region)) + region])
             yield Tensor(_as_batch(inputs)), _as_batch(targets)
 
-    def _whole(self, model, x):
+    def _whole(self, model: nn.Module, x: NDArray[Any]) -> NDArray[Any]:
         """The model's output for one whole item, window by window."""
         window = [2 * p for p in self.state["patch"]]
 
-        def predict(batch):
+        def predict(batch: NDArray[Any]) -> NDArray[Any]:
             return model(Tensor(batch)).data
 
         with no_grad():
             return sliding_window_inference(x[None], predict, window, overlap=0.25)[0]
 
-    def example(self, model, x, y):
+    def example(self, model: nn.Module, x: NDArray[Any],
+                y: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """``(input, output, target)`` of one item's first channel, as drawn by plot_run."""
         noisy = self.evaluation_inputs([(x, y)])[0]
         return noisy[0], self._readout(self._whole(model.eval(), noisy))[0], y[0]
 
-    def _readout(self, output):
+    def _readout(self, output: NDArray[Any]) -> NDArray[Any]:
         """The answer in a model's output ``(C_out, *spatial)``: itself (denoise)."""
         return output
 
-    def predict(self, model, arrays, *, batch_size=32):
+    def predict(self, model: nn.Module, arrays: Sequence[ArrayLike], *,
+                batch_size: int = 32) -> list[tuple[Any, ...]]:
         """``(answer,)`` of each raw item: :meth:`_answer`, item by item (the sliding
         windows of one item are its batches, so ``batch_size`` is not used)."""
         return [(self._answer(model, array),) for array in arrays]
 
-    def _answer(self, model, array):
+    def _answer(self, model: nn.Module, array: ArrayLike) -> NDArray[Any]:
         raise NotImplementedError
 
-    def evaluation_inputs(self, data):
+    def evaluation_inputs(self, data: Sequence[Pair]) -> list[NDArray[np.float32]]:
         """The noisy input of each item, the same draw in every epoch and run."""
         return [self._noisy(x, np.random.default_rng([self.seed, 1, i]))
                 for i, (x, _) in enumerate(data)]
@@ -465,40 +527,42 @@ class Denoising(_Dense):
     models = ("encoder-decoder", "residual-encoder-decoder")
 
     @classmethod
-    def fit(cls, arrays, records, options):
+    def fit(cls, arrays: Sequence[NDArray[Any]], records: Sequence[dict[str, Any]],
+            options: dict[str, Any]) -> dict[str, Any]:
         return cls._fit_scale([cls._signal(a, r) for a, r in zip(arrays, records)], options)
 
     @staticmethod
-    def _signal(array, record):
+    def _signal(array: NDArray[Any], record: dict[str, Any]) -> NDArray[np.float32]:
         """The item's channels without label channels (a labelling store denoises too)."""
         labels = record.get("target_channels") or 0
         return np.asarray(array[:array.shape[0] - labels], dtype=np.float32)
 
-    def outputs(self, in_channels):
+    def outputs(self, in_channels: int) -> int:
         return in_channels
 
-    def split_item(self, array, record):
+    def split_item(self, array: NDArray[Any], record: dict[str, Any]) -> Pair:
         x = self._normalise(self._signal(array, record))
         return x, x
 
-    def loss(self, output, target):
+    def loss(self, output: Any, target: Any) -> Tensor:
         return nn.functional.mse_loss(output, Tensor(target))
 
-    def tally(self):
+    def tally(self) -> _PSNR:
         return _PSNR(self.state)
 
-    def _answer(self, model, array):
+    def _answer(self, model: nn.Module, array: ArrayLike) -> NDArray[Any]:
         """The denoised signal of one raw item ``(C, *spatial)``, in the store's units."""
         output = self._whole(model.eval(), self._normalise(np.asarray(array, np.float32)))
         return self._in_store_units(output)
 
-    def _ssim(self, outputs, data):
+    def _ssim(self, outputs: Sequence[NDArray[Any]], data: Sequence[Pair]) -> float:
         """Mean over items of :func:`~sigconv.train.metrics.ssim`, in the store's units,
         of each normalised output against its clean item (data range: the clean item's)."""
         return float(np.mean([ssim(self._in_store_units(y), self._in_store_units(clean))
                               for y, (_, clean) in zip(outputs, data)]))
 
-    def evaluate(self, model, data, *, records=None):
+    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
+                 records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """PSNR (dB) and SSIM of the model's output and of the noisy input; mean
         normalised MSE."""
         model.eval()
@@ -511,7 +575,7 @@ class Denoising(_Dense):
         return dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"],
                     ssim=self._ssim(outputs, data), ssim_noisy=self._ssim(noisy_inputs, data))
 
-    def baseline(self, train, test):
+    def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """PSNR of the non-learned filters, each tuned on the noisy training items.
 
         A Gaussian filter (its width) and, for 2-D and 3-D items when
@@ -525,7 +589,7 @@ class Denoising(_Dense):
         sigma = _tune_sigma(train_inputs, train_targets,
                             lambda smoothed, y: -np.sum((smoothed - y) ** 2))
         test_inputs = self.evaluation_inputs(test)
-        result = {"gaussian_sigma": sigma}
+        result: dict[str, Any] = {"gaussian_sigma": sigma}
         result.update(self._baseline_scores(
             "gaussian", [_gaussian(noisy, sigma) for noisy in test_inputs], test))
         noise = float(np.mean(self._noise_scale()))
@@ -536,7 +600,8 @@ class Denoising(_Dense):
                 "nlm", [_nl_means(noisy, h * noise, noise) for noisy in test_inputs], test))
         return result
 
-    def _baseline_scores(self, name, outputs, data):
+    def _baseline_scores(self, name: str, outputs: Sequence[NDArray[Any]],
+                         data: Sequence[Pair]) -> dict[str, float]:
         """``{"psnr_<name>", "ssim_<name>"}`` of a baseline's outputs for the items of ``data``."""
         tally = self.tally()
         for output, (_, clean) in zip(outputs, data):
@@ -544,7 +609,7 @@ class Denoising(_Dense):
         return {f"psnr_{name}": tally.result()["psnr"], f"ssim_{name}": self._ssim(outputs, data)}
 
 
-def _gaussian(x, sigma):
+def _gaussian(x: NDArray[Any], sigma: float) -> NDArray[Any]:
     """``x`` (C, *spatial) smoothed along its spatial axes (scipy.ndimage.gaussian_filter)."""
     from scipy.ndimage import gaussian_filter
 
@@ -555,13 +620,14 @@ def _gaussian(x, sigma):
 SIGMAS = tuple(np.round(np.geomspace(0.25, 4.0, 13), 3).tolist())
 
 
-def _tune_sigma(inputs, targets, score):
+def _tune_sigma(inputs: Sequence[NDArray[Any]], targets: Sequence[NDArray[Any]],
+                score: Callable[[NDArray[Any], NDArray[Any]], float]) -> float:
     """The width in :data:`SIGMAS` whose smoothing of ``inputs`` scores best against ``targets``."""
     totals = [sum(score(_gaussian(x, s), y) for x, y in zip(inputs, targets)) for s in SIGMAS]
     return SIGMAS[int(np.argmax(totals))]
 
 
-def _nl_means_available():
+def _nl_means_available() -> bool:
     """Whether scikit-image (the ``baselines`` extra) is installed."""
     try:
         import skimage.restoration  # noqa: F401
@@ -580,7 +646,7 @@ NLM_PATCH = dict(patch_size=5, patch_distance=6)
 NLM_TUNING_SIDE = 48
 
 
-def _nl_means(x, h, noise):
+def _nl_means(x: NDArray[Any], h: float, noise: float) -> NDArray[np.float32]:
     """``x`` (C, *spatial), 2-D or 3-D, through scikit-image's non-local means (fast mode)."""
     from skimage.restoration import denoise_nl_means
 
@@ -592,7 +658,8 @@ def _nl_means(x, h, noise):
                             **NLM_PATCH).astype(np.float32)
 
 
-def _tune_nlm(inputs, targets, noise):
+def _tune_nlm(inputs: Sequence[NDArray[Any]], targets: Sequence[NDArray[Any]],
+              noise: float) -> float:
     """The ``h`` of :data:`NLM_H` (times ``noise``) with the least squared error on centred
     blocks of at most :data:`NLM_TUNING_SIDE` samples per axis of the training items."""
     blocks = []
@@ -609,20 +676,20 @@ def _tune_nlm(inputs, targets, noise):
 class _PSNR:
     """Running squared error; PSNR ``10 log10(peak^2 / MSE)`` in the store's units."""
 
-    def __init__(self, state):
+    def __init__(self, state: dict[str, Any]) -> None:
         self.scale2 = np.asarray(state["std"], dtype=np.float64) ** 2
         self.peak = state["peak"]
         self.error = self.scaled = 0.0
         self.count = 0
 
-    def add(self, output, target):
+    def add(self, output: ArrayLike | Ragged, target: ArrayLike | Ragged, /) -> None:
         for y, t in zip(_batch_items(output), _batch_items(target)):
             sums = ((y.astype(np.float64) - t) ** 2).reshape(len(self.scale2), -1).sum(axis=1)
             self.error += float(sums.sum())
             self.scaled += float((sums * self.scale2).sum())
             self.count += y.size
 
-    def result(self):
+    def result(self) -> dict[str, Any]:
         mse = self.scaled / max(self.count, 1)
         psnr = 10 * math.log10(self.peak ** 2 / mse) if mse > 0 else math.inf
         return {"psnr": psnr, "loss": self.error / max(self.count, 1)}
@@ -637,12 +704,13 @@ class Labelling(_Dense):
     epochs, batch_size, lr = 40, 2, 5e-3
     models = ("labeller", "encoder-decoder")
 
-    def __init__(self, state, seed=0):
+    def __init__(self, state: dict[str, Any], seed: int = 0) -> None:
         super().__init__(state, seed)
-        self._foreground_positions = {}
+        self._foreground_positions: dict[int, tuple[NDArray[Any], list[NDArray[np.intp]]]] = {}
 
     @classmethod
-    def check_records(cls, train, others, options):
+    def check_records(cls, train: list[dict[str, Any]], others: list[dict[str, Any]],
+                      options: dict[str, Any]) -> None:
         """Every item needs a last channel of labels after one input channel or more
         (records with ``target_channels == 1``), and audio an explicit patch."""
         without = [r["id"] for r in train + others if r.get("target_channels") != 1]
@@ -660,7 +728,8 @@ class Labelling(_Dense):
         super().check_records(train, others, options)
 
     @classmethod
-    def fit(cls, arrays, records, options):
+    def fit(cls, arrays: Sequence[NDArray[Any]], records: Sequence[dict[str, Any]],
+            options: dict[str, Any]) -> dict[str, Any]:
         options = dict(options)
         options.setdefault("noise", 0.0)
         state = cls._fit_scale([a[:-1] for a in arrays], options)
@@ -673,36 +742,37 @@ class Labelling(_Dense):
         state.update(classes=list(names), thresholds=records[0].get("label_thresholds"))
         return state
 
-    def outputs(self, in_channels):
+    def outputs(self, in_channels: int) -> int:
         return max(len(self.state["classes"]), 2)
 
-    def split_item(self, array, record):
+    def split_item(self, array: NDArray[Any], record: dict[str, Any]) -> Pair:
         array = np.asarray(array, dtype=np.float32)
         return self._normalise(array[:-1]), array[-1:].astype(np.int64)
 
-    def forward(self, model, x):
+    def forward(self, model: nn.Module, x: Tensor) -> Any:
         if isinstance(model, StructuredLabeller):
             return model(x, return_all=True)
         return model(x)
 
-    def loss(self, output, target):
+    def loss(self, output: Any, target: Any) -> Tensor:
         steps = output if isinstance(output, list) else [output]
         labels = target if isinstance(target, Ragged) else target[:, 0]
         masks = _one_hot(target, self.outputs(0))
-        total = None
+        total: Tensor | None = None
         for logits in steps:  # every refinement step is supervised
             term = nn.functional.cross_entropy(logits, labels) + \
                 nn.functional.dice_loss(logits, masks)
             total = term if total is None else total + term
+        assert total is not None  # output holds one step or more
         return total * (1.0 / len(steps))
 
-    def tally(self):
+    def tally(self) -> _Dice:
         return _Dice(self.outputs(0))
 
-    def _readout(self, logits):
+    def _readout(self, logits: NDArray[Any]) -> NDArray[Any]:
         return logits.argmax(axis=0)[None]
 
-    def _oversampled(self, index, labels):
+    def _oversampled(self, index: int, labels: NDArray[Any]) -> list[NDArray[np.intp]]:
         """Flat positions of each foreground class present in training item ``index``'s
         ``labels`` (1, *spatial), found once per item (once per run without
         augmentation): half the crops are centred on a
@@ -715,12 +785,13 @@ class Labelling(_Dense):
                 labels, [np.flatnonzero(flat == k) for k in np.unique(flat) if k > 0])
         return cached[1]
 
-    def _answer(self, model, array):
+    def _answer(self, model: nn.Module, array: ArrayLike) -> NDArray[Any]:
         """The class of every sample of one raw item ``(C, *spatial)`` (input channels only)."""
         x = self._normalise(np.asarray(array, np.float32))
         return self._readout(self._whole(model.eval(), x))[0]
 
-    def evaluate(self, model, data, *, records=None):
+    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
+                 records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Mean foreground Dice, Dice per class and mean cross-entropy of the last step."""
         model.eval()
         tally = self.tally()
@@ -728,7 +799,7 @@ class Labelling(_Dense):
             tally.add(self._whole(model, x)[None], y[None])
         return tally.result()
 
-    def baseline(self, train, test):
+    def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """Dice of thresholding the Gaussian-smoothed input at the store's label thresholds.
 
         The filter width is tuned for Dice on the training items.  Returns
@@ -741,10 +812,11 @@ class Labelling(_Dense):
         mean = np.asarray(self.state["mean"]).reshape(shape)[:1]
         std = np.asarray(self.state["std"]).reshape(shape)[:1]
 
-        def classes(smoothed):  # the first input channel, back in the store's units
+        def classes(smoothed: NDArray[Any]) -> NDArray[np.intp]:
+            # the first input channel, back in the store's units
             return np.digitize(smoothed[:1] * std + mean, thresholds)
 
-        def dice(smoothed, y):
+        def dice(smoothed: NDArray[Any], y: NDArray[Any]) -> float:
             tally = _Dice(self.outputs(0))
             tally.add_labels(classes(smoothed), y)
             return tally.result()["dice"]
@@ -756,7 +828,7 @@ class Labelling(_Dense):
         return {"threshold_sigma": sigma, "dice_threshold": tally.result()["dice"]}
 
 
-def _one_hot(target, classes):
+def _one_hot(target: NDArray[Any] | Ragged, classes: int) -> NDArray[np.float32] | Ragged:
     """Masks ``(N, classes, *spatial)`` of labels ``(N, 1, *spatial)`` (a Ragged gives a Ragged)."""
     if isinstance(target, Ragged):
         return Ragged.from_list([_one_hot(t[None], classes)[0] for t in target])
@@ -767,12 +839,12 @@ def _one_hot(target, classes):
 class _Dice:
     """Per-class Dice of hard predictions, summed over every sample seen."""
 
-    def __init__(self, classes):
+    def __init__(self, classes: int) -> None:
         self.overlap = np.zeros(classes)
         self.total = np.zeros(classes)
         self.loss, self.count = 0.0, 0
 
-    def add(self, logits, target):
+    def add(self, logits: ArrayLike | Ragged | list[Any], target: ArrayLike | Ragged, /) -> None:
         if isinstance(logits, list):  # the labeller's steps: score the last
             logits = logits[-1]
         for z, labels in zip(_batch_items(logits), _batch_items(target)):
@@ -782,23 +854,24 @@ class _Dice:
             self.count += labels.size
             self.add_labels(log_p.argmax(axis=0), labels)
 
-    def add_labels(self, predicted, labels):
+    def add_labels(self, predicted: ArrayLike, labels: ArrayLike) -> None:
         predicted, labels = np.ravel(predicted), np.ravel(labels)
         for k in range(len(self.total)):
             p, t = predicted == k, labels == k
             self.overlap[k] += np.count_nonzero(p & t)
             self.total[k] += np.count_nonzero(p) + np.count_nonzero(t)
 
-    def result(self):
+    def result(self) -> dict[str, Any]:
         dice = np.where(self.total > 0, 2 * self.overlap / np.maximum(self.total, 1), 1.0)
         return {"dice": float(dice[1:].mean()), "dice_per_class": dice.tolist(),
                 "loss": self.loss / max(self.count, 1)}
 
 
-TASKS = {task_class.name: task_class for task_class in (Classification, Denoising, Labelling)}
+TASKS: dict[str, type[Task]] = {task_class.name: task_class
+                                for task_class in (Classification, Denoising, Labelling)}
 
 
-def task_of(records, task=None):
+def task_of(records: Sequence[dict[str, Any]], task: str | None = None) -> type[Task]:
     """The task class named ``task``, or the one the records imply."""
     if task is None:
         if all("label" in r and r["label"] is not None for r in records):
