@@ -9,7 +9,7 @@ import math
 import numbers
 import os
 from collections.abc import Iterable
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -165,7 +165,10 @@ def check_size(shape: Iterable[int], dtype: DTypeLike, what: str, options: str) 
     return count
 
 
-def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
+_Value = TypeVar("_Value")
+
+
+def check_choice(value: _Value, name: str, choices: Iterable[str]) -> _Value:
     """Raise :class:`ArgumentError` listing every accepted value unless ``value`` is one."""
     if not isinstance(value, str) or value not in choices:
         listed = ", ".join(repr(c) for c in choices)

@@ -20,19 +20,22 @@ Ragged batches too, item by item.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy import special as _special
 
 from .. import _kernels as _k
 from .. import functional as _F
 from .._validation import as_tuple, check_int, check_positive_real, result_dtype
 from .._ops import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Tanh, cat
-from ..autograd import Function, as_tensor
+from ..autograd import Function, Tensor, as_tensor
 from ..errors import ArgumentError, ShapeError
 from ..functional.pooling import _check_p
 from ..ragged import Batch, Ragged
+from ..typing import ConvMethod, IntOrTuple, Padding, PoolKind, Seed, TensorLike
 
 __all__ = [
     "conv", "conv_transpose", "local_conv", "tiled_conv", "separable_conv", "fft_conv",
@@ -98,8 +101,9 @@ class _Conv(Function):
         return _bias_sum(g)
 
 
-def conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1,
-         flip=False, method="auto"):
+def conv(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, *, stride: IntOrTuple = 1, padding: Padding = "valid",
+         dilation: IntOrTuple = 1, groups: int = 1, flip: bool = False,
+         method: ConvMethod = "auto") -> Tensor:
     """Differentiable :func:`sigconv.functional.conv` (same arguments)."""
     return _Conv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, flip=flip, method=method)
@@ -109,8 +113,9 @@ class _ConvTranspose(_Conv):
     op = "conv_transpose"
 
 
-def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                   groups=1, output_size=None):
+def conv_transpose(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+                   output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+                   output_size: Sequence[int] | None = None) -> Tensor:
     """Differentiable :func:`sigconv.functional.conv_transpose` (weight ``(C_in, C_out // groups, *k)``)."""
     return _ConvTranspose.apply(x, weight, bias, stride=stride, padding=padding,
                                 output_padding=output_padding, dilation=dilation, groups=groups,
@@ -163,12 +168,14 @@ class _TiledConv(_Unshared):
         return self.w_shape[2 + (len(self.w_shape) - 2) // 2:]
 
 
-def local_conv(x, weight, bias=None, *, stride=1, padding="valid"):
+def local_conv(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, *, stride: IntOrTuple = 1,
+               padding: Padding = "valid") -> Tensor:
     """Differentiable :func:`sigconv.functional.local_conv` (weight ``(C_out, *out, C_in, *k)``)."""
     return _LocalConv.apply(x, weight, bias, stride=stride, padding=padding)
 
 
-def tiled_conv(x, weight, bias=None, *, stride=1, padding="valid"):
+def tiled_conv(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, *, stride: IntOrTuple = 1,
+               padding: Padding = "valid") -> Tensor:
     """Differentiable :func:`sigconv.functional.tiled_conv` (weight ``(C_out, C_in, *k, *tile)``)."""
     return _TiledConv.apply(x, weight, bias, stride=stride, padding=padding)
 
@@ -192,7 +199,8 @@ class _SeparableConv(Function):
         return (gx, gb) + tuple(gf)
 
 
-def separable_conv(x, factors, bias=None, *, stride=1, padding="valid", dilation=1, flip=False):
+def separable_conv(x: TensorLike, factors: Sequence[TensorLike], bias: TensorLike | None = None, *, stride: IntOrTuple = 1,
+                   padding: Padding = "valid", dilation: IntOrTuple = 1, flip: bool = False) -> Tensor:
     """Differentiable :func:`sigconv.functional.separable_conv` (one 1-D factor per axis)."""
     return _SeparableConv.apply(x, bias, *factors, stride=stride, padding=padding,
                                 dilation=dilation, flip=flip)
@@ -202,7 +210,8 @@ class _FFTConv(_Conv):  # Ragged batches item by item
     op = "fft_conv"
 
 
-def fft_conv(x, weight, bias=None, *, stride=1, padding="valid", dilation=1, groups=1, flip=False):
+def fft_conv(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, *, stride: IntOrTuple = 1, padding: Padding = "valid",
+             dilation: IntOrTuple = 1, groups: int = 1, flip: bool = False) -> Tensor:
     """Differentiable :func:`sigconv.functional.fft_conv` (same result as :func:`conv`)."""
     return _FFTConv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                           groups=groups, flip=flip)
@@ -226,7 +235,8 @@ class _MaxPool(Function):
         return (_F.max_pool_backward(g, self.indices, self.shape),)
 
 
-def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool(x: TensorLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+             dilation: IntOrTuple = 1, ceil_mode: bool = False) -> Tensor:
     """Differentiable :func:`sigconv.functional.max_pool` (values only)."""
     return _MaxPool.apply(x, kernel_size=kernel_size, stride=stride, padding=padding,
                           dilation=dilation, ceil_mode=ceil_mode)
@@ -250,7 +260,8 @@ class _AvgPool(Function):
         return (getattr(_F, self.op + "_backward")(g, self.shape, **self.options),)
 
 
-def avg_pool(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool(x: TensorLike, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+             ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """Differentiable :func:`sigconv.functional.avg_pool`."""
     return _AvgPool.apply(x, kernel_size=kernel_size, stride=stride, padding=padding,
                           ceil_mode=ceil_mode, count_include_pad=count_include_pad)
@@ -269,7 +280,8 @@ class _LpPool(Function):
         return (_F.lp_pool_backward(g, self.x, self.p, output=self.out, **self.options),)
 
 
-def lp_pool(x, p, kernel_size, *, stride=None, ceil_mode=False):
+def lp_pool(x: TensorLike, p: float, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+            ceil_mode: bool = False) -> Tensor:
     """Differentiable :func:`sigconv.functional.lp_pool`."""
     return _LpPool.apply(x, p=p, kernel_size=kernel_size, stride=stride, ceil_mode=ceil_mode)
 
@@ -278,7 +290,8 @@ class _GaussianPool(_AvgPool):
     op = "gaussian_pool"
 
 
-def gaussian_pool(x, kernel_size, *, sigma, stride=None, padding=0):
+def gaussian_pool(x: TensorLike, kernel_size: IntOrTuple, *, sigma: float | Sequence[float],
+                  stride: IntOrTuple | None = None, padding: IntOrTuple = 0) -> Tensor:
     """Differentiable :func:`sigconv.functional.gaussian_pool`."""
     return _GaussianPool.apply(x, kernel_size=kernel_size, sigma=sigma, stride=stride,
                                padding=padding)
@@ -302,7 +315,8 @@ class _AdaptivePool(Function):
                                           output=self.out),)
 
 
-def adaptive_pool(x, output_size, kind="avg", *, p=2):
+def adaptive_pool(x: TensorLike, output_size: int | Sequence[int | None], kind: PoolKind = "avg", *,
+                  p: float = 2) -> Tensor:
     """Differentiable :func:`sigconv.functional.adaptive_pool` (values only)."""
     return _AdaptivePool.apply(x, output_size=output_size, kind=kind, p=p)
 
@@ -327,7 +341,7 @@ class _GlobalAvgPool(Function):
         return (self.x.result(np.repeat(spread, self.lengths)),)
 
 
-def global_pool(x, kind="avg", *, p=2):
+def global_pool(x: TensorLike, kind: PoolKind = "avg", *, p: float = 2) -> Tensor:
     """Differentiable :func:`sigconv.functional.global_pool`: ``(N, C, *spatial) -> (N, C)``."""
     x = as_tensor(x)
     if not 3 <= x.ndim <= 5:
@@ -351,7 +365,7 @@ class _Maxout(Function):
         return (_F.maxout_backward(g, self.x, self.pieces),)
 
 
-def maxout(x, pieces):
+def maxout(x: TensorLike, pieces: int) -> Tensor:
     """Differentiable :func:`sigconv.functional.maxout` (cross-channel max)."""
     return _Maxout.apply(x, pieces=pieces)
 
@@ -367,7 +381,9 @@ class _MaxUnpool(Function):
         return (_F.max_unpool_backward(g, self.indices),)
 
 
-def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None):
+def max_unpool(x: TensorLike, indices: ArrayLike | Ragged, kernel_size: IntOrTuple, *,
+               stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+               output_size: Sequence[int] | Ragged | None = None) -> Tensor:
     """Differentiable :func:`sigconv.functional.max_unpool` (with respect to ``x``)."""
     indices = indices if isinstance(indices, Ragged) else np.asarray(indices)
     return _MaxUnpool.apply(x, indices=indices, kernel_size=kernel_size,
@@ -549,8 +565,9 @@ def _check_batch_norm(x, running_mean, training):
     return x
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training=False,
-               momentum=0.1, eps=1e-5):
+def batch_norm(x: TensorLike, running_mean: NDArray[Any] | None, running_var: NDArray[Any] | None,
+               weight: TensorLike | None = None, bias: TensorLike | None = None, *, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch normalisation (``torch.nn.functional.batch_norm``'s arguments).
 
     ``running_mean`` and ``running_var`` are numpy arrays updated in place
@@ -561,8 +578,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, *, training
                             training=bool(training), momentum=momentum, eps=eps)
 
 
-def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, *, training=False,
-                    momentum=0.1, eps=1e-5):
+def batch_norm_relu(x: TensorLike, running_mean: NDArray[Any] | None,
+                    running_var: NDArray[Any] | None, weight: TensorLike | None = None, bias: TensorLike | None = None, *,
+                    training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """``relu(batch_norm(x, ...))`` in one step: the same result, fewer passes over memory.
 
     Arguments as :func:`batch_norm`.  The normalised values are not stored:
@@ -796,7 +814,8 @@ def _norm_input(x, op):
     return x
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(x: TensorLike, num_groups: int, weight: TensorLike | None = None, bias: TensorLike | None = None,
+               eps: float = 1e-5) -> Tensor:
     """Group normalisation (``torch.nn.functional.group_norm``).
 
     The channels are split into ``num_groups`` groups of consecutive
@@ -828,8 +847,10 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     return _GroupNorm.apply(x, weight, bias, groups=num_groups, eps=_check_eps(eps))
 
 
-def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-                  use_input_stats=True, momentum=0.1, eps=1e-5):
+def instance_norm(x: TensorLike, running_mean: NDArray[Any] | None = None,
+                  running_var: NDArray[Any] | None = None, weight: TensorLike | None = None, bias: TensorLike | None = None,
+                  use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
     """Instance normalisation (``torch.nn.functional.instance_norm``'s arguments).
 
     Each channel of each item is normalised by its own mean and biased
@@ -910,7 +931,8 @@ def _normalized_shape(normalized_shape):
     return tuple(check_int(n, "normalized_shape") for n in shape)
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(x: TensorLike, normalized_shape: int | Sequence[int], weight: TensorLike | None = None, bias: TensorLike | None = None,
+               eps: float = 1e-5) -> Tensor:
     """Layer normalisation (``torch.nn.functional.layer_norm``): over the trailing axes.
 
     Every slice ``x[i, ..., :, :]`` over the last ``len(normalized_shape)``
@@ -952,7 +974,7 @@ class _Linear(Function):
         return gx, gw, gb
 
 
-def linear(x, weight, bias=None):
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """``x @ weight.T + bias`` with ``weight`` of shape ``(out_features, in_features)``."""
     x, weight = as_tensor(x), as_tensor(weight)
     if x.ragged:
@@ -967,7 +989,8 @@ def linear(x, weight, bias=None):
     return _Linear.apply(x, weight, bias)
 
 
-def dropout(x, p=0.5, *, training=True, rng=None):
+def dropout(x: TensorLike, p: float = 0.5, *, training: bool = True,
+            rng: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``."""
     if not 0 <= p < 1:
         raise ArgumentError(f"dropout probability p must be in [0, 1), got {p!r}")
@@ -981,19 +1004,19 @@ def dropout(x, p=0.5, *, training=True, rng=None):
     return x * (data.like(mask) if isinstance(data, Ragged) else mask)
 
 
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
     return ReLU.apply(x)
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x: TensorLike, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU.apply(x, slope=negative_slope)
 
 
-def tanh(x):
+def tanh(x: TensorLike) -> Tensor:
     return Tanh.apply(x)
 
 
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> Tensor:
     return Sigmoid.apply(x)
 
 
@@ -1048,7 +1071,7 @@ def _check_approximate(approximate):
     return approximate
 
 
-def gelu(x, approximate="none"):
+def gelu(x: TensorLike, approximate: Literal["none", "tanh"] = "none") -> Tensor:
     """``x * Phi(x)``, ``Phi`` the standard normal CDF (``torch.nn.functional.gelu``).
 
     ``approximate="tanh"``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``.
@@ -1058,20 +1081,20 @@ def gelu(x, approximate="none"):
     return _GELU.apply(x, approximate=_check_approximate(approximate))
 
 
-def silu(x):
+def silu(x: TensorLike) -> Tensor:
     """``x * sigmoid(x)`` (``torch.nn.functional.silu``). Elementwise: any shape, and Ragged."""
     return _SiLU.apply(x)
 
 
-def log_softmax(x, axis=1):
+def log_softmax(x: TensorLike, axis: int = 1) -> Tensor:
     return LogSoftmax.apply(x, axis=axis)
 
 
-def softmax(x, axis=1):
+def softmax(x: TensorLike, axis: int = 1) -> Tensor:
     return log_softmax(x, axis).exp()
 
 
-def flatten(x, start_axis=1):
+def flatten(x: TensorLike, start_axis: int = 1) -> Tensor:
     """Merge the axes from ``start_axis`` on: ``(N, C, *spatial) -> (N, C * prod(spatial))``."""
     x = as_tensor(x)
     return x.reshape(x.shape[:start_axis] + (-1,))
@@ -1128,7 +1151,8 @@ class _Nearest(Function):
                                        for gi, m, item in zip(g, self.maps, x)])),)
 
 
-def interpolate(x, size=None, *, scale_factor=None):
+def interpolate(x: TensorLike, size: int | Sequence[int] | ArrayLike | None = None, *,
+                scale_factor: IntOrTuple | None = None) -> Tensor:
     """Nearest-neighbour resize of the spatial axes (``torch``'s ``mode="nearest"``).
 
     Give either ``size`` (int or one int per spatial axis) or an integer
