@@ -1,21 +1,28 @@
 """A classifier backbone written once for waveforms, images and volumes."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Union
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import nn
 from ..errors import ArgumentError
 from ..nn._checks import positive_int, spatial_ndim
 from ..autograd import Tensor
-from ..typing import TensorLike
+from ..typing import PoolKind, Seed, TensorLike
 
 __all__ = ["Classifier", "conv_block", "residual_block", "norm_layer", "default_groups"]
 
 #: Names accepted by the ``norm`` option of the blocks and of :class:`Classifier`.
 NORMS = ("batch", "group", "instance", None)
 
+#: A ``norm`` option: one of :data:`NORMS`, or a callable ``channels -> Module``.
+_Norm = Union[Literal["batch", "group", "instance"], Callable[[int], nn.Module], None]
 
-def default_groups(channels):
+
+def default_groups(channels: int) -> int:
     """Groups of ``norm="group"``: the most groups of at least 4 channels, at most 32.
 
     The largest divisor of ``channels`` that is at most ``min(32, channels // 4)``
@@ -26,7 +33,8 @@ def default_groups(channels):
     return max(g for g in range(1, cap + 1) if channels % g == 0)
 
 
-def norm_layer(norm, channels, *, dtype=np.float32):
+def norm_layer(norm: _Norm, channels: int, *,
+               dtype: DTypeLike = np.float32) -> nn.Module | None:
     """The normalisation layer ``norm`` names for ``channels`` channels, or None for ``norm=None``.
 
     ``"batch"``: :class:`~sigconv.nn.BatchNorm`; ``"group"``:
@@ -52,7 +60,7 @@ def norm_layer(norm, channels, *, dtype=np.float32):
     return None
 
 
-def _resolve_norm(norm, batch_norm):
+def _resolve_norm(norm: Any, batch_norm: bool) -> Any:
     """``norm``, with the older ``batch_norm=False`` meaning ``norm=None``."""
     if batch_norm:
         return norm
@@ -62,8 +70,9 @@ def _resolve_norm(norm, batch_norm):
     return None
 
 
-def conv_block(in_channels, out_channels, *, ndim, kernel_size=3, batch_norm=True, convs=1,
-               norm="batch", dtype=np.float32, rng=None):
+def conv_block(in_channels: int, out_channels: int, *, ndim: int, kernel_size: int = 3,
+               batch_norm: bool = True, convs: int = 1, norm: _Norm = "batch",
+               dtype: DTypeLike = np.float32, rng: Seed = None) -> nn.Sequential:
     """``convs`` times Conv ("same" padding) -> norm -> ReLU, as a :class:`~sigconv.nn.Sequential`.
 
     ``norm`` as :func:`norm_layer` (BatchNorm by default); ``batch_norm=False``
@@ -82,8 +91,9 @@ def conv_block(in_channels, out_channels, *, ndim, kernel_size=3, batch_norm=Tru
     return nn.Sequential(*layers)
 
 
-def residual_block(in_channels, out_channels, *, ndim, kernel_size=3, stride=1, norm="batch",
-                   dtype=np.float32, rng=None):
+def residual_block(in_channels: int, out_channels: int, *, ndim: int, kernel_size: int = 3,
+                   stride: int = 1, norm: _Norm = "batch", dtype: DTypeLike = np.float32,
+                   rng: Seed = None) -> nn.Sequential:
     """ResNet's basic block: ``relu(body(x) + shortcut(x))``, as a :class:`~sigconv.nn.Sequential`.
 
     ``body`` is Conv (``stride``) -> norm -> ReLU -> Conv -> norm; the
@@ -103,12 +113,12 @@ def residual_block(in_channels, out_channels, *, ndim, kernel_size=3, stride=1, 
                             f"got {kernel_size}")
     padding = "same" if stride == 1 else kernel_size // 2
 
-    def conv(c_in, k, s, pad):
+    def conv(c_in: int, k: int, s: int, pad: Any) -> nn.Conv:
         return nn.Conv(c_in, out_channels, k, ndim=ndim, stride=s, padding=pad,
                        bias=norm is None, dtype=dtype, rng=rng)
 
-    def with_norm(*layers):
-        out = []
+    def with_norm(*layers: nn.Module) -> list[nn.Module]:
+        out: list[nn.Module] = []
         for layer in layers:
             out.append(layer)
             if isinstance(layer, nn.Conv):
@@ -165,15 +175,18 @@ class Classifier(nn.Module):
     earlier versions.
     """
 
-    def __init__(self, in_channels, num_classes, *, ndim, widths=(16, 32), kernel_size=3,
-                 pool=2, global_pool="avg", batch_norm=True, dropout=0.0, dtype=np.float32,
-                 rng=None, residual=False, norm="batch"):
+    def __init__(self, in_channels: int, num_classes: int, *, ndim: int,
+                 widths: Sequence[int] = (16, 32), kernel_size: int = 3, pool: int = 2,
+                 global_pool: PoolKind = "avg", batch_norm: bool = True, dropout: float = 0.0,
+                 dtype: DTypeLike = np.float32, rng: Seed = None, residual: bool = False,
+                 norm: _Norm = "batch") -> None:
         super().__init__()
         self.ndim = spatial_ndim(ndim)
         widths = [positive_int(w, "widths") for w in widths]
         norm = _resolve_norm(norm, batch_norm)
         rng = np.random.default_rng(rng)
-        layers, channels = [], positive_int(in_channels, "in_channels")
+        layers: list[nn.Module] = []
+        channels = positive_int(in_channels, "in_channels")
         for i, width in enumerate(widths):
             if residual and i > 0:
                 layers.extend(residual_block(channels, width, ndim=ndim, kernel_size=kernel_size,
