@@ -1,26 +1,30 @@
 """A fully convolutional encoder-decoder for dense outputs (one value per sample, pixel or voxel)."""
 from __future__ import annotations
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import nn
 from ..autograd import cat
 from ..errors import ShapeError
 from ..nn import functional as F
 from ..nn._checks import layer_input, positive_int, spatial_ndim
+from ..ragged import Ragged
 from .classifier import conv_block
 from ..autograd import Tensor
-from ..typing import TensorLike
+from ..typing import Seed, TensorLike
 
 __all__ = ["EncoderDecoder"]
 
 
-def _poolable(h):
+def _poolable(h: Tensor) -> bool:
     """Whether every axis of every item has at least 2 positions (else a stage skips pooling).
 
     A Ragged batch must agree over its items, so that each item does what it does alone.
     """
-    smallest = h.data.shapes.min(axis=1) if h.ragged else [min(h.shape[2:])]
+    smallest = h.data.shapes.min(axis=1) if isinstance(h.data, Ragged) else [min(h.shape[2:])]
     if all(n >= 2 for n in smallest):
         return True
     if h.ragged and any(n >= 2 for n in smallest):
@@ -55,15 +59,17 @@ class EncoderDecoder(nn.Module):
     in eval mode).
     """
 
-    def __init__(self, in_channels, out_channels, *, ndim, widths=(16, 32, 64), kernel_size=3,
-                 convs=2, batch_norm=True, dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, *, ndim: int,
+                 widths: Sequence[int] = (16, 32, 64), kernel_size: int = 3, convs: int = 2,
+                 batch_norm: bool = True, dtype: DTypeLike = np.float32,
+                 rng: Seed = None) -> None:
         super().__init__()
         self.ndim = spatial_ndim(ndim)
         self.in_channels = positive_int(in_channels, "in_channels")
         widths = [positive_int(w, "widths") for w in widths]
         rng = np.random.default_rng(rng)
-        options = dict(ndim=ndim, kernel_size=kernel_size, batch_norm=batch_norm, convs=convs,
-                       dtype=dtype, rng=rng)
+        options: dict[str, Any] = dict(ndim=ndim, kernel_size=kernel_size, batch_norm=batch_norm,
+                                       convs=convs, dtype=dtype, rng=rng)
         self.encoders = nn.ModuleList(
             conv_block(c_in, c_out, **options)
             for c_in, c_out in zip([in_channels] + widths[:-1], widths))

@@ -18,11 +18,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import nn
 from ..nn import functional as F
 from ..errors import ArgumentError
 from ..nn._checks import layer_input, positive_int, spatial_ndim
+from ..autograd import Tensor
+from ..typing import Seed, TensorLike
 
 __all__ = ["StructuredLabeller"]
 
@@ -48,8 +51,9 @@ class StructuredLabeller(nn.Module):
     them to supervise the initial guess as well).
     """
 
-    def __init__(self, in_channels, num_classes, *, ndim, hidden=16, kernel_size=3, steps=3,
-                 dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, num_classes: int, *, ndim: int, hidden: int = 16,
+                 kernel_size: int = 3, steps: int = 3, dtype: DTypeLike = np.float32,
+                 rng: Seed = None) -> None:
         super().__init__()
         self.ndim = spatial_ndim(ndim)
         self.in_channels = positive_int(in_channels, "in_channels")
@@ -58,12 +62,12 @@ class StructuredLabeller(nn.Module):
         if num_classes < 2:
             raise ArgumentError(f"num_classes must be >= 2 (softmax over classes), got {num_classes}")
         rng = np.random.default_rng(rng)
-        options = dict(ndim=ndim, dtype=dtype, rng=rng)
+        options: dict[str, Any] = dict(ndim=ndim, dtype=dtype, rng=rng)
         self.input_conv = nn.Conv(in_channels, hidden, kernel_size, **options)
         self.output_conv = nn.Conv(hidden, num_classes, kernel_size, **options)
         self.feedback_conv = nn.Conv(num_classes, hidden, kernel_size, bias=False, **options)
 
-    def forward(self, x, *, return_all=False):
+    def forward(self, x: TensorLike, *, return_all: bool = False) -> Tensor | list[Tensor]:
         x = layer_input(self, x, self.ndim, self.in_channels)
         drive = self.input_conv(x)  # U * X, the same at every step
         hidden = F.relu(drive)
