@@ -50,14 +50,22 @@ dynamic axes too), ``Maxout``, ``BatchNorm`` (running statistics),
 :mod:`sigconv.models`.  Refused: ``LocalConv`` and ``TiledConv`` (no
 shared kernel), and modules without a rule or hook.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import nn
 from ..errors import ExportError
 from .onnx import DEFAULT_OPSET, INPUT, MIN_OPSET, OUTPUT, to_onnx
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["to_onnx", "to_torch_module", "ExportError", "INPUT", "OUTPUT", "MIN_OPSET",
            "DEFAULT_OPSET"]
 
 
-def to_torch_module(model):
+def to_torch_module(model: nn.Module) -> torch.nn.Module:
     """The ``torch.nn.Module`` that computes what ``model`` computes, its weights copied.
 
     The twin has the model's submodule names and state-dict layouts

@@ -10,10 +10,14 @@ dynamic axes.  Initializers are named by the model's state dict
 (``features.0.weight``) and hold its arrays unchanged; a weight used by
 several steps (the labeller's shared convolutions) is one initializer.
 """
+from __future__ import annotations
+
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .. import nn
 from .._atomic import atomic_write_bytes
@@ -25,6 +29,7 @@ from ..errors import ArgumentError, ExportError, ShapeError, SigconvError
 from ..functional.pooling import gaussian_pool_weights
 from ..io._common import require
 from ..ragged import Ragged
+from ..typing import IntOrTuple, PathLike
 from . import _walk
 
 __all__ = ["to_onnx", "INPUT", "OUTPUT", "MIN_OPSET", "DEFAULT_OPSET"]
@@ -44,8 +49,12 @@ class _Value:
 
     __slots__ = ("name", "rank")
 
-    def __init__(self, name, rank):
+    def __init__(self, name: str, rank: int) -> None:
         self.name, self.rank = name, rank
+
+
+#: A node's input: a value, or the name of an initializer.
+_Input = Union[_Value, str]
 
 
 class _Graph:
@@ -55,17 +64,17 @@ class _Graph:
     branch being written.
     """
 
-    def __init__(self, onnx, opset, dtype):
+    def __init__(self, onnx: Any, opset: int, dtype: DTypeLike) -> None:
         self.onnx, self.helper, self.opset = onnx, onnx.helper, opset
         self.dtype = np.dtype(dtype)
         self.elem = self.helper.np_dtype_to_tensor_dtype(self.dtype)
-        self.nodes = [[]]
-        self.initializers = {}  # name -> (source array, TensorProto)
-        self.constants = {}  # (dtype, shape, bytes) -> name
-        self.used = set()
+        self.nodes: list[list[Any]] = [[]]
+        self.initializers: dict[str, tuple[NDArray[Any], Any]] = {}  # name -> (array, TensorProto)
+        self.constants: dict[tuple[str, tuple[int, ...], bytes], str] = {}  # (dtype, shape, bytes)
+        self.used: set[str] = set()
 
     # --- names, nodes, initializers ---
-    def fresh(self, hint):
+    def fresh(self, hint: str) -> str:
         base = hint.replace(" ", "_")
         name, k = base, 1
         while name in self.used:
@@ -74,14 +83,15 @@ class _Graph:
         self.used.add(name)
         return name
 
-    def op(self, op_type, inputs, *, rank, path="", **attrs):
+    def op(self, op_type: str, inputs: Sequence[_Input], *, rank: int, path: str = "",
+           **attrs: Any) -> _Value:
         """One node; returns its output as a :class:`_Value` of ``rank``."""
         out = self.fresh(f"{path or 'model'}/{op_type}")
         names = [i.name if isinstance(i, _Value) else i for i in inputs]
         self.nodes[-1].append(self.helper.make_node(op_type, names, [out], name=out, **attrs))
         return _Value(out, rank)
 
-    def param(self, path, name, array):
+    def param(self, path: str, name: str, array: Any) -> str:
         """The initializer of state-dict entry ``path.name``: one per array, shared by its uses."""
         key = f"{path}.{name}" if path else name
         array = np.asarray(getattr(array, "data", array))
@@ -95,7 +105,7 @@ class _Graph:
             np.ascontiguousarray(array), key))
         return key
 
-    def const(self, values, dtype=None):
+    def const(self, values: ArrayLike, dtype: DTypeLike | None = None) -> str:
         """A constant initializer (one per distinct value)."""
         array = np.asarray(values, dtype=self.dtype if dtype is None else dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
@@ -105,20 +115,21 @@ class _Graph:
             self.constants[key] = name
         return self.constants[key]
 
-    def ints(self, values):
+    def ints(self, values: ArrayLike) -> str:
         return self.const(values, np.int64)
 
     # --- shape arithmetic (int64) ---
-    def shape(self, x, start, end=None):
+    def shape(self, x: _Value, start: int, end: int | None = None) -> _Value:
         """``Shape(x)[start:end]``, a 1-D int64 value."""
-        attrs = {"start": start} if end is None else {"start": start, "end": end}
+        attrs: dict[str, Any] = {"start": start} if end is None else {"start": start, "end": end}
         return self.op("Shape", [x], rank=1, **attrs)
 
-    def size(self, x, axis):
+    def size(self, x: _Value, axis: int) -> _Value:
         """``x.shape[axis]`` as an int64 scalar."""
         return self.op("Gather", [self.op("Shape", [x], rank=1), self.ints(axis)], rank=0)
 
-    def reduce(self, op_type, x, axes, *, keepdims, path=""):
+    def reduce(self, op_type: str, x: _Value, axes: Sequence[int], *, keepdims: bool,
+               path: str = "") -> _Value:
         """A Reduce* node over ``axes`` (an attribute before opset 18, an input from 18 on)."""
         rank = x.rank if keepdims else x.rank - len(axes)
         if op_type != "ReduceSum" and self.opset < 18:
@@ -127,14 +138,15 @@ class _Graph:
         return self.op(op_type, [x, self.ints(list(axes))], rank=rank, path=path,
                        keepdims=int(keepdims))
 
-    def reshape(self, x, parts, rank, path=""):
+    def reshape(self, x: _Value, parts: Sequence[_Value | Iterable[int]], rank: int,
+                path: str = "") -> _Value:
         """``x`` reshaped to the concatenation of ``parts`` (1-D int64 values or lists)."""
         pieces = [p if isinstance(p, _Value) else self.ints(list(p)) for p in parts]
         target = pieces[0] if len(pieces) == 1 else self.op("Concat", pieces, rank=1, axis=0)
         return self.op("Reshape", [x, target], rank=rank, path=path)
 
     # --- walking the model ---
-    def emit(self, module, path, x):
+    def emit(self, module: nn.Module, path: str, x: _Value) -> _Value:
         """The value ``module(x)`` computes; ``path`` names the module in the model."""
         kind, rule = _walk.rule_for(module, path, LAYERS, _EXPORTER)
         if kind == "hook":
@@ -142,13 +154,14 @@ class _Graph:
         return rule(self, module, path, x)
 
     # --- shared pieces of several layers ---
-    def max_pool(self, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 path=""):
+    def max_pool(self, x: _Value, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+                 padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+                 path: str = "") -> _Value:
         k, s, p, d = _walk.window(x.rank - 2, kernel_size, stride, padding, dilation, ceil_mode)
         return self.op("MaxPool", [x], rank=x.rank, path=path, kernel_shape=k, strides=s,
                        pads=p + p, dilations=d, ceil_mode=int(bool(ceil_mode)))
 
-    def nearest(self, x, sizes, path=""):
+    def nearest(self, x: _Value, sizes: Sequence[_Value | int], path: str = "") -> _Value:
         """Nearest-neighbour resize: output ``i`` of ``m`` reads ``floor(i * n / m)`` (exact ints).
 
         ``sizes``: one int64 scalar value (or int) per spatial axis.
@@ -163,7 +176,7 @@ class _Graph:
             x = self.op("Gather", [x, index], rank=x.rank, path=path, axis=axis)
         return x
 
-    def powered(self, x, p, path=""):
+    def powered(self, x: _Value, p: float, path: str = "") -> _Value:
         """``|x| ** p``, the terms of an Lp norm."""
         if p == 2:
             return self.op("Mul", [x, x], rank=x.rank, path=path)
@@ -172,7 +185,7 @@ class _Graph:
             return magnitude
         return self.op("Pow", [magnitude, self.const(p)], rank=x.rank, path=path)
 
-    def root(self, x, p, path=""):
+    def root(self, x: _Value, p: float, path: str = "") -> _Value:
         """``x ** (1 / p)``: an Lp norm from its sum of powers."""
         if p == 1:
             return x
@@ -180,7 +193,7 @@ class _Graph:
             return self.op("Sqrt", [x], rank=x.rank, path=path)
         return self.op("Pow", [x, self.const(1.0 / p)], rank=x.rank, path=path)
 
-    def normalise(self, x, axes, eps, path=""):
+    def normalise(self, x: _Value, axes: Sequence[int], eps: float, path: str = "") -> _Value:
         """``(x - mean) / sqrt(var + eps)`` over ``axes`` (biased variance, two passes)."""
         mean = self.reduce("ReduceMean", x, axes, keepdims=True, path=path)
         centred = self.op("Sub", [x, mean], rank=x.rank, path=path)
@@ -190,14 +203,15 @@ class _Graph:
                       rank=x.rank, path=path)
         return self.op("Div", [centred, std], rank=x.rank, path=path)
 
-    def per_channel(self, name, rank, path=""):
+    def per_channel(self, name: str, rank: int, path: str = "") -> _Input:
         """A ``(C,)`` initializer shaped to broadcast over ``(N, C, *spatial)``."""
         if rank <= 2:
             return name
         axes = [0] + list(range(2, rank))
         return self.op("Unsqueeze", [name, self.ints(axes)], rank=rank, path=path)
 
-    def affine(self, x, weight, bias, path=""):
+    def affine(self, x: _Value, weight: _Input | None, bias: _Input | None,
+               path: str = "") -> _Value:
         """``x * weight + bias`` (each may be None), broadcast as given."""
         if weight is not None:
             x = self.op("Mul", [x, weight], rank=x.rank, path=path)
@@ -205,14 +219,15 @@ class _Graph:
             x = self.op("Add", [x, bias], rank=x.rank, path=path)
         return x
 
-    def channel_affine(self, x, layer, path):
+    def channel_affine(self, x: _Value, layer: nn.Module, path: str) -> _Value:
         """A normalisation layer's per-channel ``weight`` and ``bias`` (when it has them)."""
         weight, bias = (None if getattr(layer, n) is None else
                         self.per_channel(self.param(path, n, getattr(layer, n)), x.rank, path)
                         for n in ("weight", "bias"))
         return self.affine(x, weight, bias, path)
 
-    def running_norm(self, x, layer, path):
+    def running_norm(self, x: _Value, layer: nn.BatchNorm | nn.InstanceNorm,
+                     path: str) -> _Value:
         """BatchNormalization with the layer's running statistics (evaluation)."""
         channels = layer.running_mean.shape[0]
         scale = (self.param(path, "weight", layer.weight) if layer.weight is not None
@@ -228,39 +243,42 @@ class _Graph:
 class _Ops:
     """The operations a model's ``_export_forward`` hook writes its forward with (ONNX)."""
 
-    def __init__(self, graph, module, path):
+    def __init__(self, graph: _Graph, module: nn.Module, path: str) -> None:
         self._graph, self._module, self._path = graph, module, path
 
-    def _at(self, name):
+    def _at(self, name: str) -> str:
         return f"{self._path}.{name}" if self._path else name
 
-    def child(self, name, x):
+    def child(self, name: str, x: _Value) -> _Value:
         """The submodule ``name`` (dotted, ``"encoders.0"``) applied to ``x``."""
         return self._graph.emit(_walk.submodule(self._module, name), self._at(name), x)
 
-    def add(self, a, b):
+    def add(self, a: _Value, b: _Value) -> _Value:
         return self._graph.op("Add", [a, b], rank=max(a.rank, b.rank), path=self._path)
 
-    def relu(self, x):
+    def relu(self, x: _Value) -> _Value:
         return self._graph.op("Relu", [x], rank=x.rank, path=self._path)
 
-    def softmax(self, x, axis=1):
+    def softmax(self, x: _Value, axis: int = 1) -> _Value:
         return self._graph.op("Softmax", [x], rank=x.rank, path=self._path, axis=axis)
 
-    def cat(self, values, axis=1):
+    def cat(self, values: Sequence[_Value], axis: int = 1) -> _Value:
         return self._graph.op("Concat", list(values), rank=values[0].rank, path=self._path,
                               axis=axis)
 
-    def max_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def max_pool(self, x: _Value, kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
+                 padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+                 ceil_mode: bool = False) -> _Value:
         return self._graph.max_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
                                     self._path)
 
-    def resize_like(self, x, like):
+    def resize_like(self, x: _Value, like: _Value) -> _Value:
         """``x`` resized (nearest neighbour) to the spatial size of ``like``."""
         g = self._graph
         return g.nearest(x, [g.size(like, a) for a in range(2, like.rank)], self._path)
 
-    def if_spatial_at_least(self, x, minimum, then):
+    def if_spatial_at_least(self, x: _Value, minimum: int,
+                            then: Callable[[_Value], _Value]) -> _Value:
         """``then(x)`` where every spatial axis of ``x`` has ``minimum`` samples, else ``x``.
 
         Written as an ``If`` node, decided for each input at run time.
@@ -269,7 +287,7 @@ class _Ops:
         smallest = g.reduce("ReduceMin", g.shape(x, 2), [0], keepdims=False, path=path)
         condition = g.op("GreaterOrEqual", [smallest, g.const(minimum, np.int64)], rank=0,
                          path=path)
-        branches = []
+        branches: list[Any] = []
         for branch in (then, None):
             g.nodes.append([])
             out = branch(x) if branch is not None else x
@@ -286,8 +304,8 @@ class _Ops:
 
 # --- the layers ---
 
-def _conv(g, layer, path, x):
-    inputs = [x, g.param(path, "weight", layer.weight)]
+def _conv(g: _Graph, layer: nn.Conv, path: str, x: _Value) -> _Value:
+    inputs: list[_Input] = [x, g.param(path, "weight", layer.weight)]
     if layer.bias is not None:
         inputs.append(g.param(path, "bias", layer.bias))
     pads = _walk.conv_padding(layer)
@@ -299,7 +317,7 @@ def _conv(g, layer, path, x):
                 pads=[lo for lo, _ in pads] + [hi for _, hi in pads])
 
 
-def _same_padded(g, layer, path, x):
+def _same_padded(g: _Graph, layer: nn.Conv, path: str, x: _Value) -> _Value:
     """``x`` zero-padded for "same" output ``ceil(n / s)``, the odd sample after (in the graph)."""
     stride = g.ints(list(layer.stride))
     spans = g.ints([(k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.dilation)])
@@ -317,9 +335,9 @@ def _same_padded(g, layer, path, x):
     return g.op("Pad", [x, pads], rank=x.rank, path=path)
 
 
-def _conv_transpose(g, layer, path, x):
+def _conv_transpose(g: _Graph, layer: nn.ConvTranspose, path: str, x: _Value) -> _Value:
     pads, extra = _walk.conv_transpose_padding(layer)
-    inputs = [x, g.param(path, "weight", layer.weight)]
+    inputs: list[_Input] = [x, g.param(path, "weight", layer.weight)]
     if layer.bias is not None:
         inputs.append(g.param(path, "bias", layer.bias))
     return g.op("ConvTranspose", inputs, rank=x.rank, path=path,
@@ -328,19 +346,19 @@ def _conv_transpose(g, layer, path, x):
                 output_padding=extra)
 
 
-def _max_pool(g, layer, path, x):
+def _max_pool(g: _Graph, layer: nn.MaxPool, path: str, x: _Value) -> _Value:
     return g.max_pool(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                       layer.ceil_mode, path)
 
 
-def _avg_pool(g, layer, path, x):
+def _avg_pool(g: _Graph, layer: nn.AvgPool, path: str, x: _Value) -> _Value:
     k, s, p, _ = _walk.window(x.rank - 2, layer.kernel_size, layer.stride, layer.padding)
     return g.op("AveragePool", [x], rank=x.rank, path=path, kernel_shape=k, strides=s,
                 pads=p + p, ceil_mode=int(bool(layer.ceil_mode)),
                 count_include_pad=int(bool(layer.count_include_pad)))
 
 
-def _lp_pool(g, layer, path, x):
+def _lp_pool(g: _Graph, layer: nn.LPPool, path: str, x: _Value) -> _Value:
     k, s, _, _ = _walk.window(x.rank - 2, layer.kernel_size, layer.stride,
                               ceil_mode=layer.ceil_mode)
     extra = _walk.lp_ceil_padding(k, s) if layer.ceil_mode else (0,) * len(k)
@@ -351,7 +369,7 @@ def _lp_pool(g, layer, path, x):
     return g.root(total, layer.p, path)
 
 
-def _gaussian_pool(g, layer, path, x):
+def _gaussian_pool(g: _Graph, layer: nn.GaussianPool, path: str, x: _Value) -> _Value:
     nd = x.rank - 2
     k, s, p, _ = _walk.window(nd, layer.kernel_size, layer.stride, layer.padding)
     weights = g.const(gaussian_pool_weights(k, layer.sigma).reshape((1, 1) + k))
@@ -365,7 +383,7 @@ def _gaussian_pool(g, layer, path, x):
 _REDUCE = {"avg": "ReduceMean", "max": "ReduceMax", "lp": "ReduceSum"}
 
 
-def _global_pool(g, layer, path, x):
+def _global_pool(g: _Graph, layer: nn.GlobalPool, path: str, x: _Value) -> _Value:
     axes = list(range(2, x.rank))
     if layer.kind != "lp":
         return g.reduce(_REDUCE[layer.kind], x, axes, keepdims=False, path=path)
@@ -373,7 +391,7 @@ def _global_pool(g, layer, path, x):
     return g.root(total, layer.p, path)
 
 
-def _adaptive_pool(g, layer, path, x):
+def _adaptive_pool(g: _Graph, layer: nn.AdaptivePool, path: str, x: _Value) -> _Value:
     """Output ``i`` of ``m`` on an axis pools ``[floor(i n / m), ceil((i + 1) n / m))``.
 
     Separable: each axis in turn, a ``Slice`` per window (bounds from ``Shape``), reduced,
@@ -399,13 +417,13 @@ def _adaptive_pool(g, layer, path, x):
     return g.root(h, layer.p, path) if layer.kind == "lp" else h
 
 
-def _maxout(g, layer, path, x):
+def _maxout(g: _Graph, layer: nn.Maxout, path: str, x: _Value) -> _Value:
     groups = g.reshape(x, [g.shape(x, 0, 1), [-1, layer.pieces], g.shape(x, 2)], x.rank + 1,
                        path)
     return g.reduce("ReduceMax", groups, [2], keepdims=False, path=path)
 
 
-def _batch_norm(g, layer, path, x):
+def _batch_norm(g: _Graph, layer: nn.BatchNorm, path: str, x: _Value) -> _Value:
     if layer.track_running_stats:
         return g.running_norm(x, layer, path)
     # no running statistics: evaluation takes the batch's, as sigconv does
@@ -413,28 +431,28 @@ def _batch_norm(g, layer, path, x):
     return g.channel_affine(g.normalise(x, axes, layer.eps, path), layer, path)
 
 
-def _instance_norm(g, layer, path, x):
+def _instance_norm(g: _Graph, layer: nn.InstanceNorm, path: str, x: _Value) -> _Value:
     if layer.track_running_stats:
         return g.running_norm(x, layer, path)
     return g.channel_affine(g.normalise(x, list(range(2, x.rank)), layer.eps, path), layer, path)
 
 
-def _group_norm(g, layer, path, x):
+def _group_norm(g: _Graph, layer: nn.GroupNorm, path: str, x: _Value) -> _Value:
     groups = g.reshape(x, [[0, layer.num_groups, -1]], 3, path)
     normed = g.normalise(groups, [2], layer.eps, path)
     return g.channel_affine(g.reshape(normed, [g.op("Shape", [x], rank=1)], x.rank, path),
                             layer, path)
 
 
-def _layer_norm(g, layer, path, x):
+def _layer_norm(g: _Graph, layer: nn.LayerNorm, path: str, x: _Value) -> _Value:
     axes = list(range(x.rank - len(layer.normalized_shape), x.rank))
     weight, bias = (None if getattr(layer, n) is None else g.param(path, n, getattr(layer, n))
                     for n in ("weight", "bias"))
     return g.affine(g.normalise(x, axes, layer.eps, path), weight, bias, path)
 
 
-def _gelu(g, layer, path, x):
-    def op(name, *inputs):
+def _gelu(g: _Graph, layer: nn.GELU, path: str, x: _Value) -> _Value:
+    def op(name: str, *inputs: _Input) -> _Value:
         return g.op(name, list(inputs), rank=x.rank, path=path)
 
     if layer.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
@@ -447,24 +465,25 @@ def _gelu(g, layer, path, x):
     return op("Mul", x, cdf)
 
 
-def _linear(g, layer, path, x):
+def _linear(g: _Graph, layer: nn.Linear, path: str, x: _Value) -> _Value:
     weight = g.param(path, "weight", layer.weight)
     bias = None if layer.bias is None else g.param(path, "bias", layer.bias)
     if x.rank == 2:
-        return g.op("Gemm", [x, weight] + ([bias] if bias else []), rank=2, path=path, transB=1)
+        inputs: list[_Input] = [x, weight] if bias is None else [x, weight, bias]
+        return g.op("Gemm", inputs, rank=2, path=path, transB=1)
     product = g.op("MatMul", [x, g.op("Transpose", [weight], rank=2, path=path, perm=[1, 0])],
                    rank=x.rank, path=path)
     return g.affine(product, None, bias, path)
 
 
-def _flatten(g, layer, path, x):
+def _flatten(g: _Graph, layer: nn.Flatten, path: str, x: _Value) -> _Value:
     kept = len(range(x.rank)[:layer.start_axis])  # x.shape[:start_axis] + (-1,), as sigconv
     if kept == 1:
         return g.op("Flatten", [x], rank=2, path=path, axis=1)
     return g.reshape(x, [g.shape(x, 0, kept), [-1]] if kept else [[-1]], kept + 1, path)
 
 
-def _upsample(g, layer, path, x):
+def _upsample(g: _Graph, layer: nn.Upsample, path: str, x: _Value) -> _Value:
     nd = x.rank - 2
     if layer.size is not None:
         return g.nearest(x, as_tuple(layer.size, nd, "size", minimum=1), path)
@@ -473,34 +492,36 @@ def _upsample(g, layer, path, x):
                          for a, f in enumerate(factors, start=2)], path)
 
 
-def _sequential(g, layer, path, x):
+def _sequential(g: _Graph, layer: nn.Sequential, path: str, x: _Value) -> _Value:
     for name, child in layer._modules.items():
-        x = g.emit(child, f"{path}.{name}" if path else name, x)
+        where = f"{path}.{name}" if path else name
+        x = g.emit(_walk.present(child, where, _EXPORTER), where, x)
     return x
 
 
-def _elementwise(op_type, **attrs_of):
+def _elementwise(op_type: str,
+                 **attrs_of: str) -> Callable[[_Graph, nn.Module, str, _Value], _Value]:
     """The rule of a one-node elementwise layer (``attrs_of``: attribute -> layer option)."""
-    def rule(g, layer, path, x):
+    def rule(g: _Graph, layer: nn.Module, path: str, x: _Value) -> _Value:
         attrs = {k: float(getattr(layer, v)) for k, v in attrs_of.items()}
         return g.op(op_type, [x], rank=x.rank, path=path, **attrs)
     return rule
 
 
-def _silu(g, layer, path, x):
+def _silu(g: _Graph, layer: nn.SiLU, path: str, x: _Value) -> _Value:
     return g.op("Mul", [x, g.op("Sigmoid", [x], rank=x.rank, path=path)], rank=x.rank, path=path)
 
 
-def _softmax(g, layer, path, x):
+def _softmax(g: _Graph, layer: nn.Softmax, path: str, x: _Value) -> _Value:
     return g.op("Softmax", [x], rank=x.rank, path=path, axis=layer.axis)
 
 
-def _unchanged(g, layer, path, x):
+def _unchanged(g: _Graph, layer: nn.Module, path: str, x: _Value) -> _Value:
     return x
 
 
 #: sigconv layer class -> rule(graph, layer, path, x) -> value.
-LAYERS = {
+LAYERS: dict[type[nn.Module], Callable[[_Graph, Any, str, _Value], _Value]] = {
     nn.Conv: _conv, nn.ConvTranspose: _conv_transpose,
     nn.MaxPool: _max_pool, nn.AvgPool: _avg_pool, nn.LPPool: _lp_pool,
     nn.GaussianPool: _gaussian_pool, nn.GlobalPool: _global_pool,
@@ -518,7 +539,7 @@ LAYERS = {
 
 # --- to_onnx ---
 
-def _check_path(path):
+def _check_path(path: PathLike | bytes) -> str:
     try:
         path = os.fspath(path)
     except TypeError:
@@ -535,7 +556,7 @@ def _check_path(path):
     return path
 
 
-def _check_opset(opset, onnx):
+def _check_opset(opset: int | None, onnx: Any) -> int:
     newest = onnx.defs.onnx_opset_version()
     if opset is None:
         return DEFAULT_OPSET
@@ -543,7 +564,7 @@ def _check_opset(opset, onnx):
     return opset
 
 
-def _check_example(example, dtype):
+def _check_example(example: object, dtype: np.dtype[Any]) -> NDArray[Any]:
     """The example as a dense ``(N, C, *spatial)`` array of ``dtype``."""
     if isinstance(example, Ragged) or (isinstance(example, Tensor) and example.ragged):
         raise ArgumentError("example must be a dense (N, C, *spatial) array, got a Ragged "
@@ -561,8 +582,9 @@ def _check_example(example, dtype):
     return as_float_array(array, dtype, "example")
 
 
-def _axes(dynamic_axes, rank):
+def _axes(dynamic_axes: Mapping[str, Any] | None, rank: int) -> dict[str, dict[int, str]]:
     """``dynamic_axes`` (torch.onnx.export's convention) as ``{name: {axis: dim name}}``."""
+    named: dict[str, dict[int, str]]
     if dynamic_axes is None:
         named = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}
         if rank == 3:  # a waveform or sequence model takes any length
@@ -599,10 +621,11 @@ def _axes(dynamic_axes, rank):
     return named
 
 
-def _output_dims(onnx, proto, reference, axes, given_output):
+def _output_dims(onnx: Any, proto: Any, reference: NDArray[Any], axes: dict[str, dict[int, str]],
+                 given_output: bool) -> list[int | str | None]:
     """The output's dims: named dynamic ones, static ones, and None where unknown."""
     spatial_dynamic = any(a >= 2 for a in axes.get(INPUT, {}))
-    inferred = [None] * reference.ndim
+    inferred: list[int | None] = [None] * reference.ndim
     if spatial_dynamic:
         try:
             typed = onnx.shape_inference.infer_shapes(proto).graph.output[0].type.tensor_type
@@ -615,7 +638,7 @@ def _output_dims(onnx, proto, reference, axes, given_output):
     if beyond:
         raise ArgumentError(f"dynamic_axes[{OUTPUT!r}] names axes {beyond}, but the output has "
                             f"{reference.ndim} axes (shape {reference.shape} for the example)")
-    dims = []
+    dims: list[int | str | None] = []
     for axis, size in enumerate(reference.shape):
         if axis in named:
             dims.append(named[axis])
@@ -628,7 +651,9 @@ def _output_dims(onnx, proto, reference, axes, given_output):
     return dims
 
 
-def to_onnx(model, example, path, *, dynamic_axes=None, opset=None):
+def to_onnx(model: nn.Module, example: ArrayLike | Tensor, path: PathLike, *,
+            dynamic_axes: Mapping[str, Mapping[int, str] | Sequence[int]] | None = None,
+            opset: int | None = None) -> Any:
     """Write ``model`` as an ONNX file, for onnxruntime, OpenVINO and browsers.
 
     The model is exported in evaluation mode (BatchNorm with its running
@@ -698,7 +723,9 @@ def to_onnx(model, example, path, *, dynamic_axes=None, opset=None):
     return proto
 
 
-def _model_proto(onnx, graph, model, example, reference, out, axes, given_output):
+def _model_proto(onnx: Any, graph: _Graph, model: nn.Module, example: NDArray[Any],
+                 reference: NDArray[Any], out: _Value, axes: dict[str, dict[int, str]],
+                 given_output: bool) -> Any:
     """The checked ModelProto of the written graph."""
     helper = onnx.helper
     if out.rank != reference.ndim:

@@ -19,8 +19,12 @@ take any rank as sigconv's do and compute sigconv's windows.  A model with
 an ``_export_forward`` hook becomes a :class:`Composite` whose forward runs
 that hook with PyTorch operations.
 """
+from __future__ import annotations
+
 import math
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,7 +39,13 @@ from ..checkpoint import to_torch
 from ..errors import ShapeError
 from ..functional.pooling import gaussian_pool_weights
 from ..nn.functional import _nearest_maps
+from ..typing import IntOrTuple, Padding, PoolKind
 from . import _walk
+
+if TYPE_CHECKING:  # the mixins below are used on torch's layers only
+    _TorchModule = tnn.Module
+else:
+    _TorchModule = object
 
 __all__ = ["to_torch_module", "Composite", "BatchNorm", "InstanceNorm", "MaxPool", "AvgPool",
            "LPPool", "GaussianPool", "GlobalPool", "AdaptivePool", "Maxout", "Upsample",
@@ -45,14 +55,14 @@ __all__ = ["to_torch_module", "Composite", "BatchNorm", "InstanceNorm", "MaxPool
 _EXPORTER = "to_torch_module"
 
 
-def _dtype(array):
+def _dtype(array: Any) -> torch.dtype | None:
     """The torch dtype of a sigconv parameter or buffer (None for an absent one)."""
     if array is None:
         return None
     return torch.float64 if np.dtype(array.dtype) == np.float64 else torch.float32
 
 
-def _spatial(x, what):
+def _spatial(x: torch.Tensor, what: str) -> int:
     nd = x.dim() - 2
     if nd not in (1, 2, 3):
         raise ShapeError(f"{what} expects input (N, C, *spatial) with 1 to 3 spatial axes, got "
@@ -60,43 +70,51 @@ def _spatial(x, what):
     return nd
 
 
-def _by_rank(name, x, what):
+def _by_rank(name: str, x: torch.Tensor, what: str) -> Callable[..., torch.Tensor]:
     """torch's ``<name>1d/2d/3d`` for ``x``'s number of spatial axes."""
     return getattr(TF, f"{name}{_spatial(x, what)}d")
 
 
-def _pads_after(pairs):
+def _pads_after(pairs: Sequence[tuple[int, int]]) -> list[int]:
     """``((lo, hi), ...)`` per axis in torch.nn.functional.pad's order (last axis first)."""
     return [v for lo, hi in reversed(pairs) for v in (lo, hi)]
 
 
-def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def _max_pool(x: torch.Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+              padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+              ceil_mode: bool = False) -> torch.Tensor:
     k, s, p, d = _walk.window(_spatial(x, "MaxPool"), kernel_size, stride, padding, dilation,
                               ceil_mode)
     return _by_rank("max_pool", x, "MaxPool")(x, k, s, p, d, ceil_mode=bool(ceil_mode))
 
 
-def _nearest(x, size):
+def _nearest(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """sigconv's nearest-neighbour resize: output ``i`` of ``m`` reads ``floor(i * n / m)``."""
     for axis, index in _nearest_maps(tuple(x.shape[2:]), tuple(size), 2):
         x = x.index_select(axis, torch.from_numpy(np.ascontiguousarray(index)).to(x.device))
     return x
 
 
-def _powered(x, p):
+def _powered(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * x if p == 2 else x.abs() if p == 1 else x.abs() ** p
 
 
-def _root(x, p):
+def _root(x: torch.Tensor, p: float) -> torch.Tensor:
     return x if p == 1 else torch.sqrt(x) if p == 2 else x ** (1.0 / p)
 
 
 # --- convolutions ---
 
-class _SigconvPadding:
+class _SigconvPadding(_TorchModule):
     """Zero-pad by sigconv's rule, then convolve without padding (the layer's ``padding`` is 0)."""
 
-    def forward(self, x):
+    pairs: tuple[tuple[int, int], ...] | None  # None: by the input size
+    sigconv_padding: Padding
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pairs = self.pairs
         if pairs is None:  # "same" with a stride: by the input size
             pairs = shapes.resolve_padding(self.sigconv_padding, tuple(x.shape[2:]),
@@ -116,32 +134,38 @@ class PaddedConv3d(_SigconvPadding, tnn.Conv3d):
     """``torch.nn.Conv3d`` after sigconv's padding (asymmetric, or "same" with a stride)."""
 
 
-class _Crop:
+class _Crop(_TorchModule):
     """Crop ``(lo, hi)`` per axis from the uncropped transposed convolution (asymmetric padding)."""
 
-    def forward(self, x):
+    crop: tuple[tuple[int, int], ...]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)
         keep = tuple(slice(lo, y.shape[a] - hi) for a, (lo, hi) in enumerate(self.crop, start=2))
         return y[(slice(None), slice(None)) + keep]
 
 
-class CroppedConvTranspose1d(_Crop, tnn.ConvTranspose1d):
+# mypy's misc below: torch's forward also takes output_size; a twin is called with x
+# only (sigconv's ConvTranspose takes none), and the crop follows sigconv's padding
+class CroppedConvTranspose1d(_Crop, tnn.ConvTranspose1d):  # type: ignore[misc]
     """``torch.nn.ConvTranspose1d`` cropped by sigconv's asymmetric ``(lo, hi)`` padding."""
 
 
-class CroppedConvTranspose2d(_Crop, tnn.ConvTranspose2d):
+class CroppedConvTranspose2d(_Crop, tnn.ConvTranspose2d):  # type: ignore[misc]
     """``torch.nn.ConvTranspose2d`` cropped by sigconv's asymmetric ``(lo, hi)`` padding."""
 
 
-class CroppedConvTranspose3d(_Crop, tnn.ConvTranspose3d):
+class CroppedConvTranspose3d(_Crop, tnn.ConvTranspose3d):  # type: ignore[misc]
     """``torch.nn.ConvTranspose3d`` cropped by sigconv's asymmetric ``(lo, hi)`` padding."""
 
 
 _PADDED = {1: PaddedConv1d, 2: PaddedConv2d, 3: PaddedConv3d}
-_CROPPED = {1: CroppedConvTranspose1d, 2: CroppedConvTranspose2d, 3: CroppedConvTranspose3d}
+_CROPPED: dict[int, type[CroppedConvTranspose1d | CroppedConvTranspose2d |
+                         CroppedConvTranspose3d]] = {
+    1: CroppedConvTranspose1d, 2: CroppedConvTranspose2d, 3: CroppedConvTranspose3d}
 
 
-def _conv(layer, path):
+def _conv(layer: nn.Conv, path: str) -> tnn.Module:
     options = dict(stride=layer.stride, dilation=layer.dilation, groups=layer.groups,
                    bias=layer.bias is not None, dtype=_dtype(layer.weight))
     pads = _walk.conv_padding(layer)
@@ -154,7 +178,7 @@ def _conv(layer, path):
     return twin
 
 
-def _conv_transpose(layer, path):
+def _conv_transpose(layer: nn.ConvTranspose, path: str) -> tnn.Module:
     pads, extra = _walk.conv_transpose_padding(layer)
     options = dict(stride=layer.stride, dilation=layer.dilation, groups=layer.groups,
                    output_padding=extra, bias=layer.bias is not None, dtype=_dtype(layer.weight))
@@ -172,20 +196,26 @@ def _conv_transpose(layer, path):
 class _Options(tnn.Module):
     """A parameterless layer holding its sigconv options (shown in its repr)."""
 
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         super().__init__()
         self._options = tuple(options)
         for name, value in options.items():
             setattr(self, name, value)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join(f"{k}={getattr(self, k)!r}" for k in self._options)
 
 
 class MaxPool(_Options):
     """Maximum over windows, any rank (``torch.nn.functional.max_pool1d/2d/3d``)."""
 
-    def forward(self, x):
+    kernel_size: IntOrTuple
+    stride: IntOrTuple | None
+    padding: IntOrTuple
+    dilation: IntOrTuple
+    ceil_mode: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _max_pool(x, self.kernel_size, self.stride, self.padding, self.dilation,
                          self.ceil_mode)
 
@@ -193,7 +223,13 @@ class MaxPool(_Options):
 class AvgPool(_Options):
     """Mean over windows, any rank (``torch.nn.functional.avg_pool1d/2d/3d``)."""
 
-    def forward(self, x):
+    kernel_size: IntOrTuple
+    stride: IntOrTuple | None
+    padding: IntOrTuple
+    ceil_mode: bool
+    count_include_pad: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s, p, _ = _walk.window(_spatial(x, "AvgPool"), self.kernel_size, self.stride,
                                   self.padding)
         return _by_rank("avg_pool", x, "AvgPool")(x, k, s, p, ceil_mode=bool(self.ceil_mode),
@@ -204,7 +240,12 @@ class LPPool(_Options):
     """sigconv's Lp pooling: ``(sum |x|^p)^(1/p)`` over each window; partial ceil-mode
     windows take the norm of their samples (PyTorch's ``lp_pool`` differs there)."""
 
-    def forward(self, x):
+    p: float
+    kernel_size: IntOrTuple
+    stride: IntOrTuple | None
+    ceil_mode: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s, _, _ = _walk.window(_spatial(x, "LPPool"), self.kernel_size, self.stride,
                                   ceil_mode=self.ceil_mode)
         powered = _powered(x, self.p)
@@ -217,7 +258,12 @@ class LPPool(_Options):
 class GaussianPool(_Options):
     """sigconv's Gaussian-weighted average over windows: a fixed depthwise convolution."""
 
-    def forward(self, x):
+    kernel_size: IntOrTuple
+    sigma: float | Sequence[float]
+    stride: IntOrTuple | None
+    padding: IntOrTuple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         nd = _spatial(x, "GaussianPool")
         k, s, p, _ = _walk.window(nd, self.kernel_size, self.stride, self.padding)
         weights = torch.from_numpy(gaussian_pool_weights(k, self.sigma)).to(x.dtype)
@@ -227,7 +273,7 @@ class GaussianPool(_Options):
                                                    groups=channels)
 
 
-def _window_reduce(h, axis, kind, keepdim=True):
+def _window_reduce(h: torch.Tensor, axis: int, kind: str, keepdim: bool = True) -> torch.Tensor:
     if kind == "avg":
         return h.mean(dim=axis, keepdim=keepdim)
     if kind == "max":
@@ -238,7 +284,10 @@ def _window_reduce(h, axis, kind, keepdim=True):
 class GlobalPool(_Options):
     """Pool each channel over all positions, ``(N, C, *spatial) -> (N, C)``."""
 
-    def forward(self, x):
+    kind: PoolKind
+    p: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         _spatial(x, "GlobalPool")
         h = x.flatten(2)
         if self.kind == "lp":
@@ -250,7 +299,11 @@ class AdaptivePool(_Options):
     """Pool to ``output_size``: on each axis output ``i`` of ``m`` pools sigconv's (and
     PyTorch's) window ``[floor(i n / m), ceil((i + 1) n / m))``."""
 
-    def forward(self, x):
+    output_size: int | None | Sequence[int | None]
+    kind: PoolKind
+    p: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         nd = _spatial(x, "AdaptivePool")
         h = _powered(x, self.p) if self.kind == "lp" else x
         for axis, m in enumerate(_walk.adaptive_sizes(self.output_size, nd), start=2):
@@ -265,7 +318,9 @@ class AdaptivePool(_Options):
 class Maxout(_Options):
     """Maximum over consecutive groups of ``pieces`` channels."""
 
-    def forward(self, x):
+    pieces: int
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
         if c % self.pieces:
             raise ShapeError(f"Maxout: {c} channels are not a multiple of pieces={self.pieces}")
@@ -276,7 +331,10 @@ class Maxout(_Options):
 class Upsample(_Options):
     """sigconv's nearest-neighbour resize, by ``scale_factor`` or to ``size`` (exact indices)."""
 
-    def forward(self, x):
+    scale_factor: IntOrTuple | None
+    size: IntOrTuple | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         nd = _spatial(x, "Upsample")
         if self.size is not None:
             size = as_tuple(self.size, nd, "size", minimum=1)
@@ -294,7 +352,7 @@ class BatchNorm(_BatchNorm):
     ``torch.nn.BatchNorm1d/2d/3d`` are this class with a check of one rank.
     """
 
-    def _check_input_dim(self, input):
+    def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
             raise ValueError(f"expected input (N, C, *), got {input.dim()}D input")
 
@@ -302,7 +360,7 @@ class BatchNorm(_BatchNorm):
 class InstanceNorm(_InstanceNorm):
     """PyTorch's instance normalisation for input ``(N, C, *spatial)`` of 1 to 3 spatial axes."""
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         _spatial(input, "InstanceNorm")
         if input.shape[1] != self.num_features:
             raise ShapeError(f"InstanceNorm expects {self.num_features} channels, got input "
@@ -310,24 +368,24 @@ class InstanceNorm(_InstanceNorm):
         return self._apply_instance_norm(input)
 
 
-def _batch_norm(layer, path):
+def _batch_norm(layer: nn.BatchNorm, path: str) -> tnn.Module:
     return BatchNorm(layer.num_channels, eps=layer.eps, momentum=layer.momentum,
                      affine=layer.affine, track_running_stats=layer.track_running_stats,
                      dtype=_dtype(layer.weight if layer.affine else layer.running_mean))
 
 
-def _instance_norm(layer, path):
+def _instance_norm(layer: nn.InstanceNorm, path: str) -> tnn.Module:
     return InstanceNorm(layer.num_features, eps=layer.eps, momentum=layer.momentum,
                         affine=layer.affine, track_running_stats=layer.track_running_stats,
                         dtype=_dtype(layer.weight if layer.affine else layer.running_mean))
 
 
-def _group_norm(layer, path):
+def _group_norm(layer: nn.GroupNorm, path: str) -> tnn.Module:
     return tnn.GroupNorm(layer.num_groups, layer.num_channels, eps=layer.eps,
                          affine=layer.affine, dtype=_dtype(layer.weight))
 
 
-def _layer_norm(layer, path):
+def _layer_norm(layer: nn.LayerNorm, path: str) -> tnn.Module:
     return tnn.LayerNorm(layer.normalized_shape, eps=layer.eps,
                          elementwise_affine=layer.elementwise_affine,
                          bias=layer.bias is not None, dtype=_dtype(layer.weight))
@@ -338,31 +396,35 @@ def _layer_norm(layer, path):
 class _Ops:
     """The operations a model's ``_export_forward`` hook writes its forward with (PyTorch)."""
 
-    def __init__(self, module):
+    def __init__(self, module: tnn.Module) -> None:
         self._module = module
 
-    def child(self, name, x):
-        return self._module.get_submodule(name)(x)
+    def child(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self._module.get_submodule(name)(x)
+        return output
 
-    def add(self, a, b):
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
 
-    def relu(self, x):
+    def relu(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x)
 
-    def softmax(self, x, axis=1):
+    def softmax(self, x: torch.Tensor, axis: int = 1) -> torch.Tensor:
         return torch.softmax(x, dim=axis)
 
-    def cat(self, values, axis=1):
+    def cat(self, values: Sequence[torch.Tensor], axis: int = 1) -> torch.Tensor:
         return torch.cat(list(values), dim=axis)
 
-    def max_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def max_pool(self, x: torch.Tensor, kernel_size: IntOrTuple, *,
+                 stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 dilation: IntOrTuple = 1, ceil_mode: bool = False) -> torch.Tensor:
         return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
 
-    def resize_like(self, x, like):
+    def resize_like(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return _nearest(x, like.shape[2:])
 
-    def if_spatial_at_least(self, x, minimum, then):
+    def if_spatial_at_least(self, x: torch.Tensor, minimum: int,
+                            then: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         return then(x) if min(x.shape[2:]) >= minimum else x
 
 
@@ -374,7 +436,9 @@ class Composite(tnn.Module):
     sigconv class's ``_export_forward`` hook with PyTorch operations.
     """
 
-    def __init__(self, sigconv_class, children, options):
+    def __init__(self, sigconv_class: type[nn.Module],
+                 children: Sequence[tuple[str, tnn.Module | None]],
+                 options: dict[str, Any]) -> None:
         super().__init__()
         self.sigconv_class = sigconv_class
         for name, child in children:
@@ -383,20 +447,21 @@ class Composite(tnn.Module):
             if not hasattr(tnn.Module, name) and name not in self._modules:
                 setattr(self, name, value)
 
-    def forward(self, x):
-        return getattr(self.sigconv_class, _walk.HOOK)(self, _Ops(self), x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = getattr(self.sigconv_class, _walk.HOOK)(self, _Ops(self), x)
+        return output
 
-    def _get_name(self):
+    def _get_name(self) -> str:
         return self.sigconv_class.__name__
 
 
 # --- the conversion ---
 
-def _join(path, name):
+def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _convert(module, path):
+def _convert(module: nn.Module, path: str) -> tnn.Module:
     kind, rule = _walk.rule_for(module, path, LAYERS, _EXPORTER)
     if kind == "hook":
         children = [(name, None if child is None else _convert(child, _join(path, name)))
@@ -405,23 +470,25 @@ def _convert(module, path):
     return rule(module, path)
 
 
-def _sequential(layer, path):
-    return tnn.Sequential(OrderedDict((name, _convert(child, _join(path, name)))
-                                      for name, child in layer._modules.items()))
+def _sequential(layer: nn.Sequential, path: str) -> tnn.Module:
+    return tnn.Sequential(OrderedDict(
+        (name, _convert(_walk.present(child, _join(path, name), _EXPORTER), _join(path, name)))
+        for name, child in layer._modules.items()))
 
 
-def _module_list(layer, path):
-    return tnn.ModuleList(_convert(child, _join(path, name))
-                          for name, child in layer._modules.items())
+def _module_list(layer: nn.ModuleList, path: str) -> tnn.Module:
+    return tnn.ModuleList(
+        _convert(_walk.present(child, _join(path, name), _EXPORTER), _join(path, name))
+        for name, child in layer._modules.items())
 
 
-def _options(cls, *names):
+def _options(cls: type[tnn.Module], *names: str) -> Callable[[Any, str], tnn.Module]:
     """The rule making ``cls`` with the sigconv layer's options ``names``."""
     return lambda layer, path: cls(**{n: getattr(layer, n) for n in names})
 
 
 #: sigconv layer class -> rule(layer, path) -> torch module.
-LAYERS = {
+LAYERS: dict[type[nn.Module], Callable[[Any, str], tnn.Module]] = {
     nn.Conv: _conv, nn.ConvTranspose: _conv_transpose,
     nn.MaxPool: _options(MaxPool, "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     nn.AvgPool: _options(AvgPool, "kernel_size", "stride", "padding", "ceil_mode",
@@ -451,7 +518,7 @@ LAYERS = {
 }
 
 
-def to_torch_module(model):
+def to_torch_module(model: nn.Module) -> tnn.Module:
     """The ``torch.nn.Module`` computing what ``model`` computes, with its weights copied.
 
     See :func:`sigconv.export.to_torch_module`.

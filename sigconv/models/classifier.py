@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -12,6 +12,9 @@ from ..errors import ArgumentError
 from ..nn._checks import positive_int, spatial_ndim
 from ..autograd import Tensor
 from ..typing import PoolKind, Seed, TensorLike
+
+if TYPE_CHECKING:
+    from ..export._walk import ExportOps
 
 __all__ = ["Classifier", "conv_block", "residual_block", "norm_layer", "default_groups"]
 
@@ -208,6 +211,6 @@ class Classifier(nn.Module):
         return self.head(self.dropout(self.pool(self.features(x))))
 
     @staticmethod
-    def _export_forward(module, ops, x):
+    def _export_forward(module: Classifier, ops: ExportOps, x: Any) -> Any:
         """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`)."""
         return ops.child("head", ops.child("dropout", ops.child("pool", ops.child("features", x))))

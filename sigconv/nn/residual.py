@@ -1,13 +1,16 @@
 """A residual connection: ``body(x) + shortcut(x)`` (He et al., 2016)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..autograd import Tensor, as_tensor
 from ..errors import ArgumentError, ShapeError
 from ..ragged import Ragged
 from ..typing import TensorLike
 from .module import Module
+
+if TYPE_CHECKING:
+    from ..export._walk import ExportOps
 
 __all__ = ["Residual"]
 
@@ -59,7 +62,7 @@ class Residual(Module):
         return out + skip
 
     @staticmethod
-    def _export_forward(module: Residual, ops: Any, x: Any) -> Any:
+    def _export_forward(module: Residual, ops: ExportOps, x: Any) -> Any:
         """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`); the shapes were
         checked on the example."""
         skip = x if module.shortcut is None else ops.child("shortcut", x)
