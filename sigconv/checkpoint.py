@@ -13,15 +13,26 @@ new one, never a partial file.  Loading checks the file before decoding it
 and names the key at fault: a truncated file, a damaged header, and (in
 :func:`load_into`) missing or unexpected keys, wrong shapes or dtypes.
 """
+from __future__ import annotations
+
 import json
 import os
 import struct
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._atomic import atomic_write_bytes
 from .errors import ArgumentError, SigconvError
+from .typing import PathLike
+
+if TYPE_CHECKING:
+    from .nn.module import Module
+
+_State = OrderedDict[str, NDArray[Any]]
 
 __all__ = ["save", "load", "load_into", "to_torch", "from_torch", "CheckpointError"]
 
@@ -40,13 +51,13 @@ class CheckpointError(SigconvError, ValueError):
     """A checkpoint file cannot be read: missing, empty, truncated or damaged."""
 
 
-def _state_of(obj):
+def _state_of(obj: Any) -> _State:
     if hasattr(obj, "state_dict") and callable(obj.state_dict):
         obj = obj.state_dict()
     if not hasattr(obj, "items"):
         raise ArgumentError(f"save takes a Module or a mapping of names to arrays, got "
                             f"{type(obj).__name__}")
-    arrays = OrderedDict()
+    arrays: _State = OrderedDict()
     for key, value in obj.items():
         if not isinstance(key, str) or not key:
             raise ArgumentError(f"checkpoint keys must be non-empty strings, got {key!r}")
@@ -62,7 +73,8 @@ def _state_of(obj):
     return arrays
 
 
-def save(obj, path, *, metadata=None):
+def save(obj: Module | Mapping[str, Any], path: PathLike, *,
+         metadata: Mapping[str, str] | None = None) -> None:
     """Write a model's state dict (or a mapping of names to arrays) to ``path`` atomically.
 
     Parameters
@@ -88,7 +100,7 @@ def save(obj, path, *, metadata=None):
     atomic_write_bytes(path, payload)
 
 
-def _check_file(path, payload):
+def _check_file(path: PathLike, payload: bytes) -> dict[str, Any]:
     """Raise :class:`CheckpointError` unless ``payload`` is a complete safetensors file."""
     if len(payload) == 0:
         raise CheckpointError(f"checkpoint {path!r} is empty")
@@ -125,7 +137,11 @@ def _check_file(path, payload):
     return header
 
 
-def load(path, *, with_metadata=False):
+@overload
+def load(path: PathLike, *, with_metadata: Literal[False] = False) -> _State: ...
+@overload
+def load(path: PathLike, *, with_metadata: Literal[True]) -> tuple[_State, dict[str, str]]: ...
+def load(path: PathLike, *, with_metadata: bool = False) -> _State | tuple[_State, dict[str, str]]:
     """Read a checkpoint into an ordered mapping of names to numpy arrays.
 
     Parameters
@@ -162,7 +178,10 @@ def load(path, *, with_metadata=False):
     return (state, meta) if with_metadata else state
 
 
-def load_into(model, path, *, strict=True):
+_Model = TypeVar("_Model", bound="Module")
+
+
+def load_into(model: _Model, path: PathLike, *, strict: bool = True) -> _Model:
     """Load a checkpoint into ``model`` (``model.load_state_dict(load(path))``); returns the model.
 
     Raises :class:`CheckpointError` for unreadable files and the errors of
@@ -173,7 +192,7 @@ def load_into(model, path, *, strict=True):
     return model
 
 
-def to_torch(state):
+def to_torch(state: Module | Mapping[str, Any]) -> OrderedDict[str, Any]:
     """A state dict (or Module) as ``{name: torch.Tensor}``, for ``torch_model.load_state_dict``."""
     import torch
 
@@ -181,6 +200,6 @@ def to_torch(state):
                        for k, v in _state_of(state).items())
 
 
-def from_torch(state_dict):
+def from_torch(state_dict: Any) -> _State:
     """``torch_model.state_dict()`` (or a torch module) as ``{name: ndarray}`` for sigconv."""
     return _state_of(state_dict)
