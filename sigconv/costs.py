@@ -23,13 +23,18 @@ with ``n_in = C_in prod(n)`` inputs, ``n_out = C_out prod(m)`` outputs,
 do the same work per output as the convolution; they differ only in how
 many weights are stored.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import shapes
 from ._validation import as_tuple, check_int
 from .errors import ArgumentError, ShapeError
+from .typing import IntOrTuple, Padding
 
 __all__ = ["LayerCost", "conv_costs", "layer_costs"]
 
@@ -42,8 +47,9 @@ class LayerCost:
     flops: int
 
 
-def conv_costs(input_size, kernel_size, *, in_channels=1, out_channels=1, stride=1,
-               padding="valid", dilation=1):
+def conv_costs(input_size: Sequence[int], kernel_size: Sequence[int], *, in_channels: int = 1,
+               out_channels: int = 1, stride: IntOrTuple = 1, padding: Padding = "valid",
+               dilation: IntOrTuple = 1) -> dict[str, Any]:
     """Cost of a convolution and of the equivalent dense matrix product.
 
     Parameters
@@ -75,8 +81,10 @@ def conv_costs(input_size, kernel_size, *, in_channels=1, out_channels=1, stride
     }
 
 
-def layer_costs(input_size, kernel_size, *, in_channels=1, out_channels=1, stride=1,
-                padding="valid", dilation=1, groups=1, tile=None):
+def layer_costs(input_size: Sequence[int], kernel_size: Sequence[int], *, in_channels: int = 1,
+                out_channels: int = 1, stride: IntOrTuple = 1, padding: Padding = "valid",
+                dilation: IntOrTuple = 1, groups: int = 1,
+                tile: IntOrTuple | None = None) -> dict[str, Any]:
     """Parameters and operations of the chapter's four ways to map an input to an output.
 
     Parameters
