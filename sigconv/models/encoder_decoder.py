@@ -1,7 +1,7 @@
 """A fully convolutional encoder-decoder for dense outputs (one value per sample, pixel or voxel)."""
 from __future__ import annotations
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -15,6 +15,9 @@ from ..ragged import Ragged
 from .classifier import conv_block
 from ..autograd import Tensor
 from ..typing import Seed, TensorLike
+
+if TYPE_CHECKING:
+    from ..export._walk import ExportOps
 
 __all__ = ["EncoderDecoder"]
 
@@ -93,7 +96,7 @@ class EncoderDecoder(nn.Module):
         return self.head(h)
 
     @staticmethod
-    def _export_forward(module, ops, x):
+    def _export_forward(module: EncoderDecoder, ops: ExportOps, x: Any) -> Any:
         """:meth:`forward` in an exporter's ops (:mod:`sigconv.export`); ``module`` is the
         model or its twin."""
         skips = []

@@ -15,7 +15,7 @@ same convolutions again (weights shared across steps, as in a recurrent
 network).
 """
 from __future__ import annotations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -26,6 +26,9 @@ from ..errors import ArgumentError
 from ..nn._checks import layer_input, positive_int, spatial_ndim
 from ..autograd import Tensor
 from ..typing import Seed, TensorLike
+
+if TYPE_CHECKING:
+    from ..export._walk import ExportOps
 
 __all__ = ["StructuredLabeller"]
 
@@ -80,7 +83,7 @@ class StructuredLabeller(nn.Module):
         return outputs if return_all else outputs[-1]
 
     @staticmethod
-    def _export_forward(module, ops, x):
+    def _export_forward(module: StructuredLabeller, ops: ExportOps, x: Any) -> Any:
         """:meth:`forward` (the last step's logits) in an exporter's ops (:mod:`sigconv.export`):
         the steps unrolled, every step applying the same three convolutions."""
         drive = ops.child("input_conv", x)
