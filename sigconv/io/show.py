@@ -1,14 +1,17 @@
 """Draw a :class:`Signal` with matplotlib (Agg backend; an optional extra: ``sigconv[plot]``)."""
+from __future__ import annotations
+
 import numpy as np
 
 from ..errors import ArgumentError
 from ._common import require
 from .signal import Signal
+from ..typing import PathLike
 
 __all__ = ["show", "describe"]
 
 
-def describe(signal):
+def describe(signal: Signal) -> list[str]:
     """Lines of text for ``sigconv info``: kind, shape, dtype, value range and metadata."""
     data = signal.data
     lines = [f"kind:     {signal.kind}",
@@ -167,7 +170,7 @@ def _video(fig, signal, frames=8):
         ax.set_axis_off()
 
 
-def show(signal, out, *, title=None, dpi=100):
+def show(signal: Signal, out: PathLike, *, title: str | None = None, dpi: int = 100) -> PathLike:
     """Draw ``signal`` to the image file ``out`` (PNG, PDF, SVG, ...) and return ``out``.
 
     waveform: amplitude over time per channel; spectrogram: an image in dB

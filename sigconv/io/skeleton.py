@@ -14,11 +14,13 @@ import collections
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from ..errors import ArgumentError
 from ._common import MAX_BYTES, LoadError, check_file, check_max_bytes, limit, read_head
 from .formats import BY_NAME
 from .signal import Signal
+from ..typing import PathLike
 
 __all__ = ["load_skeleton", "forward_kinematics", "Joint", "parse_bvh"]
 
@@ -71,7 +73,8 @@ class _Tokens:
         return values
 
 
-def parse_bvh(path, text, max_bytes=None):
+def parse_bvh(path: PathLike, text: str,
+              max_bytes: int | None = None) -> tuple[tuple[Any, ...], float, NDArray[np.float64]]:
     """Parse BVH text into (joints, frame_time, motion (T, n_channels) float64)."""
     header, sep, motion = text.partition("MOTION")
     if not sep:
@@ -203,7 +206,7 @@ def _rotation(axis, angle):
     return np.moveaxis(np.array(rows), -1, 0)
 
 
-def forward_kinematics(signal):
+def forward_kinematics(signal: Signal) -> NDArray[np.float64]:
     """World positions of every joint (and End Site) of a skeleton signal.
 
     Each joint's local transform is a translation by ``offset`` (plus its
@@ -217,7 +220,7 @@ def forward_kinematics(signal):
     ndarray, shape (T, J, 3)
         Positions in the file's units, for ``signal.joints`` in order.
     """
-    if signal.kind != "skeleton" or signal.joints is None:
+    if signal.kind != "skeleton" or signal.joints is None or signal.channel_names is None:
         raise ArgumentError("forward_kinematics needs a skeleton signal from load_skeleton")
     if signal.meta.get("representation", "channels") != "channels":
         raise ArgumentError("forward_kinematics needs the channel values, not positions")
@@ -246,8 +249,8 @@ def forward_kinematics(signal):
     return np.stack(positions, axis=1)
 
 
-def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32,
-                  max_bytes=MAX_BYTES):
+def load_skeleton(path: PathLike, *, radians: bool = False, positions: bool = False,
+                  dtype: DTypeLike = np.float32, max_bytes: float | None = MAX_BYTES) -> Signal:
     """Load a BVH file as a skeleton :class:`Signal`.
 
     Parameters
@@ -289,8 +292,9 @@ def load_skeleton(path, *, radians=False, positions=False, dtype=np.float32,
     joints, frame_time, motion = parse_bvh(path, text, max_bytes)
     names = [f"{j.name}.{c}" for j in joints for c in j.channels]
     data = motion.T.copy()  # (C, T)
-    meta = dict(frame_rate=1.0 / frame_time, frame_time=frame_time, joints=joints,
-                path=str(path), angle_unit="degrees", representation="channels")
+    meta: dict[str, Any] = dict(frame_rate=1.0 / frame_time, frame_time=frame_time,
+                                joints=joints, path=str(path), angle_unit="degrees",
+                                representation="channels")
     if radians:
         rot = [i for i, n in enumerate(names) if n.endswith("rotation")]
         data[rot] = np.deg2rad(data[rot])

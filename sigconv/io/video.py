@@ -27,9 +27,12 @@ import signal as _signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from typing import Literal
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 from numpy.typing import NDArray
 
 from ..errors import ArgumentError
@@ -39,6 +42,7 @@ from ._video_worker import decode_frames as _decode
 from ._video_worker import plane_array as _plane_array
 from .formats import BY_NAME, wrong_extension_or
 from .signal import Signal
+from ..typing import PathLike
 
 __all__ = ["load_video", "iter_video", "probe_video", "EXTENSIONS"]
 
@@ -217,7 +221,8 @@ def _frames_isolated(path, start, stop, step, size, mode, timeout, on_header, se
                 worker.readinto(overflow.data.cast("B"))
                 yield index, overflow
                 continue
-            yield index, worker.ring[slot]  # type: ignore[index]  # mapped by the header, before any slot
+            # the header maps the ring before any slot arrives
+            yield index, worker.ring[slot]  # type: ignore[index]
             worker.release(slot)
         worker.proc.wait(timeout=timeout)
     finally:
@@ -289,8 +294,11 @@ def _expected_frames(total, start, stop, step):
     return max(0, -(-(end - start) // step)) if end is not None else 0
 
 
-def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="RGB",
-               dtype=np.float32, isolate=True, timeout=20.0, seek=False, max_bytes=MAX_BYTES):
+def iter_video(path: PathLike, *, chunk: int = 32, start: int = 0, stop: int | None = None,
+               step: int = 1, size: tuple[int, int] | None = None,
+               mode: Literal["RGB", "L"] = "RGB", dtype: DTypeLike = np.float32,
+               isolate: bool = True, timeout: float | None = 20.0, seek: bool = False,
+               max_bytes: float | None = MAX_BYTES) -> Iterator[Signal]:
     """Yield the video as chunks: Signals of at most ``chunk`` frames, (C, t, H, W) each.
 
     Each chunk's ``start_time`` is the time of its first frame and its
@@ -332,8 +340,11 @@ def iter_video(path, *, chunk=32, start=0, stop=None, step=1, size=None, mode="R
                         "no frames could be decoded" + (f" from frame {start} on" if start else ""))
 
 
-def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype=np.float32,
-               isolate=True, timeout=20.0, seek=False, max_bytes=MAX_BYTES):
+def load_video(path: PathLike, *, start: int = 0, stop: int | None = None, step: int = 1,
+               size: tuple[int, int] | None = None, mode: Literal["RGB", "L"] = "RGB",
+               dtype: DTypeLike = np.float32, isolate: bool = True,
+               timeout: float | None = 20.0, seek: bool = False,
+               max_bytes: float | None = MAX_BYTES) -> Signal:
     """Load a video file as a video :class:`Signal`.
 
     Parameters
@@ -423,7 +434,7 @@ def load_video(path, *, start=0, stop=None, step=1, size=None, mode="RGB", dtype
                   container=info.get("container"), pixel_format=info.get("pixel_format"))
 
 
-def probe_video(path, *, timeout=20.0):
+def probe_video(path: PathLike, *, timeout: float | None = 20.0) -> dict[str, Any]:
     """Stream information (size, frame count, rate, codec) without decoding, in a child process."""
     path = check_file(path)
     info: dict[str, Any] = {}

@@ -31,15 +31,18 @@ import struct
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..errors import ArgumentError
 from ._common import (MAX_BYTES, LoadError, check_file, check_max_bytes, extension,
                       library_error, limit, read_head)
 from .formats import BY_NAME, extensions, gunzip_head, nifti_class, recognise, wrong_extension_or
 from .signal import Signal
+from ..typing import PathLike
 
 __all__ = ["load_volume", "load_nifti", "load_dicom", "load_numpy_volume", "EXTENSIONS"]
 
@@ -79,7 +82,8 @@ def _canonical(path, data, affine, dtype, **meta):
 
 
 # -- NIfTI --------------------------------------------------------------------
-def load_nifti(path, *, dtype=np.float32, max_bytes=MAX_BYTES):
+def load_nifti(path: PathLike, *, dtype: DTypeLike = np.float32,
+               max_bytes: float | None = MAX_BYTES) -> Signal:
     """NIfTI-1/2 (``.nii``, ``.nii.gz``) or Analyze pair through nibabel, reoriented to RAS+.
 
     A single-file NIfTI is recognised by its content (its magic, inside gzip
@@ -319,7 +323,8 @@ def _slice_thickness(ds):
     return 1.0
 
 
-def load_dicom(path, *, series=None, dtype=np.float32, max_bytes=MAX_BYTES):
+def load_dicom(path: PathLike, *, series: str | None = None, dtype: DTypeLike = np.float32,
+               max_bytes: float | None = MAX_BYTES) -> Signal:
     """A DICOM file, or a directory holding one series, as a volume in RAS+.
 
     Slices of a directory are sorted by their position along the slice
@@ -383,7 +388,9 @@ def load_dicom(path, *, series=None, dtype=np.float32, max_bytes=MAX_BYTES):
 
 
 # -- NumPy --------------------------------------------------------------------
-def load_numpy_volume(path, *, key=None, spacing=1.0, dtype=np.float32, max_bytes=MAX_BYTES):
+def load_numpy_volume(path: PathLike, *, key: str | None = None,
+                      spacing: float | Sequence[float] = 1.0, dtype: DTypeLike = np.float32,
+                      max_bytes: float | None = MAX_BYTES) -> Signal:
     """A 3-D ``(D, H, W)`` or 4-D ``(C, D, H, W)`` array from ``.npy`` or ``.npz`` (``key=``).
 
     The array's header is read first: an array that needs more than
@@ -408,9 +415,9 @@ def load_numpy_volume(path, *, key=None, spacing=1.0, dtype=np.float32, max_byte
     if array.ndim != 4:
         raise LoadError(path, "unsupported", f"a volume needs a 3-D (D, H, W) or 4-D (C, D, H, W) "
                         f"array, found shape {array.shape}")
-    if np.ndim(spacing) == 0:
-        spacing = (float(spacing),) * 3
-    spacing = tuple(float(s) for s in spacing)
+    if np.ndim(spacing) == 0:  # one number for every axis (np.ndim, not isinstance: numpy scalars)
+        spacing = (float(spacing),) * 3  # type: ignore[arg-type]
+    spacing = tuple(float(s) for s in spacing)  # type: ignore[union-attr]
     if len(spacing) != 3 or not all(s > 0 for s in spacing):
         raise ArgumentError(f"spacing must be one positive number or three, got {spacing}")
     affine = np.diag(list(spacing) + [1.0])
@@ -499,7 +506,8 @@ def _load_npz(path, head, key, max_bytes, out_itemsize):
                 view = array.view(np.uint8).data
                 done = 0
                 while done < expected:
-                    n = f.readinto(view[done:])  # type: ignore[attr-defined]  # a ZipExtFile, typed as IO[bytes]
+                    # f is a ZipExtFile (it has readinto), typed as IO[bytes]
+                    n = f.readinto(view[done:])  # type: ignore[attr-defined]
                     if not n:
                         raise LoadError(path, "truncated", f"{what} ends after {done} of "
                                         f"{expected} bytes")
@@ -518,7 +526,8 @@ def _load_npz(path, head, key, max_bytes, out_itemsize):
 
 
 # -- any volume format -----------------------------------------------------------------
-def load_volume(path, *, dtype=np.float32, max_bytes=MAX_BYTES, **options):
+def load_volume(path: PathLike, *, dtype: DTypeLike = np.float32,
+                max_bytes: float | None = MAX_BYTES, **options: Any) -> Signal:
     """Load a CT/MR volume: NIfTI, DICOM (file or series directory) or .npy/.npz.
 
     The format is recognised by content first, then by extension.  Options go
