@@ -1,12 +1,17 @@
 """Draw a :class:`Signal` with matplotlib (Agg backend; an optional extra: ``sigconv[plot]``)."""
 from __future__ import annotations
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import ArgumentError
 from ._common import require
 from .signal import Signal
 from ..typing import PathLike
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["show", "describe"]
 
@@ -46,7 +51,7 @@ def describe(signal: Signal) -> list[str]:
     return lines
 
 
-def _waveform(fig, signal):
+def _waveform(fig: Figure, signal: Signal) -> None:
     t = signal.times()
     axes = fig.subplots(signal.channels, 1, squeeze=False)[:, 0]
     for c, ax in enumerate(axes):
@@ -56,7 +61,7 @@ def _waveform(fig, signal):
     axes[-1].set_xlabel("time (s)")
 
 
-def _spectrogram(fig, signal):
+def _spectrogram(fig: Figure, signal: Signal) -> None:
     ax = fig.subplots()
     data = signal.data[0]
     kind = signal.meta.get("spectrogram_kind", "power")
@@ -87,7 +92,7 @@ def _spectrogram(fig, signal):
     ax.set_title(f"{kind} spectrogram, n_fft={signal.n_fft}, hop={signal.hop_length}")
 
 
-def _skeleton(fig, signal):
+def _skeleton(fig: Figure, signal: Signal) -> None:
     ax = fig.subplots()
     t = signal.times()
     names = list(signal.channel_names or [])
@@ -103,7 +108,7 @@ def _skeleton(fig, signal):
     ax.set_title(f"{len(rotations)} rotation channels over {signal.data.shape[1]} frames")
 
 
-def _rgb(frame):
+def _rgb(frame: NDArray[Any]) -> NDArray[Any]:
     """(C, H, W) in [0, 1] to something imshow draws: (H, W), (H, W, 3) or (H, W, 4)."""
     frame = np.clip(np.asarray(frame, dtype=np.float32), 0, 1) if frame.dtype != np.uint8 else frame
     if frame.shape[0] == 1:
@@ -113,14 +118,14 @@ def _rgb(frame):
     return np.moveaxis(frame, 0, -1)
 
 
-def _image(fig, signal):
+def _image(fig: Figure, signal: Signal) -> None:
     ax = fig.subplots()
-    kwargs = {"cmap": "gray", "vmin": 0, "vmax": 1} if signal.channels <= 2 else {}
+    kwargs: dict[str, Any] = {"cmap": "gray", "vmin": 0, "vmax": 1} if signal.channels <= 2 else {}
     ax.imshow(_rgb(signal.data), **kwargs)
     ax.set_axis_off()
 
 
-def _volume(fig, signal):
+def _volume(fig: Figure, signal: Signal) -> None:
     data = signal.data[0]
     if signal.meta.get("units") == "HU":
         display = signal.window("abdomen").data[0]
@@ -156,15 +161,16 @@ def _volume(fig, signal):
     fig.suptitle(f"volume {d} x {h} x {w}, {label}", fontsize=10)
 
 
-def _video(fig, signal, frames=8):
+def _video(fig: Figure, signal: Signal, frames: int = 8) -> None:
     t = signal.data.shape[1]
     picks = np.unique(np.linspace(0, t - 1, min(frames, t)).round().astype(int))
     axes = fig.subplots(1, len(picks), squeeze=False)[0]
     times = signal.times() if signal.frame_rate else np.arange(t)
     for ax, i in zip(axes, picks):
         frame = signal.data[:, i]
-        kwargs = {"cmap": "gray", "vmin": 0, "vmax": 1 if frame.dtype != np.uint8 else 255} \
-            if frame.shape[0] == 1 else {}
+        kwargs: dict[str, Any] = (
+            {"cmap": "gray", "vmin": 0, "vmax": 1 if frame.dtype != np.uint8 else 255}
+            if frame.shape[0] == 1 else {})
         ax.imshow(_rgb(frame), **kwargs)
         ax.set_title(f"{times[i]:.2f} s", fontsize=8)
         ax.set_axis_off()

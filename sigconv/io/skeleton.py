@@ -36,13 +36,13 @@ _CHANNELS = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Z
 
 
 class _Tokens:
-    def __init__(self, path, text):
+    def __init__(self, path: PathLike, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
         self.line = 0
-        self.tokens = []
+        self.tokens: list[str] = []
 
-    def next(self, expected=None, what=None):
+    def next(self, expected: str | None = None, what: str | None = None) -> str:
         while not self.tokens:
             if self.line >= len(self.lines):
                 raise LoadError(self.path, "truncated", "the file ends inside the hierarchy "
@@ -55,14 +55,14 @@ class _Tokens:
                             f"line {self.line}: expected {expected!r}, found {token!r}")
         return token
 
-    def rest_of_line(self, what):
+    def rest_of_line(self, what: str) -> str:
         """The remaining tokens of the current line joined by spaces (names may hold spaces)."""
         first = self.next(what=what)
         rest, self.tokens = self.tokens, []
         return " ".join([first] + rest)
 
-    def numbers(self, n, what):
-        values = []
+    def numbers(self, n: int, what: str) -> list[float]:
+        values: list[float] = []
         for _ in range(n):
             token = self.next(what=what)
             try:
@@ -87,7 +87,7 @@ def parse_bvh(path: PathLike, text: str,
     joints: list[Any] = []
     open_joints: list[tuple[int, str]] = []  # (index, name) of the joints whose braces are open, innermost last
 
-    def start_joint(parent, name):
+    def start_joint(parent: int | None, name: str) -> None:
         index = len(joints)
         tokens.next("{")
         tokens.next("OFFSET")
@@ -170,14 +170,14 @@ def parse_bvh(path: PathLike, text: str,
     return tuple(joints), frame_time, values
 
 
-def _finite(path, tokens, values, what):
+def _finite(path: PathLike, tokens: _Tokens, values: list[float], what: str) -> list[float]:
     if not all(np.isfinite(values)):
         raise LoadError(path, "corrupt", f"line {tokens.line}: {what} {values}: expected finite "
                         "numbers")
     return values
 
 
-def _is_text(head):
+def _is_text(head: bytes) -> bool:
     try:
         head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -185,7 +185,7 @@ def _is_text(head):
     return True
 
 
-def _is_number(token):
+def _is_number(token: str) -> bool:
     try:
         float(token)
         return True
@@ -193,7 +193,7 @@ def _is_number(token):
         return False
 
 
-def _rotation(axis, angle):
+def _rotation(axis: str, angle: NDArray[Any]) -> NDArray[np.float64]:
     """(T, 3, 3) rotation matrices about ``axis`` ("X", "Y", "Z") by ``angle`` radians (T,)."""
     c, s = np.cos(angle), np.sin(angle)
     one, zero = np.ones_like(angle), np.zeros_like(angle)

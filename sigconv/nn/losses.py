@@ -48,7 +48,8 @@ class _CrossEntropy(Function):
     (PyTorch's rule).  The gradient is ``(p_i * sum_c A_ic - A_i) / D``.
     """
 
-    def forward(self, logits, *, target, weight, smoothing, ignore_index, reduction):
+    def forward(self, logits: NDArray[Any], *, target: NDArray[Any], weight: NDArray[Any] | None,
+                smoothing: float, ignore_index: int, reduction: str) -> NDArray[Any]:
         c = logits.shape[1]
         logp = log_softmax_array(logits, 1)
         valid = target != ignore_index
@@ -70,7 +71,7 @@ class _CrossEntropy(Function):
         self.denominator = wy.sum() if reduction == "mean" else 1.0
         return np.asarray(losses.sum() / self.denominator, logits.dtype)
 
-    def backward(self, g):
+    def backward(self, g: NDArray[Any]) -> tuple[Any, ...]:
         grad = np.exp(self.logp) * self.coef.sum(axis=1, keepdims=True) - self.coef
         if self.reduction == "none":
             return (grad * g[:, None],)
@@ -82,11 +83,11 @@ class _RaggedPositions(Function):
 
     ragged = "native"
 
-    def forward(self, x):
+    def forward(self, x: Ragged) -> NDArray[Any]:
         self.items = x
         return np.concatenate([item.reshape(x.channels, -1) for item in x], axis=1)[None]
 
-    def backward(self, g):
+    def backward(self, g: NDArray[Any]) -> tuple[Any, ...]:
         sizes = [int(np.prod(shape)) for shape in self.items.shapes]
         pieces = np.split(g[0], np.cumsum(sizes)[:-1], axis=1)
         return (self.items.like(np.concatenate([p.reshape(-1) for p in pieces])),)

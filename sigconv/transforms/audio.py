@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_choice, check_int
 from ..errors import ArgumentError
@@ -48,7 +48,7 @@ class Gain(Transform):
         return on_inputs(signal, lambda x: x * x.dtype.type(factor))
 
 
-def _power(x):
+def _power(x: NDArray[Any]) -> float:
     return float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
 
 
@@ -69,7 +69,7 @@ class AddNoise(Transform):
     def _apply(self, signal: Signal, rng: np.random.Generator) -> Signal:
         snr = uniform(rng, self.snr_db)
 
-        def noisy(x):
+        def noisy(x: NDArray[Any]) -> NDArray[Any]:
             std = math.sqrt(_power(x) / 10.0 ** (snr / 10.0))
             if std == 0.0:
                 return x
@@ -146,7 +146,7 @@ class BackgroundMix(Transform):
         reps = -(-(start + n) // clip.shape[1])
         piece = np.tile(clip, (1, reps))[:, start:start + n]
 
-        def mixed(x):
+        def mixed(x: NDArray[Any]) -> NDArray[Any]:
             noise = piece
             if noise.shape[0] not in (1, x.shape[0]):
                 noise = noise.mean(axis=0, keepdims=True)
@@ -189,7 +189,7 @@ class SpecAugment(Transform):
         self.fill = check_choice(fill, "SpecAugment fill", self.FILLS)
 
     @staticmethod
-    def _bands(rng, count, width, n):
+    def _bands(rng: np.random.Generator, count: int, width: float, n: int) -> list[tuple[int, int]]:
         bands = []
         limit = int(math.floor(width * n))
         for _ in range(count):
@@ -207,7 +207,7 @@ class SpecAugment(Transform):
         if not any(hi > lo for lo, hi in rows + cols):
             return signal
 
-        def masked(x):
+        def masked(x: NDArray[Any]) -> NDArray[Any]:
             if self.fill == "zero":
                 value = np.zeros((x.shape[0], 1, 1), x.dtype)
             elif self.fill == "min":

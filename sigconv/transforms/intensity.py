@@ -4,8 +4,10 @@ Intensity transforms change the input channels only; target channels are
 copied as they are.
 """
 from __future__ import annotations
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._core import Transform, check_range, check_real, on_inputs, uniform
 from ..io.signal import Signal
@@ -72,7 +74,7 @@ class ColorJitter(Transform):
             return signal
         b, c, s = factors
 
-        def jitter(x):
+        def jitter(x: NDArray[Any]) -> NDArray[Any]:
             t = x.dtype.type
             x *= t(b)
             if c != 1.0:
@@ -88,7 +90,7 @@ class ColorJitter(Transform):
         return on_inputs(signal, jitter)
 
 
-def _grey(x):
+def _grey(x: NDArray[Any]) -> NDArray[Any]:
     """``(1, ...)`` luma of an RGB ``x`` (3, ...), or the mean over channels otherwise."""
     if x.shape[0] == 3:
         w = np.asarray(LUMA, dtype=x.dtype).reshape((3,) + (1,) * (x.ndim - 1))

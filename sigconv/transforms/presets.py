@@ -41,7 +41,7 @@ TRANSFORMS = {cls.__name__: cls for cls in (
     AngleNoise)}
 
 
-def _t(name, **params):
+def _t(name: str, **params: Any) -> tuple[str, dict[str, Any]]:
     return (name, params)
 
 

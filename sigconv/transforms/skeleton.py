@@ -44,7 +44,7 @@ _WORD = re.compile("Left|Right|left|right|LEFT|RIGHT")
 _SIDE = {"L": "R", "R": "L", "l": "r", "r": "l"}
 
 
-def _candidates(name):
+def _candidates(name: str) -> list[str]:
     """Names the mirror partner of joint ``name`` could have, most specific first."""
     out = []
     if _WORD.search(name):
@@ -69,7 +69,7 @@ def mirror_partner(name: str, names: Iterable[str]) -> str:
     return name
 
 
-def _split(channel):
+def _split(channel: str) -> tuple[str, str]:
     joint, dot, kind = str(channel).rpartition(".")
     if not dot:
         raise ArgumentError(f"skeleton channel names must be 'joint.Channel', got {channel!r}")
@@ -154,7 +154,7 @@ class AngleNoise(Transform):
             raise ArgumentError("AngleNoise found no rotation channels (channel names ending "
                                 f"in 'rotation') in this skeleton: {signal.channel_names!r}")
 
-        def noisy(x):
+        def noisy(x: NDArray[Any]) -> NDArray[Any]:
             x[mask] += (std * rng.standard_normal((int(mask.sum()), x.shape[1]))).astype(x.dtype)
             return x
 

@@ -37,7 +37,8 @@ SCIPY_MODES = ("nearest", "reflect", "mirror", "constant", "wrap")
 _SPATIAL_NAMES = ("depth", "height", "width", "time")
 
 
-def _check_axis_names(axes, name, allowed=_SPATIAL_NAMES):
+def _check_axis_names(axes: str | Sequence[str], name: str,
+                      allowed: Sequence[str] = _SPATIAL_NAMES) -> tuple[str, ...]:
     if isinstance(axes, str):
         axes = ("height", "width") if axes == "axial" else (axes,)
     try:
@@ -54,7 +55,7 @@ def _check_axis_names(axes, name, allowed=_SPATIAL_NAMES):
     return axes
 
 
-def _indices(signal, axes, who):
+def _indices(signal: Signal, axes: Sequence[str], who: str) -> list[int]:
     out = []
     for a in axes:
         if a not in signal.axes:
@@ -69,13 +70,13 @@ class _Reorder:
     ``T`` ((nd + 1) square, homogeneous) maps a new index to the old one.
     """
 
-    def __init__(self, signal):
+    def __init__(self, signal: Signal) -> None:
         self.data = signal.data
         self.nd = signal.data.ndim - 1
         self.T = np.eye(self.nd + 1)
         self.order = list(range(self.nd))  # which old spatial axis each new axis came from
 
-    def flip(self, axis):  # axis: array axis (>= 1)
+    def flip(self, axis: int) -> None:  # axis: array axis (>= 1)
         k = axis - 1
         op = np.eye(self.nd + 1)
         op[k, k] = -1.0
@@ -83,14 +84,14 @@ class _Reorder:
         self.T = self.T @ op
         self.data = np.flip(self.data, axis)
 
-    def swap(self, a, b):
+    def swap(self, a: int, b: int) -> None:
         op = np.eye(self.nd + 1)
         op[[a - 1, b - 1]] = op[[b - 1, a - 1]]
         self.T = self.T @ op
         self.order[a - 1], self.order[b - 1] = self.order[b - 1], self.order[a - 1]
         self.data = np.swapaxes(self.data, a, b)
 
-    def rot90(self, a, b, k):
+    def rot90(self, a: int, b: int, k: int) -> None:
         """As ``np.rot90(data, k, axes=(a, b))``: each quarter turn flips ``b`` then swaps."""
         for _ in range(k % 4):
             self.flip(b)
@@ -173,7 +174,7 @@ class Rot90(Transform):
         return reorder.result(signal)
 
 
-def _default_axes(signal):
+def _default_axes(signal: Signal) -> tuple[str, ...]:
     return tuple(a for a in signal.axes[1:] if a != "time")
 
 
@@ -240,7 +241,7 @@ class RandomCrop(Transform):
         return padded.crop(**{a: (st, st + s) for a, st, s in zip(axes, starts, sizes)})
 
 
-def _plane_rotation(n, axes_idx, angle):
+def _plane_rotation(n: int, axes_idx: Sequence[int], angle: float) -> NDArray[np.float64]:
     """An n x n rotation by ``angle`` (radians) in the plane of spatial axes ``axes_idx``."""
     r = np.eye(n)
     i, j = axes_idx
@@ -307,7 +308,7 @@ class RandomAffine(Transform):
         centre = (np.array(spatial, dtype=float) - 1.0) / 2.0
         offset = centre - matrix @ (centre + moves)
 
-        def mapped(array, order):
+        def mapped(array: NDArray[Any], order: int) -> NDArray[Any]:
             out = np.empty(array.shape, dtype=array.dtype)
             for c in range(array.shape[0]):
                 ndimage.affine_transform(array[c], matrix, offset=offset, order=order,
@@ -317,7 +318,7 @@ class RandomAffine(Transform):
         return resample_channels(signal, mapped)
 
 
-def _bspline_weights(n, knots):
+def _bspline_weights(n: int, knots: int) -> NDArray[np.float64]:
     """``(n, knots)`` cubic B-spline weights spreading ``knots`` control values over ``n``."""
     u = np.linspace(0.0, knots - 1.0, n)[:, None] - np.arange(knots)[None, :]
     a = np.abs(u)
@@ -371,7 +372,7 @@ class ElasticDeform(Transform):
         coords = self.field(shape, rng)
         coords += np.indices(shape, dtype=np.float32)
 
-        def mapped(array, order):
+        def mapped(array: NDArray[Any], order: int) -> NDArray[Any]:
             out = np.empty(array.shape, dtype=array.dtype)
             for c in range(array.shape[0]):
                 ndimage.map_coordinates(array[c], coords, output=out[c], order=order,

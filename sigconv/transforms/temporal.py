@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -106,11 +106,14 @@ def warp_positions(n: int, rng: np.random.Generator, max_warp: float,
     return positions
 
 
-def sample_along(data, axis, positions, order, period=None, periodic=None):
+def sample_along(data: NDArray[Any], axis: int, positions: NDArray[Any], order: int,
+                 period: float = 360.0,
+                 periodic: NDArray[np.bool_] | None = None) -> NDArray[Any]:
     """``data`` sampled at fractional ``positions`` along ``axis`` (order 1 linear, 0 nearest).
 
     Channels flagged in ``periodic`` (a boolean mask over axis 0) are angles
-    of ``period``: they are interpolated along the shorter arc.
+    of ``period`` (360 degrees unless given): they are interpolated along the
+    shorter arc.
     """
     n = data.shape[axis]
     if order == 0:
