@@ -9,12 +9,22 @@ when interrupted.  Every message goes to stderr.  Progress bars go to stderr, an
 it is a terminal (``--quiet`` turns them off there too); results go to
 stdout.  See docs/cli.md.
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import os
 import sys
 import textwrap
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .io import Signal
+    from .typing import PathLike, SignalKind
+
+_Number = TypeVar("_Number", int, float)
 
 __all__ = ["main"]
 
@@ -41,7 +51,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions as written; every option's default shown, unless it has none (None,
     False) or its help already says it."""
 
-    def _get_help_string(self, action):
+    def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if (action.default is None or action.default is argparse.SUPPRESS
                 or isinstance(action.default, bool) or "default" in text
@@ -54,9 +64,10 @@ class _UsageError(Exception):
     """Bad usage found by a command itself (after argparse): exit 2 with this message."""
 
 
-def _number(parse, low, what):
+def _number(parse: Callable[[str], _Number], low: float,
+            what: str) -> Callable[[str], _Number]:
     """An argparse type: ``parse(text)``, refused unless it is ``what`` and ``>= low``."""
-    def checked(text):
+    def checked(text: str) -> _Number:
         try:
             value = parse(text)
         except ValueError:
@@ -72,7 +83,7 @@ _nonnegative_int = _number(int, 0, "a whole number")
 _nonnegative_float = _number(float, 0, "a finite number")
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -83,7 +94,7 @@ def _positive_float(text):
 
 
 # -- options several commands share ----------------------------------------------
-def _add_compute_options(parser, quiet=True):
+def _add_compute_options(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
     """``--threads`` (and ``--quiet``) of a command that computes."""
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="threads for sigconv's kernels and the BLAS they call (OpenMP "
@@ -96,7 +107,7 @@ def _add_compute_options(parser, quiet=True):
 
 
 @contextlib.contextmanager
-def _threads(count):
+def _threads(count: int | None) -> Iterator[None]:
     """Hold sigconv's OpenMP threads and the BLAS to ``count`` threads (None: leave them),
     here and in the worker processes this command starts."""
     if count is None:
@@ -110,7 +121,7 @@ def _threads(count):
         yield
 
 
-def _progress(args):
+def _progress(args: argparse.Namespace) -> bool:
     """Whether to draw progress bars: stderr is a terminal and ``--quiet`` was not given
     (as tqdm's ``disable=None``; logs and pipes get no carriage-return updates)."""
     if getattr(args, "quiet", False):
@@ -121,14 +132,14 @@ def _progress(args):
         return False
 
 
-def _warned(command, caught):
+def _warned(command: str, caught: Sequence[warnings.WarningMessage]) -> None:
     """Print warnings caught while running ``command`` as ``sigconv COMMAND: warning: ...``."""
     for warning in caught:
         print(f"sigconv {command}: warning: {warning.message}", file=sys.stderr)
 
 
 # -- edges, info, show ------------------------------------------------------------
-def _edges(args):
+def _edges(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
     import numpy as np
 
@@ -155,7 +166,7 @@ def _edges(args):
     return 0
 
 
-def _file_kind(args):
+def _file_kind(args: argparse.Namespace) -> SignalKind:
     """The kind ``args.file`` is read as: --spectrogram's audio, --kind, or recognised."""
     from .io import detect
 
@@ -164,14 +175,14 @@ def _file_kind(args):
     return args.kind or detect(args.file)
 
 
-def _load_for_cli(args, command):
+def _load_for_cli(args: argparse.Namespace, command: str) -> Signal:
     """``args.file`` as a Signal, the way ``info`` and ``show`` read it."""
     import numpy as np
 
     from .io import load, probe_video, spectrogram
 
     kind = _file_kind(args)
-    options = {}
+    options: dict[str, Any] = {}
     if kind == "video":
         # frames as bytes (a quarter of float32's memory); `show` decodes only 8 of them
         options["dtype"] = np.uint8
@@ -186,7 +197,7 @@ def _load_for_cli(args, command):
     return signal
 
 
-def _video_lines(path, stop):
+def _video_lines(path: PathLike, stop: int | None) -> list[str]:
     """``sigconv info`` of a video from its stream header (:func:`sigconv.io.probe_video`):
     the fields a loaded video shows, without decoding its frames."""
     from .io import AXES, probe_video
@@ -209,7 +220,7 @@ def _video_lines(path, stop):
     return lines
 
 
-def _cpu_lines():
+def _cpu_lines() -> list[str]:
     """``sigconv info --cpu``: the CPU, the microkernel target in use, the BLAS."""
     from ._cpu import cpu_info
     info = cpu_info()
@@ -224,7 +235,7 @@ def _cpu_lines():
             f"{blas.get('architecture')}, {blas.get('num_threads')} threads"]
 
 
-def _info(args):
+def _info(args: argparse.Namespace) -> int:
     from .io.show import describe
 
     if args.cpu:
@@ -244,7 +255,7 @@ def _info(args):
     return 0
 
 
-def _show(args):
+def _show(args: argparse.Namespace) -> int:
     from .io.show import show
 
     signal = _load_for_cli(args, "show")
@@ -256,7 +267,7 @@ def _show(args):
     return 0
 
 
-def _add_load_options(parser, optional=False):
+def _add_load_options(parser: argparse.ArgumentParser, optional: bool = False) -> None:
     parser.add_argument("file", nargs="?" if optional else None,
                         help="waveform (WAV, FLAC, OGG, MP3, ...), BVH, image, "
                         "volume (NIfTI, DICOM file or series folder, .npy/.npz) or video")
@@ -271,7 +282,7 @@ def _add_load_options(parser, optional=False):
 
 
 # -- prepare -------------------------------------------------------------------------
-def _spectrogram_default(name):
+def _spectrogram_default(name: str) -> Any:
     """The default of one option of :func:`sigconv.io.spectrogram` (one place for it)."""
     import inspect
 
@@ -280,9 +291,10 @@ def _spectrogram_default(name):
     return inspect.signature(spectrogram).parameters[name].default
 
 
-def _prepare_options(args):
+def _prepare_options(
+        args: argparse.Namespace) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """``(spectrogram options, loader options)`` of ``sigconv prepare``'s arguments."""
-    spectrogram = None
+    spectrogram: dict[str, Any] | None = None
     if args.kind == "spectrogram":
         spectrogram = {"kind": args.spectrogram, "n_fft": args.n_fft, "n_mels": args.n_mels}
         if args.hop_length is not None:
@@ -305,7 +317,7 @@ def _prepare_options(args):
     return spectrogram, {k: v for k, v in options.items() if v is not None}
 
 
-def _prepare(args):
+def _prepare(args: argparse.Namespace) -> int:
     from .data.sources import prepare_folder
 
     if args.kind == "spectrogram":  # the defaults of --kind spectrogram, said in the help
@@ -334,7 +346,7 @@ def _prepare(args):
 
 
 # -- train, evaluate, predict ---------------------------------------------------------
-def _per_task(attribute, fmt="{}"):
+def _per_task(attribute: str, fmt: str = "{}") -> str:
     """``"60 to classify, 25 to denoise, 40 to label"``: a Task default of each task."""
     from .train.tasks import TASKS
 
@@ -342,7 +354,7 @@ def _per_task(attribute, fmt="{}"):
                      for name, task in TASKS.items())
 
 
-def _train(args):
+def _train(args: argparse.Namespace) -> int:
     from .train import train
 
     metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
@@ -353,13 +365,13 @@ def _train(args):
     return 0
 
 
-def _scores(scores):
+def _scores(scores: dict[str, Any]) -> str:
     """The numbers of a scores dict on one line (lists and tables left out)."""
     shown = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
     return ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) or "no test items"
 
 
-def _evaluate(args):
+def _evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate
 
     scores = evaluate(args.run_dir, args.store, split=args.split)
@@ -371,7 +383,7 @@ def _evaluate(args):
 SUFFIXES = {"npy": ".npy", "nifti": ".nii.gz"}
 
 
-def _output_format(choice, signal):
+def _output_format(choice: str, signal: Signal) -> str:
     """``"npy"`` or ``"nifti"`` for one input; ``auto``: NIfTI for a volume read from a
     NIfTI or DICOM file (it carries a patient-space affine), .npy for everything else."""
     if choice == "nifti":
@@ -381,14 +393,17 @@ def _output_format(choice, signal):
         return "nifti"
     if choice == "npy":
         return "npy"
-    return "nifti" if signal.kind == "volume" and _read_as(signal.path) in PATIENT_SPACE else "npy"
+    if signal.kind != "volume" or signal.path is None:
+        return "npy"
+    read_as = _read_as(signal.path)
+    return "nifti" if read_as is not None and read_as in PATIENT_SPACE else "npy"
 
 
 #: The formats (:data:`sigconv.io.formats.FORMATS`) whose volumes carry a patient-space affine.
 PATIENT_SPACE = ("NIfTI", "DICOM", "DICOM series")
 
 
-def _read_as(path):
+def _read_as(path: PathLike) -> str | None:
     """The name of the format :func:`sigconv.io.load` reads ``path`` as, or None."""
     from .io._common import check_file, read_head
     from .io.formats import recognise
@@ -398,7 +413,7 @@ def _read_as(path):
     return None if found is None else found.name
 
 
-def _predict(args):
+def _predict(args: argparse.Namespace) -> int:
     from .train.inference import _predictions, load_inputs
     from .train.loop import _read_state
 
@@ -416,9 +431,11 @@ def _predict(args):
         warnings.simplefilter("always")
         signals = load_inputs(args.run_dir, args.files)  # every file, before any inference
     _warned("predict", caught)
-    formats = [_output_format(args.format, s) for s in signals] if gives_arrays else None
-    names = _prediction_names(args.files, [SUFFIXES[f] for f in formats]) if gives_arrays \
-        else None
+    formats: list[str] = []
+    names: list[str] = []
+    if gives_arrays:
+        formats = [_output_format(args.format, s) for s in signals]
+        names = _prediction_names(args.files, [SUFFIXES[f] for f in formats])
     results = _predictions(args.run_dir, signals, batch_size=args.batch_size,
                            progress=_progress(args), log=sys.stderr)
     for index, result in enumerate(results):
@@ -431,7 +448,8 @@ def _predict(args):
     return 0
 
 
-def _prediction_names(paths, suffixes=".npy"):
+def _prediction_names(paths: Sequence[PathLike],
+                      suffixes: str | Sequence[str] = ".npy") -> list[str]:
     """Output names for the inputs ``paths``: each input's path relative to the deepest
     folder holding all of them, plus its suffix (one for all, or one per input).
 
@@ -451,7 +469,7 @@ def _prediction_names(paths, suffixes=".npy"):
     return [os.path.relpath(p, common) + s for p, s in zip(absolute, suffixes)]
 
 
-def _nifti_bytes(array, affine):
+def _nifti_bytes(array: Any, affine: Any) -> bytes:
     """A gzipped NIfTI-1 file of a volume ``(C, D, H, W)`` or label map ``(D, H, W)`` whose
     index (depth, height, width) maps to RAS+ mm by ``affine``; channels as the 4th axis."""
     import gzip
@@ -469,7 +487,7 @@ def _nifti_bytes(array, affine):
     return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)
 
 
-def _save_prediction(folder, name, array, signal, fmt):
+def _save_prediction(folder: str, name: str, array: Any, signal: Signal, fmt: str) -> str:
     """Write ``array`` as ``folder/name`` atomically (creating sub-folders); return that path.
 
     ``fmt`` "nifti" writes a gzipped NIfTI with the input ``signal``'s affine.
@@ -486,7 +504,7 @@ def _save_prediction(folder, name, array, signal, fmt):
 
 
 # -- demo ------------------------------------------------------------------------------
-def _demo(args):
+def _demo(args: argparse.Namespace) -> int:
     from .demos import demo
 
     print(f"sigconv demo: the same training code on 1-D signals, 2-D images and a 3-D volume "
@@ -499,7 +517,7 @@ def _demo(args):
 
 
 # -- the parser ---------------------------------------------------------------------------
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     from ._version import __version__
     from .train.tasks import MODELS, TASKS
 
@@ -508,7 +526,7 @@ def _parser():
     parser.add_argument("--version", action="version", version=f"sigconv {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    def command(name, summary):
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, formatter_class=_HelpFormatter,
                                    description=textwrap.fill(summary[0].upper() + summary[1:]
                                                              + "."))
@@ -658,7 +676,7 @@ def _parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sigconv`` with ``argv`` (default: the command line); return the exit code."""
     from .errors import SigconvError
 

@@ -3,11 +3,18 @@
 :func:`edge_detection` is figure 9.6: every pixel minus its left neighbour,
 a convolution with the two-element kernel ``[-1, 1]``, finds vertical edges.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import IO, Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import functional as F
 from .costs import conv_costs
 from .errors import ShapeError
+from .typing import PathLike
 
 __all__ = ["EDGE_KERNEL", "edge_detection", "to_grey", "demo"]
 
@@ -15,7 +22,7 @@ __all__ = ["EDGE_KERNEL", "edge_detection", "to_grey", "demo"]
 EDGE_KERNEL = np.array([[[[-1.0, 1.0]]]])
 
 
-def to_grey(image):
+def to_grey(image: ArrayLike) -> NDArray[np.float64]:
     """A greyscale float image in [0, 1] from ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` pixels."""
     image = np.asarray(image)
     scale = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
@@ -27,7 +34,8 @@ def to_grey(image):
     return image
 
 
-def edge_detection(image, *, size=(280, 320)):
+def edge_detection(image: ArrayLike, *,
+                   size: tuple[int, int] = (280, 320)) -> tuple[NDArray[Any], dict[str, Any]]:
     """Vertical edges of a greyscale photograph, as in figure 9.6.
 
     Parameters
@@ -57,10 +65,10 @@ def edge_detection(image, *, size=(280, 320)):
 
 # -- `sigconv demo`: the same training code on 1-D, 2-D and 3-D data, offline ---
 
-def _demo_signals(rng, count):
+def _demo_signals(rng: np.random.Generator, count: int) -> list[tuple[NDArray[Any], int]]:
     """Generated 1-D items of three classes and 64-600 samples: a low tone, a high tone
     or a chirp, in noise; ``[(array (1, n), label)]``."""
-    items = []
+    items: list[tuple[NDArray[Any], int]] = []
     for i in range(count):
         label = i % 3
         n = int(rng.integers(64, 600))
@@ -72,9 +80,9 @@ def _demo_signals(rng, count):
     return items
 
 
-def _demo_shapes(rng, count):
+def _demo_shapes(rng: np.random.Generator, count: int) -> list[tuple[NDArray[Any], int]]:
     """Generated 2-D items (16-40 pixels a side): a square, a disc or a cross on noise."""
-    items = []
+    items: list[tuple[NDArray[Any], int]] = []
     for i in range(count):
         label = i % 3
         shape = tuple(int(v) for v in rng.integers(16, 40, 2))
@@ -88,7 +96,8 @@ def _demo_shapes(rng, count):
     return items
 
 
-def _demo_digits(rng, count):
+def _demo_digits(rng: np.random.Generator,
+                 count: int) -> list[tuple[NDArray[Any], int]] | None:
     """scikit-learn's real handwritten digits (8x8, ten classes), or None without it."""
     try:
         from sklearn.datasets import load_digits
@@ -99,7 +108,7 @@ def _demo_digits(rng, count):
     return [(digits.images[i][None], int(digits.target[i])) for i in chosen]
 
 
-def _demo_phantom(rng, shape):
+def _demo_phantom(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.float64]:
     """A generated volume of overlapping balls of 3 intensities, smoothed (a CT-like phantom)."""
     from scipy.ndimage import gaussian_filter
 
@@ -112,7 +121,7 @@ def _demo_phantom(rng, shape):
     return gaussian_filter(volume, 0.7)[None]
 
 
-def _store_of(items, folder):
+def _store_of(items: Sequence[tuple[ArrayLike, dict[str, Any]]], folder: str) -> str:
     """Write ``[(array, fields)]`` as .npy files and prepare them into ``folder``-store."""
     import os
 
@@ -132,9 +141,9 @@ def _store_of(items, folder):
 PHANTOM_THRESHOLDS = [150.0, 450.0, 800.0]
 
 
-def _demo_volumes(rng):
+def _demo_volumes(rng: np.random.Generator) -> list[tuple[NDArray[Any], dict[str, Any]]]:
     """Phantom volumes for training, validation and testing, each with a channel of classes."""
-    items = []
+    items: list[tuple[NDArray[Any], dict[str, Any]]] = []
     for depth, split in ((64, "train"), (16, "validation"), (32, "test")):
         volume = _demo_phantom(rng, (depth, 64, 64))
         classes = np.digitize(volume, PHANTOM_THRESHOLDS)
@@ -144,7 +153,8 @@ def _demo_volumes(rng):
     return items
 
 
-def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
+def demo(out: PathLike, *, epochs: int = 10, count: int = 900, seed: int = 0,
+         progress: bool = True, log: IO[str] | None = None) -> dict[str, dict[str, float]]:
     """Train with one ``sigconv.train.train`` on 1-D, 2-D and 3-D data; return the results.
 
     1-D: generated tones and chirps of 64-600 samples (classify, Ragged
@@ -171,7 +181,7 @@ def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
     rng = np.random.default_rng(seed)
     digits = _demo_digits(rng, count)
     volumes = dict(noise=100.0, patch=16, batch_size=4, lr=3e-3)
-    tasks = [
+    tasks: list[tuple[str, str, Any, dict[str, Any]]] = [
         ("1-D", "generated tones and chirps of 64-600 samples", _demo_signals(rng, count), {}),
         ("2-D", "scikit-learn's handwritten digits (8x8)" if digits else
          "generated shapes of 16-40 pixels (install scikit-learn for real digits)",
@@ -181,7 +191,7 @@ def demo(out, *, epochs=10, count=900, seed=0, progress=True, log=None):
         ("3-D labels", "the same volumes, 4 classes by the chapter's structured-output "
          "labeller", None, dict(volumes, task="label")),
     ]
-    results = {}
+    results: dict[str, dict[str, float]] = {}
     for name, what, items, options in tasks:
         if not options:  # classification: a fifth of the items for testing
             items = [(a, {"label": y, "split": "test" if i % 5 == 0 else "train"})

@@ -32,6 +32,8 @@ channel count and the option that makes them agree.  The items stay
 prepared, so a rerun with that option (another converter) or with the odd
 files converted prepares only what changed.
 """
+from __future__ import annotations
+
 import concurrent.futures
 import functools
 import hashlib
@@ -39,13 +41,16 @@ import json
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import IO, Any, TextIO, Union
 
 import numpy as np
 
 from .._atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_save_npy, atomic_write_bytes
 from .._lock import folder_lock
 from .._validation import check_int
+from ..typing import PathLike
 from ..errors import ArgumentError, ShapeError
 from .store import (FAILURES, ITEMS, MANIFEST, StoreError, checked_records, file_sha256,
                     read_records)
@@ -59,7 +64,7 @@ class Source:
 
     id: str
     path: str
-    fields: dict = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,23 @@ class PrepareSummary:
     failed: int
 
     @property
-    def ok(self):
+    def ok(self) -> int:
+        """Sources whose items are in the store: prepared now or unchanged."""
         return self.prepared + self.unchanged
 
-    def __str__(self):
+    def __str__(self) -> str:
         return (f"{self.ok} ok ({self.prepared} prepared, {self.unchanged} unchanged) + "
                 f"{self.failed} failed == {self.total} total")
 
 
-def converter_key(convert):
+#: What a converter returns: ``(array, metadata)``, or ``(suffix, array, metadata)`` per item.
+Converted = Union[tuple[Any, dict[str, Any]], Iterable[tuple[str, Any, dict[str, Any]]]]
+
+#: ``(source, out, convert, previous records, converter key)``: one source's work.
+_Task = tuple[Source, str, Callable[[str], Converted], list[dict[str, Any]], dict[str, Any]]
+
+
+def converter_key(convert: Callable[..., Any]) -> dict[str, Any]:
     """What a record notes of the converter that made it (JSON).
 
     The function's qualified name, and for a :func:`functools.partial` its
@@ -99,19 +112,19 @@ def converter_key(convert):
     return {"function": f"{getattr(convert, '__module__', None) or ''}.{name}"}
 
 
-def _source_stamp(path):
+def _source_stamp(path: str) -> tuple[int, int]:
     stat = os.stat(path)
     return stat.st_size, stat.st_mtime_ns
 
 
-def _write_item(out, item_id, array):
+def _write_item(out: str, item_id: str, array: np.ndarray[Any, Any]) -> tuple[str, str]:
     """Write one item atomically; return its file name relative to ``out`` and its SHA-256."""
     item_file = os.path.join(ITEMS, f"{item_id}.npy")
     data = atomic_save_npy(os.path.join(out, item_file), array)
     return item_file, hashlib.sha256(data).hexdigest()
 
 
-def _items_of(source, converted):
+def _items_of(source: Source, converted: Converted) -> list[tuple[str, Any, dict[str, Any]]]:
     """``[(item id, array, metadata)]`` from a converter's result: one item, or several."""
     if isinstance(converted, tuple):
         array, metadata = converted
@@ -124,13 +137,15 @@ def _items_of(source, converted):
     return items
 
 
-def _complete(records):
+def _complete(records: Sequence[dict[str, Any]]) -> bool:
     """Whether ``records`` are all the items of their source (a run killed while appending
     a source's records leaves only some of them)."""
     return bool(records) and all(r.get("source_items") == len(records) for r in records)
 
 
-def _prepare_one(source, out, convert, previous, key):
+def _prepare_one(source: Source, out: str, convert: Callable[[str], Converted],
+                 previous: list[dict[str, Any]],
+                 key: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Convert one source and write its items; return ``(status, records)``.
 
     ``status`` is "ok", "unchanged" or "failed" (then ``records`` is one
@@ -169,7 +184,7 @@ def _prepare_one(source, out, convert, previous, key):
         return "failed", [dict(id=source.id, source=source.path, reason=reason.strip())]
 
 
-def _append_record(handle, record):
+def _append_record(handle: TextIO, record: dict[str, Any]) -> None:
     """Append one record after its item is in place.
 
     Flushed, not fsynced: a record lost to a crash only means its item is
@@ -180,7 +195,7 @@ def _append_record(handle, record):
     handle.flush()
 
 
-def _clean(out):
+def _clean(out: str) -> None:
     """Remove orphan temporary files and cut a partial last manifest line."""
     for folder in (out, os.path.join(out, ITEMS)):
         for name in os.listdir(folder):
@@ -200,16 +215,16 @@ def _clean(out):
                 os.fsync(handle.fileno())
 
 
-def _json_lines(records):
+def _json_lines(records: Iterable[dict[str, Any]]) -> bytes:
     """``records`` as JSON-lines bytes, keys sorted (the manifest's format)."""
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
 
 
-def _compact(out, current_ids):
+def _compact(out: str, current_ids: set[str]) -> list[dict[str, Any]]:
     """Rewrite the manifest with the records of ``current_ids`` only; delete unnamed files.
 
     Returns the records kept."""
-    latest = {}
+    latest: dict[str, dict[str, Any]] = {}
     for record in read_records(os.path.join(out, MANIFEST)):
         latest[record["id"]] = record
     records = [latest[key] for key in sorted(latest) if key in current_ids]
@@ -239,10 +254,10 @@ CHANNEL_FIXES = {
 SHOWN_FILES = 5
 
 
-def _check_channels(out, records):
+def _check_channels(out: str, records: Sequence[dict[str, Any]]) -> None:
     """Refuse (ShapeError) a store whose items have different channel counts, naming the
     files of each count and the fix."""
-    groups = {}
+    groups: dict[int | None, list[dict[str, Any]]] = {}
     for record in records:
         channels = record["shape"][0] if record.get("shape") else None
         groups.setdefault(channels, []).append(record)
@@ -264,7 +279,8 @@ def _check_channels(out, records):
                      f"takes one: {'; '.join(parts)}. To fix: {fix}")
 
 
-def _run_local(tasks, workers):
+def _run_local(tasks: Sequence[_Task],
+               workers: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     if workers == 1:
         for task in tasks:
             yield _prepare_one(*task)
@@ -276,7 +292,7 @@ def _run_local(tasks, workers):
             yield future.result()
 
 
-def _run_dask(tasks, client):
+def _run_dask(tasks: Sequence[_Task], client: Any) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     from distributed import as_completed
 
     futures = client.map(lambda task: _prepare_one(*task), tasks, pure=False)
@@ -284,7 +300,9 @@ def _run_dask(tasks, client):
         yield future.result()
 
 
-def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log=sys.stderr):
+def prepare(sources: Sequence[Source], out: PathLike, convert: Callable[[str], Converted], *,
+            workers: int = 1, client: Any = None, progress: bool = True,
+            log: IO[str] | None = sys.stderr) -> PrepareSummary:
     """Prepare ``sources`` into the store folder ``out``; resumable and idempotent.
 
     Parameters
@@ -321,7 +339,7 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
     ids = [s.id for s in sources]
     if len(set(ids)) != len(ids):
         raise ArgumentError("source ids must be unique")
-    separators = {os.sep, os.altsep} - {None}
+    separators = {s for s in (os.sep, os.altsep) if s is not None}
     bad = [i for i in ids if not isinstance(i, str) or not i or i.startswith(".")
            or any(c in i for c in separators)]
     if bad:
@@ -332,13 +350,17 @@ def prepare(sources, out, convert, *, workers=1, client=None, progress=True, log
         return _prepare_locked(sources, out, convert, workers, client, progress, log)
 
 
-def _prepare_locked(sources, out, convert, workers, client, progress, log):
+def _prepare_locked(sources: Sequence[Source], out: str, convert: Callable[[str], Converted],
+                    workers: int, client: Any, progress: bool,
+                    log: IO[str] | None) -> PrepareSummary:
     """:func:`prepare` once it holds the store's lock."""
     _clean(out)
-    previous = {}  # the latest records of each source
+    previous: dict[str, dict[str, dict[str, Any]]] = {}  # the latest records of each source
     for record in checked_records(out, read_records(os.path.join(out, MANIFEST))):
         previous.setdefault(record.get("source_id", record["id"]), {})[record["id"]] = record
-    tasks, unchanged, current_ids = [], 0, set()
+    tasks: list[_Task] = []
+    unchanged = 0
+    current_ids: set[str] = set()
     key = converter_key(convert)
     for source in sources:
         records = list(previous.get(source.id, {}).values())
@@ -360,7 +382,8 @@ def _prepare_locked(sources, out, convert, workers, client, progress, log):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(sources), initial=unchanged, unit="item", desc="prepare", file=log)
-    prepared, failures = 0, []
+    prepared = 0
+    failures: list[dict[str, Any]] = []
     runner = _run_dask(tasks, client) if client is not None else _run_local(tasks, workers)
     with open(os.path.join(out, MANIFEST), "a", encoding="utf-8") as manifest:
         for status, records in runner:
@@ -389,7 +412,7 @@ def _prepare_locked(sources, out, convert, workers, client, progress, log):
     return summary
 
 
-def convert_npy(path):
+def convert_npy(path: PathLike) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
     """A converter for ``.npy`` sources: the array as ``(C, *spatial)`` float32, no metadata.
 
     A 1-D array becomes one channel.

@@ -1,13 +1,22 @@
 """Where preparation gets its items: source folders, and the converter built on sigconv.io."""
+from __future__ import annotations
+
 import csv
 import hashlib
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from .._validation import check_int, check_positive_real
 from ..errors import ArgumentError
-from .prepare import Source
+from .prepare import PrepareSummary, Source
+from ..typing import PathLike, SignalKind
+
+if TYPE_CHECKING:
+    from ..io import Signal
 
 __all__ = ["folder_sources", "load_item", "signal_metadata", "hashed_split", "prepare_folder",
            "EXTENSIONS", "item_id", "relative_source"]
@@ -15,7 +24,7 @@ __all__ = ["folder_sources", "load_item", "signal_metadata", "hashed_split", "pr
 _HIDDEN = (".", "_")
 
 
-def hashed_split(key, *, test=0.1, validation=0.1):
+def hashed_split(key: object, *, test: float = 0.1, validation: float = 0.1) -> str:
     """A stable split for ``key``: the same key always lands in the same split.
 
     The first 8 bytes of SHA-256 of the key, as a fraction in [0, 1), choose
@@ -29,13 +38,14 @@ def hashed_split(key, *, test=0.1, validation=0.1):
     return "train"
 
 
-def item_id(relative):
+def item_id(relative: str) -> str:
     """A store id from a path relative to the source folder: no extension, no separators."""
     stem = os.path.splitext(os.path.normpath(relative))[0]
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem.replace(os.sep, "__"))
 
 
-def relative_source(relative, path, label=None, split=None, *, test=0.1, validation=0.1):
+def relative_source(relative: str, path: str, label: Any = None, split: str | None = None, *,
+                    test: float = 0.1, validation: float = 0.1) -> Source:
     """The :class:`Source` of ``path``, known as ``relative`` under its folder: id
     :func:`item_id`, fields ``label``, ``split`` (:func:`hashed_split` when not given) and
     ``relative_path``."""
@@ -44,7 +54,7 @@ def relative_source(relative, path, label=None, split=None, *, test=0.1, validat
                   {"label": label, "split": split, "relative_path": relative})
 
 
-def _inside_root(path, root, labels, line):
+def _inside_root(path: object, root: str, labels: PathLike, line: int) -> str:
     """A labels file's ``path`` cell, checked to name a file inside the source folder.
 
     Lexical: an empty, absolute, drive-qualified or ``..``-escaping path is
@@ -64,7 +74,9 @@ def _inside_root(path, root, labels, line):
     return path  # as written: its item id and hashed split stay what they were
 
 
-def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0.1):
+def folder_sources(root: PathLike, *, labels: PathLike | None = None,
+                   extensions: Iterable[str] | None = None, test: float = 0.1,
+                   validation: float = 0.1) -> list[Source]:
     """Sources of a plain folder: a class per sub-folder, or a labels file.
 
     Parameters
@@ -90,7 +102,7 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
     if not os.path.isdir(root):
         raise ArgumentError(f"source folder {root!r} does not exist or is not a folder")
     extensions = None if extensions is None else {e.lower() for e in extensions}
-    entries = []
+    entries: list[tuple[str, Any, str | None]] = []
     if labels is not None:
         with open(labels, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -109,7 +121,7 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
                 if not name.startswith(_HIDDEN):
                     entries.append((os.path.normpath(os.path.join(relative_folder, name)),
                                     label, None))
-    sources = []
+    sources: list[Source] = []
     for relative, label, split in entries:
         if extensions is not None and os.path.splitext(relative)[1].lower() not in extensions:
             continue
@@ -121,7 +133,7 @@ def folder_sources(root, *, labels=None, extensions=None, test=0.1, validation=0
     return sorted(sources, key=lambda s: s.id)
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (np.generic,)):
@@ -131,11 +143,11 @@ def _jsonable(value):
     return value
 
 
-def signal_metadata(signal):
+def signal_metadata(signal: Signal) -> dict[str, Any]:
     """The metadata of a :class:`sigconv.io.Signal` as a JSON-serialisable dict."""
     from ..io.signal import FIELDS
 
-    record = {"kind": signal.kind, "axes": list(signal.axes)}
+    record: dict[str, Any] = {"kind": signal.kind, "axes": list(signal.axes)}
     for name in FIELDS:
         if name in ("joints", "path"):  # joints below; a prepared item names its source
             continue
@@ -148,8 +160,11 @@ def signal_metadata(signal):
     return record
 
 
-def load_item(path, *, kind=None, spectrogram=None, size=None, spacing=None, dtype=np.float32,
-              **options):
+def load_item(path: PathLike, *, kind: SignalKind | None = None,
+              spectrogram: dict[str, Any] | None = None, size: tuple[int, int] | None = None,
+              spacing: float | tuple[float, float, float] | None = None,
+              dtype: DTypeLike = np.float32,
+              **options: Any) -> tuple[NDArray[Any], dict[str, Any]]:
     """Converter for :func:`~sigconv.data.prepare`: load a file with :func:`sigconv.io.load`.
 
     Parameters
@@ -217,7 +232,8 @@ KIND_OPTIONS = {
 }
 
 
-def _check_load_options(kind, spectrogram, options):
+def _check_load_options(kind: str, spectrogram: dict[str, Any] | None,
+                        options: dict[str, Any]) -> None:
     """Refuse (ArgumentError) options that ``kind`` does not take, before any file is read."""
     for name, kinds in KIND_OPTIONS.items():
         if options.get(name) is not None and kind not in kinds:
@@ -227,8 +243,9 @@ def _check_load_options(kind, spectrogram, options):
         raise ArgumentError(f"spectrogram options are for audio (kind 'spectrogram'), not for "
                             f"{kind} items")
     for name in ("n_fft", "hop_length", "n_mels", "n_mfcc"):
-        if (spectrogram or {}).get(name) is not None:
-            check_int(spectrogram[name], f"spectrogram {name}")
+        value = (spectrogram or {}).get(name)
+        if value is not None:
+            check_int(value, f"spectrogram {name}")
     if options.get("sample_rate") is not None:
         check_positive_real(options["sample_rate"], "sample_rate", " (Hz)")
     if options.get("size") is not None:
@@ -250,8 +267,11 @@ def _check_load_options(kind, spectrogram, options):
                                 f"{options['mode']!r}")
 
 
-def prepare_folder(source, out, *, kind, labels=None, workers=1, client=None, progress=True,
-                   spectrogram=None, **load_options):
+def prepare_folder(source: PathLike, out: PathLike, *, kind: SignalKind,
+                   labels: PathLike | None = None,
+                   workers: int = 1, client: Any = None, progress: bool = True,
+                   spectrogram: dict[str, Any] | None = None,
+                   **load_options: Any) -> PrepareSummary:
     """Prepare a plain folder of ``kind`` files (class per sub-folder, or a labels file).
 
     ``kind`` chooses the loader and the file extensions
@@ -280,7 +300,7 @@ def prepare_folder(source, out, *, kind, labels=None, workers=1, client=None, pr
     if kind == "spectrogram":
         spectrogram = dict(spectrogram or {})
         spectrogram.setdefault("kind", "log-mel")
-        loader_kind = "waveform"
+        loader_kind: SignalKind = "waveform"
     else:
         loader_kind = kind
     convert = functools.partial(load_item, kind=loader_kind, spectrogram=spectrogram,

@@ -20,7 +20,7 @@ from ..data import Store
 from ..errors import ArgumentError, IntensityWarning, ShapeError
 from ..io import Signal
 from .. import nn
-from ..typing import PathLike
+from ..typing import PathLike, SignalKind
 from .loop import _items, _read_state, _run_task, _signal, load_model
 from .tasks import Classification
 
@@ -62,9 +62,9 @@ def _articled(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _load_options(spec: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def _load_options(spec: dict[str, Any]) -> tuple[SignalKind | None, dict[str, Any]]:
     """``(loader kind, options of load_item)`` that make a file into an item like the store's."""
-    kind = spec.get("kind")
+    kind: SignalKind | None = spec.get("kind")
     options: dict[str, Any] = {}
     converter = spec.get("converter") or {}
     if converter.get("function", "").endswith(".load_item"):

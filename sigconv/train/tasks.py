@@ -55,7 +55,7 @@ from .metrics import per_class_scores, ssim
 __all__ = ["TASKS", "MODELS", "Classification", "Denoising", "Labelling", "task_of"]
 
 #: Classifier shape per number of spatial axes: widths, kernel size, pooling.
-ARCHITECTURES = {
+ARCHITECTURES: dict[int, dict[str, Any]] = {
     1: dict(widths=(16, 32, 64, 64), kernel_size=9, pool=4),
     2: dict(widths=(16, 32, 64), kernel_size=3, pool=2),
     3: dict(widths=(8, 16, 32), kernel_size=3, pool=2),
