@@ -206,6 +206,23 @@ def test_modules_without_rule_or_hook_are_refused_and_hooks_work(tmp_path):
     assert_runs_like_sigconv(_ExportableDoubler(), [x], tmp_path / "d.onnx")
 
 
+class _MisnamedHook(_Doubler):
+    @staticmethod
+    def _export_forward(module, ops, x):
+        return ops.child("convolution", x)  # the submodule is "conv"
+
+
+def test_empty_slots_and_misnamed_hook_children_are_refused(tmp_path):
+    x = np.zeros((1, 1, 10), np.float32)
+    model = nn.Sequential(nn.ReLU(), nn.ReLU())
+    model._modules["1"] = None
+    with pytest.raises(ExportError, match=r"to_onnx cannot export 1: the slot holds None"):
+        to_onnx(model, x, tmp_path / "a.onnx")
+    with pytest.raises(ExportError, match=r"has no submodule 'convolution'"):
+        to_onnx(_MisnamedHook(), x, tmp_path / "b.onnx")
+    assert not os.path.exists(tmp_path / "a.onnx") and not os.path.exists(tmp_path / "b.onnx")
+
+
 def test_bad_input(tmp_path):
     model = Classifier(2, 3, ndim=2, widths=(4,), rng=0)
     x = np.zeros((1, 2, 8, 8), np.float32)

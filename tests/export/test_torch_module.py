@@ -145,6 +145,14 @@ def test_unshared_layers_are_refused_by_path(layer, name):
         to_torch_module(model)
 
 
+def test_empty_slots_are_refused_by_path():
+    model = Classifier(1, 3, ndim=1, widths=(4, 8), rng=0)
+    model.features._modules["3"] = None
+    with pytest.raises(ExportError, match=r"to_torch_module cannot export features\.3: the "
+                                          r"slot holds None"):
+        to_torch_module(model)
+
+
 def test_bad_input_and_missing_torch(monkeypatch):
     with pytest.raises(ArgumentError, match="to_torch_module takes a sigconv.nn.Module, got "
                                             "Sequential"):
