@@ -164,3 +164,18 @@ def test_dilated_size(k, d):
 def test_edge_detection_figure_sizes():
     # Deep Learning fig. 9.6: a 2-element kernel over 320 x 280 gives 319 x 280
     assert shapes.conv_output_size((320, 280), (2, 1)) == (319, 280)
+
+
+def test_pool_output_size_takes_an_int_kernel_like_its_other_options():
+    # an int kernel_size once reached tuple(3): a bare TypeError instead of the formula
+    assert shapes.pool_output_size((10,), 3, 2) == shapes.pool_output_size((10,), (3,), (2,)) == (4,)
+    assert shapes.pool_output_size((9, 7), 3, 1, padding=1) == (9, 7)
+    with pytest.raises(ArgumentError, match="kernel_size"):
+        shapes.pool_output_size((10,), "ab", 2)
+
+
+def test_dilated_size_of_an_int_kernel_checks_its_dilation():
+    assert shapes.dilated_size(3, 2) == shapes.dilated_size(3, (2,)) == 5
+    assert shapes.dilated_size((3, 3), 2) == (5, 5)
+    with pytest.raises(ArgumentError, match="dilation"):
+        shapes.dilated_size(3, 2.5)

@@ -60,3 +60,11 @@ def test_bad_arguments(rng):
         sliding_window_inference(x, lambda b: b, 8, overlap=0.5, margin=3)
     with pytest.raises(ShapeError, match="predict must map"):
         sliding_window_inference(x, lambda b: b[..., :-1], 8)
+
+
+def test_no_item_and_an_empty_axis_are_refused_naming_the_shape():
+    # a batch of no items once returned None / 1 (a bare TypeError); an empty axis blamed kernel_size
+    with pytest.raises(ShapeError, match=r"no item: shape \(0, 1, 20\)"):
+        sliding_window_inference(np.zeros((0, 1, 20)), lambda b: b, 8)
+    with pytest.raises(ShapeError, match=r"zero-length spatial axis: shape \(2, 1, 0\)"):
+        sliding_window_inference(np.zeros((2, 1, 0)), lambda b: b, 8)

@@ -115,3 +115,15 @@ def test_ragged_bad_input(rng):
         F.max_unpool(out, idx, 2, output_size=(6,))
     with pytest.raises(ShapeError, match="grad_output must have shape"):
         F.global_pool_backward(np.ones((3, 2)), batch)
+
+
+@pytest.mark.parametrize("kind", ["avg", "max", "lp"])
+def test_adaptive_pool_of_a_ragged_batch_of_no_items(kind):
+    # its output size once read out.dense_shape[2:] of a Ragged (None): a bare TypeError
+    empty = Ragged(np.zeros(0), np.zeros((0, 1), np.int64), 2)
+    out = F.adaptive_pool(empty, 3, kind)
+    assert out.shape == (0, 2, 3)
+    _, indices = F.adaptive_pool(empty, (3,), "max", return_indices=True)
+    assert indices.shape == (0, 2, 3)
+    grad = F.adaptive_pool_backward(np.zeros((0, 2, 3)), empty, kind)
+    assert isinstance(grad, Ragged) and len(grad) == 0 and grad.channels == 2

@@ -106,3 +106,12 @@ def test_forward_kinematics_matches_bvhio(shared_data):
                 continue
             expected = np.array(by_name[joint.name].PositionWorld)
             np.testing.assert_allclose(xyz[frame, j], expected, atol=1e-3)
+
+
+def test_forward_kinematics_needs_channel_names(tmp_path):
+    # a skeleton without channel_names once reached list(None): a bare TypeError
+    path = tmp_path / "arm.bvh"
+    path.write_text(ARM)
+    s = sio.load_skeleton(path, dtype=np.float64).replace(channel_names=None)
+    with pytest.raises(ArgumentError, match="forward_kinematics needs a skeleton signal"):
+        sio.forward_kinematics(s)

@@ -134,3 +134,15 @@ def test_init_errors():
         init.kmeans_filters(np.zeros((5, 1, 2, 2)), 3, 4)
     with pytest.raises(ShapeError, match="fills a convolution weight"):
         init.gabor_(nn.Linear(3, 4))
+
+
+def test_kmeans_refuses_a_ragged_batch_with_shape_error():
+    # numpy once raised a bare ValueError on the items of different sizes
+    from sigconv import Ragged, Tensor
+    layer = nn.Conv(1, 4, 3, ndim=1)
+    batch = Ragged.from_list([np.ones((1, 50)), np.ones((1, 70))])
+    for data in (batch, Tensor(batch)):
+        with pytest.raises(ShapeError, match="kmeans_ learns from a dense"):
+            init.kmeans_(layer, data, n_patches=20)
+    with pytest.raises(ShapeError, match="kmeans_filters learns from a dense"):
+        init.kmeans_filters(batch, 3, 4)

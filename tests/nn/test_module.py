@@ -145,3 +145,13 @@ def test_assignment_rules():
         Forgot()
     with pytest.raises(NotImplementedError, match="does not define forward"):
         nn.Module()(1)
+
+
+def test_load_state_dict_refuses_a_ragged_value_by_key():
+    # a Ragged value once reached .shape (an AttributeError)
+    from sigconv import Ragged, Tensor
+    layer = nn.Linear(2, 3)
+    state = layer.state_dict()
+    state["weight"] = Tensor(Ragged.from_list([np.ones((1, 2)), np.ones((1, 4))]))
+    with pytest.raises(ArgumentError, match=r"state_dict\['weight'\] is a Ragged batch"):
+        layer.load_state_dict(state)
