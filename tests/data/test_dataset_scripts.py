@@ -28,10 +28,16 @@ def test_ct_volumes(tmp_path, shared_data):
     assert slice_.min() < -500          # Hounsfield units: air is about -1000
 
 
-def test_mocap(tmp_path, shared_data):
+def test_mocap(tmp_path, shared_data, capsys):
+    # the shared folder holds two skeletons (168 and 60 angle channels): one model takes one
     assert _script("mocap").main(["--source", str(shared_data / "mocap"), "--out",
-                                  str(tmp_path)]) == 0
-    array, record = Store(tmp_path).filter(lambda r: r["id"] == "mocapbank")[0]
+                                  str(tmp_path / "both")]) == 2
+    assert "168 channels: 1 item (freebvh.bvh); 60 channels: 1 item" in capsys.readouterr().err
+    source = tmp_path / "one"
+    source.mkdir()
+    (source / "mocapbank.bvh").symlink_to(shared_data / "mocap" / "mocapbank.bvh")
+    assert _script("mocap").main(["--source", str(source), "--out", str(tmp_path / "store")]) == 0
+    array, record = Store(tmp_path / "store").filter(lambda r: r["id"] == "mocapbank")[0]
     assert array.shape == (len(record["channel_names"]), 455)
     assert record["kind"] == "skeleton" and abs(record["frame_rate"] - 30) < 0.01
 
