@@ -43,6 +43,7 @@ Only the classification task trains on a cluster so far; validation, test
 and the run's files are computed and written on the client.
 """
 import contextlib
+import copy
 import uuid
 
 import numpy as np
@@ -124,6 +125,9 @@ class _WorkerRun:
     """What a worker keeps of a run between steps: the store, the model, the task."""
 
     def __init__(self, setup):
+        # a copy: workers in the client's process (LocalCluster(processes=False)) are handed
+        # the client's objects themselves, and must not share one model between threads
+        setup = copy.deepcopy(setup)
         self.store = Store(setup["store"])
         index = {r["id"]: i for i, r in enumerate(self.store.records)}
         self.records = setup["records"]
@@ -187,7 +191,7 @@ def _shard_step(key, setup, weights, epoch, step, rank, indices, check):
     net.zero_grad()
     loss.backward()
     grads = [np.zeros_like(p.data) if p.grad is None else p.grad for p in run.params]
-    buffers = dict(net.named_buffers())
+    buffers = {name: buf.copy() for name, buf in net.named_buffers()}
     return value, grads, buffers, output.data, target
 
 
@@ -208,7 +212,7 @@ class DataParallel:
 
     def __init__(self, client, store, records, task, transform, seed, net, loss):
         check_client(client, type(task))
-        self.client, self.net, self.task = client, net, task
+        self.client, self.net = client, net
         self.params = list(net.parameters())
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
