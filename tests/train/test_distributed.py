@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from sigconv import checkpoint
+from sigconv import checkpoint, nn
 from sigconv.cli import main
 from sigconv.data import Source, Store, convert_npy, prepare
-from sigconv.errors import ArgumentError
+from sigconv.errors import ArgumentError, ShapeError
 from sigconv.models import Classifier
 from sigconv.train import train
 from sigconv.train.callbacks import Callback
@@ -244,3 +244,10 @@ def test_what_cannot_train_on_a_cluster_is_refused_before_anything_is_written(tm
     with pytest.raises(ArgumentError, match="supports the task 'classify' so far, not 'denoise'"):
         train(store, tmp_path / "run", task="denoise", patch=64, client=client, **OPTIONS)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_model_of_the_wrong_output_is_refused_from_the_workers(tmp_path, store, client):
+    three = nn.Sequential(nn.Conv(1, 4, 9, ndim=1, rng=0), nn.ReLU(), nn.GlobalPool("avg"),
+                          nn.Linear(4, 3, rng=0))
+    with pytest.raises(ShapeError, match=r"needs one output of shape \(2,\) per item"):
+        train(store, tmp_path / "run", model=three, client=client, **OPTIONS)
