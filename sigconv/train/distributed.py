@@ -42,16 +42,24 @@ process's masks.
 Only the classification task trains on a cluster so far; validation, test
 and the run's files are computed and written on the client.
 """
+from __future__ import annotations
+
 import contextlib
 import copy
 import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import nn
 from ..data import Store
 from ..errors import ArgumentError, SigconvError
+from ..autograd import Tensor
+from ..io import Signal
 from .loop import _augmented_item, _loss_value
+from .tasks import Pair, Task
 
 __all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel"]
 
@@ -64,7 +72,7 @@ class ClusterError(SigconvError, ConnectionError):
 CONNECT_TIMEOUT = 10
 
 
-def _distributed():
+def _distributed() -> Any:
     """The ``distributed`` package, or ArgumentError saying how to install it."""
     try:
         import distributed
@@ -74,7 +82,7 @@ def _distributed():
     return distributed
 
 
-def connect(address, *, timeout=None):
+def connect(address: str, *, timeout: float | None = None) -> Any:
     """A ``distributed.Client`` of the scheduler at ``address``, or ClusterError naming it
     after ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
     distributed = _distributed()
@@ -87,14 +95,15 @@ def connect(address, *, timeout=None):
                            f"the address") from None
 
 
-def shards(count, workers):
+def shards(count: int, workers: int) -> list[tuple[int, int]]:
     """``[(start, stop)]`` of each worker's share of a batch of ``count`` items.
 
     Contiguous runs, in worker order, of ``count // workers`` items, the first
     ``count % workers`` one longer; workers beyond ``count`` get empty runs.
     """
     size, extra = divmod(count, workers)
-    bounds, start = [], 0
+    bounds: list[tuple[int, int]] = []
+    start = 0
     for rank in range(workers):
         stop = start + size + (rank < extra)
         bounds.append((start, stop))
@@ -102,7 +111,7 @@ def shards(count, workers):
     return bounds
 
 
-def check_client(client, task_class):
+def check_client(client: Any, task_class: type[Task]) -> None:
     """ArgumentError unless ``client`` is a ``distributed.Client`` and the task trains on one."""
     distributed = _distributed()
     if not isinstance(client, distributed.Client):
@@ -124,7 +133,7 @@ _SHARD_DROPOUT_TAG = 0xD51
 class _WorkerRun:
     """What a worker keeps of a run between steps: the store, the model, the task."""
 
-    def __init__(self, setup):
+    def __init__(self, setup: dict[str, Any]) -> None:
         # a copy: workers in the client's process (LocalCluster(processes=False)) are handed
         # the client's objects themselves, and must not share one model between threads
         setup = copy.deepcopy(setup)
@@ -136,7 +145,7 @@ class _WorkerRun:
         self.net, self.loss = setup["model"], setup["loss"] or self.task.loss
         self.params = list(self.net.parameters())
 
-    def item(self, index, epoch):
+    def item(self, index: int, epoch: int) -> Pair:
         """``(input, target)`` of training item ``index`` in ``epoch``, read from the store
         (its memory map: nothing is kept between steps)."""
         index = int(index)
@@ -149,15 +158,15 @@ class _WorkerRun:
 
 #: The runs of this process's workers, by worker address (one process may hold several
 #: workers, as ``LocalCluster(processes=False)``): ``{address: (key of the setup, run)}``.
-_RUNS = {}
+_RUNS: dict[str, tuple[str, _WorkerRun]] = {}
 
 
-def _forget_runs(dask_worker):
+def _forget_runs(dask_worker: Any) -> None:
     """Drop the run of ``dask_worker`` (called on every worker when a run ends)."""
     _RUNS.pop(dask_worker.address, None)
 
 
-def _worker_run(key, setup):
+def _worker_run(key: str, setup: dict[str, Any]) -> _WorkerRun:
     """This worker's :class:`_WorkerRun` of the setup ``key``, made on its first step."""
     from distributed import get_worker
 
@@ -168,7 +177,10 @@ def _worker_run(key, setup):
     return held[1]
 
 
-def _shard_step(key, setup, weights, epoch, step, rank, indices, check):
+def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]], epoch: int,
+                step: int, rank: int, indices: Sequence[int],
+                check: bool) -> tuple[float, list[NDArray[Any]], dict[str, NDArray[Any]],
+                                      NDArray[Any], NDArray[Any]]:
     """One worker's share of a step: ``(loss, gradients, buffers, logits, targets)``.
 
     Runs where the items are read; ``loss`` is the shard's mean loss,
@@ -210,7 +222,9 @@ class DataParallel:
         the task's).
     """
 
-    def __init__(self, client, store, records, task, transform, seed, net, loss):
+    def __init__(self, client: Any, store: str, records: list[dict[str, Any]], task: Task,
+                 transform: Callable[..., Signal] | None, seed: int, net: nn.Module,
+                 loss: Callable[[Any, Any], Tensor] | None) -> None:
         check_client(client, type(task))
         self.client, self.net = client, net
         self.params = list(net.parameters())
@@ -225,9 +239,18 @@ class DataParallel:
                  "seed": seed, "model": net, "loss": loss}
         [self.setup] = client.scatter([setup], broadcast=True, hash=False)
         self.checked = False
+        self.batch_indices = getattr(task, "batch_indices")
         self.float_buffers = {name for name, buf in net.named_buffers() if buf.dtype.kind == "f"}
 
-    def step(self, epoch, step, indices):
+    def batches(self, count: int, batch_size: int,
+                rng: np.random.Generator) -> list[NDArray[np.int64]]:
+        """The items (indices into the training records) of each of an epoch's batches, drawn
+        from ``rng`` as the single process draws them."""
+        batches: list[NDArray[np.int64]] = self.batch_indices(count, batch_size, rng)
+        return batches
+
+    def step(self, epoch: int, step: int,
+             indices: NDArray[np.int64]) -> tuple[float, NDArray[Any], NDArray[Any]]:
         """Compute the gradient of the batch of items ``indices`` over the workers, set it
         as the parameters' gradient; returns ``(mean loss, logits (N, classes), targets)``.
 
@@ -238,7 +261,8 @@ class DataParallel:
         if sum(w.nbytes for w in weights.values()) > SCATTER_BYTES:
             [weights] = self.client.scatter([weights], broadcast=True, hash=False)
         count = len(indices)
-        futures, counts = [], []
+        futures: list[Any] = []
+        counts: list[int] = []
         for rank, (start, stop) in enumerate(shards(count, len(self.workers))):
             if stop == start:
                 continue
@@ -254,7 +278,7 @@ class DataParallel:
         for i, p in enumerate(self.params):
             p.grad = sum(w * r[1][i] for w, r in zip(weights_of, results)).astype(
                 p.data.dtype, copy=False)
-        buffers = {}
+        buffers: dict[str, NDArray[Any]] = {}
         for name, first in results[0][2].items():
             if name in self.float_buffers:
                 buffers[name] = sum(w * r[2][name] for w, r in zip(weights_of, results)).astype(
@@ -267,7 +291,7 @@ class DataParallel:
         target = np.concatenate([r[4] for r in results])
         return value, logits, target
 
-    def close(self):
+    def close(self) -> None:
         """Release the run's data on the cluster."""
         self.setup.release()
         with contextlib.suppress(OSError, TimeoutError):  # a cluster gone: nothing to release

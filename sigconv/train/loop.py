@@ -169,7 +169,8 @@ def _augmented_items(task: Task, transform: Callable[..., Signal],
             for i, (a, r) in enumerate(zip(arrays, records))]
 
 
-def _augmented_item(task, transform, array, record, seed, epoch, index):
+def _augmented_item(task: Task, transform: Callable[..., Signal], array: np.ndarray[Any, Any],
+                    record: dict[str, Any], seed: int, epoch: int, index: int) -> Pair:
     """``(input, target)`` of training item ``index`` in ``epoch``: the raw ``array`` through
     ``transform`` with :func:`sigconv.transforms.item_rng` ``(seed, epoch, index)``, split."""
     rng = transforms.item_rng(seed, epoch, index)
@@ -785,7 +786,7 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
                     task, transform, _arrays(source, train_records), train_records, seed, epoch)
                 batches = list(task.batches(epoch_data, batch_size, rng))
             else:  # the workers read (and augment) the items of their shards
-                batches = task.batch_indices(len(train_records), batch_size, rng)
+                batches = parallel.batches(len(train_records), batch_size, rng)
             total, seen, tally = 0.0, 0, task.tally()
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=not progress, file=log)
