@@ -357,10 +357,20 @@ def _per_task(attribute: str, fmt: str = "{}") -> str:
 def _train(args: argparse.Namespace) -> int:
     from .train import train
 
-    metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                    lr=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-                    task=args.task, model=args.model, noise=args.noise, patch=args.patch,
-                    augment=args.augment, progress=_progress(args), log=sys.stderr)
+    client = None
+    if args.scheduler:
+        from .train.distributed import connect
+
+        client = connect(args.scheduler)
+    try:
+        metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, seed=args.seed, resume=args.resume,
+                        overwrite=args.overwrite, task=args.task, model=args.model,
+                        noise=args.noise, patch=args.patch, augment=args.augment,
+                        progress=_progress(args), log=sys.stderr, client=client)
+    finally:
+        if client is not None:
+            client.close()
     print(f"test: {_scores(metrics['test'])} ({os.path.join(args.out, 'metrics.json')})")
     return 0
 
@@ -623,6 +633,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="augmentation of the training items for the task and data kind "
                             "(sigconv.transforms.preset; default: %(default)s); recorded in "
                             "the run folder, never applied to evaluation")
+    train.add_argument("--scheduler", metavar="ADDRESS",
+                       help="train on the workers of this Dask scheduler (synchronous data "
+                            "parallelism, classify only; the store must be readable at its "
+                            "path by every worker)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out (its checkpoints, state, metrics and "

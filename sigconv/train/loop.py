@@ -165,8 +165,16 @@ def _augmented_items(task: Task, transform: Callable[..., Signal],
 
     Item ``i`` draws from :func:`sigconv.transforms.item_rng` ``(seed, epoch, i)``.
     """
-    return [task.split_item(transform(_signal(a, r), transforms.item_rng(seed, epoch, i)).data, r)
+    return [_augmented_item(task, transform, a, r, seed, epoch, i)
             for i, (a, r) in enumerate(zip(arrays, records))]
+
+
+def _augmented_item(task: Task, transform: Callable[..., Signal], array: np.ndarray[Any, Any],
+                    record: dict[str, Any], seed: int, epoch: int, index: int) -> Pair:
+    """``(input, target)`` of training item ``index`` in ``epoch``: the raw ``array`` through
+    ``transform`` with :func:`sigconv.transforms.item_rng` ``(seed, epoch, index)``, split."""
+    rng = transforms.item_rng(seed, epoch, index)
+    return task.split_item(transform(_signal(array, record), rng).data, record)
 
 
 #: Mixed into the seed of the dropout masks, so they differ from the batch order's draws.
@@ -542,7 +550,8 @@ def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
           progress: bool = True, log: IO[str] | None = sys.stderr,
           loss: Callable[[Any, Any], Tensor] | None = None,
           optimizer: optim.Optimizer | Callable[[list[Tensor]], optim.Optimizer] | None = None,
-          schedule: Any = None, callbacks: Iterable[Callback] = ()) -> dict[str, Any]:
+          schedule: Any = None, callbacks: Iterable[Callback] = (),
+          client: Any = None) -> dict[str, Any]:
     """Train a model on a store; return the metrics (as in metrics.json).
 
     Parameters
@@ -623,6 +632,13 @@ def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
     callbacks : list of sigconv.train.callbacks.Callback
         Called as the run trains (:mod:`sigconv.train.callbacks`:
         EarlyStopping, ModelCheckpoint, TensorBoard, MLflow).
+    client : distributed.Client, optional
+        Train on a Dask cluster's workers: synchronous data parallelism, each
+        global batch split over the workers, which read their items from
+        ``store`` (a path every worker can read), the gradients averaged and
+        the optimiser stepped here (:mod:`sigconv.train.distributed`;
+        classification only so far).  Validation, test and the run's files
+        stay here.
 
     Notes
     -----
@@ -663,9 +679,13 @@ def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
                "augment": _describe(transform), "loss": _describe(loss)}
     if saved is None:
         task_class.check_records(train_records, val_records + test_records, options)
+    if client is not None:
+        from . import distributed as _distributed
+
+        _distributed.check_client(client, task_class)
     parts = {"model": None if model is None or isinstance(model, str) else model,
              "loss": loss, "optimizer": optimizer, "schedule": schedule,
-             "callbacks": dict(zip(callback_keys, callbacks))}
+             "callbacks": dict(zip(callback_keys, callbacks)), "client": client}
     os.makedirs(out, exist_ok=True)
     with folder_lock(out, what="run folder", error=TrainingError):
         saved = _run_folder_state(out, resume, overwrite)  # again, now that it is ours
@@ -743,8 +763,14 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
             "stopped_early": stopped, "finished": finished,
             "callbacks": {key: callback.state_dict() for key, callback in callbacks.items()}})
 
-    metrics = None
+    metrics, parallel = None, None
     try:
+        if parts["client"] is not None:
+            from .distributed import DataParallel
+
+            parallel = DataParallel(parts["client"], options["store"], train_records, task,
+                                    transform, seed, net, parts["loss"])
+            options["workers"] = len(parallel.workers)
         for callback in callbacks.values():
             callback.on_train_begin(run)
         last = first if stopped else epochs if stop_after is None else \
@@ -755,31 +781,40 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
             net.train()
             rng = np.random.default_rng((seed, epoch))
             _reseed_dropout(net, seed, epoch)
-            epoch_data = train_data if transform is None else _augmented_items(
-                task, transform, _arrays(source, train_records), train_records, seed, epoch)
-            batches = list(task.batches(epoch_data, batch_size, rng))
+            if parallel is None:
+                epoch_data = train_data if transform is None else _augmented_items(
+                    task, transform, _arrays(source, train_records), train_records, seed, epoch)
+                batches = list(task.batches(epoch_data, batch_size, rng))
+            else:  # the workers read (and augment) the items of their shards
+                batches = parallel.batches(len(train_records), batch_size, rng)
             total, seen, tally = 0.0, 0, task.tally()
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=not progress, file=log)
-            for index, (inputs, target) in enumerate(bar):
-                output = task.forward(net, inputs)
-                if not checked:  # a model of the user's: its output, once
-                    task.check_output(output, target)
-                    checked = True
-                loss = loss_of(output, target)
-                value = _loss_value(loss, epoch)
+            for index, batch in enumerate(bar):
+                if parallel is None:
+                    inputs, target = batch
+                    output = task.forward(net, inputs)
+                    if not checked:  # a model of the user's: its output, once
+                        task.check_output(output, target)
+                        checked = True
+                    loss = loss_of(output, target)
+                    value = _loss_value(loss, epoch)
+                else:  # the gradient of the batch, averaged over the workers' shards
+                    value, output_data, target = parallel.step(epoch, index, batch)
                 if not math.isfinite(value):
                     hint = f"(--lr {lr})" if lr is not None else "(the optimizer's)"
                     raise TrainingError(
                         f"the loss became {value} in epoch {epoch + 1}; the last good "
                         f"checkpoint (epoch {epoch}) is in {out}. Lower the learning rate {hint}")
-                optimizer.zero_grad()
-                loss.backward()
+                if parallel is None:
+                    optimizer.zero_grad()
+                    loss.backward()
+                    output_data = [o.data for o in output] if isinstance(output, list) \
+                        else output.data
                 optimizer.step()
                 count = len(target)
                 total, seen = total + value * count, seen + count
-                tally.add([o.data for o in output] if isinstance(output, list) else output.data,
-                          target)
+                tally.add(output_data, target)
                 bar.set_postfix(loss=f"{total / seen:.3f}",
                                 **{metric: f"{tally.result()[metric]:.3f}"})
                 for callback in callbacks.values():
@@ -821,6 +856,9 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
         for callback in callbacks.values():
             callback.on_train_end(run, None)
         raise
+    finally:
+        if parallel is not None:
+            parallel.close()
     for callback in callbacks.values():
         callback.on_train_end(run, metrics)
     return metrics

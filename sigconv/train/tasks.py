@@ -275,11 +275,21 @@ class Classification(Task):
 
     def batches(self, data: Sequence[Pair], batch_size: int,
                 rng: np.random.Generator) -> Iterator[tuple[Tensor, NDArray[Any]]]:
-        order = rng.permutation(len(data))
-        for i in range(0, len(order), batch_size):
-            chosen = order[i:i + batch_size]
-            yield (Tensor(Ragged.from_list([data[k][0] for k in chosen])),
-                   np.array([data[k][1] for k in chosen]))
+        for chosen in self.batch_indices(len(data), batch_size, rng):
+            yield self.batch_of([data[k] for k in chosen])
+
+    @staticmethod
+    def batch_indices(count: int, batch_size: int,
+                      rng: np.random.Generator) -> list[NDArray[np.int64]]:
+        """The items of each training batch (indices into ``count`` items): a permutation
+        drawn from ``rng``, cut into runs of ``batch_size``."""
+        order = rng.permutation(count)
+        return [order[i:i + batch_size] for i in range(0, count, batch_size)]
+
+    @staticmethod
+    def batch_of(items: Sequence[Pair]) -> tuple[Tensor, NDArray[Any]]:
+        """``(Tensor of a Ragged batch, class indices (N,))`` of ``[(input, class)]``."""
+        return Tensor(Ragged.from_list([x for x, _ in items])), np.array([y for _, y in items])
 
     def loss(self, output: Any, target: Any) -> Tensor:
         return nn.functional.cross_entropy(output, target)

@@ -1,0 +1,298 @@
+"""Synchronous data-parallel training on a Dask cluster (``train(..., client=...)``).
+
+Every step of :func:`sigconv.train.train` with a ``client``:
+
+1. The client cuts the global batch (the same items, in the same order, as
+   the single process draws) into one contiguous shard per worker
+   (:func:`shards`: the first ``count % workers`` shards one item longer;
+   workers in the order of their addresses).
+2. It sends each worker the model's weights and buffers (one broadcast) and
+   its shard's item indices.  The worker reads those items from the store
+   (the store's path must be readable by every worker: memory-mapped
+   arrays, nothing but indices and weights cross the network), augments
+   each with its own generator ``(seed, epoch, item)``, and runs forward
+   and backward on its Ragged sub-batch.
+3. The client sums the shards' gradients weighted by their item counts
+   (``sum_r n_r g_r / N``, in shard order: the gradient of the mean loss
+   over the global batch, as the single process computes it, up to the
+   order of the float sums) and takes one optimiser step itself.
+
+The optimiser lives on the client (design (b) of issue 18), not on replicas
+that each step the same optimiser: both designs move the same bytes each
+step (a gradient up, a model down, per worker), and keeping the optimiser
+in one place leaves nothing on the workers to keep in step: checkpoints,
+optimiser state and schedules are the single process's, a worker that joins
+needs no state but the weights that come with every step, and replicas on
+CPUs that round differently cannot drift apart.  The client's optimiser step
+(Adam over the model's parameters) costs far less than a shard's backward
+pass (docs/train.md has the step overheads measured).
+
+Normalisation: GroupNorm and InstanceNorm take each item's own statistics,
+so a run with them follows the single process.  BatchNorm in training takes
+the statistics of each worker's shard (as PyTorch's DistributedDataParallel
+without SyncBatchNorm), so outputs and gradients differ from the single
+process's, which normalises over the whole batch; its running statistics
+(the buffers) are the shards' running statistics averaged with the shards'
+item counts as weights, so the running mean follows the single process's
+(exactly, for items of one size) and the running variance is the mean of the
+shards' variances.  Dropout masks are drawn per shard from ``(seed, epoch,
+step, shard)``: reproducible for a number of workers, not the single
+process's masks.
+
+Only the classification task trains on a cluster so far; validation, test
+and the run's files are computed and written on the client.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import nn
+from ..data import Store
+from ..errors import ArgumentError, SigconvError
+from ..autograd import Tensor
+from ..io import Signal
+from .loop import _augmented_item, _loss_value
+from .tasks import Pair, Task
+
+__all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel"]
+
+
+class ClusterError(SigconvError, ConnectionError):
+    """The Dask scheduler cannot be reached, or the cluster has no workers."""
+
+
+#: Seconds :func:`connect` waits for a scheduler (and :class:`DataParallel` for a worker).
+CONNECT_TIMEOUT = 10
+
+
+def _distributed() -> Any:
+    """The ``distributed`` package, or ArgumentError saying how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise ArgumentError("training on a Dask cluster needs dask.distributed "
+                            "(pip install 'sigconv[dask]')") from None
+    return distributed
+
+
+def connect(address: str, *, timeout: float | None = None) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address``, or ClusterError naming it
+    after ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
+    distributed = _distributed()
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        return distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} within {timeout} s "
+                           f"({exc}); start it (dask scheduler, dask-jobqueue, ...) or check "
+                           f"the address") from None
+
+
+def shards(count: int, workers: int) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` of each worker's share of a batch of ``count`` items.
+
+    Contiguous runs, in worker order, of ``count // workers`` items, the first
+    ``count % workers`` one longer; workers beyond ``count`` get empty runs.
+    """
+    size, extra = divmod(count, workers)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for rank in range(workers):
+        stop = start + size + (rank < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def check_client(client: Any, task_class: type[Task]) -> None:
+    """ArgumentError unless ``client`` is a ``distributed.Client`` and the task trains on one."""
+    distributed = _distributed()
+    if not isinstance(client, distributed.Client):
+        raise ArgumentError(f"client must be a distributed.Client (or None), got {client!r}")
+    if not hasattr(task_class, "batch_indices"):
+        raise ArgumentError(f"training on a Dask cluster supports the task 'classify' so far, "
+                            f"not {task_class.name!r}: train it without client= (--scheduler)")
+
+
+#: Models larger than this (bytes of weights and buffers) are broadcast with
+#: ``client.scatter`` before each step; smaller ones travel in the step's tasks, which
+#: saves a round trip to the scheduler (about 20 ms a step on a LocalCluster).
+SCATTER_BYTES = 4 * 2 ** 20
+
+#: Mixed into the seed of each shard's dropout masks (as loop._DROPOUT_TAG).
+_SHARD_DROPOUT_TAG = 0xD51
+
+
+class _WorkerRun:
+    """What a worker keeps of a run between steps: the store, the model, the task."""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        # a copy: workers in the client's process (LocalCluster(processes=False)) are handed
+        # the client's objects themselves, and must not share one model between threads
+        setup = copy.deepcopy(setup)
+        self.store = Store(setup["store"])
+        index = {r["id"]: i for i, r in enumerate(self.store.records)}
+        self.records = setup["records"]
+        self.positions = [index[r["id"]] for r in self.records]
+        self.task, self.transform, self.seed = setup["task"], setup["transform"], setup["seed"]
+        self.net, self.loss = setup["model"], setup["loss"] or self.task.loss
+        self.params = list(self.net.parameters())
+
+    def item(self, index: int, epoch: int) -> Pair:
+        """``(input, target)`` of training item ``index`` in ``epoch``, read from the store
+        (its memory map: nothing is kept between steps)."""
+        index = int(index)
+        array, record = self.store[self.positions[index]][0], self.records[index]
+        if self.transform is None:
+            return self.task.split_item(array, record)
+        return _augmented_item(self.task, self.transform, array, record, self.seed, epoch,
+                               index)
+
+
+#: The runs of this process's workers, by worker address (one process may hold several
+#: workers, as ``LocalCluster(processes=False)``): ``{address: (key of the setup, run)}``.
+_RUNS: dict[str, tuple[str, _WorkerRun]] = {}
+
+
+def _forget_runs(dask_worker: Any) -> None:
+    """Drop the run of ``dask_worker`` (called on every worker when a run ends)."""
+    _RUNS.pop(dask_worker.address, None)
+
+
+def _worker_run(key: str, setup: dict[str, Any]) -> _WorkerRun:
+    """This worker's :class:`_WorkerRun` of the setup ``key``, made on its first step."""
+    from distributed import get_worker
+
+    address = get_worker().address
+    held = _RUNS.get(address)
+    if held is None or held[0] != key:
+        held = _RUNS[address] = (key, _WorkerRun(setup))
+    return held[1]
+
+
+def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]], epoch: int,
+                step: int, rank: int, indices: Sequence[int],
+                check: bool) -> tuple[float, list[NDArray[Any]], dict[str, NDArray[Any]],
+                                      NDArray[Any], NDArray[Any]]:
+    """One worker's share of a step: ``(loss, gradients, buffers, logits, targets)``.
+
+    Runs where the items are read; ``loss`` is the shard's mean loss,
+    ``gradients`` its gradient (list in parameter order), ``buffers`` the
+    model's buffers after the forward pass (BatchNorm's running statistics).
+    """
+    run = _worker_run(key, setup)
+    net = run.net
+    net.load_state_dict(weights)
+    net.train()
+    for layer in net.modules():
+        if isinstance(layer, nn.Dropout):
+            layer.rng = np.random.default_rng((run.seed, epoch, step, rank, _SHARD_DROPOUT_TAG))
+    inputs, target = run.task.batch_of([run.item(i, epoch) for i in indices])
+    output = run.task.forward(net, inputs)
+    if check:
+        run.task.check_output(output, target)
+    loss = run.loss(output, target)
+    value = _loss_value(loss, epoch)
+    net.zero_grad()
+    loss.backward()
+    grads = [np.zeros_like(p.data) if p.grad is None else p.grad for p in run.params]
+    buffers = {name: buf.copy() for name, buf in net.named_buffers()}
+    return value, grads, buffers, output.data, target
+
+
+class DataParallel:
+    """Steps of a run computed on a cluster's workers, the optimiser stepped here.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    store : str
+        The store's path (every worker must be able to read it).
+    records : list of dict
+        The training records (indices of :meth:`step` count into them).
+    task, transform, seed, net, loss
+        The run's task, augmentation (or None), seed, model and loss (None:
+        the task's).
+    """
+
+    def __init__(self, client: Any, store: str, records: list[dict[str, Any]], task: Task,
+                 transform: Callable[..., Signal] | None, seed: int, net: nn.Module,
+                 loss: Callable[[Any, Any], Tensor] | None) -> None:
+        check_client(client, type(task))
+        self.client, self.net = client, net
+        self.params = list(net.parameters())
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"the Dask cluster at {client.scheduler.address!r} has no "
+                               f"workers ({exc})") from None
+        self.workers = sorted(client.scheduler_info()["workers"])
+        self.key = uuid.uuid4().hex
+        setup = {"store": store, "records": records, "task": task, "transform": transform,
+                 "seed": seed, "model": net, "loss": loss}
+        [self.setup] = client.scatter([setup], broadcast=True, hash=False)
+        self.checked = False
+        self.batch_indices = getattr(task, "batch_indices")
+        self.float_buffers = {name for name, buf in net.named_buffers() if buf.dtype.kind == "f"}
+
+    def batches(self, count: int, batch_size: int,
+                rng: np.random.Generator) -> list[NDArray[np.int64]]:
+        """The items (indices into the training records) of each of an epoch's batches, drawn
+        from ``rng`` as the single process draws them."""
+        batches: list[NDArray[np.int64]] = self.batch_indices(count, batch_size, rng)
+        return batches
+
+    def step(self, epoch: int, step: int,
+             indices: NDArray[np.int64]) -> tuple[float, NDArray[Any], NDArray[Any]]:
+        """Compute the gradient of the batch of items ``indices`` over the workers, set it
+        as the parameters' gradient; returns ``(mean loss, logits (N, classes), targets)``.
+
+        The model's buffers are set to the shards' mean (float buffers, weighted by
+        item count) or the first shard's (counters).
+        """
+        weights = self.net.state_dict()
+        if sum(w.nbytes for w in weights.values()) > SCATTER_BYTES:
+            [weights] = self.client.scatter([weights], broadcast=True, hash=False)
+        count = len(indices)
+        futures: list[Any] = []
+        counts: list[int] = []
+        for rank, (start, stop) in enumerate(shards(count, len(self.workers))):
+            if stop == start:
+                continue
+            futures.append(self.client.submit(
+                _shard_step, self.key, self.setup, weights, epoch, step, rank,
+                list(indices[start:stop]), not self.checked, workers=[self.workers[rank]],
+                allow_other_workers=True, pure=False))
+            counts.append(stop - start)
+        results = self.client.gather(futures)
+        self.checked = True
+        weights_of = [n / count for n in counts]
+        value = sum(w * r[0] for w, r in zip(weights_of, results))
+        for i, p in enumerate(self.params):
+            p.grad = sum(w * r[1][i] for w, r in zip(weights_of, results)).astype(
+                p.data.dtype, copy=False)
+        buffers: dict[str, NDArray[Any]] = {}
+        for name, first in results[0][2].items():
+            if name in self.float_buffers:
+                buffers[name] = sum(w * r[2][name] for w, r in zip(weights_of, results)).astype(
+                    first.dtype, copy=False)
+            else:
+                buffers[name] = first
+        if buffers:
+            self.net.load_state_dict(buffers, strict=False)
+        logits = np.concatenate([r[3] for r in results])
+        target = np.concatenate([r[4] for r in results])
+        return value, logits, target
+
+    def close(self) -> None:
+        """Release the run's data on the cluster."""
+        self.setup.release()
+        with contextlib.suppress(OSError, TimeoutError):  # a cluster gone: nothing to release
+            self.client.run(_forget_runs)
