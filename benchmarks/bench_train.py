@@ -11,7 +11,7 @@ Data.  The Free Spoken Digit Dataset as raw 8 kHz waveforms, in the store
 store is prepared on the first run (into ``--store``, by default a folder
 under the system's temporary directory) and reused afterwards; a store that
 already holds every recording is used as it is.  The training items are
-loaded as ``sigconv train`` loads them (``sigconv.train.loop._split_items`` with
+loaded as ``sigconv train`` loads them (``sigconv.train.items._split_items`` with
 a tenth held out for validation, then the classification task's ``split_item``,
 which standardises each clip and numbers its label):
 2,438 clips of 1,149 to 18,262 samples (median 3,349).  ``--quick`` keeps
@@ -82,7 +82,7 @@ from sigconv.autograd import Tensor
 from sigconv.data import BucketBatchSampler, Store
 from sigconv.ragged import Ragged
 from sigconv.train import TASKS, make_model
-from sigconv.train.loop import _split_items
+from sigconv.train.items import _split_items
 
 try:
     import torch

@@ -58,7 +58,7 @@ from ..data import Store
 from ..errors import ArgumentError, SigconvError
 from ..autograd import Tensor
 from ..io import Signal
-from .loop import _augmented_item, _loss_value
+from .items import _augmented_item, _loss_value
 from .tasks import Pair, Task
 
 __all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel"]

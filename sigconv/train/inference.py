@@ -21,7 +21,8 @@ from ..errors import ArgumentError, IntensityWarning, ShapeError
 from ..io import Signal
 from .. import nn
 from ..typing import PathLike, SignalKind
-from .loop import _items, _read_state, _run_task, _signal, load_model
+from .items import _items, _signal
+from .loop import _read_state, _run_task, load_model
 from .tasks import Classification
 
 __all__ = ["evaluate", "predict", "load_inputs", "IntensityWarning", "INTENSITY_LIMITS"]

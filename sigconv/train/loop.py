@@ -54,13 +54,12 @@ from .. import checkpoint, nn, optim, transforms
 from .._atomic import atomic_write_bytes
 from .._lock import folder_lock
 from ..data import Store
-from ..data.sources import hashed_split
 from .._validation import check_int, check_positive_real
 from ..autograd import Tensor
 from ..errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from ..io import Signal
-from ..io.signal import FIELDS
 from .callbacks import SNAPSHOT_PATTERN, Callback, Run, checked_callbacks
+from .items import _arrays, _augmented_items, _items, _loss_value, _split_items
 from .plots import plot_run
 from .tasks import MODELS, TASKS, Pair, Task, task_of
 from ..typing import PathLike, Seed
@@ -71,32 +70,6 @@ __all__ = ["train", "load_model", "make_model", "TrainingError", "RunFinishedErr
 
 class TrainingError(SigconvError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
-
-
-def _split_items(store: Store, validation: float) -> tuple[list[dict[str, Any]], ...]:
-    """Train, validation and test records; a stable tenth of train when no validation split."""
-    train = [r for r in store.records if r.get("split") == "train"]
-    val = [r for r in store.records if r.get("split") == "validation"]
-    if not val and validation:
-        val = [r for r in train if hashed_split(r["id"], test=0, validation=validation)
-               == "validation"]
-        chosen = {r["id"] for r in val}
-        train = [r for r in train if r["id"] not in chosen]
-    test = [r for r in store.records if r.get("split") == "test"]
-    if not train:
-        raise ArgumentError(f"store {store.path!r} has no items with split 'train'")
-    return train, val, test
-
-
-def _arrays(store: Store, records: Sequence[dict[str, Any]]) -> list[np.ndarray[Any, Any]]:
-    """The stored arrays of ``records`` (memory-mapped)."""
-    index = {r["id"]: i for i, r in enumerate(store.records)}
-    return [store[index[r["id"]]][0] for r in records]
-
-
-def _items(task: Task, store: Store, records: Sequence[dict[str, Any]]) -> list[Pair]:
-    """``[(input, target)]`` of ``records`` as the task reads them."""
-    return [task.split_item(a, r) for a, r in zip(_arrays(store, records), records)]
 
 
 #: Values of ``train(augment=...)`` that name a preset strength of
@@ -146,35 +119,6 @@ def _describe(thing: object) -> dict[str, Any] | None:
         return {"function": f"{thing.__module__}.{thing.__qualname__}"}
     kind = type(thing)
     return {"class": f"{kind.__module__}.{kind.__qualname__}"}
-
-
-def _signal(array: np.ndarray[Any, Any], record: dict[str, Any]) -> Signal:
-    """A stored item as the :class:`~sigconv.io.Signal` its record describes (for transforms)."""
-    metadata = {k: record[k] for k in FIELDS if k in record and k != "path"}
-    if "affine" in metadata:
-        metadata["affine"] = np.asarray(metadata["affine"], dtype=np.float64)
-    axes = record.get("axes")
-    return Signal(np.asarray(array), record["kind"], tuple(axes) if axes else None,
-                  target_channels=record.get("target_channels") or 0, **metadata)
-
-
-def _augmented_items(task: Task, transform: Callable[..., Signal],
-                     arrays: Sequence[np.ndarray[Any, Any]], records: Sequence[dict[str, Any]],
-                     seed: int, epoch: int) -> list[Pair]:
-    """This epoch's ``[(input, target)]``: each raw item through ``transform``, then split.
-
-    Item ``i`` draws from :func:`sigconv.transforms.item_rng` ``(seed, epoch, i)``.
-    """
-    return [_augmented_item(task, transform, a, r, seed, epoch, i)
-            for i, (a, r) in enumerate(zip(arrays, records))]
-
-
-def _augmented_item(task: Task, transform: Callable[..., Signal], array: np.ndarray[Any, Any],
-                    record: dict[str, Any], seed: int, epoch: int, index: int) -> Pair:
-    """``(input, target)`` of training item ``index`` in ``epoch``: the raw ``array`` through
-    ``transform`` with :func:`sigconv.transforms.item_rng` ``(seed, epoch, index)``, split."""
-    rng = transforms.item_rng(seed, epoch, index)
-    return task.split_item(transform(_signal(array, record), rng).data, record)
 
 
 #: Mixed into the seed of the dropout masks, so they differ from the batch order's draws.
@@ -695,17 +639,6 @@ def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
                     os.unlink(os.path.join(out, name))
         return _train_locked(source, out, task_class, saved, options, transform, train_records,
                              val_records, test_records, stop_after, progress, log, parts)
-
-
-def _loss_value(loss: object, epoch: int) -> float:
-    """The float of a loss Tensor, or ArgumentError naming what the loss returned."""
-    if not isinstance(loss, Tensor) or not isinstance(loss.data, np.ndarray) or \
-            loss.data.size != 1:
-        shown = f"a Tensor of {type(loss.data).__name__} {getattr(loss.data, 'shape', '')}" \
-            if isinstance(loss, Tensor) else type(loss).__name__
-        raise ArgumentError(f"the loss must return a scalar Tensor, got {shown} in epoch "
-                            f"{epoch + 1}")
-    return float(loss.data)
 
 
 def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[str, Any] | None,

@@ -22,7 +22,7 @@ from sigconv.errors import ArgumentError, ShapeError
 from sigconv.models import Classifier
 from sigconv.train import train
 from sigconv.train.callbacks import Callback
-from sigconv.train.loop import _items, _split_items
+from sigconv.train.items import _items, _split_items
 from sigconv.train.tasks import Classification
 
 distributed = pytest.importorskip("distributed", reason="training on a cluster needs "
