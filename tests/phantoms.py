@@ -1,4 +1,4 @@
-"""Small generated volumes for the tests of training, inference and the CLI."""
+"""Small generated data (volumes, waveform stores) for the training, inference and CLI tests."""
 import numpy as np
 
 
@@ -13,3 +13,24 @@ def blobs(rng, shape, *, scale=1.0, dtype=np.float64):
         inside = sum((g - c) ** 2 for g, c in zip(grids, centre)) < radius ** 2
         volume[inside] = scale * rng.integers(1, 3)
     return volume
+
+
+def waveform_store(folder, rng, lengths, test):
+    """A prepared store of 8 kHz waveforms, a tone (label 1) or noise (label 0) in turn, of
+    the given ``lengths``; the first ``test`` items are the test split.  Its records name
+    their kind, as prepared stores do."""
+    from sigconv.data import Source, convert_npy, prepare
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for i, n in enumerate(lengths):
+        label = i % 2
+        t = np.arange(n)
+        signal = np.sin(0.6 * t + rng.uniform(0, 6)) if label else rng.standard_normal(n)
+        np.save(folder / f"w{i:02d}.npy", (signal + 0.1 * rng.standard_normal(n))[None])
+        sources.append(Source(f"w{i:02d}", str(folder / f"w{i:02d}.npy"),
+                              {"label": label, "split": "test" if i < test else "train",
+                               "kind": "waveform", "sample_rate": 8000,
+                               "axes": ["channel", "time"]}))
+    prepare(sources, folder / "store", convert_npy, progress=False, log=None)
+    return folder / "store"

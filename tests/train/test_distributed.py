@@ -17,13 +17,15 @@ import pytest
 
 from sigconv import checkpoint, nn
 from sigconv.cli import main
-from sigconv.data import Source, Store, convert_npy, prepare
+from sigconv.data import Store
 from sigconv.errors import ArgumentError, ShapeError
 from sigconv.models import Classifier
 from sigconv.train import train
 from sigconv.train.callbacks import Callback
 from sigconv.train.items import _items, _split_items
 from sigconv.train.tasks import Classification
+
+from ..phantoms import waveform_store
 
 distributed = pytest.importorskip("distributed", reason="training on a cluster needs "
                                   "dask.distributed (pip install 'sigconv[dask]')")
@@ -52,20 +54,9 @@ def client(cluster):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """40 waveforms of different lengths (a tone or noise), 8 of them for test."""
-    folder = tmp_path_factory.mktemp("distributed")
     rng = np.random.default_rng(3)
-    sources = []
-    for i in range(40):
-        n, label = int(rng.integers(300, 600)), i % 2
-        t = np.arange(n)
-        signal = np.sin(0.6 * t + rng.uniform(0, 6)) if label else rng.standard_normal(n)
-        np.save(folder / f"w{i:02d}.npy", (signal + 0.1 * rng.standard_normal(n))[None])
-        sources.append(Source(f"w{i:02d}", str(folder / f"w{i:02d}.npy"),
-                              {"label": label, "split": "test" if i < 8 else "train",
-                               "kind": "waveform", "sample_rate": 8000,
-                               "axes": ["channel", "time"]}))
-    prepare(sources, folder / "store", convert_npy, progress=False, log=None)
-    return folder / "store"
+    lengths = [int(rng.integers(300, 600)) for _ in range(40)]
+    return waveform_store(tmp_path_factory.mktemp("distributed"), rng, lengths, test=8)
 
 
 def _model(norm, dropout=0.0):

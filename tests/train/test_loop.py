@@ -10,6 +10,8 @@ from sigconv.data import Source, prepare
 from sigconv.errors import ArgumentError, ShapeError
 from sigconv.train import TrainingError, load_model, train
 
+from ..phantoms import waveform_store
+
 
 def _store(tmp_path, rng):
     """A small 1-D two-class problem of variable-length signals: a tone or noise."""
@@ -218,22 +220,8 @@ def test_run_files_honour_the_umask(tmp_path, rng):
 # -- augmentation of the training items ---------------------------------------
 
 def _waveform_store(tmp_path, rng, count=24):
-    """A store whose records name their kind (waveform at 8 kHz), as prepared stores do."""
-    folder = tmp_path / "wave"
-    folder.mkdir()
-    sources = []
-    for i in range(count):
-        n, label = 300 + 7 * i, i % 2  # distinct lengths tell the items apart
-        t = np.arange(n)
-        signal = np.sin(0.6 * t + rng.uniform(0, 6)) if label else rng.standard_normal(n)
-        np.save(folder / f"w{i:02d}.npy", (signal + 0.1 * rng.standard_normal(n))[None])
-        sources.append(Source(f"w{i:02d}", str(folder / f"w{i:02d}.npy"),
-                              {"label": label, "split": "test" if i < 4 else "train",
-                               "kind": "waveform", "sample_rate": 8000,
-                               "axes": ["channel", "time"]}))
-    from sigconv.data import convert_npy
-    prepare(sources, tmp_path / "wave-store", convert_npy, progress=False, log=None)
-    return tmp_path / "wave-store"
+    """Waveforms of distinct lengths (they tell the items apart), 4 for test."""
+    return waveform_store(tmp_path / "wave", rng, [300 + 7 * i for i in range(count)], test=4)
 
 
 class _Recording:
