@@ -198,6 +198,26 @@ def test_dropout_and_batchnorm_runs_on_a_cluster_are_reproducible(tmp_path, stor
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
 
 
+def test_a_resumed_cluster_run_ends_identical_to_an_uninterrupted_one(tmp_path, store, client):
+    """Stopped after one epoch and resumed on the cluster: the same model, bit for bit, as a
+    run of both epochs (BatchNorm and dropout: per-shard draws from (seed, epoch, step))."""
+    options = dict(OPTIONS, epochs=2)
+    whole = train(store, tmp_path / "whole", model=_model("batch", dropout=0.5), client=client,
+                  **options)
+    train(store, tmp_path / "parts", model=_model("batch", dropout=0.5), client=client,
+          stop_after=1, **options)
+    resumed = train(store, tmp_path / "parts", model=_model("batch", dropout=0.5),
+                    client=client, resume=True, **options)
+    assert [h["train_loss"] for h in resumed["history"]] == \
+        [h["train_loss"] for h in whole["history"]]
+    for name in ("checkpoint.safetensors", "optimizer.safetensors"):
+        first, second = (checkpoint.load(tmp_path / run / name) for run in ("whole", "parts"))
+        assert first.keys() == second.keys()
+        for key in first:
+            np.testing.assert_array_equal(first[key], second[key], err_msg=f"{name}: {key}")
+    assert resumed["test"]["accuracy"] == whole["test"]["accuracy"]
+
+
 def test_cli_trains_on_a_scheduler(tmp_path, store, cluster, capsys):
     assert main(["train", str(store), "--out", str(tmp_path / "run"), "--epochs", "1",
                  "--batch-size", "8", "--scheduler", cluster.scheduler_address,
