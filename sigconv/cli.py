@@ -354,23 +354,31 @@ def _per_task(attribute: str, fmt: str = "{}") -> str:
                      for name, task in TASKS.items())
 
 
+@contextlib.contextmanager
+def _cluster(address: str | None) -> Iterator[Any]:
+    """A client of the Dask scheduler at ``address`` (closed afterwards), or None without one;
+    ClusterError naming the address when it cannot be reached."""
+    if not address:
+        yield None
+        return
+    from .train.distributed import connect
+
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _train(args: argparse.Namespace) -> int:
     from .train import train
 
-    client = None
-    if args.scheduler:
-        from .train.distributed import connect
-
-        client = connect(args.scheduler)
-    try:
+    with _cluster(args.scheduler) as client:
         metrics = train(args.store, args.out, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, seed=args.seed, resume=args.resume,
                         overwrite=args.overwrite, task=args.task, model=args.model,
                         noise=args.noise, patch=args.patch, augment=args.augment,
                         progress=_progress(args), log=sys.stderr, client=client)
-    finally:
-        if client is not None:
-            client.close()
     print(f"test: {_scores(metrics['test'])} ({os.path.join(args.out, 'metrics.json')})")
     return 0
 
@@ -384,7 +392,8 @@ def _scores(scores: dict[str, Any]) -> str:
 def _evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate
 
-    scores = evaluate(args.run_dir, args.store, split=args.split)
+    with _cluster(args.scheduler) as client:
+        scores = evaluate(args.run_dir, args.store, split=args.split, client=client)
     print(f"{args.split}: {_scores(scores)}")
     return 0
 
@@ -424,7 +433,6 @@ def _read_as(path: PathLike) -> str | None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .train.inference import _predictions, load_inputs
     from .train.loop import _read_state
 
     state = _read_state(args.run_dir)  # a run folder, or refused before anything is read
@@ -437,6 +445,14 @@ def _predict(args: argparse.Namespace) -> int:
                           "--out-dir and --format are for denoise and label runs")
     if args.out_dir is not None and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise _UsageError(f"--out-dir {args.out_dir!r} is a file, not a folder")
+    with _cluster(args.scheduler) as client:  # unreachable: refused before the files are read
+        return _write_predictions(args, gives_arrays, client)
+
+
+def _write_predictions(args: argparse.Namespace, gives_arrays: bool, client: Any) -> int:
+    """Load and check every file, then print (classify) or write each answer in order."""
+    from .train.inference import _predictions, load_inputs
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         signals = load_inputs(args.run_dir, args.files)  # every file, before any inference
@@ -447,7 +463,7 @@ def _predict(args: argparse.Namespace) -> int:
         formats = [_output_format(args.format, s) for s in signals]
         names = _prediction_names(args.files, [SUFFIXES[f] for f in formats])
     results = _predictions(args.run_dir, signals, batch_size=args.batch_size,
-                           progress=_progress(args), log=sys.stderr)
+                           progress=_progress(args), log=sys.stderr, client=client)
     for index, result in enumerate(results):
         if not gives_arrays:  # a classifier: class and probability
             print(f"{result[0]}\t{result[1]}\t{result[2]:.3f}", flush=True)
@@ -651,6 +667,10 @@ def _parser() -> argparse.ArgumentParser:
                           "(its best model) or a checkpoint file in one")
     evaluate.add_argument("store", help="a prepared store")
     evaluate.add_argument("--split", default="test", help="which items of the store")
+    evaluate.add_argument("--scheduler", metavar="ADDRESS",
+                          help="compute the scores on the workers of this Dask scheduler "
+                               "(classify runs; the store must be readable at its path by "
+                               "every worker)")
     _add_compute_options(evaluate, quiet=False)
     evaluate.set_defaults(run=_evaluate)
 
@@ -672,6 +692,10 @@ def _parser() -> argparse.ArgumentParser:
                               ".npy for everything else")
     predict.add_argument("--batch-size", type=_positive_int, default=32,
                          help="classify runs: files per batch")
+    predict.add_argument("--scheduler", metavar="ADDRESS",
+                         help="infer on the workers of this Dask scheduler (a task per batch "
+                              "of files, or per file for denoise and label runs); the files "
+                              "are read and checked here, the outputs written here")
     _add_compute_options(predict)
     predict.set_defaults(run=_predict)
 

@@ -41,13 +41,22 @@ process's masks.
 
 Only the classification task trains on a cluster so far; validation, test
 and the run's files are computed and written on the client.
+
+Inference (``predict(..., client=...)``, ``evaluate(..., client=...)``):
+:func:`map_in_order` scatters the run's task and model to every worker once
+and maps one task per part (a batch of files, a volume, a run of store
+items) over the workers, yielding the answers in the parts' order.  The
+workers receive the model object rather than rebuilding it from the run
+folder: a run trained with a model of yours has no recorded architecture to
+rebuild, and the run folder need not be on the workers' disks.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import uuid
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,10 +67,11 @@ from ..data import Store
 from ..errors import ArgumentError, SigconvError
 from ..autograd import Tensor
 from ..io import Signal
-from .items import _augmented_item, _loss_value
+from .items import _augmented_item, _items, _loss_value
 from .tasks import Pair, Task
 
-__all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel"]
+__all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel",
+           "map_in_order"]
 
 
 class ClusterError(SigconvError, ConnectionError):
@@ -111,14 +121,75 @@ def shards(count: int, workers: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def check_client(client: Any, task_class: type[Task]) -> None:
-    """ArgumentError unless ``client`` is a ``distributed.Client`` and the task trains on one."""
+def check_client(client: Any, task_class: type[Task] | None = None, *,
+                 doing: str = "training", needs: str = "batch_indices") -> None:
+    """ArgumentError unless ``client`` is a ``distributed.Client`` and the task (if given)
+    has the method ``needs`` that ``doing`` it on a cluster takes."""
     distributed = _distributed()
     if not isinstance(client, distributed.Client):
         raise ArgumentError(f"client must be a distributed.Client (or None), got {client!r}")
-    if not hasattr(task_class, "batch_indices"):
-        raise ArgumentError(f"training on a Dask cluster supports the task 'classify' so far, "
-                            f"not {task_class.name!r}: train it without client= (--scheduler)")
+    if task_class is not None and not hasattr(task_class, needs):
+        raise ArgumentError(f"{doing} on a Dask cluster supports the task 'classify' so far, "
+                            f"not {task_class.name!r}: run it without client= (--scheduler)")
+
+
+def wait_for_workers(client: Any) -> list[str]:
+    """The addresses of the cluster's workers, sorted; ClusterError when none joins within
+    :data:`CONNECT_TIMEOUT` seconds."""
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"the Dask cluster at {client.scheduler.address!r} has no "
+                           f"workers ({exc})") from None
+    return sorted(client.scheduler_info()["workers"])
+
+
+def map_in_order(client: Any, function: Callable[..., Any], shared: Any,
+                 parts: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+    """Yield ``function(shared, *part)`` of each part, in order, computed on the workers.
+
+    ``shared`` is sent to every worker once (scatter); each worker may hold
+    one part more than it computes, so the parts are not all sent at once.
+    The answers of parts not yet yielded are cancelled when the iteration stops.
+    """
+    ahead = 2 * len(wait_for_workers(client))
+    [held] = client.scatter([shared], broadcast=True, hash=False)
+    pending: deque[Any] = deque()
+    queued = iter(parts)
+    try:
+        for part in queued:
+            pending.append(client.submit(function, held, *part, pure=False))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        client.cancel(list(pending))
+        held.release()
+
+
+def _own_copy(shared: Any) -> Any:
+    """A copy of a scattered object: the threads of one worker (and the workers in the
+    client's process, ``LocalCluster(processes=False)``) are handed the same object, and
+    must not run one model at once."""
+    return copy.deepcopy(shared)
+
+
+def predict_part(shared: tuple[Task, nn.Module], arrays: Sequence[NDArray[Any]],
+                 batch_size: int) -> list[tuple[Any, ...]]:
+    """``task.predict`` of raw items on a worker (``shared``: the run's task and model)."""
+    task, model = _own_copy(shared)
+    answers: list[tuple[Any, ...]] = task.predict(model, arrays, batch_size=batch_size)
+    return answers
+
+
+def logits_part(shared: tuple[Task, nn.Module], store: str, records: list[dict[str, Any]],
+                batch_size: int) -> list[NDArray[Any]]:
+    """``task.logits`` of store items, read on a worker from the store at ``store``."""
+    task, model = _own_copy(shared)
+    logits: list[NDArray[Any]] = getattr(task, "logits")(
+        model, _items(task, Store(store), records), batch_size=batch_size)
+    return logits
 
 
 #: Models larger than this (bytes of weights and buffers) are broadcast with
@@ -228,12 +299,7 @@ class DataParallel:
         check_client(client, type(task))
         self.client, self.net = client, net
         self.params = list(net.parameters())
-        try:
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"the Dask cluster at {client.scheduler.address!r} has no "
-                               f"workers ({exc})") from None
-        self.workers = sorted(client.scheduler_info()["workers"])
+        self.workers = wait_for_workers(client)
         self.key = uuid.uuid4().hex
         setup = {"store": store, "records": records, "task": task, "transform": transform,
                  "seed": seed, "model": net, "loss": loss}

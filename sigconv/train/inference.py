@@ -29,21 +29,43 @@ __all__ = ["evaluate", "predict", "load_inputs", "IntensityWarning", "INTENSITY_
 
 
 def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
-             model: nn.Module | None = None) -> dict[str, Any]:
+             model: nn.Module | None = None, client: Any = None) -> dict[str, Any]:
     """Scores of a run's model (see :func:`load_model`) on one split of a store.
 
     The same scores as ``metrics.json``'s ``"test"`` for the best model on the test split.
     ``model``: for a run trained with a model of yours, an instance of its
     architecture (it is given the run's weights), as for :func:`load_model`.
+    ``client``: a ``distributed.Client``; the logits of each run of
+    :data:`EVALUATE_CHUNK` items are computed on its workers, which read the
+    items from the store at its path (classify runs so far): the same
+    accuracy and confusion, the loss to float rounding.
     """
     state = _read_state(run)
     task = _run_task(state)
+    if client is not None:
+        from .distributed import check_client
+
+        check_client(client, type(task), doing="evaluating", needs="logits")
     source = Store(store)
     records = [r for r in source.records if r.get("split") == split]
     if not records:
         raise ArgumentError(f"store {source.path!r} has no items with split {split!r}")
-    return task.evaluate(load_model(run, model=model), _items(task, source, records),
-                         records=records)
+    net = load_model(run, model=model)
+    data = _items(task, source, records)
+    if client is None:
+        return task.evaluate(net, data, records=records)
+    from .distributed import logits_part, map_in_order
+
+    parts = [(os.fspath(source.path), records[i:i + EVALUATE_CHUNK], EVALUATE_CHUNK)
+             for i in range(0, len(records), EVALUATE_CHUNK)]
+    logits = [chunk for answer in map_in_order(client, logits_part, (task, net), parts)
+              for chunk in answer]
+    scores: dict[str, Any] = getattr(task, "scores")(logits, data, records=records)
+    return scores
+
+
+#: Items per batch (and per task on a cluster) of :func:`evaluate` of a classifier.
+EVALUATE_CHUNK = 64
 
 
 #: An input is "far" from the training data, and :func:`load_inputs` warns with
@@ -187,7 +209,8 @@ def load_inputs(run: PathLike, paths: Sequence[PathLike]) -> list[Signal]:
 
 def _predictions(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_size: int = 32,
                  progress: bool = False, log: IO[str] | None = sys.stderr,
-                 model: nn.Module | None = None) -> Iterator[tuple[Any, ...]]:
+                 model: nn.Module | None = None,
+                 client: Any = None) -> Iterator[tuple[Any, ...]]:
     """Yield ``(path, *answer)`` of each input, in order, as soon as it is computed.
 
     ``inputs`` as for :func:`predict`; all of them are loaded and checked
@@ -195,6 +218,10 @@ def _predictions(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_si
     """
     from tqdm.auto import tqdm
 
+    if client is not None:
+        from .distributed import check_client
+
+        check_client(client)
     state = _read_state(run)
     paths = [x for x in inputs if not isinstance(x, Signal)]
     loaded = iter(load_inputs(run, paths))
@@ -204,12 +231,18 @@ def _predictions(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_si
     task, model = _run_task(state), load_model(run, model=model)
     # a classifier answers a batch of files at once; dense tasks go file by file anyway
     chunk = batch_size if isinstance(task, Classification) else 1
+    parts = [signals[first:first + chunk] for first in range(0, len(signals), chunk)]
+    arrays = [([np.asarray(s.data) for s in part], batch_size) for part in parts]
+    if client is None:
+        answered: Iterator[list[tuple[Any, ...]]] = (
+            task.predict(model, items, batch_size=size) for items, size in arrays)
+    else:  # one task per part on the workers, the answers in order
+        from .distributed import map_in_order, predict_part
+
+        answered = map_in_order(client, predict_part, (task, model), arrays)
     with tqdm(total=len(signals), desc="predict", unit="file", disable=not progress,
               file=log) as bar:
-        for first in range(0, len(signals), chunk):
-            part = signals[first:first + chunk]
-            answers = task.predict(model, [np.asarray(s.data) for s in part],
-                                   batch_size=batch_size)
+        for part, answers in zip(parts, answered):
             for signal, answer in zip(part, answers):
                 yield (signal.path, *answer)
             bar.update(len(part))
@@ -217,7 +250,7 @@ def _predictions(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_si
 
 def predict(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_size: int = 32,
             progress: bool = False, log: IO[str] | None = sys.stderr,
-            model: nn.Module | None = None) -> list[tuple[Any, ...]]:
+            model: nn.Module | None = None, client: Any = None) -> list[tuple[Any, ...]]:
     """The answer of a run's model (see :func:`load_model`) for each input.
 
     Parameters
@@ -235,6 +268,11 @@ def predict(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_size: i
     model : Module, optional
         For a run trained with a model of yours: an instance of its
         architecture, given the run's weights (see :func:`load_model`).
+    client : distributed.Client, optional
+        Infer on its workers: the model is sent to each once, then one task
+        per batch of files (a classifier) or per file (dense tasks), the
+        files loaded and checked here first; the answers in the inputs' order,
+        equal to the local ones to float rounding.
 
     Returns
     -------
@@ -244,4 +282,4 @@ def predict(run: PathLike, inputs: Sequence[PathLike | Signal], *, batch_size: i
     ``(*spatial)``.
     """
     return list(_predictions(run, inputs, batch_size=batch_size, progress=progress, log=log,
-                             model=model))
+                             model=model, client=client))

@@ -319,13 +319,28 @@ class Classification(Task):
         """Accuracy, mean loss, confusion matrix, precision, recall and F1 per class and
         their macro averages (:func:`~sigconv.train.metrics.per_class_scores`), and
         ``per_speaker`` accuracy when the ``records`` name speakers."""
-        tally = self.tally()
+        return self.scores(self.logits(model, data, batch_size=batch_size), data,
+                           records=records)
+
+    def logits(self, model: nn.Module, data: Sequence[Pair], *,
+               batch_size: int = 64) -> list[NDArray[Any]]:
+        """The logits ``(n, classes)`` of each run of ``batch_size`` items of ``data``
+        (one Ragged batch each), as :meth:`evaluate` computes them."""
         model.eval()
         with no_grad():
-            for i in range(0, len(data), batch_size):
-                chunk = data[i:i + batch_size]
-                logits = model(Tensor(Ragged.from_list([x for x, _ in chunk])))
-                tally.add(logits.data, np.array([y for _, y in chunk]))
+            return [model(Tensor(Ragged.from_list([x for x, _ in data[i:i + batch_size]]))).data
+                    for i in range(0, len(data), batch_size)]
+
+    def scores(self, logits: Sequence[NDArray[Any]], data: Sequence[Pair], *,
+               records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The scores of :meth:`evaluate` from the :meth:`logits` of ``data`` (computed
+        here or on a cluster's workers)."""
+        tally = self.tally()
+        labels = np.array([y for _, y in data])
+        start = 0
+        for chunk in logits:
+            tally.add(chunk, labels[start:start + len(chunk)])
+            start += len(chunk)
         scores = tally.result()
         scores.update(per_class_scores(tally.confusion, self.state["classes"]))
         if records and "speaker" in records[0]:

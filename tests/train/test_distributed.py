@@ -262,3 +262,89 @@ def test_a_model_of_the_wrong_output_is_refused_from_the_workers(tmp_path, store
                           nn.Linear(4, 3, rng=0))
     with pytest.raises(ShapeError, match=r"needs one output of shape \(2,\) per item"):
         train(store, tmp_path / "run", model=three, client=client, **OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def classify_run(tmp_path_factory, store):
+    """A run trained here for one epoch on the store (BatchNorm: eval-mode statistics)."""
+    run = tmp_path_factory.mktemp("inference") / "run"
+    train(store, run, model=_model("batch"), **dict(OPTIONS, epochs=1))
+    return run
+
+
+@pytest.fixture(scope="module")
+def wav_files(tmp_path_factory, store):
+    """The store's source waveforms as 8 kHz float WAV files (its test items first)."""
+    from scipy.io import wavfile
+
+    folder = tmp_path_factory.mktemp("wav")
+    files = []
+    for source in sorted(store.parent.glob("w*.npy")):
+        files.append(str(folder / f"{source.stem}.wav"))
+        wavfile.write(files[-1], 8000, np.load(source)[0].astype(np.float32))
+    return files
+
+
+def test_predict_on_the_cluster_equals_local_predict(wav_files, classify_run, client):
+    """Batches of 16 files over the two workers: the same classes, in order, and the same
+    probabilities to 1e-6; batches no longer than the files (a short last batch too)."""
+    from sigconv.train import predict
+
+    files = wav_files
+    local = predict(classify_run, files, batch_size=16, model=_model("batch"))
+    spread = predict(classify_run, files, batch_size=16, model=_model("batch"), client=client)
+    assert [r[0] for r in spread] == files
+    assert [r[1] for r in spread] == [r[1] for r in local]
+    np.testing.assert_allclose([r[2] for r in spread], [r[2] for r in local], rtol=0,
+                               atol=1e-6)
+
+
+def test_evaluate_on_the_cluster_equals_local_evaluate(store, classify_run, client):
+    """Accuracy and confusion exactly, the loss to 1e-9 relative (float64 sums), on the
+    test split (one task) and on the 32 training items with chunks of 8 (four tasks)."""
+    from sigconv.train import evaluate
+    from sigconv.train import inference
+
+    for split, chunk in (("test", inference.EVALUATE_CHUNK), ("train", 8)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(inference, "EVALUATE_CHUNK", chunk)
+            local = evaluate(classify_run, store, split=split, model=_model("batch"))
+            spread = evaluate(classify_run, store, split=split, model=_model("batch"),
+                              client=client)
+        assert spread["accuracy"] == local["accuracy"] and \
+            spread["confusion"] == local["confusion"]
+        assert spread["loss"] == pytest.approx(local["loss"], rel=1e-9)
+        assert spread.keys() == local.keys()
+
+
+def test_cli_predict_and_evaluate_on_a_scheduler(tmp_path, store, wav_files, cluster, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", str(store), "--out", run, "--epochs", "1", "--batch-size", "8",
+                 "--quiet"]) == 0
+    files = wav_files[:5]
+    capsys.readouterr()
+    outputs = {}
+    for where in ("local", "cluster"):
+        scheduler = ["--scheduler", cluster.scheduler_address] if where == "cluster" else []
+        assert main(["predict", run, *files, "--batch-size", "2", "--quiet", *scheduler]) == 0
+        assert main(["evaluate", run, str(store), *scheduler]) == 0
+        outputs[where] = capsys.readouterr().out
+    assert outputs["cluster"] == outputs["local"]
+    assert [line.split("\t")[0] for line in outputs["local"].splitlines()[:5]] == files
+
+
+def test_predict_and_evaluate_refuse_an_unreachable_scheduler(tmp_path, store, wav_files,
+                                                               capsys, monkeypatch):
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 2)
+    run = str(tmp_path / "run")
+    assert main(["train", str(store), "--out", run, "--epochs", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    started = time.perf_counter()
+    assert main(["predict", run, wav_files[0], "--scheduler", address]) == 2
+    assert main(["evaluate", run, str(store), "--scheduler", address]) == 2
+    assert time.perf_counter() - started < 15
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["sigconv predict", "sigconv evaluate"]
+    assert all(f"at {address!r}" in line for line in lines) and captured.out == ""
