@@ -348,3 +348,21 @@ def test_predict_and_evaluate_refuse_an_unreachable_scheduler(tmp_path, store, w
     lines = captured.err.splitlines()
     assert [line.split(":")[0] for line in lines] == ["sigconv predict", "sigconv evaluate"]
     assert all(f"at {address!r}" in line for line in lines) and captured.out == ""
+
+
+def test_a_dense_run_predicts_on_the_cluster_file_by_file(tmp_path, store, wav_files, client):
+    """Denoising: a task per file, the arrays equal to the local ones to 1e-6; evaluating
+    it on the cluster is refused (classify only so far)."""
+    from sigconv.train import evaluate, predict
+
+    train(store, tmp_path / "run", task="denoise", patch=64, **dict(OPTIONS, epochs=1))
+    files = wav_files[:3]
+    local = predict(tmp_path / "run", files)
+    spread = predict(tmp_path / "run", files, client=client)
+    assert [r[0] for r in spread] == files
+    for (_, here), (_, there) in zip(local, spread):
+        assert there.shape == here.shape
+        np.testing.assert_allclose(there, here, rtol=0, atol=1e-6)
+    with pytest.raises(ArgumentError, match="evaluating on a Dask cluster supports the task "
+                                            "'classify' so far, not 'denoise'"):
+        evaluate(tmp_path / "run", store, client=client)
