@@ -19,7 +19,7 @@ from typing import Any, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from .. import nn
+from .. import nn, shapes
 from .._atomic import atomic_write_bytes
 from .._validation import (as_float_array, as_tuple, check_batch, check_int,
                            check_spatial_nonempty)
@@ -320,7 +320,7 @@ def _conv(g: _Graph, layer: nn.Conv, path: str, x: _Value) -> _Value:
 def _same_padded(g: _Graph, layer: nn.Conv, path: str, x: _Value) -> _Value:
     """``x`` zero-padded for "same" output ``ceil(n / s)``, the odd sample after (in the graph)."""
     stride = g.ints(list(layer.stride))
-    spans = g.ints([(k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.dilation)])
+    spans = g.ints(list(shapes.dilated_size(layer.kernel_size, layer.dilation)))
     one = g.ints([1])
     n = g.shape(x, 2)
     out = g.op("Div", [g.op("Sub", [g.op("Add", [n, stride], rank=1), one], rank=1), stride],

@@ -188,7 +188,7 @@ def logits_part(shared: tuple[Task, nn.Module], store: str, records: list[dict[s
     """``task.logits`` of store items, read on a worker from the store at ``store``."""
     task, model = _own_copy(shared)
     logits: list[NDArray[Any]] = getattr(task, "logits")(
-        model, _items(task, Store(store), records), batch_size=batch_size)
+        model, _items(task, Store(store, _records=records), records), batch_size=batch_size)
     return logits
 
 
@@ -307,6 +307,7 @@ class DataParallel:
         self.checked = False
         self.batch_indices = getattr(task, "batch_indices")
         self.float_buffers = {name for name, buf in net.named_buffers() if buf.dtype.kind == "f"}
+        self.scatter_weights = sum(w.nbytes for w in net.state_dict().values()) > SCATTER_BYTES
 
     def batches(self, count: int, batch_size: int,
                 rng: np.random.Generator) -> list[NDArray[np.int64]]:
@@ -324,7 +325,7 @@ class DataParallel:
         item count) or the first shard's (counters).
         """
         weights = self.net.state_dict()
-        if sum(w.nbytes for w in weights.values()) > SCATTER_BYTES:
+        if self.scatter_weights:  # the model's size does not change from step to step
             [weights] = self.client.scatter([weights], broadcast=True, hash=False)
         count = len(indices)
         futures: list[Any] = []

@@ -51,10 +51,12 @@ def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
     if not records:
         raise ArgumentError(f"store {source.path!r} has no items with split {split!r}")
     net = load_model(run, model=model)
-    data = _items(task, source, records)
     if client is None:
-        return task.evaluate(net, data, records=records)
+        return task.evaluate(net, _items(task, source, records), records=records)
     from .distributed import logits_part, map_in_order
+
+    # the workers read the items; here only their labels are needed
+    data = [(None, getattr(task, "label_of")(r)) for r in records]
 
     parts = [(os.fspath(source.path), records[i:i + EVALUATE_CHUNK], EVALUATE_CHUNK)
              for i in range(0, len(records), EVALUATE_CHUNK)]

@@ -256,6 +256,13 @@ def _load_weights(model: nn.Module, path: str, recorded: Any) -> nn.Module:
     return model
 
 
+def _ready(model: nn.Module, path: str, task: Task) -> nn.Module:
+    """``model`` given the weights in ``path`` and the task's classes, in eval mode."""
+    _load_weights(model, path, task.state["model"])
+    model.classes = task.state.get("classes")
+    return model.eval()
+
+
 def _checked_module(model: object) -> nn.Module:
     """``model`` if it is a sigconv Module instance, else ArgumentError."""
     if isinstance(model, type) and issubclass(model, nn.Module):
@@ -287,9 +294,7 @@ def load_model(run: PathLike, *, model: nn.Module | None = None) -> nn.Module:
                                 "does not hold: pass an instance of it, "
                                 "load_model(run, model=...), and it gets the run's weights")
         model = task.model(state["in_channels"], state["ndim"], state["options"]["seed"])
-    _load_weights(_checked_module(model), _run_files(run)[1], recorded)
-    model.classes = task.state.get("classes")
-    return model.eval()
+    return _ready(_checked_module(model), _run_files(run)[1], task)
 
 
 def _check_options(epochs: int, batch_size: int, lr: float | None, task_class: type[Task],
@@ -756,7 +761,7 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
                       "train_loss": total / seen, f"train_{metric}": tally.result()[metric]}
             schedule.step()
             if val_data:
-                scores = task.evaluate(net, val_data)
+                scores = task.validate(net, val_data)
                 record.update({"validation_loss": scores["loss"],
                                f"validation_{metric}": scores[metric]})
             record["seconds"] = time.perf_counter() - started
@@ -802,9 +807,7 @@ def _test(out: str, task: Task, net: nn.Module, source: Store,
           metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics`` with the best model's test scores and the baselines', written to
     ``metrics.json``; ``net`` is left holding the best model, in eval mode."""
-    _load_weights(net, os.path.join(out, "best.safetensors"), task.state["model"])
-    net.classes = task.state.get("classes")
-    net.eval()
+    _ready(net, os.path.join(out, "best.safetensors"), task)
     test: dict[str, Any] = {}
     if test_records:
         test_data = _items(task, source, test_records)

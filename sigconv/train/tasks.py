@@ -201,6 +201,11 @@ class Task:
         """The scores of ``model`` on the items ``data``."""
         raise NotImplementedError
 
+    def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
+        """The scores an epoch's record keeps (``loss`` and the task's metric) on the
+        validation items; by default all of :meth:`evaluate`'s."""
+        return self.evaluate(model, data)
+
     def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """Test scores of the non-learned baselines tuned on ``train``."""
         raise NotImplementedError
@@ -267,12 +272,16 @@ class Classification(Task):
         return len(self.state["classes"])
 
     def split_item(self, array: NDArray[Any], record: dict[str, Any]) -> Pair:
+        return standardised(array), self.label_of(record)
+
+    def label_of(self, record: dict[str, Any]) -> int:
+        """The class index of a record's ``label``, or ArgumentError."""
         classes = self.state["classes"]
         label = record.get("label")
         if label not in classes:
             raise ArgumentError(f"item {record['id']!r}: label {label!r} is not one of the "
                                 f"run's classes {classes}")
-        return standardised(array), classes.index(label)
+        return int(classes.index(label))
 
     def batches(self, data: Sequence[Pair], batch_size: int,
                 rng: np.random.Generator) -> Iterator[tuple[Tensor, NDArray[Any]]]:
@@ -591,6 +600,14 @@ class Denoising(_Dense):
                  records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """PSNR (dB) and SSIM of the model's output and of the noisy input; mean
         normalised MSE."""
+        return self._scores(model, data, with_ssim=True)
+
+    def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
+        """:meth:`evaluate` without the SSIMs, which an epoch's record does not keep."""
+        return self._scores(model, data, with_ssim=False)
+
+    def _scores(self, model: nn.Module, data: Sequence[Pair], *,
+                with_ssim: bool) -> dict[str, Any]:
         model.eval()
         tally, noisy_tally = self.tally(), self.tally()
         noisy_inputs = self.evaluation_inputs(data)
@@ -598,8 +615,11 @@ class Denoising(_Dense):
         for output, noisy, (_, clean) in zip(outputs, noisy_inputs, data):
             tally.add(output[None], clean[None])
             noisy_tally.add(noisy[None], clean[None])
-        return dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"],
-                    ssim=self._ssim(outputs, data), ssim_noisy=self._ssim(noisy_inputs, data))
+        scores = dict(tally.result(), psnr_noisy=noisy_tally.result()["psnr"])
+        if with_ssim:
+            scores.update(ssim=self._ssim(outputs, data),
+                          ssim_noisy=self._ssim(noisy_inputs, data))
+        return scores
 
     def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """PSNR of the non-learned filters, each tuned on the noisy training items.
