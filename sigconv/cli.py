@@ -175,13 +175,15 @@ def _file_kind(args: argparse.Namespace) -> SignalKind:
     return args.kind or detect(args.file)
 
 
-def _load_for_cli(args: argparse.Namespace, command: str) -> Signal:
-    """``args.file`` as a Signal, the way ``info`` and ``show`` read it."""
+def _load_for_cli(args: argparse.Namespace, command: str,
+                  kind: SignalKind | None = None) -> Signal:
+    """``args.file`` as a Signal, the way ``info`` and ``show`` read it (``kind``: the
+    file's, when the caller has detected it already)."""
     import numpy as np
 
     from .io import load, probe_video, spectrogram
 
-    kind = _file_kind(args)
+    kind = kind or _file_kind(args)
     options: dict[str, Any] = {}
     if kind == "video":
         # frames as bytes (a quarter of float32's memory); `show` decodes only 8 of them
@@ -245,10 +247,11 @@ def _info(args: argparse.Namespace) -> int:
             return 0
     elif args.file is None:
         raise _UsageError("give a data file, or --cpu for the machine")
-    if _file_kind(args) == "video":
+    kind = _file_kind(args)
+    if kind == "video":
         lines = _video_lines(args.file, args.stop)
     else:
-        lines = describe(_load_for_cli(args, "info"))
+        lines = describe(_load_for_cli(args, "info", kind))
     print(args.file)
     for line in lines:
         print("  " + line)

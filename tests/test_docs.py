@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from .conftest import SHARED_DATA
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = pathlib.Path(os.environ.get("SIGCONV_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 #: The pages whose code blocks run: the README and every page under docs/.
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
