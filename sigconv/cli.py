@@ -330,21 +330,10 @@ def _prepare(args: argparse.Namespace) -> int:
     spectrogram, options = _prepare_options(args)
     if options.get("mode") == "RGBA" and args.kind == "video":
         raise _UsageError("--mode RGBA is for images; video decodes as RGB or L")
-    client = None
-    if args.scheduler:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise _UsageError("--scheduler needs dask.distributed "
-                              "(pip install 'sigconv[dask]')") from None
-        client = Client(args.scheduler)
-    try:
+    with _cluster(args.scheduler) as client:
         summary = prepare_folder(args.source, args.out, kind=args.kind, labels=args.labels,
                                  workers=args.workers, client=client, spectrogram=spectrogram,
                                  progress=_progress(args), **options)
-    finally:
-        if client is not None:
-            client.close()
     return 0 if summary.failed == 0 else 1
 
 

@@ -34,3 +34,27 @@ def waveform_store(folder, rng, lengths, test):
                                "axes": ["channel", "time"]}))
     prepare(sources, folder / "store", convert_npy, progress=False, log=None)
     return folder / "store"
+
+
+def volume_store(folder, rng, *, with_labels, kind=None):
+    """A prepared store of six 12x16x16 :func:`blobs` volumes (4 train, 1 validation, 1
+    test); ``with_labels``: a second channel holds the blobs' classes (0, 1, 2);
+    ``kind="volume"``: the records name their kind and axes (as prepared CT stores do, so
+    that training augments them by default)."""
+    from sigconv.data import Source, convert_npy, prepare
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for i, split in enumerate(["train"] * 4 + ["validation", "test"]):
+        clean = blobs(rng, (12, 16, 16))
+        item = np.stack([clean, clean]) if with_labels else clean[None]
+        path = folder / f"v{i}.npy"
+        np.save(path, item.astype(np.float32))
+        fields = {"split": split}
+        if kind is not None:
+            fields.update(kind=kind, axes=["channel", "depth", "height", "width"])
+        if with_labels:
+            fields.update(target_channels=1, label_thresholds=[0.5, 1.5])
+        sources.append(Source(f"v{i}", str(path), fields))
+    prepare(sources, folder / "store", convert_npy, progress=False, log=None)
+    return folder / "store"

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -67,11 +68,11 @@ from ..data import Store
 from ..errors import ArgumentError, SigconvError
 from ..autograd import Tensor
 from ..io import Signal
-from .items import _augmented_item, _items, _loss_value
+from .items import _augmented_item, _items, _loss_value, _output_data
 from .tasks import Pair, Task
 
 __all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel",
-           "map_in_order"]
+           "map_in_order", "LOST_TIMEOUT"]
 
 
 class ClusterError(SigconvError, ConnectionError):
@@ -87,7 +88,7 @@ def _distributed() -> Any:
     try:
         import distributed
     except ImportError:
-        raise ArgumentError("training on a Dask cluster needs dask.distributed "
+        raise ArgumentError("a Dask cluster (client=, --scheduler) needs dask.distributed "
                             "(pip install 'sigconv[dask]')") from None
     return distributed
 
@@ -121,16 +122,11 @@ def shards(count: int, workers: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def check_client(client: Any, task_class: type[Task] | None = None, *,
-                 doing: str = "training", needs: str = "batch_indices") -> None:
-    """ArgumentError unless ``client`` is a ``distributed.Client`` and the task (if given)
-    has the method ``needs`` that ``doing`` it on a cluster takes."""
+def check_client(client: Any) -> None:
+    """ArgumentError unless ``client`` is a ``distributed.Client``."""
     distributed = _distributed()
     if not isinstance(client, distributed.Client):
         raise ArgumentError(f"client must be a distributed.Client (or None), got {client!r}")
-    if task_class is not None and not hasattr(task_class, needs):
-        raise ArgumentError(f"{doing} on a Dask cluster supports the task 'classify' so far, "
-                            f"not {task_class.name!r}: run it without client= (--scheduler)")
 
 
 def wait_for_workers(client: Any) -> list[str]:
@@ -183,13 +179,13 @@ def predict_part(shared: tuple[Task, nn.Module], arrays: Sequence[NDArray[Any]],
     return answers
 
 
-def logits_part(shared: tuple[Task, nn.Module], store: str, records: list[dict[str, Any]],
-                batch_size: int) -> list[NDArray[Any]]:
-    """``task.logits`` of store items, read on a worker from the store at ``store``."""
+def outputs_part(shared: tuple[Task, nn.Module], store: str, records: list[dict[str, Any]],
+                 start: int) -> list[NDArray[Any]]:
+    """``task.evaluation_outputs`` of store items (items ``start``, ... of the evaluated
+    split), read on a worker from the store at ``store``."""
     task, model = _own_copy(shared)
-    logits: list[NDArray[Any]] = getattr(task, "logits")(
-        model, _items(task, Store(store, _records=records), records), batch_size=batch_size)
-    return logits
+    return task.evaluation_outputs(model, _items(task, Store(store, _records=records), records),
+                                   start=start)
 
 
 #: Models larger than this (bytes of weights and buffers) are broadcast with
@@ -249,14 +245,15 @@ def _worker_run(key: str, setup: dict[str, Any]) -> _WorkerRun:
 
 
 def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]], epoch: int,
-                step: int, rank: int, indices: Sequence[int],
-                check: bool) -> tuple[float, list[NDArray[Any]], dict[str, NDArray[Any]],
-                                      NDArray[Any], NDArray[Any]]:
-    """One worker's share of a step: ``(loss, gradients, buffers, logits, targets)``.
+                step: int, rank: int, entries: Sequence[Any],
+                check: bool) -> tuple[float, list[NDArray[Any]], dict[str, NDArray[Any]], Any]:
+    """One worker's share of a step: ``(loss, gradients, buffers, tally)``.
 
-    Runs where the items are read; ``loss`` is the shard's mean loss,
-    ``gradients`` its gradient (list in parameter order), ``buffers`` the
-    model's buffers after the forward pass (BatchNorm's running statistics).
+    Runs where the items are read; ``entries`` are the shard's part of the
+    batch (``task.plan``'s: item indices, or crops); ``loss`` is the shard's
+    mean loss, ``gradients`` its gradient (list in parameter order),
+    ``buffers`` the model's buffers after the forward pass (BatchNorm's
+    running statistics), ``tally`` the task's running score of the shard.
     """
     run = _worker_run(key, setup)
     net = run.net
@@ -265,7 +262,7 @@ def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]
     for layer in net.modules():
         if isinstance(layer, nn.Dropout):
             layer.rng = np.random.default_rng((run.seed, epoch, step, rank, _SHARD_DROPOUT_TAG))
-    inputs, target = run.task.batch_of([run.item(i, epoch) for i in indices])
+    inputs, target = run.task.assemble(lambda index: run.item(index, epoch), entries)
     output = run.task.forward(net, inputs)
     if check:
         run.task.check_output(output, target)
@@ -275,7 +272,14 @@ def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]
     loss.backward()
     grads = [np.zeros_like(p.data) if p.grad is None else p.grad for p in run.params]
     buffers = {name: buf.copy() for name, buf in net.named_buffers()}
-    return value, grads, buffers, output.data, target
+    tally = run.task.tally()
+    tally.add(_output_data(output), target)
+    return value, grads, buffers, tally
+
+
+#: Seconds a step waits while the cluster has no worker (or the scheduler is out of reach)
+#: before it stops the run with :class:`ClusterError`.
+LOST_TIMEOUT = 60.0
 
 
 class DataParallel:
@@ -287,7 +291,7 @@ class DataParallel:
     store : str
         The store's path (every worker must be able to read it).
     records : list of dict
-        The training records (indices of :meth:`step` count into them).
+        The training records (the entries of :meth:`step` count into them).
     task, transform, seed, net, loss
         The run's task, augmentation (or None), seed, model and loss (None:
         the task's).
@@ -296,38 +300,32 @@ class DataParallel:
     def __init__(self, client: Any, store: str, records: list[dict[str, Any]], task: Task,
                  transform: Callable[..., Signal] | None, seed: int, net: nn.Module,
                  loss: Callable[[Any, Any], Tensor] | None) -> None:
-        check_client(client, type(task))
-        self.client, self.net = client, net
+        check_client(client)
+        self.client, self.net, self.task = client, net, task
         self.params = list(net.parameters())
+        # the shards of every step: one per worker of the start (a worker lost later has its
+        # shards computed by the others, so a run's numbers do not depend on faults)
         self.workers = wait_for_workers(client)
         self.key = uuid.uuid4().hex
         setup = {"store": store, "records": records, "task": task, "transform": transform,
                  "seed": seed, "model": net, "loss": loss}
         [self.setup] = client.scatter([setup], broadcast=True, hash=False)
         self.checked = False
-        self.batch_indices = getattr(task, "batch_indices")
         self.float_buffers = {name for name, buf in net.named_buffers() if buf.dtype.kind == "f"}
         self.scatter_weights = sum(w.nbytes for w in net.state_dict().values()) > SCATTER_BYTES
 
-    def batches(self, count: int, batch_size: int,
-                rng: np.random.Generator) -> list[NDArray[np.int64]]:
-        """The items (indices into the training records) of each of an epoch's batches, drawn
-        from ``rng`` as the single process draws them."""
-        batches: list[NDArray[np.int64]] = self.batch_indices(count, batch_size, rng)
-        return batches
-
-    def step(self, epoch: int, step: int,
-             indices: NDArray[np.int64]) -> tuple[float, NDArray[Any], NDArray[Any]]:
-        """Compute the gradient of the batch of items ``indices`` over the workers, set it
-        as the parameters' gradient; returns ``(mean loss, logits (N, classes), targets)``.
+    def step(self, epoch: int, step: int, entries: Sequence[Any]) -> tuple[float, int, Any]:
+        """Compute the gradient of the batch of ``entries`` (``task.plan``'s) over the
+        workers, set it as the parameters' gradient; returns ``(mean loss, items, tally)``.
 
         The model's buffers are set to the shards' mean (float buffers, weighted by
-        item count) or the first shard's (counters).
+        item count) or the first shard's (counters).  ClusterError when the workers are
+        lost (:data:`LOST_TIMEOUT`) or a shard's task killed its workers.
         """
         weights = self.net.state_dict()
         if self.scatter_weights:  # the model's size does not change from step to step
             [weights] = self.client.scatter([weights], broadcast=True, hash=False)
-        count = len(indices)
+        count = len(entries)
         futures: list[Any] = []
         counts: list[int] = []
         for rank, (start, stop) in enumerate(shards(count, len(self.workers))):
@@ -335,10 +333,10 @@ class DataParallel:
                 continue
             futures.append(self.client.submit(
                 _shard_step, self.key, self.setup, weights, epoch, step, rank,
-                list(indices[start:stop]), not self.checked, workers=[self.workers[rank]],
+                list(entries[start:stop]), not self.checked, workers=[self.workers[rank]],
                 allow_other_workers=True, pure=False))
             counts.append(stop - start)
-        results = self.client.gather(futures)
+        results = self._gather(futures, f"step {step + 1} of epoch {epoch + 1}")
         self.checked = True
         weights_of = [n / count for n in counts]
         value = sum(w * r[0] for w, r in zip(weights_of, results))
@@ -354,9 +352,41 @@ class DataParallel:
                 buffers[name] = first
         if buffers:
             self.net.load_state_dict(buffers, strict=False)
-        logits = np.concatenate([r[3] for r in results])
-        target = np.concatenate([r[4] for r in results])
-        return value, logits, target
+        tally = results[0][3]
+        for result in results[1:]:
+            tally.merge(result[3])
+        return value, count, tally
+
+    def _gather(self, futures: list[Any], what: str) -> list[Any]:
+        """The futures' results; ClusterError when the cluster has had no worker (or the
+        scheduler has been out of reach) for :data:`LOST_TIMEOUT` seconds, when the tasks
+        were cancelled (the workers holding the run's data were all lost), or when a task
+        killed every worker it ran on (``distributed.KilledWorker``)."""
+        distributed = _distributed()
+        address = self.client.scheduler.address
+        lost_since: float | None = None
+        try:
+            while True:
+                try:
+                    distributed.wait(futures, timeout=1.0)
+                    break
+                except TimeoutError:
+                    if self.client.status == "running" and self.client.scheduler_info()["workers"]:
+                        lost_since = None
+                        continue
+                    lost_since = lost_since if lost_since is not None else time.monotonic()
+                    if time.monotonic() - lost_since > LOST_TIMEOUT:
+                        raise ClusterError(f"{what} found no worker on the Dask cluster at "
+                                           f"{address!r} for {LOST_TIMEOUT:.0f} s") from None
+            results: list[Any] = self.client.gather(futures)
+        except distributed.KilledWorker as exc:
+            raise ClusterError(f"{what}: a shard's task was lost with every worker it ran on "
+                               f"({exc})") from None
+        except (OSError, distributed.CancelledError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterError(f"{what} lost the workers of the Dask cluster at {address!r} "
+                               f"that held the run ({reason})") from None
+        return results
 
     def close(self) -> None:
         """Release the run's data on the cluster."""

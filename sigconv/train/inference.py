@@ -35,17 +35,18 @@ def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
     The same scores as ``metrics.json``'s ``"test"`` for the best model on the test split.
     ``model``: for a run trained with a model of yours, an instance of its
     architecture (it is given the run's weights), as for :func:`load_model`.
-    ``client``: a ``distributed.Client``; the logits of each run of
-    :data:`EVALUATE_CHUNK` items are computed on its workers, which read the
-    items from the store at its path (classify runs so far): the same
-    accuracy and confusion, the loss to float rounding.
+    ``client``: a ``distributed.Client``; the model's outputs are computed on
+    its workers, a task per batch of the task's ``evaluation_batch`` items (a
+    classifier's 64, a dense task's one whole item), the workers reading the
+    items from the store at its path; they are scored here: the same scores
+    as a local evaluate (sums in another order: the loss to float rounding).
     """
     state = _read_state(run)
     task = _run_task(state)
     if client is not None:
         from .distributed import check_client
 
-        check_client(client, type(task), doing="evaluating", needs="logits")
+        check_client(client)
     source = Store(store)
     records = [r for r in source.records if r.get("split") == split]
     if not records:
@@ -53,21 +54,17 @@ def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
     net = load_model(run, model=model)
     if client is None:
         return task.evaluate(net, _items(task, source, records), records=records)
-    from .distributed import logits_part, map_in_order
+    from .distributed import map_in_order, outputs_part
 
-    # the workers read the items; here only their labels are needed
-    data = [(None, getattr(task, "label_of")(r)) for r in records]
-
-    parts = [(os.fspath(source.path), records[i:i + EVALUATE_CHUNK], EVALUATE_CHUNK)
-             for i in range(0, len(records), EVALUATE_CHUNK)]
-    logits = [chunk for answer in map_in_order(client, logits_part, (task, net), parts)
-              for chunk in answer]
-    scores: dict[str, Any] = getattr(task, "scores")(logits, data, records=records)
-    return scores
-
-
-#: Items per batch (and per task on a cluster) of :func:`evaluate` of a classifier.
-EVALUATE_CHUNK = 64
+    # a classifier's scores read only the labels; dense scores compare with the items
+    data = [(None, task.label_of(r)) for r in records] if isinstance(task, Classification) \
+        else _items(task, source, records)
+    size = task.evaluation_batch
+    parts = [(os.fspath(source.path), records[i:i + size], i)
+             for i in range(0, len(records), size)]
+    outputs = [output for answer in map_in_order(client, outputs_part, (task, net), parts)
+               for output in answer]
+    return task.scores(outputs, data, records=records)
 
 
 #: An input is "far" from the training data, and :func:`load_inputs` warns with

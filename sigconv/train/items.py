@@ -89,3 +89,8 @@ def _loss_value(loss: object, epoch: int) -> float:
         raise ArgumentError(f"the loss must return a scalar Tensor, got {shown} in epoch "
                             f"{epoch + 1}")
     return float(loss.data)
+
+
+def _output_data(output: Any) -> Any:
+    """The arrays of a task's training output (a Tensor, or the labeller's list of steps)."""
+    return [o.data for o in output] if isinstance(output, list) else output.data

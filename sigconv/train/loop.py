@@ -59,7 +59,7 @@ from ..autograd import Tensor
 from ..errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from ..io import Signal
 from .callbacks import SNAPSHOT_PATTERN, Callback, Run, checked_callbacks
-from .items import _arrays, _augmented_items, _items, _loss_value, _split_items
+from .items import _arrays, _augmented_items, _items, _loss_value, _output_data, _split_items
 from .plots import plot_run
 from .tasks import MODELS, TASKS, Pair, Task, task_of
 from ..typing import PathLike, Seed
@@ -631,7 +631,7 @@ def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
     if client is not None:
         from . import distributed as _distributed
 
-        _distributed.check_client(client, task_class)
+        _distributed.check_client(client)
     parts = {"model": None if model is None or isinstance(model, str) else model,
              "loss": loss, "optimizer": optimizer, "schedule": schedule,
              "callbacks": dict(zip(callback_keys, callbacks)), "client": client}
@@ -704,7 +704,7 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
     metrics, parallel = None, None
     try:
         if parts["client"] is not None:
-            from .distributed import DataParallel
+            from .distributed import ClusterError, DataParallel
 
             parallel = DataParallel(parts["client"], options["store"], train_records, task,
                                     transform, seed, net, parts["loss"])
@@ -719,12 +719,14 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
             net.train()
             rng = np.random.default_rng((seed, epoch))
             _reseed_dropout(net, seed, epoch)
-            if parallel is None:
-                epoch_data = train_data if transform is None else _augmented_items(
-                    task, transform, _arrays(source, train_records), train_records, seed, epoch)
-                batches = list(task.batches(epoch_data, batch_size, rng))
-            else:  # the workers read (and augment) the items of their shards
-                batches = parallel.batches(len(train_records), batch_size, rng)
+            # on a cluster the workers read (and augment) the items of their shards; the
+            # items are augmented here too only when the batches' crops depend on them
+            epoch_data = train_data if transform is None or (
+                parallel is not None and not task.plan_reads_items) else _augmented_items(
+                task, transform, _arrays(source, train_records), train_records, seed, epoch)
+            plan = task.plan(epoch_data, batch_size, rng)
+            batches = plan if parallel is not None else \
+                [task.assemble(epoch_data.__getitem__, entries) for entries in plan]
             total, seen, tally = 0.0, 0, task.tally()
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=not progress, file=log)
@@ -738,7 +740,14 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
                     loss = loss_of(output, target)
                     value = _loss_value(loss, epoch)
                 else:  # the gradient of the batch, averaged over the workers' shards
-                    value, output_data, target = parallel.step(epoch, index, batch)
+                    try:
+                        value, count, shard_tally = parallel.step(epoch, index, batch)
+                    except ClusterError as exc:
+                        saved = (f"the last checkpoint (epoch {epoch}) is in {out}" if epoch
+                                 else f"no epoch had finished ({out})")
+                        raise ClusterError(f"{exc}; {saved}: resume the run (--resume, "
+                                           f"resume=True) once the cluster has workers "
+                                           f"again") from None
                 if not math.isfinite(value):
                     hint = f"(--lr {lr})" if lr is not None else "(the optimizer's)"
                     raise TrainingError(
@@ -747,12 +756,12 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
                 if parallel is None:
                     optimizer.zero_grad()
                     loss.backward()
-                    output_data = [o.data for o in output] if isinstance(output, list) \
-                        else output.data
+                    count = len(target)
+                    tally.add(_output_data(output), target)
+                else:
+                    tally.merge(shard_tally)
                 optimizer.step()
-                count = len(target)
                 total, seen = total + value * count, seen + count
-                tally.add(output_data, target)
                 bar.set_postfix(loss=f"{total / seen:.3f}",
                                 **{metric: f"{tally.result()[metric]:.3f}"})
                 for callback in callbacks.values():

@@ -27,7 +27,8 @@ axis and score whole validation and test items with
 
 Noise model (denoise, and label when ``noise`` > 0): additive white Gaussian
 noise of standard deviation ``noise`` in the store's units (default 5% of
-the training data's range), drawn afresh for every training crop; the
+the training data's range), drawn afresh for every training crop from the
+crop's own seed (so a cluster's workers draw what the single process draws); the
 validation and test items get one draw fixed by the seed, so scores compare
 across epochs and runs.  Real CT noise is spatially correlated and depends
 on the dose and the attenuation; this is the simplest model, documented as
@@ -112,6 +113,9 @@ class _Tally(Protocol):
 
     def add(self, output: Any, target: Any, /) -> None: ...
 
+    def merge(self, other: Any, /) -> None:
+        """Add what ``other`` (a tally of the same kind, e.g. a worker's) has seen."""
+
     def result(self) -> dict[str, Any]: ...
 
 
@@ -183,10 +187,28 @@ class Task:
         """``(input, target)`` of one stored item, the input float32 and normalised."""
         raise NotImplementedError
 
+    #: Whether :meth:`plan` reads the items (their sizes, their labels) rather than only
+    #: counting them: the client of a cluster run then augments the items as the single
+    #: process does, to draw the same batches.
+    plan_reads_items = False
+
+    def plan(self, data: Sequence[Pair], batch_size: int,
+             rng: np.random.Generator) -> list[list[Any]]:
+        """One epoch's training batches of the items ``data``, each a list of the entries
+        :meth:`assemble` takes (indices of items, or crops of them), drawn from ``rng``."""
+        raise NotImplementedError
+
+    def assemble(self, item: Callable[[int], Pair],
+                 entries: Sequence[Any]) -> tuple[Tensor, Any]:
+        """The training batch ``(input, target)`` of a :meth:`plan`'s entries; ``item(k)``
+        is training item ``k`` (read where the batch is made: here, or on a worker)."""
+        raise NotImplementedError
+
     def batches(self, data: Sequence[Pair], batch_size: int,
                 rng: np.random.Generator) -> Iterator[tuple[Tensor, Any]]:
         """One epoch's training batches ``(input, target)`` of the items ``data``."""
-        raise NotImplementedError
+        for entries in self.plan(data, batch_size, rng):
+            yield self.assemble(data.__getitem__, entries)
 
     def loss(self, output: Any, target: Any) -> Tensor:
         """The training loss of the model's :meth:`forward` output for ``target``."""
@@ -196,10 +218,26 @@ class Task:
         """A new running score."""
         raise NotImplementedError
 
+    #: Items per batch of :meth:`evaluation_outputs` (and per task on a cluster's workers).
+    evaluation_batch = 1
+
+    def evaluation_outputs(self, model: nn.Module, data: Sequence[Pair], *,
+                           start: int = 0) -> list[NDArray[Any]]:
+        """The model's outputs that :meth:`scores` takes, for the items ``data``: items
+        ``start``, ``start + 1``, ... of the evaluated split (a cluster's workers compute
+        runs of them)."""
+        raise NotImplementedError
+
+    def scores(self, outputs: Sequence[NDArray[Any]], data: Sequence[Pair], *,
+               records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The scores of :meth:`evaluate` from the :meth:`evaluation_outputs` of ``data``
+        (computed here or on a cluster's workers)."""
+        raise NotImplementedError
+
     def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
                  records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The scores of ``model`` on the items ``data``."""
-        raise NotImplementedError
+        return self.scores(self.evaluation_outputs(model, data), data, records=records)
 
     def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
         """The scores an epoch's record keeps (``loss`` and the task's metric) on the
@@ -283,18 +321,16 @@ class Classification(Task):
                                 f"run's classes {classes}")
         return int(classes.index(label))
 
-    def batches(self, data: Sequence[Pair], batch_size: int,
-                rng: np.random.Generator) -> Iterator[tuple[Tensor, NDArray[Any]]]:
-        for chosen in self.batch_indices(len(data), batch_size, rng):
-            yield self.batch_of([data[k] for k in chosen])
+    def plan(self, data: Sequence[Pair], batch_size: int,
+             rng: np.random.Generator) -> list[list[Any]]:
+        """The items of each training batch (indices into ``data``; only their number is
+        read): a permutation drawn from ``rng``, cut into runs of ``batch_size``."""
+        order = rng.permutation(len(data)).tolist()
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
-    @staticmethod
-    def batch_indices(count: int, batch_size: int,
-                      rng: np.random.Generator) -> list[NDArray[np.int64]]:
-        """The items of each training batch (indices into ``count`` items): a permutation
-        drawn from ``rng``, cut into runs of ``batch_size``."""
-        order = rng.permutation(count)
-        return [order[i:i + batch_size] for i in range(0, count, batch_size)]
+    def assemble(self, item: Callable[[int], Pair],
+                 entries: Sequence[Any]) -> tuple[Tensor, NDArray[Any]]:
+        return self.batch_of([item(k) for k in entries])
 
     @staticmethod
     def batch_of(items: Sequence[Pair]) -> tuple[Tensor, NDArray[Any]]:
@@ -322,28 +358,25 @@ class Classification(Task):
                     answers.append((classes[k], float(p[k])))
         return answers
 
-    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
-                 records: Sequence[dict[str, Any]] | None = None,
-                 batch_size: int = 64) -> dict[str, Any]:
+    evaluation_batch = 64
+
+    def evaluation_outputs(self, model: nn.Module, data: Sequence[Pair], *,
+                           start: int = 0) -> list[NDArray[Any]]:
+        """The logits ``(n, classes)`` of each run of :attr:`evaluation_batch` items of
+        ``data`` (one Ragged batch each)."""
+        model.eval()
+        size = self.evaluation_batch
+        with no_grad():
+            return [model(Tensor(Ragged.from_list([x for x, _ in data[i:i + size]]))).data
+                    for i in range(0, len(data), size)]
+
+    def scores(self, outputs: Sequence[NDArray[Any]], data: Sequence[Pair], *,
+               records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Accuracy, mean loss, confusion matrix, precision, recall and F1 per class and
         their macro averages (:func:`~sigconv.train.metrics.per_class_scores`), and
-        ``per_speaker`` accuracy when the ``records`` name speakers."""
-        return self.scores(self.logits(model, data, batch_size=batch_size), data,
-                           records=records)
-
-    def logits(self, model: nn.Module, data: Sequence[Pair], *,
-               batch_size: int = 64) -> list[NDArray[Any]]:
-        """The logits ``(n, classes)`` of each run of ``batch_size`` items of ``data``
-        (one Ragged batch each), as :meth:`evaluate` computes them."""
-        model.eval()
-        with no_grad():
-            return [model(Tensor(Ragged.from_list([x for x, _ in data[i:i + batch_size]]))).data
-                    for i in range(0, len(data), batch_size)]
-
-    def scores(self, logits: Sequence[NDArray[Any]], data: Sequence[Pair], *,
-               records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The scores of :meth:`evaluate` from the :meth:`logits` of ``data`` (computed
-        here or on a cluster's workers)."""
+        ``per_speaker`` accuracy when the ``records`` name speakers, from the logits of
+        ``data`` in runs of items (``outputs``); only the labels of ``data`` are read."""
+        logits = outputs
         tally = self.tally()
         labels = np.array([y for _, y in data])
         start = 0
@@ -385,6 +418,11 @@ class _Accuracy:
         np.add.at(self.confusion, (target, predicted), 1)
         self.loss -= float(log_p[np.arange(len(target)), target].sum())
         self.predicted.extend(predicted.tolist())
+
+    def merge(self, other: _Accuracy, /) -> None:
+        self.confusion += other.confusion
+        self.loss += other.loss
+        self.predicted.extend(other.predicted)
 
     def result(self) -> dict[str, Any]:
         n = max(len(self.predicted), 1)
@@ -506,16 +544,29 @@ class _Dense(Task):
         half the crops are centred on; none by default (every crop uniform)."""
         return []
 
-    def batches(self, data: Sequence[Pair], batch_size: int,
-                rng: np.random.Generator) -> Iterator[tuple[Tensor, NDArray[Any] | Ragged]]:
+    plan_reads_items = True
+
+    def plan(self, data: Sequence[Pair], batch_size: int,
+             rng: np.random.Generator) -> list[list[Any]]:
+        """Runs of ``batch_size`` crops of :meth:`_crops`, each crop an entry
+        ``(item index, region, seed of its noise)``."""
         crops = self._crops(data, rng)
-        for i in range(0, len(crops), batch_size):
-            inputs, targets = [], []
-            for index, region in crops[i:i + batch_size]:
-                x, y = data[index]
-                inputs.append(self._noisy(x[(slice(None),) + region], rng))
-                targets.append(y[(slice(None),) * (y.ndim - len(region)) + region])
-            yield Tensor(_as_batch(inputs)), _as_batch(targets)
+        seeds = rng.integers(2 ** 63, size=len(crops)).tolist()
+        entries = [(index, region, seed) for (index, region), seed in zip(crops, seeds)]
+        return [entries[i:i + batch_size] for i in range(0, len(entries), batch_size)]
+
+    def assemble(self, item: Callable[[int], Pair],
+                 entries: Sequence[Any]) -> tuple[Tensor, NDArray[Any] | Ragged]:
+        """The crops of a :meth:`plan`'s batch, inputs with their noise drawn (the
+        denoiser's) from each crop's own seed."""
+        inputs, targets, read = [], [], {}
+        for index, region, seed in entries:
+            if index not in read:
+                read[index] = item(index)
+            x, y = read[index]
+            inputs.append(self._noisy(x[(slice(None),) + region], np.random.default_rng(seed)))
+            targets.append(y[(slice(None),) * (y.ndim - len(region)) + region])
+        return Tensor(_as_batch(inputs)), _as_batch(targets)
 
     def _whole(self, model: nn.Module, x: NDArray[Any]) -> NDArray[Any]:
         """The model's output for one whole item, window by window."""
@@ -546,10 +597,18 @@ class _Dense(Task):
     def _answer(self, model: nn.Module, array: ArrayLike) -> NDArray[Any]:
         raise NotImplementedError
 
-    def evaluation_inputs(self, data: Sequence[Pair]) -> list[NDArray[np.float32]]:
-        """The noisy input of each item, the same draw in every epoch and run."""
-        return [self._noisy(x, np.random.default_rng([self.seed, 1, i]))
+    def evaluation_inputs(self, data: Sequence[Pair], *,
+                          start: int = 0) -> list[NDArray[np.float32]]:
+        """The noisy input of each item (items ``start``, ``start + 1``, ... of a split),
+        the same draw in every epoch and run."""
+        return [self._noisy(x, np.random.default_rng([self.seed, 1, start + i]))
                 for i, (x, _) in enumerate(data)]
+
+    def evaluation_outputs(self, model: nn.Module, data: Sequence[Pair], *,
+                           start: int = 0) -> list[NDArray[Any]]:
+        """The model's output for each whole noisy evaluation input (window by window)."""
+        model.eval()
+        return [self._whole(model, x) for x in self.evaluation_inputs(data, start=start)]
 
 
 class Denoising(_Dense):
@@ -596,22 +655,13 @@ class Denoising(_Dense):
         return float(np.mean([ssim(self._in_store_units(y), self._in_store_units(clean))
                               for y, (_, clean) in zip(outputs, data)]))
 
-    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
-                 records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """PSNR (dB) and SSIM of the model's output and of the noisy input; mean
+    def scores(self, outputs: Sequence[NDArray[Any]], data: Sequence[Pair], *,
+               records: Sequence[dict[str, Any]] | None = None,
+               with_ssim: bool = True) -> dict[str, Any]:
+        """PSNR (dB) and SSIM of the model's outputs and of the noisy inputs; mean
         normalised MSE."""
-        return self._scores(model, data, with_ssim=True)
-
-    def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
-        """:meth:`evaluate` without the SSIMs, which an epoch's record does not keep."""
-        return self._scores(model, data, with_ssim=False)
-
-    def _scores(self, model: nn.Module, data: Sequence[Pair], *,
-                with_ssim: bool) -> dict[str, Any]:
-        model.eval()
         tally, noisy_tally = self.tally(), self.tally()
         noisy_inputs = self.evaluation_inputs(data)
-        outputs = [self._whole(model, noisy) for noisy in noisy_inputs]
         for output, noisy, (_, clean) in zip(outputs, noisy_inputs, data):
             tally.add(output[None], clean[None])
             noisy_tally.add(noisy[None], clean[None])
@@ -620,6 +670,10 @@ class Denoising(_Dense):
             scores.update(ssim=self._ssim(outputs, data),
                           ssim_noisy=self._ssim(noisy_inputs, data))
         return scores
+
+    def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
+        """:meth:`evaluate` without the SSIMs, which an epoch's record does not keep."""
+        return self.scores(self.evaluation_outputs(model, data), data, with_ssim=False)
 
     def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """PSNR of the non-learned filters, each tuned on the noisy training items.
@@ -735,6 +789,11 @@ class _PSNR:
             self.scaled += float((sums * self.scale2).sum())
             self.count += y.size
 
+    def merge(self, other: _PSNR, /) -> None:
+        self.error += other.error
+        self.scaled += other.scaled
+        self.count += other.count
+
     def result(self) -> dict[str, Any]:
         mse = self.scaled / max(self.count, 1)
         psnr = 10 * math.log10(self.peak ** 2 / mse) if mse > 0 else math.inf
@@ -836,13 +895,12 @@ class Labelling(_Dense):
         x = self._normalise(np.asarray(array, np.float32))
         return self._readout(self._whole(model.eval(), x))[0]
 
-    def evaluate(self, model: nn.Module, data: Sequence[Pair], *,
-                 records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def scores(self, outputs: Sequence[NDArray[Any]], data: Sequence[Pair], *,
+               records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Mean foreground Dice, Dice per class and mean cross-entropy of the last step."""
-        model.eval()
         tally = self.tally()
-        for x, (_, y) in zip(self.evaluation_inputs(data), data):
-            tally.add(self._whole(model, x)[None], y[None])
+        for logits, (_, y) in zip(outputs, data):
+            tally.add(logits[None], y[None])
         return tally.result()
 
     def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
@@ -906,6 +964,12 @@ class _Dice:
             p, t = predicted == k, labels == k
             self.overlap[k] += np.count_nonzero(p & t)
             self.total[k] += np.count_nonzero(p) + np.count_nonzero(t)
+
+    def merge(self, other: _Dice, /) -> None:
+        self.overlap += other.overlap
+        self.total += other.total
+        self.loss += other.loss
+        self.count += other.count
 
     def result(self) -> dict[str, Any]:
         dice = np.where(self.total > 0, 2 * self.overlap / np.maximum(self.total, 1), 1.0)

@@ -7,27 +7,66 @@ import pytest
 
 from sigconv import checkpoint
 from sigconv.cli import main
-from sigconv.data import Source, convert_npy, prepare
 from sigconv.errors import ArgumentError, ShapeError
 from sigconv.train import evaluate, load_model, predict, train
 from sigconv.train.tasks import NLM_H, Denoising, Labelling, _Dice, _PSNR, _nl_means, task_of
 
-from ..phantoms import blobs as _phantom
+from ..phantoms import blobs as _phantom, volume_store
 
 
 def _store(tmp_path, rng, *, with_labels):
-    sources = []
-    for i, split in enumerate(["train"] * 4 + ["validation", "test"]):
-        clean = _phantom(rng, (12, 16, 16))
-        item = np.stack([clean, clean]) if with_labels else clean[None]
-        path = tmp_path / f"v{i}.npy"
-        np.save(path, item.astype(np.float32))
-        fields = {"split": split}
-        if with_labels:
-            fields.update(target_channels=1, label_thresholds=[0.5, 1.5])
-        sources.append(Source(f"v{i}", str(path), fields))
-    prepare(sources, tmp_path / "store", convert_npy, progress=False, log=None)
-    return tmp_path / "store"
+    return volume_store(tmp_path, rng, with_labels=with_labels)
+
+
+def test_tallies_merged_from_parts_equal_the_tally_of_the_whole(rng):
+    """What a cluster's workers return: each shard's tally, merged in shard order."""
+    from sigconv.train.tasks import _Accuracy
+
+    logits, labels = rng.standard_normal((9, 3)), rng.integers(0, 3, 9)
+    output, target = rng.standard_normal((4, 1, 5, 5)), rng.standard_normal((4, 1, 5, 5))
+    maps, classes = rng.standard_normal((4, 3, 5, 5)), rng.integers(0, 3, (4, 1, 5, 5))
+    for make, x, y in ((lambda: _Accuracy(3), logits, labels),
+                       (lambda: _PSNR({"std": [2.0], "peak": 10.0}), output, target),
+                       (lambda: _Dice(3), maps, classes)):
+        whole, merged, second = make(), make(), make()
+        whole.add(x, y)
+        merged.add(x[:3], y[:3])
+        second.add(x[3:], y[3:])
+        merged.merge(second)
+        expected, got = whole.result(), merged.result()
+        assert got.keys() == expected.keys()
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, err_msg=key)
+    assert merged.count == whole.count > 0
+
+
+@pytest.mark.parametrize("task_class", [Denoising, Labelling])
+def test_dense_batches_are_made_from_their_plan_wherever_the_items_are_read(tmp_path, rng,
+                                                                            task_class):
+    """A plan's entries (item, region, noise seed) give the same batch read from another
+    copy of the items (as a cluster's worker reads them), and the batches of ``batches``."""
+    from sigconv.data import Store
+    from sigconv.train.items import _items
+
+    source = Store(_store(tmp_path, rng, with_labels=True))
+    records = [r for r in source.records if r["split"] == "train"]
+    arrays = [source[i][0] for i in range(len(records))]
+    state = task_class.fit(arrays, records, {"patch": [8, 8, 8], "noise": 0.1})
+    task = task_class(state, seed=3)
+    data, copied = _items(task, source, records), _items(task, Store(source.path), records)
+    plan = task.plan(data, 3, np.random.default_rng(7))
+    batches = list(task.batches(data, 3, np.random.default_rng(7)))
+    assert len(plan) == len(batches) > 1 and all(len(b) <= 3 for b in plan)
+    assert all(isinstance(seed, int) and 0 <= index < len(data)
+               for entries in plan for index, _, seed in entries)
+    for entries, (x, y) in zip(plan, batches):
+        x_again, y_again = task.assemble(copied.__getitem__, entries)
+        np.testing.assert_array_equal(x_again.data, x.data)
+        np.testing.assert_array_equal(y_again, y)
+    noisy, clean = batches[0][0].data[0], task.assemble(
+        data.__getitem__, plan[0][:1])[1][0]
+    if task_class is Denoising:  # the input is the crop plus noise of 0.1 / std
+        assert 0.5 < np.std(noisy - clean) / (0.1 / state["std"][0]) < 1.5
 
 
 def test_the_task_is_told_from_the_records():
