@@ -246,15 +246,18 @@ def _worker_run(key: str, setup: dict[str, Any]) -> _WorkerRun:
 
 def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]], epoch: int,
                 step: int, rank: int, entries: Sequence[Any],
-                check: bool) -> tuple[float, list[NDArray[Any]], dict[str, NDArray[Any]], Any]:
-    """One worker's share of a step: ``(loss, gradients, buffers, tally)``.
+                check: bool) -> tuple[float, list[NDArray[Any]], dict[str, NDArray[Any]], Any,
+                                      float]:
+    """One worker's share of a step: ``(loss, gradients, buffers, tally, seconds)``.
 
     Runs where the items are read; ``entries`` are the shard's part of the
     batch (``task.plan``'s: item indices, or crops); ``loss`` is the shard's
     mean loss, ``gradients`` its gradient (list in parameter order),
     ``buffers`` the model's buffers after the forward pass (BatchNorm's
-    running statistics), ``tally`` the task's running score of the shard.
+    running statistics), ``tally`` the task's running score of the shard,
+    ``seconds`` the wall time of all this on the worker.
     """
+    started = time.perf_counter()
     run = _worker_run(key, setup)
     net = run.net
     net.load_state_dict(weights)
@@ -274,7 +277,7 @@ def _shard_step(key: str, setup: dict[str, Any], weights: dict[str, NDArray[Any]
     buffers = {name: buf.copy() for name, buf in net.named_buffers()}
     tally = run.task.tally()
     tally.add(_output_data(output), target)
-    return value, grads, buffers, tally
+    return value, grads, buffers, tally, time.perf_counter() - started
 
 
 #: Seconds a step waits while the cluster has no worker (or the scheduler is out of reach)
@@ -313,6 +316,9 @@ class DataParallel:
         self.checked = False
         self.float_buffers = {name for name, buf in net.named_buffers() if buf.dtype.kind == "f"}
         self.scatter_weights = sum(w.nbytes for w in net.state_dict().values()) > SCATTER_BYTES
+        #: The slowest shard's seconds on its worker, for every step (the rest of a step's
+        #: wall time is communication and scheduling: benchmarks/bench_distributed.py).
+        self.shard_seconds: list[float] = []
 
     def step(self, epoch: int, step: int, entries: Sequence[Any]) -> tuple[float, int, Any]:
         """Compute the gradient of the batch of ``entries`` (``task.plan``'s) over the
@@ -338,6 +344,7 @@ class DataParallel:
             counts.append(stop - start)
         results = self._gather(futures, f"step {step + 1} of epoch {epoch + 1}")
         self.checked = True
+        self.shard_seconds.append(max(r[4] for r in results))
         weights_of = [n / count for n in counts]
         value = sum(w * r[0] for w, r in zip(weights_of, results))
         for i, p in enumerate(self.params):
