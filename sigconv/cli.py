@@ -643,8 +643,8 @@ def _parser() -> argparse.ArgumentParser:
                             "the run folder, never applied to evaluation")
     train.add_argument("--scheduler", metavar="ADDRESS",
                        help="train on the workers of this Dask scheduler (synchronous data "
-                            "parallelism, classify only; the store must be readable at its "
-                            "path by every worker)")
+                            "parallelism; the store must be readable at its path by every "
+                            "worker)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out (its checkpoints, state, metrics and "
@@ -661,8 +661,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="which items of the store")
     evaluate.add_argument("--scheduler", metavar="ADDRESS",
                           help="compute the scores on the workers of this Dask scheduler "
-                               "(classify runs; the store must be readable at its path by "
-                               "every worker)")
+                               "(the store must be readable at its path by every worker)")
     _add_compute_options(evaluate, quiet=False)
     evaluate.set_defaults(run=_evaluate)
 

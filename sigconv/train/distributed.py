@@ -2,16 +2,20 @@
 
 Every step of :func:`sigconv.train.train` with a ``client``:
 
-1. The client cuts the global batch (the same items, in the same order, as
-   the single process draws) into one contiguous shard per worker
-   (:func:`shards`: the first ``count % workers`` shards one item longer;
-   workers in the order of their addresses).
-2. It sends each worker the model's weights and buffers (one broadcast) and
-   its shard's item indices.  The worker reads those items from the store
-   (the store's path must be readable by every worker: memory-mapped
-   arrays, nothing but indices and weights cross the network), augments
-   each with its own generator ``(seed, epoch, item)``, and runs forward
-   and backward on its Ragged sub-batch.
+1. The client plans the global batch as the single process does
+   (``task.plan``: item indices for classification; for denoising and
+   labelling, crops ``(item, region, seed of the crop's noise)`` drawn from
+   the augmented items, which the client therefore augments too) and cuts
+   it into one contiguous shard per worker (:func:`shards`: the first
+   ``count % workers`` shards one entry longer; workers in the order of
+   their addresses at the start of the run).
+2. It sends each worker the model's weights and buffers and its shard's
+   entries.  The worker reads those items from the store (the store's path
+   must be readable by every worker: memory-mapped arrays, nothing but
+   entries and weights cross the network), augments each with its own
+   generator ``(seed, epoch, item)``, assembles the batch
+   (``task.assemble``: crops and their noise) and runs forward and backward
+   on it; it returns its loss, gradient, buffers and running score (tally).
 3. The client sums the shards' gradients weighted by their item counts
    (``sum_r n_r g_r / N``, in shard order: the gradient of the mean loss
    over the global batch, as the single process computes it, up to the
@@ -39,8 +43,23 @@ shards' variances.  Dropout masks are drawn per shard from ``(seed, epoch,
 step, shard)``: reproducible for a number of workers, not the single
 process's masks.
 
-Only the classification task trains on a cluster so far; validation, test
-and the run's files are computed and written on the client.
+Labelling's loss sums its Dice term over the batch, so on a cluster each
+shard's Dice is its own (the gradient is the item-weighted mean of the
+shards' gradients, as for BatchNorm); its cross-entropy, MSE (denoising, crops
+of one size) and classification's cross-entropy are means over items and
+follow the single process.  Validation, test and the run's files are
+computed and written on the client.
+
+Lost workers.  The shards of a step are those of the workers the run
+started with; a worker lost mid-step (killed, its node gone) has its task
+computed again by another worker (Dask reschedules it; ``allow_other_workers``),
+from the same weights and entries, so the run's numbers do not change.  When
+no worker is left for :data:`LOST_TIMEOUT` seconds, the tasks are cancelled
+(the workers holding the run's setup are all gone), or a task killed every
+worker it ran on (``distributed.KilledWorker``), the step raises
+:class:`ClusterError` and :func:`~sigconv.train.train` stops, naming the last
+checkpoint (the previous epoch's, written whole and atomically), from which
+``resume=True`` continues on any cluster.
 
 Inference (``predict(..., client=...)``, ``evaluate(..., client=...)``):
 :func:`map_in_order` scatters the run's task and model to every worker once
@@ -76,7 +95,7 @@ __all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel",
 
 
 class ClusterError(SigconvError, ConnectionError):
-    """The Dask scheduler cannot be reached, or the cluster has no workers."""
+    """The Dask scheduler cannot be reached, the cluster has no workers, or a run lost them."""
 
 
 #: Seconds :func:`connect` waits for a scheduler (and :class:`DataParallel` for a worker).

@@ -57,8 +57,8 @@ def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
     from .distributed import map_in_order, outputs_part
 
     # a classifier's scores read only the labels; dense scores compare with the items
-    data = [(None, task.label_of(r)) for r in records] if isinstance(task, Classification) \
-        else _items(task, source, records)
+    data: list[Any] = [(None, task.label_of(r)) for r in records] \
+        if isinstance(task, Classification) else _items(task, source, records)
     size = task.evaluation_batch
     parts = [(os.fspath(source.path), records[i:i + size], i)
              for i in range(0, len(records), size)]

@@ -585,9 +585,9 @@ def train(store: PathLike, out: PathLike, *, epochs: int | None = None,
         Train on a Dask cluster's workers: synchronous data parallelism, each
         global batch split over the workers, which read their items from
         ``store`` (a path every worker can read), the gradients averaged and
-        the optimiser stepped here (:mod:`sigconv.train.distributed`;
-        classification only so far).  Validation, test and the run's files
-        stay here.
+        the optimiser stepped here (:mod:`sigconv.train.distributed`; every
+        task).  Validation, test and the run's files stay here.  A cluster
+        left without workers raises ClusterError naming the last checkpoint.
 
     Notes
     -----
