@@ -391,20 +391,23 @@ class DataParallel:
         distributed = _distributed()
         address = self.client.scheduler.address
         lost_since: float | None = None
+        results: list[Any] = []
         try:
-            while True:
-                try:
-                    distributed.wait(futures, timeout=1.0)
-                    break
-                except TimeoutError:
-                    if self.client.status == "running" and self.client.scheduler_info()["workers"]:
-                        lost_since = None
-                        continue
-                    lost_since = lost_since if lost_since is not None else time.monotonic()
-                    if time.monotonic() - lost_since > LOST_TIMEOUT:
-                        raise ClusterError(f"{what} found no worker on the Dask cluster at "
-                                           f"{address!r} for {LOST_TIMEOUT:.0f} s") from None
-            results: list[Any] = self.client.gather(futures)
+            for future in futures:  # Future.result waits on its own client's loop
+                while True:
+                    try:
+                        results.append(future.result(timeout=1.0))
+                        break
+                    except TimeoutError:
+                        if self.client.status == "running" and \
+                                self.client.scheduler_info()["workers"]:
+                            lost_since = None
+                            continue
+                        lost_since = lost_since if lost_since is not None else time.monotonic()
+                        if time.monotonic() - lost_since > LOST_TIMEOUT:
+                            raise ClusterError(
+                                f"{what} found no worker on the Dask cluster at {address!r} "
+                                f"for {LOST_TIMEOUT:.0f} s") from None
         except distributed.KilledWorker as exc:
             raise ClusterError(f"{what}: a shard's task was lost with every worker it ran on "
                                f"({exc})") from None
@@ -417,5 +420,7 @@ class DataParallel:
     def close(self) -> None:
         """Release the run's data on the cluster."""
         self.setup.release()
-        with contextlib.suppress(OSError, TimeoutError):  # a cluster gone: nothing to release
+        if self.client.status != "running":  # the scheduler is gone: nothing to release
+            return
+        with contextlib.suppress(OSError, TimeoutError):  # workers gone: nothing to release
             self.client.run(_forget_runs)

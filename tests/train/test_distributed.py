@@ -553,3 +553,20 @@ def test_prepare_refuses_an_unreachable_scheduler(tmp_path, wav_files, capsys, m
     err = capsys.readouterr().err
     assert err.startswith("sigconv prepare:") and f"at {address!r}" in err
     assert not (tmp_path / "store").exists()
+
+
+def test_a_scheduler_lost_mid_run_stops_it_with_its_last_checkpoint(tmp_path, store,
+                                                                      nannyless, monkeypatch):
+    """The scheduler process killed in epoch 2: ClusterError within LOST_TIMEOUT and a few
+    seconds, naming the scheduler's address and the checkpoint of epoch 1."""
+    spare, _ = nannyless
+    monkeypatch.setattr(parallel, "LOST_TIMEOUT", 3.0)
+    scheduler = spare.run_on_scheduler(os.getpid)
+    started = time.perf_counter()
+    with pytest.raises(parallel.ClusterError, match=r"step 2 of epoch 2 .*"
+                                                    + spare.scheduler.address + r".*"
+                                                    r"the last checkpoint \(epoch 1\) is in "):
+        train(store, tmp_path / "run", model=_model("group"), client=spare,
+              callbacks=[_Kill([scheduler], epoch=2, batch=0)], **dict(OPTIONS, epochs=2))
+    assert time.perf_counter() - started < 40
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
