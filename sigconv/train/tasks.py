@@ -376,11 +376,10 @@ class Classification(Task):
         their macro averages (:func:`~sigconv.train.metrics.per_class_scores`), and
         ``per_speaker`` accuracy when the ``records`` name speakers, from the logits of
         ``data`` in runs of items (``outputs``); only the labels of ``data`` are read."""
-        logits = outputs
         tally = self.tally()
         labels = np.array([y for _, y in data])
         start = 0
-        for chunk in logits:
+        for chunk in outputs:
             tally.add(chunk, labels[start:start + len(chunk)])
             start += len(chunk)
         scores = tally.result()
