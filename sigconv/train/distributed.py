@@ -323,7 +323,7 @@ class DataParallel:
                  transform: Callable[..., Signal] | None, seed: int, net: nn.Module,
                  loss: Callable[[Any, Any], Tensor] | None) -> None:
         check_client(client)
-        self.client, self.net, self.task = client, net, task
+        self.client, self.net = client, net
         self.params = list(net.parameters())
         # the shards of every step: one per worker of the start (a worker lost later has its
         # shards computed by the others, so a run's numbers do not depend on faults)
