@@ -91,7 +91,7 @@ from .items import _augmented_item, _items, _loss_value, _output_data
 from .tasks import Pair, Task
 
 __all__ = ["ClusterError", "connect", "shards", "check_client", "DataParallel",
-           "map_in_order", "LOST_TIMEOUT"]
+           "map_in_order", "cluster_outputs", "LOST_TIMEOUT"]
 
 
 class ClusterError(SigconvError, ConnectionError):
@@ -205,6 +205,17 @@ def outputs_part(shared: tuple[Task, nn.Module], store: str, records: list[dict[
     task, model = _own_copy(shared)
     return task.evaluation_outputs(model, _items(task, Store(store, _records=records), records),
                                    start=start)
+
+
+def cluster_outputs(client: Any, task: Task, net: nn.Module, store: str,
+                    records: list[dict[str, Any]]) -> list[NDArray[Any]]:
+    """``task.evaluation_outputs`` of ``records``' items, computed on the workers (a task per
+    run of ``task.evaluation_batch`` items, which the workers read from the store at
+    ``store``), in order: what ``task.scores`` takes."""
+    size = task.evaluation_batch
+    parts = [(store, records[i:i + size], i) for i in range(0, len(records), size)]
+    return [output for answer in map_in_order(client, outputs_part, (task, net), parts)
+            for output in answer]
 
 
 #: Models larger than this (bytes of weights and buffers) are broadcast with
@@ -323,7 +334,7 @@ class DataParallel:
                  transform: Callable[..., Signal] | None, seed: int, net: nn.Module,
                  loss: Callable[[Any, Any], Tensor] | None) -> None:
         check_client(client)
-        self.client, self.net = client, net
+        self.client, self.net, self.task, self.store = client, net, task, store
         self.params = list(net.parameters())
         # the shards of every step: one per worker of the start (a worker lost later has its
         # shards computed by the others, so a run's numbers do not depend on faults)
@@ -382,6 +393,11 @@ class DataParallel:
         for result in results[1:]:
             tally.merge(result[3])
         return value, count, tally
+
+    def outputs(self, net: nn.Module, records: list[dict[str, Any]]) -> list[NDArray[Any]]:
+        """:func:`cluster_outputs` of ``net`` on ``records`` of the run's store (validation,
+        test)."""
+        return cluster_outputs(self.client, self.task, net, self.store, records)
 
     def _gather(self, futures: list[Any], what: str) -> list[Any]:
         """The futures' results; ClusterError when the cluster has had no worker (or the

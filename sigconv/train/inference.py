@@ -21,7 +21,7 @@ from ..errors import ArgumentError, IntensityWarning, ShapeError
 from ..io import Signal
 from .. import nn
 from ..typing import PathLike, SignalKind
-from .items import _items, _signal
+from .items import _items, _scored_items, _signal
 from .loop import _read_state, _run_task, load_model
 from .tasks import Classification
 
@@ -54,17 +54,10 @@ def evaluate(run: PathLike, store: PathLike, *, split: str = "test",
     net = load_model(run, model=model)
     if client is None:
         return task.evaluate(net, _items(task, source, records), records=records)
-    from .distributed import map_in_order, outputs_part
+    from .distributed import cluster_outputs
 
-    # a classifier's scores read only the labels; dense scores compare with the items
-    data: list[Any] = [(None, task.label_of(r)) for r in records] \
-        if isinstance(task, Classification) else _items(task, source, records)
-    size = task.evaluation_batch
-    parts = [(os.fspath(source.path), records[i:i + size], i)
-             for i in range(0, len(records), size)]
-    outputs = [output for answer in map_in_order(client, outputs_part, (task, net), parts)
-               for output in answer]
-    return task.scores(outputs, data, records=records)
+    outputs = cluster_outputs(client, task, net, os.fspath(source.path), records)
+    return task.scores(outputs, _scored_items(task, source, records), records=records)
 
 
 #: An input is "far" from the training data, and :func:`load_inputs` warns with

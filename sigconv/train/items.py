@@ -11,7 +11,7 @@ workers of distributed training read items through these functions only.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ..data.sources import hashed_split
 from ..errors import ArgumentError
 from ..io import Signal
 from ..io.signal import FIELDS
-from .tasks import Pair, Task
+from .tasks import Classification, Pair, Task
 
 
 def _split_items(store: Store, validation: float) -> tuple[list[dict[str, Any]], ...]:
@@ -49,6 +49,39 @@ def _arrays(store: Store, records: Sequence[dict[str, Any]]) -> list[np.ndarray[
 def _items(task: Task, store: Store, records: Sequence[dict[str, Any]]) -> list[Pair]:
     """``[(input, target)]`` of ``records`` as the task reads them."""
     return [task.split_item(a, r) for a, r in zip(_arrays(store, records), records)]
+
+
+class _StoredItems(Sequence[Pair]):
+    """``[(input, target)]`` of ``records`` as :func:`_items` gives them, each read from the
+    store (memory-mapped) and split when it is indexed, nothing kept: what the client of a
+    cluster run holds of a classifier's training items (the workers read them)."""
+
+    def __init__(self, task: Task, store: Store, records: Sequence[dict[str, Any]]) -> None:
+        self.task, self.store, self.records = task, store, records
+        index = {r["id"]: i for i, r in enumerate(store.records)}
+        self.positions = [index[r["id"]] for r in records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> Pair: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Pair]: ...
+
+    def __getitem__(self, index: int | slice) -> Pair | list[Pair]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.task.split_item(self.store[self.positions[index]][0], self.records[index])
+
+
+def _scored_items(task: Task, store: Store, records: Sequence[dict[str, Any]]) -> list[Any]:
+    """What :meth:`Task.scores` reads of ``records``' items: a classifier's labels only
+    (``(None, class)`` pairs: its outputs were computed elsewhere), a dense task's items."""
+    if isinstance(task, Classification):
+        return [(None, task.label_of(r)) for r in records]
+    return _items(task, store, records)
 
 
 def _signal(array: np.ndarray[Any, Any], record: dict[str, Any]) -> Signal:

@@ -59,7 +59,8 @@ from ..autograd import Tensor
 from ..errors import ArgumentError, DTypeError, ShapeError, SigconvError
 from ..io import Signal
 from .callbacks import SNAPSHOT_PATTERN, Callback, Run, checked_callbacks
-from .items import _arrays, _augmented_items, _items, _loss_value, _output_data, _split_items
+from .items import (_arrays, _augmented_items, _items, _loss_value, _output_data, _scored_items,
+                    _split_items, _StoredItems)
 from .plots import plot_run
 from .tasks import MODELS, TASKS, Pair, Task, task_of
 from ..typing import PathLike, Seed
@@ -661,8 +662,14 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
     else:
         task_state = saved["task_state"]
     task = task_class(task_state, seed)
-    train_data = _items(task, source, train_records)
-    val_data = _items(task, source, val_records)
+    client = parts["client"]
+    # on a cluster the workers read the items: a classifier's client keeps none (it reads
+    # one when asked), a dense task's plans its crops from them; validation and test are
+    # computed on the workers and scored here (a classifier's scores read only labels)
+    train_data: Sequence[Pair] = _StoredItems(task, source, train_records) \
+        if client is not None and not task.plan_reads_items else \
+        _items(task, source, train_records)
+    val_data = (_scored_items if client is not None else _items)(task, source, val_records)
     ndim, in_channels = train_data[0][0].ndim - 1, train_data[0][0].shape[0]
     net = parts["model"] if parts["model"] is not None else task.model(in_channels, ndim, seed)
     params = list(net.parameters())
@@ -688,7 +695,7 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
                 callbacks[key].load_state_dict(state)
     metric = task.metric
     record_keys = ("epoch", "lr", "train_loss", f"train_{metric}") + (
-        ("validation_loss", f"validation_{metric}") if val_data else ()) + ("seconds",)
+        ("validation_loss", f"validation_{metric}") if val_records else ()) + ("seconds",)
     run = Run(out=out, model=net, optimizer=optimizer, schedule=schedule, task=task.name,
               metric=metric, options=options, epochs=epochs, history=history,
               record_keys=record_keys, first_epoch=first)
@@ -703,10 +710,10 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
 
     metrics, parallel = None, None
     try:
-        if parts["client"] is not None:
+        if client is not None:
             from .distributed import ClusterError, DataParallel
 
-            parallel = DataParallel(parts["client"], options["store"], train_records, task,
+            parallel = DataParallel(client, options["store"], train_records, task,
                                     transform, seed, net, parts["loss"])
             options["workers"] = len(parallel.workers)
         for callback in callbacks.values():
@@ -769,8 +776,9 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
             record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                       "train_loss": total / seen, f"train_{metric}": tally.result()[metric]}
             schedule.step()
-            if val_data:
-                scores = task.validate(net, val_data)
+            if val_records:
+                scores = task.validate(net, val_data) if parallel is None else \
+                    task.validation_scores(parallel.outputs(net, val_records), val_data)
                 record.update({"validation_loss": scores["loss"],
                                f"validation_{metric}": scores[metric]})
             record["seconds"] = time.perf_counter() - started
@@ -794,10 +802,10 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
                 break
         metrics = _metrics(history, {}, stopped)
         if stopped or len(history) >= epochs:  # else paused by stop_after: no test yet
-            metrics = _test(out, task, net, source, test_records, train_data, val_data,
-                            metrics)
+            metrics = _test(out, task, net, source, test_records, train_data, metrics,
+                            parallel)
             save_state(True)
-            example = (val_data or train_data)[0]
+            example = (_items(task, source, val_records[:1]) or [train_data[0]])[0]
             plot_run(out, history, metrics["test"], net, metric, example, task)
     except BaseException:
         for callback in callbacks.values():
@@ -812,15 +820,21 @@ def _train_locked(source: Store, out: str, task_class: type[Task], saved: dict[s
 
 
 def _test(out: str, task: Task, net: nn.Module, source: Store,
-          test_records: list[dict[str, Any]], train_data: list[Pair], val_data: list[Pair],
-          metrics: dict[str, Any]) -> dict[str, Any]:
+          test_records: list[dict[str, Any]], train_data: Sequence[Pair],
+          metrics: dict[str, Any], parallel: Any = None) -> dict[str, Any]:
     """``metrics`` with the best model's test scores and the baselines', written to
-    ``metrics.json``; ``net`` is left holding the best model, in eval mode."""
+    ``metrics.json``; ``net`` is left holding the best model, in eval mode.  With
+    ``parallel`` (a DataParallel) the model's outputs are computed on its cluster."""
     _ready(net, os.path.join(out, "best.safetensors"), task)
     test: dict[str, Any] = {}
     if test_records:
-        test_data = _items(task, source, test_records)
-        test = task.evaluate(net, test_data, records=test_records)
+        if parallel is None:
+            test_data = _items(task, source, test_records)
+            test = task.evaluate(net, test_data, records=test_records)
+        else:
+            test_data = _scored_items(task, source, test_records)
+            test = task.scores(parallel.outputs(net, test_records), test_data,
+                               records=test_records)
         test.update(task.baseline(train_data, test_data))
     metrics = dict(metrics, test=test)
     _write_metrics(out, metrics)

@@ -239,10 +239,15 @@ class Task:
         """The scores of ``model`` on the items ``data``."""
         return self.scores(self.evaluation_outputs(model, data), data, records=records)
 
+    def validation_scores(self, outputs: Sequence[NDArray[Any]],
+                          data: Sequence[Pair]) -> dict[str, Any]:
+        """The scores an epoch's record keeps (``loss`` and the task's metric) from the
+        :meth:`evaluation_outputs` of the validation items; by default all of :meth:`scores`'."""
+        return self.scores(outputs, data)
+
     def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
-        """The scores an epoch's record keeps (``loss`` and the task's metric) on the
-        validation items; by default all of :meth:`evaluate`'s."""
-        return self.evaluate(model, data)
+        """:meth:`validation_scores` of ``model`` on the validation items ``data``."""
+        return self.validation_scores(self.evaluation_outputs(model, data), data)
 
     def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """Test scores of the non-learned baselines tuned on ``train``."""
@@ -670,9 +675,10 @@ class Denoising(_Dense):
                           ssim_noisy=self._ssim(noisy_inputs, data))
         return scores
 
-    def validate(self, model: nn.Module, data: Sequence[Pair]) -> dict[str, Any]:
-        """:meth:`evaluate` without the SSIMs, which an epoch's record does not keep."""
-        return self.scores(self.evaluation_outputs(model, data), data, with_ssim=False)
+    def validation_scores(self, outputs: Sequence[NDArray[Any]],
+                          data: Sequence[Pair]) -> dict[str, Any]:
+        """:meth:`scores` without the SSIMs, which an epoch's record does not keep."""
+        return self.scores(outputs, data, with_ssim=False)
 
     def baseline(self, train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
         """PSNR of the non-learned filters, each tuned on the noisy training items.

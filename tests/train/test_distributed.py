@@ -570,3 +570,33 @@ def test_a_scheduler_lost_mid_run_stops_it_with_its_last_checkpoint(tmp_path, st
               callbacks=[_Kill([scheduler], epoch=2, batch=0)], **dict(OPTIONS, epochs=2))
     assert time.perf_counter() - started < 40
     assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
+
+
+def test_a_cluster_run_validates_and_tests_on_the_workers(tmp_path, store, client,
+                                                          monkeypatch):
+    """With a validation split, a classifier's client reads one item (the example plot's)
+    and the labels: training, validation and test items are read on the workers; the
+    validation and test scores equal the single process's (accuracy exactly, loss to
+    1e-5)."""
+    from sigconv.train import loop
+
+    read = []
+    items = loop._items
+
+    def counted(task, source, records):
+        read.append(len(records))
+        return items(task, source, records)
+
+    options = dict(OPTIONS, validation=0.25)
+    single = train(store, tmp_path / "single", model=_model("group"), **options)
+    monkeypatch.setattr(loop, "_items", counted)
+    spread = train(store, tmp_path / "cluster", model=_model("group"), client=client,
+                   **options)
+    assert read == [1]
+    for a, b in zip(single["history"], spread["history"]):
+        assert b["validation_accuracy"] == a["validation_accuracy"]
+        assert b["validation_loss"] == pytest.approx(a["validation_loss"], rel=LOSS_RTOL)
+    assert spread["test"]["accuracy"] == single["test"]["accuracy"]
+    assert spread["test"]["confusion"] == single["test"]["confusion"]
+    assert spread["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=LOSS_RTOL)
+    assert (tmp_path / "cluster" / "feature_maps.png").exists()  # of the one item read
