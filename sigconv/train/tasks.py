@@ -476,13 +476,20 @@ class _Dense(Task):
     @classmethod
     def _fit_scale(cls, inputs: Sequence[NDArray[Any]],
                    options: dict[str, Any]) -> dict[str, Any]:
-        """Per-channel mean and std over every training sample; the data range; the noise."""
+        """Per-channel mean and std over every training sample; the data range; the noise.
+
+        ``inputs`` may be memory-mapped: two passes read one item at a time (float64),
+        so the fit holds no copy of the training set.
+        """
         channels = inputs[0].shape[0]
-        flat = [a.reshape(channels, -1).astype(np.float64) for a in inputs]
-        count = sum(f.shape[1] for f in flat)
-        mean = sum(f.sum(axis=1) for f in flat) / count
-        var = sum(((f - mean[:, None]) ** 2).sum(axis=1) for f in flat) / count
-        peak = float(max(f.max() for f in flat) - min(f.min() for f in flat))
+
+        def flat(a: NDArray[Any]) -> NDArray[np.float64]:
+            return np.asarray(a, dtype=np.float64).reshape(channels, -1)
+
+        count = sum(int(np.prod(a.shape[1:])) for a in inputs)
+        mean = sum(flat(a).sum(axis=1) for a in inputs) / count
+        var = sum(((flat(a) - mean[:, None]) ** 2).sum(axis=1) for a in inputs) / count
+        peak = float(max(float(np.max(a)) for a in inputs) - min(float(np.min(a)) for a in inputs))
         noise = options.get("noise")
         noise = 0.05 * peak if noise is None else float(noise)
         if noise < 0 or not math.isfinite(noise):
@@ -630,10 +637,11 @@ class Denoising(_Dense):
         return cls._fit_scale([cls._signal(a, r) for a, r in zip(arrays, records)], options)
 
     @staticmethod
-    def _signal(array: NDArray[Any], record: dict[str, Any]) -> NDArray[np.float32]:
-        """The item's channels without label channels (a labelling store denoises too)."""
+    def _signal(array: NDArray[Any], record: dict[str, Any]) -> NDArray[Any]:
+        """The item's channels without label channels (a labelling store denoises too): a
+        view of ``array`` (memory-mapped in a store)."""
         labels = record.get("target_channels") or 0
-        return np.asarray(array[:array.shape[0] - labels], dtype=np.float32)
+        return array[:array.shape[0] - labels]
 
     def outputs(self, in_channels: int) -> int:
         return in_channels

@@ -259,3 +259,30 @@ def test_a_model_of_yours_denoises(tmp_path, rng):
                                          r"8\) per item \(the input's channels"):
         train(store, tmp_path / "wide", task="denoise", model=nn.Conv(1, 2, 3, ndim=3),
               epochs=1, batch_size=4, patch=8, progress=False, log=None)
+
+
+def test_the_dense_fit_reads_one_item_at_a_time(tmp_path, rng):
+    """Denoising.fit over a memory-mapped store: the formulas' mean, std and range, while
+    holding about one item in float64 at a time (tracemalloc), not the training set."""
+    import tracemalloc
+
+    from sigconv.data import Source, Store, convert_npy, prepare
+
+    sources = []
+    for i in range(8):
+        np.save(tmp_path / f"v{i}.npy", (rng.standard_normal((1, 48, 48, 48)) * (i + 1)
+                                          + i).astype(np.float32))
+        sources.append(Source(f"v{i}", str(tmp_path / f"v{i}.npy"), {"split": "train"}))
+    prepare(sources, tmp_path / "store", convert_npy, progress=False, log=None)
+    store = Store(tmp_path / "store")
+    arrays = [store[i][0] for i in range(len(store))]
+    item_bytes = 48 ** 3 * 8  # one item in float64
+    tracemalloc.start()
+    state = Denoising.fit(arrays, store.records, {"patch": [8, 8, 8]})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * item_bytes < 8 * item_bytes
+    everything = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
+    assert state["mean"][0] == pytest.approx(everything.mean(), rel=1e-12)
+    assert state["std"][0] == pytest.approx(everything.std(), rel=1e-9)
+    assert state["peak"] == pytest.approx(everything.max() - everything.min(), rel=1e-12)
