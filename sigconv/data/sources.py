@@ -251,13 +251,14 @@ def _check_load_options(kind: str, spectrogram: dict[str, Any] | None,
     if options.get("size") is not None:
         size = options["size"]
         if (not isinstance(size, (tuple, list)) or len(size) != 2
-                or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in size)):
+                or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                           and n >= 1 for n in size)):
             raise ArgumentError(f"size must be (height, width), two ints >= 1, got {size!r}")
     if options.get("spacing") is not None:
         spacing = np.atleast_1d(np.asarray(options["spacing"], dtype=object))
         if len(spacing) not in (1, 3) or not all(
-                isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0
-                for v in spacing):
+                isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                and np.isfinite(v) and v > 0 for v in spacing):
             raise ArgumentError(f"spacing must be one voxel size in mm > 0 or three (depth, "
                                 f"height, width), got {options['spacing']!r}")
     if options.get("mode") is not None:

@@ -174,6 +174,8 @@ def test_load_item_resizes_images_and_resamples_volumes(shared_data):
     ("volume", {"size": (8, 8)}, r"size=\(8, 8\) is an option of image and video items"),
     ("image", {"size": (8,)}, r"size must be \(height, width\)"),
     ("volume", {"spacing": (1.0, -2.0, 1.0)}, "spacing must be one voxel size"),
+    ("image", {"size": (True, 8)}, r"size must be \(height, width\), two ints"),
+    ("volume", {"spacing": True}, "spacing must be one voxel size"),
     ("video", {"mode": "RGBA"}, "mode of video items must be one of L, RGB"),
     ("waveform", {"sample_rate": 0}, "sample_rate must be a finite number > 0"),
     ("image", {"spectrogram": {"n_mels": 8}}, "spectrogram options are for audio"),
