@@ -206,7 +206,6 @@ def show(signal: Signal, out: PathLike, *, title: str | None = None, dpi: int = 
     if signal.kind not in ("volume",):
         fig.suptitle(name, fontsize=10)
     else:
-        fig.suptitle(f"{name}: " + fig._suptitle.get_text(),  # type: ignore[attr-defined]  # get_suptitle() needs matplotlib 3.8
-                     fontsize=10)
+        fig.suptitle(f"{name}: " + fig.get_suptitle(), fontsize=10)
     fig.savefig(out, dpi=dpi)
     return out
