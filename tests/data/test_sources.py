@@ -62,6 +62,7 @@ def test_fsdd_prepared_equals_direct_loading(tmp_path, shared_data):
     sources = fsdd.fsdd_sources(shared_data / "fsdd")
     assert len(sources) == 3000
     assert sum(s.fields["split"] == "test" for s in sources) == 300   # takes 0-4
+    assert {s.fields["split"] for s in sources} == {"test", "train"}  # validation: the trainer's
     subset = sources[::100]
     summary = prepare(subset, tmp_path / "store", fsdd.converter("waveform"), progress=False,
                       log=None)
@@ -74,6 +75,45 @@ def test_fsdd_prepared_equals_direct_loading(tmp_path, shared_data):
         digit, speaker, take = source.id.split("_")
         assert (record["label"], record["speaker"], record["take"]) == (int(digit), speaker, int(take))
         assert record["split"] == ("test" if int(take) < 5 else "train")
+
+
+def test_fsdd_validation_takes_mirror_the_test_takes(shared_data):
+    fsdd = _fsdd_module()
+    assert [fsdd.split_of(t, "takes") for t in (0, 4, 5, 9, 10, 49)] == \
+        ["test", "test", "validation", "validation", "train", "train"]
+    assert [fsdd.split_of(t) for t in (0, 4, 5, 9, 10)] == \
+        ["test", "test", "train", "train", "train"]
+    with pytest.raises(ValueError, match="validation must be one of"):
+        fsdd.split_of(5, "tenth")
+    sources = fsdd.fsdd_sources(shared_data / "fsdd", "takes")
+    # every speaker and digit gives five validation takes, as it gives five test takes
+    for split in ("test", "validation"):
+        cells = {}
+        for s in sources:
+            if s.fields["split"] == split:
+                key = (s.fields["speaker"], s.fields["label"])
+                cells[key] = cells.get(key, 0) + 1
+        assert len(cells) == 60 and set(cells.values()) == {5}
+
+
+def test_fsdd_refuses_a_store_prepared_with_other_splits(tmp_path, shared_data, capsys):
+    pytest.importorskip("sigconv.io")
+    fsdd = _fsdd_module()
+    out = tmp_path / "store"
+    # the first 46 names in sorted order hold george's zeros, takes 0-4, 10-49 and 5
+    options = ["--source", str(shared_data / "fsdd"), "--out", str(out), "--limit", "46"]
+    assert fsdd.main(options) == 0
+    assert fsdd.other_splits(out, fsdd.fsdd_sources(shared_data / "fsdd")) == []
+    assert fsdd.other_splits(out, fsdd.fsdd_sources(shared_data / "fsdd", "takes")) == \
+        ["0_george_5"]
+    capsys.readouterr()
+    assert fsdd.main(options + ["--validation", "takes"]) == 2
+    assert "prepared with other splits (e.g. '0_george_5'" in capsys.readouterr().err
+    assert fsdd.main(options + ["--validation", "random"]) == 0   # the same splits: fine
+    takes = tmp_path / "takes"
+    assert fsdd.main(options[:3] + [str(takes), "--limit", "46", "--validation", "takes"]) == 0
+    splits = {r["take"]: r["split"] for r in Store(takes).records}
+    assert (splits[4], splits[5], splits[10]) == ("test", "validation", "train")
 
 
 def test_fsdd_log_mel_items(tmp_path, shared_data):
