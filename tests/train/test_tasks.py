@@ -14,10 +14,6 @@ from sigconv.train.tasks import NLM_H, Denoising, Labelling, _Dice, _PSNR, _nl_m
 from ..phantoms import blobs as _phantom, volume_store
 
 
-def _store(tmp_path, rng, *, with_labels):
-    return volume_store(tmp_path, rng, with_labels=with_labels)
-
-
 def test_tallies_merged_from_parts_equal_the_tally_of_the_whole(rng):
     """What a cluster's workers return: each shard's tally, merged in shard order."""
     from sigconv.train.tasks import _Accuracy
@@ -48,7 +44,7 @@ def test_dense_batches_are_made_from_their_plan_wherever_the_items_are_read(tmp_
     from sigconv.data import Store
     from sigconv.train.items import _items
 
-    source = Store(_store(tmp_path, rng, with_labels=True))
+    source = Store(volume_store(tmp_path, rng, with_labels=True))
     records = [r for r in source.records if r["split"] == "train"]
     arrays = [source[i][0] for i in range(len(records))]
     state = task_class.fit(arrays, records, {"patch": [8, 8, 8], "noise": 0.1})
@@ -98,7 +94,7 @@ def test_psnr_and_dice_tallies_match_their_formulas(rng):
 
 
 def test_denoising_beats_the_noisy_input_and_reports_the_tuned_gaussian(tmp_path, rng):
-    store = _store(tmp_path, rng, with_labels=False)
+    store = volume_store(tmp_path, rng, with_labels=False)
     metrics = train(store, tmp_path / "run", task="denoise", epochs=8, batch_size=4, patch=8,
                     noise=0.4, lr=5e-3, progress=False, log=None)
     test = metrics["test"]
@@ -124,7 +120,7 @@ def test_denoising_beats_the_noisy_input_and_reports_the_tuned_gaussian(tmp_path
 
 
 def test_labelling_learns_the_classes_and_reports_dice(tmp_path, rng):
-    store = _store(tmp_path, rng, with_labels=True)
+    store = volume_store(tmp_path, rng, with_labels=True)
     metrics = train(store, tmp_path / "run", epochs=4, batch_size=4, patch=8, lr=1e-2,
                     progress=False, log=None)
     test = metrics["test"]
@@ -141,7 +137,7 @@ def test_labelling_learns_the_classes_and_reports_dice(tmp_path, rng):
 
 
 def test_a_resumed_dense_run_ends_identical(tmp_path, rng):
-    store = _store(tmp_path, rng, with_labels=False)
+    store = volume_store(tmp_path, rng, with_labels=False)
     options = dict(task="denoise", epochs=2, batch_size=4, patch=8, progress=False, log=None)
     whole = train(store, tmp_path / "whole", **options)
     train(store, tmp_path / "parts", stop_after=1, **options)
@@ -154,7 +150,7 @@ def test_a_resumed_dense_run_ends_identical(tmp_path, rng):
 
 
 def test_bad_dense_options_are_refused(tmp_path, rng):
-    store = _store(tmp_path, rng, with_labels=False)
+    store = volume_store(tmp_path, rng, with_labels=False)
     with pytest.raises(ArgumentError, match="patch must be"):
         train(store, tmp_path / "a", task="denoise", patch=(8, 8), progress=False, log=None)
     with pytest.raises(ArgumentError, match="noise must be"):
@@ -171,7 +167,7 @@ def test_predict_out_dir_gives_inputs_of_one_name_their_own_outputs(tmp_path, rn
     """Two inputs called input.npy from different folders used to overwrite one output."""
     import os
 
-    store = _store(tmp_path, rng, with_labels=False)
+    store = volume_store(tmp_path, rng, with_labels=False)
     train(store, tmp_path / "run", task="denoise", epochs=1, batch_size=4, patch=8,
           progress=False, log=None)
     inputs = []
@@ -225,7 +221,7 @@ def test_a_store_the_task_cannot_learn_from_is_refused_before_training(tmp_path,
 
     records = Store(waves).records
     Denoising.check_records(records, [], {"patch": 2048})         # a patch given: accepted
-    plain = _store(tmp_path, rng, with_labels=False)
+    plain = volume_store(tmp_path, rng, with_labels=False)
     with pytest.raises(ArgumentError, match=r"classification needs a 'label' in every record; "
                                             r"6 of 6 have none .*task='denoise'"):
         train(plain, tmp_path / "refused", task="classify", progress=False, log=None)
@@ -247,7 +243,7 @@ def test_a_store_the_task_cannot_learn_from_is_refused_before_training(tmp_path,
 def test_a_model_of_yours_denoises(tmp_path, rng):
     from sigconv import nn
 
-    store = _store(tmp_path, rng, with_labels=False)
+    store = volume_store(tmp_path, rng, with_labels=False)
     net = nn.Sequential(nn.Conv(1, 8, 3, ndim=3, rng=0), nn.ReLU(), nn.Conv(8, 1, 3, ndim=3,
                                                                            rng=1))
     metrics = train(store, tmp_path / "run", task="denoise", model=nn.Residual(net), epochs=3,
