@@ -328,6 +328,39 @@ def _step_schedule(optimizer):
     return optim.StepLR(optimizer, 2, gamma=0.5)
 
 
+def _smoothed(output, target):
+    from sigconv import nn
+
+    return nn.functional.cross_entropy(output, target, label_smoothing=0.1)
+
+
+def _plain(output, target):
+    from sigconv import nn
+
+    return nn.functional.cross_entropy(output, target)
+
+
+def test_classification_trains_with_the_label_smoothing_its_run_records(tmp_path, rng):
+    """New runs smooth labels by 0.1 (recorded in the task state); runs saved before it was
+    recorded train with none; validation and test losses stay the plain cross-entropy."""
+    from sigconv.train.tasks import Classification
+
+    store = _store(tmp_path, rng)
+    runs = {name: train(store, tmp_path / name, epochs=2, batch_size=8, loss=loss,
+                        progress=False, log=None)
+            for name, loss in (("default", None), ("smoothed", _smoothed), ("plain", _plain))}
+    state = json.loads((tmp_path / "default" / "state.json").read_text())
+    assert state["task_state"]["label_smoothing"] == 0.1
+    losses = {name: [h["train_loss"] for h in run["history"]] for name, run in runs.items()}
+    assert losses["default"] == losses["smoothed"] != losses["plain"]
+    logits, labels = rng.standard_normal((6, 2)), rng.integers(0, 2, 6)
+    older = Classification({"classes": [0, 1], "dropout": 0.0}, seed=0)
+    assert older.loss(logits, labels).item() == _plain(logits, labels).item()
+    tally = Classification(state["task_state"], seed=0).tally()
+    tally.add(logits, labels)
+    assert tally.result()["loss"] == pytest.approx(_plain(logits, labels).item(), rel=1e-6)
+
+
 def test_your_model_loss_optimizer_and_schedule_train(tmp_path, rng):
     store = _store(tmp_path, rng)
     loss = _CountingLoss()
