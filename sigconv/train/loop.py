@@ -828,9 +828,12 @@ def _test(out: str, task: Task, net: nn.Module, source: Store,
     _ready(net, os.path.join(out, "best.safetensors"), task)
     test: dict[str, Any] = {}
     if test_records:
-        test_data = (_items if parallel is None else _scored_items)(task, source, test_records)
-        outputs = task.evaluation_outputs(net, test_data) if parallel is None else \
-            parallel.outputs(net, test_records)
+        if parallel is None:
+            test_data = _items(task, source, test_records)
+            outputs = task.evaluation_outputs(net, test_data)
+        else:  # computed on the workers; the client reads only what the scores need
+            test_data = _scored_items(task, source, test_records)
+            outputs = parallel.outputs(net, test_records)
         test = task.scores(outputs, test_data, records=test_records)
         test.update(task.baseline(train_data, test_data))
     metrics = dict(metrics, test=test)
